@@ -1,0 +1,111 @@
+/* The gateway's configuration: one JSON file, parsed by tables, fully validated. */
+#ifndef CG_CONFIG_H
+#define CG_CONFIG_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diag.h"
+#include "driver.h"
+
+typedef enum cg_format {
+	CG_FORMAT_NATIVE,
+	CG_FORMAT_NGSI_LD,
+	CG_FORMAT_SENML,
+} cg_format_t;
+
+typedef struct cg_bus_config {
+	char *id;
+	cg_bus_type_t type;
+	char *device;        /* modbus-rtu, serial */
+	int baud;            /* default 9600 */
+	char parity;         /* 'N', 'E', 'O'; default 'N' */
+	int data_bits;       /* default 8 */
+	int stop_bits;       /* default 1 */
+	bool rs485;          /* set MODBUS_RTU_RS485 mode; default false */
+	char *host;          /* modbus-tcp */
+	int port;            /* default 502 */
+	int timeout_ms;      /* per request, default 500 */
+	int gap_ms;          /* silence between requests, default 0 (RTU keeps 3.5 chars anyway) */
+	double backoff_max_s;/* longest back-off of a silent sensor, default 60 */
+} cg_bus_config_t;
+
+typedef struct cg_sensor_config {
+	char *id;
+	char *bus;
+	char *driver_name;
+	double interval_s;           /* > 0, fractions allowed */
+	int format;                  /* a cg_format_t, or -1 to use mqtt.format */
+	const cg_driver_t *driver;   /* resolved */
+	size_t bus_index;            /* index into cg_config_t.buses */
+	cJSON *json;                 /* a copy of the sensor object, for the driver's keys */
+	char *pointer;               /* "/sensors/N" */
+} cg_sensor_config_t;
+
+typedef struct cg_mqtt_config {
+	char *uri;             /* "tcp://host:port", "ssl://host:port" */
+	char *topic_prefix;
+	char *client_id;       /* default: gateway id */
+	char *username;        /* NULL when none */
+	char *password_file;   /* NULL when none; read by cg_config_read_secret() */
+	int qos;               /* 0 or 1, default 1 */
+	cg_format_t format;    /* default native */
+	char *ca_file, *cert_file, *key_file; /* NULL when not set */
+	int inflight;          /* in-flight window, default 64 */
+	int keepalive_s;       /* default 30 */
+	double reconnect_min_s, reconnect_max_s; /* default 1 and 60 */
+} cg_mqtt_config_t;
+
+typedef struct cg_store_config {
+	char *path;
+	int64_t max_rows;      /* default 1000000 */
+	int64_t max_bytes;     /* default 268435456 */
+	int64_t max_age_s;     /* default 604800 */
+	bool sync_full;        /* "full"; default "normal" */
+	int batch_ms;          /* longest a reading waits to be committed, default 100 */
+} cg_store_config_t;
+
+typedef struct cg_config {
+	char *path;
+	char *gateway_id;
+	bool has_location;
+	double lat, lon;
+	double health_interval_s; /* default 60 */
+	cg_mqtt_config_t mqtt;
+	cg_store_config_t store;
+	char **profile_dirs;      /* NULL-terminated: "profile_dirs" from the file, then the defaults */
+	cg_bus_config_t *buses;
+	size_t n_buses;
+	cg_sensor_config_t *sensors;
+	size_t n_sensors;
+} cg_config_t;
+
+/* Reads and validates the config file at path, including every driver's keys
+ * and every profile it names. On any problem returns CG_EINVAL (or CG_ENOENT
+ * when the file cannot be read) with one diag line per problem, and *out is
+ * NULL. The caller owns *out. */
+int cg_config_load(const char *path, cg_config_t **out, cg_diag_t *diag);
+
+/* The same over a text already in memory; path only names it in diag lines
+ * and anchors relative profile paths. */
+int cg_config_parse(const char *text, size_t len, const char *path, cg_config_t **out,
+		    cg_diag_t *diag);
+
+/* Frees cfg; accepts NULL. */
+void cg_config_free(cg_config_t *cfg);
+
+/* The environment drivers see for this config. */
+cg_driver_env_t cg_config_driver_env(const cg_config_t *cfg);
+
+/* Reads a secret (the MQTT password) from path: the first line, without its
+ * newline. Refuses with CG_EPERM a file that group or others may read or
+ * write, and with CG_ENOENT one that cannot be read; never logs the secret.
+ * The caller frees *out (and should wipe it). */
+int cg_config_read_secret(const char *path, char **out);
+
+/* Names of formats and bus types as in the config file. */
+const char *cg_format_name(cg_format_t f);
+
+#endif

@@ -1,0 +1,75 @@
+/* The outbox: readings kept in SQLite until the broker acknowledges them. */
+#ifndef CG_OUTBOX_H
+#define CG_OUTBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cg_outbox cg_outbox_t;
+
+typedef struct cg_outbox_opts {
+	int64_t max_rows;   /* 0: no limit */
+	int64_t max_bytes;  /* payload + topic bytes; 0: no limit */
+	int64_t max_age_s;  /* 0: no limit */
+	bool sync_full;     /* synchronous=FULL instead of NORMAL */
+	int64_t max_page_count; /* 0: SQLite's default; tests set it to simulate a full disk */
+} cg_outbox_opts_t;
+
+/* One stored message. Rows returned by cg_outbox_fetch() own their strings. */
+typedef struct cg_outbox_row {
+	int64_t seq;
+	char *topic;
+	char *payload;
+	size_t len;
+	int64_t created_ms; /* when it entered the outbox (for max_age_s) */
+} cg_outbox_row_t;
+
+typedef struct cg_outbox_stats {
+	int64_t rows;
+	int64_t bytes;
+	int64_t oldest_ms;  /* created_ms of the oldest row, 0 when empty */
+	int64_t next_seq;
+	int64_t dropped;    /* rows evicted by a limit, since the store was created */
+} cg_outbox_stats_t;
+
+/* Opens (creating if needed) the store at path in WAL mode and checks its
+ * schema. CG_EDB or CG_EIO on failure, with a logged reason. */
+int cg_outbox_open(const char *path, const cg_outbox_opts_t *opts, cg_outbox_t **out);
+
+/* Closes; accepts NULL. */
+void cg_outbox_close(cg_outbox_t *ob);
+
+/* The seq the next stored row must carry: larger than every seq ever stored
+ * in this file, kept across restarts even when the outbox is empty. */
+int64_t cg_outbox_next_seq(const cg_outbox_t *ob);
+
+/* Stores n rows in one transaction. Their seqs must be increasing and at
+ * least cg_outbox_next_seq(); topic, payload, len and created_ms are read,
+ * nothing is kept. Afterwards the limits are applied, oldest rows first (a
+ * new row may itself be evicted if it alone exceeds max_bytes). CG_EFULL when
+ * the disk or page limit is full: nothing was stored, and the caller keeps
+ * the rows to retry. */
+int cg_outbox_put(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n);
+
+/* Deletes the rows with the given seqs (unknown seqs are ignored), in one
+ * transaction. */
+int cg_outbox_ack(cg_outbox_t *ob, const int64_t *seqs, size_t n);
+
+/* Returns up to max rows with seq > after_seq, oldest first; *rows is
+ * allocated (free with cg_outbox_rows_free) and *n may be 0. */
+int cg_outbox_fetch(cg_outbox_t *ob, int64_t after_seq, size_t max, cg_outbox_row_t **rows,
+		    size_t *n);
+void cg_outbox_rows_free(cg_outbox_row_t *rows, size_t n);
+
+/* Evicts rows older than max_age_s relative to now_ms; counts them as dropped. */
+int cg_outbox_expire(cg_outbox_t *ob, int64_t now_ms);
+
+/* Counters and sizes; cheap (kept in memory, not counted by a query). */
+int cg_outbox_stats(const cg_outbox_t *ob, cg_outbox_stats_t *st);
+
+/* Reads the stats of the store at path through a read-only connection,
+ * without disturbing a daemon that has it open (citygate --status). */
+int cg_outbox_peek(const char *path, cg_outbox_stats_t *st);
+
+#endif

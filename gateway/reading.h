@@ -1,0 +1,55 @@
+/* One poll of one sensor: the C struct that drivers fill and encoders read. */
+#ifndef CG_READING_H
+#define CG_READING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CG_READING_MAX_VALUES 32
+#define CG_NAME_MAX 32 /* quantity names, e.g. "relativeHumidity" */
+#define CG_UNIT_MAX 12 /* SenML unit symbols, e.g. "ug/m3" */
+#define CG_STR_MAX 16  /* string values, e.g. parking "occupied" */
+#define CG_ID_MAX 64   /* gateway and sensor ids */
+
+typedef enum cg_value_type {
+	CG_VALUE_NUMBER,
+	CG_VALUE_BOOL,
+	CG_VALUE_STRING,
+} cg_value_type_t;
+
+typedef struct cg_value {
+	char name[CG_NAME_MAX];
+	char unit[CG_UNIT_MAX]; /* "" when the value has no unit */
+	cg_value_type_t type;
+	double number;
+	bool boolean;
+	char string[CG_STR_MAX];
+} cg_value_t;
+
+/* A reading owns all its strings (no pointers), so it can be queued across
+ * threads and outlive the sensor that made it, e.g. across a reload. */
+typedef struct cg_reading {
+	char sensor[CG_ID_MAX];
+	char kind[16];      /* "air-quality", "parking", "traffic" */
+	int64_t ts_ms;      /* time of measurement, Unix epoch milliseconds */
+	double interval_s;  /* > 0 for interval measures; ts is the interval's end */
+	char quality[32];   /* "ok" unless a driver or range check says otherwise */
+	size_t n_values;
+	cg_value_t values[CG_READING_MAX_VALUES];
+} cg_reading_t;
+
+/* Clears r and sets quality "ok". */
+void cg_reading_init(cg_reading_t *r);
+
+/* Append a value. unit may be NULL. Names and units longer than the fields
+ * are refused with CG_ERANGE, as is a reading that already has
+ * CG_READING_MAX_VALUES values; a duplicate name is refused with CG_EINVAL. */
+int cg_reading_add_number(cg_reading_t *r, const char *name, double v, const char *unit);
+int cg_reading_add_bool(cg_reading_t *r, const char *name, bool v);
+int cg_reading_add_string(cg_reading_t *r, const char *name, const char *v);
+
+/* The value named name, or NULL. */
+const cg_value_t *cg_reading_find(const cg_reading_t *r, const char *name);
+
+#endif
