@@ -9,12 +9,7 @@
 
 #include "diag.h"
 #include "driver.h"
-
-typedef enum cg_format {
-	CG_FORMAT_NATIVE,
-	CG_FORMAT_NGSI_LD,
-	CG_FORMAT_SENML,
-} cg_format_t;
+#include "encode.h"
 
 typedef struct cg_bus_config {
 	char *id;
@@ -69,6 +64,8 @@ typedef struct cg_store_config {
 
 typedef struct cg_config {
 	char *path;
+	/* Relative paths in the file (store.path, mqtt.password_file, mqtt.tls
+	 * files, profile_dirs) are stored resolved against the file's folder. */
 	char *gateway_id;
 	bool has_location;
 	double lat, lon;
@@ -105,7 +102,8 @@ cg_driver_env_t cg_config_driver_env(const cg_config_t *cfg);
  * The caller frees *out (and should wipe it). */
 int cg_config_read_secret(const char *path, char **out);
 
-/* Names of formats and bus types as in the config file. */
-const char *cg_format_name(cg_format_t f);
+/* The name of a bus type as in the config file ("modbus-rtu", "modbus-tcp",
+ * "serial"), or "unknown". */
+const char *cg_bus_type_name(cg_bus_type_t t);
 
 #endif

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A handle may be shared by threads (bus workers put, the publisher fetches and acks):
+ * each call is atomic, made so by a lock inside the handle. */
 typedef struct cg_outbox cg_outbox_t;
 
 typedef struct cg_outbox_opts {
@@ -16,7 +18,8 @@ typedef struct cg_outbox_opts {
 	int64_t max_page_count; /* 0: SQLite's default; tests set it to simulate a full disk */
 } cg_outbox_opts_t;
 
-/* One stored message. Rows returned by cg_outbox_fetch() own their strings. */
+/* One stored message. Rows returned by cg_outbox_fetch() own their strings, and their
+ * payload has a NUL after its len bytes. */
 typedef struct cg_outbox_row {
 	int64_t seq;
 	char *topic;

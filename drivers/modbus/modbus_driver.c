@@ -1,0 +1,389 @@
+/* The generic Modbus driver: reads any sensor that a JSON device profile describes. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <modbus.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "driver.h"
+#include "error.h"
+#include "log.h"
+#include "modbus/decode.h"
+#include "modbus/plan.h"
+#include "modbus/profile.h"
+
+/* The sensor keys this driver owns, in the order of the table below. */
+static const char *const driver_keys[] = {"profile", "unit_id", "merge", "merge_gap", NULL};
+
+typedef struct driver_options {
+	const char *profile; /* points into the sensor's cJSON object */
+	long unit_id;
+	bool merge;
+	long merge_gap;
+} driver_options_t;
+
+typedef enum option_kind {
+	OPTION_STRING,
+	OPTION_INTEGER,
+	OPTION_BOOL,
+} option_kind_t;
+
+typedef struct option {
+	const char *key;
+	option_kind_t kind;
+	bool required;
+	long min, max; /* OPTION_INTEGER */
+	size_t offset; /* in driver_options_t */
+} option_t;
+
+/*
+ * unit_id: RTU slaves are 1 to 247, but a Modbus TCP unit identifier may be
+ * 0 to 255 (0 and 255 are what many TCP-only devices answer to), and check()
+ * does not know the bus type. So 0 to 255 is accepted here; on an RTU bus,
+ * libmodbus refuses an id above 247 when poll() sets it, and poll() returns
+ * CG_EINVAL.
+ */
+static const option_t driver_options[] = {
+    {.key = "profile",
+     .kind = OPTION_STRING,
+     .required = true,
+     .offset = offsetof(driver_options_t, profile)},
+    {.key = "unit_id",
+     .kind = OPTION_INTEGER,
+     .min = 0,
+     .max = 255,
+     .offset = offsetof(driver_options_t, unit_id)},
+    {.key = "merge", .kind = OPTION_BOOL, .offset = offsetof(driver_options_t, merge)},
+    {.key = "merge_gap",
+     .kind = OPTION_INTEGER,
+     .min = 0,
+     .max = 100,
+     .offset = offsetof(driver_options_t, merge_gap)},
+};
+
+#define N_OPTIONS (sizeof(driver_options) / sizeof(driver_options[0]))
+
+/* Reads this driver's keys of sensor into o, with defaults for absent ones.
+ * Each bad or missing key adds one diag line under pointer. Returns true
+ * when every key is valid. */
+static bool parse_options(const cJSON *sensor, const char *pointer, const char *file,
+                          driver_options_t *o, cg_diag_t *diag)
+{
+	char ptr[256];
+	bool ok = true;
+
+	*o = (driver_options_t){.unit_id = 1, .merge = true, .merge_gap = 8};
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const option_t *f = &driver_options[i];
+		const cJSON *item = cJSON_GetObjectItemCaseSensitive(sensor, f->key);
+		char *dst = (char *)o + f->offset;
+
+		cg_pointer_key(ptr, sizeof(ptr), pointer, f->key);
+		if (!item) {
+			if (f->required) {
+				cg_diag_add(diag, file, ptr, "required key missing");
+				ok = false;
+			}
+			continue;
+		}
+		switch (f->kind) {
+		case OPTION_STRING:
+			if (!cJSON_IsString(item) || !item->valuestring[0]) {
+				cg_diag_add(diag, file, ptr, "must be a non-empty string");
+				ok = false;
+			} else {
+				*(const char **)dst = item->valuestring;
+			}
+			break;
+		case OPTION_INTEGER: {
+			double v = cJSON_IsNumber(item) ? item->valuedouble : NAN;
+
+			if (!(v >= f->min && v <= f->max) || v != (double)(long)v) {
+				cg_diag_add(diag, file, ptr, "must be an integer from %ld to %ld",
+				            f->min, f->max);
+				ok = false;
+			} else {
+				*(long *)dst = (long)v;
+			}
+			break;
+		}
+		case OPTION_BOOL:
+			if (!cJSON_IsBool(item)) {
+				cg_diag_add(diag, file, ptr, "must be true or false");
+				ok = false;
+			} else {
+				*(bool *)dst = cJSON_IsTrue(item);
+			}
+			break;
+		}
+	}
+	return ok;
+}
+
+static const char *env_file(const cg_driver_env_t *env)
+{
+	return env && env->config_path ? env->config_path : "config";
+}
+
+/*
+ * Moves the lines that cg_profile_load() added from index `from` on, each
+ * "lfile: : message", to the sensor's own "profile" key: a profile that is
+ * not found is a problem of the config, at the place that names it.
+ */
+static void move_not_found(cg_diag_t *diag, size_t from, const char *lfile, const char *file,
+                           const char *ptr)
+{
+	size_t end = diag->n, skip = strlen(lfile) + 4;
+
+	for (size_t i = from; i < end; i++) {
+		const char *line = diag->lines[i];
+		bool prefixed = strncmp(line, lfile, strlen(lfile)) == 0 &&
+		                strncmp(line + strlen(lfile), ": : ", 4) == 0;
+
+		cg_diag_add(diag, file, ptr, "%s", prefixed ? line + skip : line);
+	}
+	for (size_t i = from; i < end; i++)
+		free(diag->lines[i]);
+	memmove(&diag->lines[from], &diag->lines[end], (diag->n - end) * sizeof(*diag->lines));
+	diag->n -= end - from;
+}
+
+/* Checks the sensor's keys and loads its profile: see driver.h. Problems
+ * inside the profile are reported with the profile's own file and pointers;
+ * a profile that is not found, at pointer + "/profile" in the config. */
+static int driver_check(const cJSON *sensor, const char *pointer, const cg_driver_env_t *env,
+                        cg_diag_t *diag)
+{
+	const char *file = env_file(env);
+	driver_options_t o;
+	cg_profile_t *p = NULL;
+	bool ok;
+	char ptr[256];
+	size_t from;
+	int rc;
+
+	ok = parse_options(sensor, pointer, file, &o, diag);
+	if (!o.profile)
+		return CG_EINVAL;
+	from = diag->n;
+	rc = cg_profile_load(o.profile, env ? env->config_path : NULL,
+	                     env ? env->profile_dirs : NULL, &p, diag);
+	if (rc == CG_ENOENT) {
+		cg_pointer_key(ptr, sizeof(ptr), pointer, "profile");
+		move_not_found(diag, from, env && env->config_path ? env->config_path : o.profile,
+		               file, ptr);
+	}
+	cg_profile_free(p);
+	return ok && rc == 0 ? 0 : CG_EINVAL;
+}
+
+/* Per-sensor state: the profile, its plan, and one buffer per table kind
+ * holding the answers of every request of one poll, request i from
+ * offset[i] on. */
+typedef struct driver_state {
+	cg_profile_t *profile;
+	cg_plan_t plan;
+	int unit_id;
+	size_t *offset;
+	uint16_t *regs;
+	uint8_t *bits;
+} driver_state_t;
+
+static bool is_bit_table(cg_table_t t)
+{
+	return t == CG_TABLE_COIL || t == CG_TABLE_DISCRETE;
+}
+
+static void driver_close(void *state)
+{
+	driver_state_t *s = state;
+
+	if (!s)
+		return;
+	cg_profile_free(s->profile);
+	cg_plan_free(&s->plan);
+	free(s->offset);
+	free(s->regs);
+	free(s->bits);
+	free(s);
+}
+
+/* Loads the profile, plans the reads and sizes the buffers for the plan;
+ * see driver.h. A sensor object that check() would refuse gives CG_EINVAL,
+ * a missing profile CG_ENOENT; the reasons are logged at debug level. */
+static int driver_open(const cJSON *sensor, const cg_driver_env_t *env, void **state)
+{
+	cg_diag_t diag = {0};
+	driver_options_t o;
+	driver_state_t *s;
+	size_t n_regs = 0, n_bits = 0;
+	int rc = CG_EINVAL;
+
+	*state = NULL;
+	if (!parse_options(sensor, "", env_file(env), &o, &diag))
+		goto free_diag;
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		rc = CG_ENOMEM;
+		goto free_diag;
+	}
+	s->unit_id = (int)o.unit_id;
+	rc = cg_profile_load(o.profile, env ? env->config_path : NULL,
+	                     env ? env->profile_dirs : NULL, &s->profile, &diag);
+	if (rc)
+		goto free_state;
+	rc = cg_plan_build(s->profile->points, s->profile->n_points, o.merge, (unsigned)o.merge_gap,
+	                   &s->plan);
+	if (rc)
+		goto free_state;
+	rc = CG_ENOMEM;
+	s->offset = calloc(s->plan.n_requests, sizeof(*s->offset));
+	if (!s->offset)
+		goto free_state;
+	for (size_t i = 0; i < s->plan.n_requests; i++) {
+		const cg_request_t *q = &s->plan.requests[i];
+		size_t *total = is_bit_table(q->table) ? &n_bits : &n_regs;
+
+		s->offset[i] = *total;
+		*total += q->count;
+	}
+	s->regs = calloc(n_regs ? n_regs : 1, sizeof(*s->regs));
+	s->bits = calloc(n_bits ? n_bits : 1, sizeof(*s->bits));
+	if (!s->regs || !s->bits)
+		goto free_state;
+	*state = s;
+	cg_diag_free(&diag);
+	return 0;
+
+free_state:
+	driver_close(s);
+free_diag:
+	for (size_t i = 0; i < diag.n; i++)
+		cg_log(CG_LOG_DEBUG, "modbus: %s", diag.lines[i]);
+	cg_diag_free(&diag);
+	return rc;
+}
+
+/* Maps libmodbus's errno after a failed read to a CG_E* code. */
+static int map_errno(int err)
+{
+	if (err == ETIMEDOUT)
+		return CG_ETIMEDOUT;
+	if (err == EMBBADCRC)
+		return CG_ECRC;
+	if (err >= EMBXILFUN && err <= EMBXGTAR)
+		return CG_EEXCEPTION;
+	if (err == EMBBADDATA || err == EMBMDATA || err == EMBBADEXC || err == EMBBADSLAVE ||
+	    err == EMBUNKEXC)
+		return CG_EFRAME;
+	return CG_EIO;
+}
+
+/* Sends request i and stores its answer in the state's buffers. Returns 0
+ * or the mapped error; after a timeout, CRC or frame error the link is
+ * flushed, so that a late or partial answer cannot be taken for the answer
+ * to the next request. */
+static int read_request(driver_state_t *s, size_t i, cg_transport_t *t)
+{
+	const cg_request_t *q = &s->plan.requests[i];
+	int n, err, rc;
+
+	/* Setting the unit id does no I/O; done first so that an id the bus
+	 * refuses (above 247 on RTU) is not counted as a request. */
+	if (modbus_set_slave(t->mb, s->unit_id) == -1)
+		return CG_EINVAL;
+	cg_transport_pace(t);
+	switch (q->table) {
+	case CG_TABLE_COIL:
+		n = modbus_read_bits(t->mb, q->address, q->count, s->bits + s->offset[i]);
+		break;
+	case CG_TABLE_DISCRETE:
+		n = modbus_read_input_bits(t->mb, q->address, q->count, s->bits + s->offset[i]);
+		break;
+	case CG_TABLE_HOLDING:
+		n = modbus_read_registers(t->mb, q->address, q->count, s->regs + s->offset[i]);
+		break;
+	case CG_TABLE_INPUT:
+		n = modbus_read_input_registers(t->mb, q->address, q->count,
+		                                s->regs + s->offset[i]);
+		break;
+	default: n = -1; errno = EINVAL;
+	}
+	err = errno;
+	cg_transport_done(t);
+	if (n == q->count)
+		return 0;
+	rc = n < 0 ? map_errno(err) : CG_EFRAME;
+	if (rc == CG_ETIMEDOUT || rc == CG_ECRC || rc == CG_EFRAME)
+		modbus_flush(t->mb);
+	cg_log(CG_LOG_DEBUG, "modbus: unit %d %s %u+%u: %s", s->unit_id, cg_table_name(q->table),
+	       q->address, q->count, n < 0 ? modbus_strerror(err) : "short answer");
+	return rc;
+}
+
+/*
+ * Polls every request of the plan, then decodes every point into r, in the
+ * profile's order: see driver.h. A value outside the point's min/max is
+ * kept as it is and the reading's quality becomes "out-of-range". A float
+ * that decodes to NaN or infinity cannot be carried in JSON: it is left out
+ * and the quality becomes "invalid". On a read error nothing is added to r.
+ */
+static int driver_poll(void *state, cg_transport_t *t, cg_reading_t *r)
+{
+	driver_state_t *s = state;
+	const cg_profile_t *p;
+	int rc;
+
+	if (!s)
+		return CG_ESTATE;
+	if (!t || !t->mb)
+		return CG_EINVAL;
+	p = s->profile;
+	for (size_t i = 0; i < s->plan.n_requests; i++) {
+		rc = read_request(s, i, t);
+		if (rc)
+			return rc;
+	}
+
+	snprintf(r->kind, sizeof(r->kind), "%s", p->kind);
+	for (size_t j = 0; j < p->n_points; j++) {
+		const cg_point_t *pt = &p->points[j];
+		size_t qi = s->plan.point_request[j];
+		size_t at = s->offset[qi] + (pt->address - s->plan.requests[qi].address);
+		double raw, v;
+
+		if (is_bit_table(pt->table)) {
+			rc = cg_reading_add_bool(r, pt->name, s->bits[at] != 0);
+			if (rc)
+				return rc;
+			continue;
+		}
+		rc = cg_decode_registers(&s->regs[at], pt->type, pt->order, &raw);
+		if (rc)
+			return rc;
+		v = cg_point_value(pt, raw);
+		if (!isfinite(v)) {
+			snprintf(r->quality, sizeof(r->quality), "invalid");
+			continue;
+		}
+		if (((pt->has_min && v < pt->min) || (pt->has_max && v > pt->max)) &&
+		    strcmp(r->quality, "invalid") != 0)
+			snprintf(r->quality, sizeof(r->quality), "out-of-range");
+		rc = cg_reading_add_number(r, pt->name, v, pt->unit);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+const cg_driver_t cg_modbus_driver = {
+    .name = "modbus",
+    .bus_types = CG_BUS_MODBUS_RTU | CG_BUS_MODBUS_TCP,
+    .keys = driver_keys,
+    .check = driver_check,
+    .open = driver_open,
+    .poll = driver_poll,
+    .close = driver_close,
+};

@@ -1,0 +1,327 @@
+/* Bus workers: one thread per bus polls its sensors in turn on their schedules. */
+#include "bus.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "error.h"
+#include "log.h"
+#include "transport.h"
+
+typedef struct bus_sensor {
+	const cg_sensor_config_t *cfg;
+	void *state;          /* the driver's; NULL if open() failed */
+	double next_due_ms;   /* monotonic */
+	int last_error;       /* of the current failure streak */
+	cg_sensor_stats_t st; /* under the bus lock */
+} bus_sensor_t;
+
+struct cg_bus {
+	const cg_config_t *cfg;
+	const cg_bus_config_t *bc;
+	cg_driver_env_t env;
+	cg_reading_sink_t sink;
+	void *sink_ctx;
+	bus_sensor_t *sensors;
+	size_t n_sensors;
+	cg_transport_t t;
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock; /* stop flag and stats */
+	pthread_cond_t cond;
+	bool stop;
+	bool open;
+	uint64_t requests;
+	uint64_t open_failures;
+};
+
+/* Waits until the monotonic time until_ms or a stop request; true if stopping. */
+static bool wait_until(cg_bus_t *b, double until_ms)
+{
+	struct timespec ts;
+	bool stop;
+	int64_t wait_ms = (int64_t)ceil(until_ms) - cg_mono_ms();
+
+	pthread_mutex_lock(&b->lock);
+	if (!b->stop && wait_ms > 0) {
+		/* The condition variable runs on CLOCK_MONOTONIC (see start). */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += wait_ms / 1000;
+		ts.tv_nsec += (wait_ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		while (!b->stop && pthread_cond_timedwait(&b->cond, &b->lock, &ts) != ETIMEDOUT)
+			;
+	}
+	stop = b->stop;
+	pthread_mutex_unlock(&b->lock);
+	return stop;
+}
+
+/* Counts one failed poll in the sensor's stats by its kind. */
+static void count_error(cg_sensor_stats_t *st, int rc)
+{
+	switch (rc) {
+	case CG_ETIMEDOUT: st->timeouts++; break;
+	case CG_ECRC: st->crc_errors++; break;
+	case CG_EEXCEPTION: st->exceptions++; break;
+	case CG_EFRAME: st->frame_errors++; break;
+	default: st->io_errors++; break;
+	}
+}
+
+/* Moves a sensor's next poll to the next slot of its schedule after now, so
+ * a late poll does not shift its phase or cause a burst of catch-up polls. */
+static void advance(bus_sensor_t *s, double now)
+{
+	double interval = s->cfg->interval_s * 1000.0;
+
+	s->next_due_ms += interval;
+	if (s->next_due_ms <= now)
+		s->next_due_ms += ceil((now - s->next_due_ms) / interval) * interval;
+	if (s->next_due_ms <= now)
+		s->next_due_ms += interval;
+}
+
+/* Records a failed poll: logs the first failure of a streak (and a change of
+ * kind), then backs the sensor off: the delay doubles from the sensor's
+ * interval up to the bus's backoff_max_s, so a silent sensor costs the bus
+ * one timeout per attempt, ever more rarely. */
+static void poll_failed(cg_bus_t *b, bus_sensor_t *s, int rc, double now)
+{
+	double interval = s->cfg->interval_s;
+	double backoff;
+	uint32_t failing;
+
+	pthread_mutex_lock(&b->lock);
+	count_error(&s->st, rc);
+	failing = ++s->st.failing;
+	backoff = interval * pow(2.0, failing > 20 ? 20 : (double)failing - 1);
+	if (backoff > b->bc->backoff_max_s)
+		backoff = b->bc->backoff_max_s;
+	if (backoff < interval)
+		backoff = interval;
+	s->st.backoff_s = failing > 1 ? backoff : 0;
+	pthread_mutex_unlock(&b->lock);
+	if (failing == 1 || rc != s->last_error)
+		cg_log(CG_LOG_WARNING, "sensor %s on bus %s: %s; retrying with back-off (up to %.0f s)",
+		       s->cfg->id, b->bc->id, cg_strerror(rc), b->bc->backoff_max_s);
+	s->last_error = rc;
+	if (failing == 1)
+		advance(s, now);
+	else
+		s->next_due_ms = now + backoff * 1000.0;
+}
+
+/* Polls one sensor and hands its reading on. */
+static void poll_sensor(cg_bus_t *b, bus_sensor_t *s)
+{
+	cg_reading_t r;
+	uint64_t before = b->t.requests;
+	double now;
+	uint32_t failed_polls;
+	int rc;
+
+	cg_reading_init(&r);
+	snprintf(r.sensor, sizeof(r.sensor), "%s", s->cfg->id);
+	rc = s->state ? s->cfg->driver->poll(s->state, &b->t, &r) : CG_ESTATE;
+	now = (double)cg_mono_ms();
+	pthread_mutex_lock(&b->lock);
+	b->requests += b->t.requests - before;
+	s->st.polls++;
+	pthread_mutex_unlock(&b->lock);
+	if (rc < 0) {
+		poll_failed(b, s, rc, now);
+		/* An I/O error means the port or connection itself is gone (a USB
+		 * adapter unplugged, a TCP peer closed): reopen before the next poll. */
+		if (rc == CG_EIO) {
+			cg_transport_close(&b->t);
+			pthread_mutex_lock(&b->lock);
+			b->open = false;
+			pthread_mutex_unlock(&b->lock);
+		}
+		return;
+	}
+	/* The time of measurement is when the answer arrived. */
+	r.ts_ms = cg_now_ms();
+	b->sink(b->sink_ctx, &r, s->cfg->format);
+	pthread_mutex_lock(&b->lock);
+	s->st.ok++;
+	s->st.last_success_ms = r.ts_ms;
+	failed_polls = s->st.failing;
+	s->st.failing = 0;
+	s->st.backoff_s = 0;
+	pthread_mutex_unlock(&b->lock);
+	if (failed_polls)
+		cg_log(CG_LOG_INFO, "sensor %s on bus %s: answering again after %u failed polls (%s)",
+		       s->cfg->id, b->bc->id, failed_polls, cg_strerror(s->last_error));
+	s->last_error = 0;
+	advance(s, now);
+}
+
+/* Opens the transport, logging the first failure and the recovery only. */
+static bool ensure_open(cg_bus_t *b)
+{
+	int rc;
+
+	if (cg_transport_is_open(&b->t))
+		return true;
+	rc = cg_transport_open(b->bc, &b->t);
+	pthread_mutex_lock(&b->lock);
+	if (rc < 0)
+		b->open_failures++;
+	b->open = rc == 0;
+	pthread_mutex_unlock(&b->lock);
+	if (rc < 0) {
+		if (b->open_failures == 1)
+			cg_log(CG_LOG_ERR, "bus %s: cannot open %s: %s; retrying", b->bc->id,
+			       b->bc->type == CG_BUS_MODBUS_TCP ? b->bc->host : b->bc->device,
+			       strerror(errno));
+		return false;
+	}
+	if (b->open_failures) {
+		cg_log(CG_LOG_INFO, "bus %s: open again after %llu failed attempts", b->bc->id,
+		       (unsigned long long)b->open_failures);
+		pthread_mutex_lock(&b->lock);
+		b->open_failures = 0;
+		pthread_mutex_unlock(&b->lock);
+	}
+	return true;
+}
+
+/* The worker: half duplex by construction, since one thread does every
+ * request on its bus, one after the other. */
+static void *bus_main(void *arg)
+{
+	cg_bus_t *b = arg;
+	double reopen_backoff = 500;
+
+	for (;;) {
+		bus_sensor_t *next = NULL;
+
+		if (!ensure_open(b)) {
+			if (wait_until(b, (double)cg_mono_ms() + reopen_backoff))
+				break;
+			reopen_backoff = fmin(reopen_backoff * 2, b->bc->backoff_max_s * 1000.0);
+			continue;
+		}
+		reopen_backoff = 500;
+		for (size_t i = 0; i < b->n_sensors; i++)
+			if (!next || b->sensors[i].next_due_ms < next->next_due_ms)
+				next = &b->sensors[i];
+		if (!next) {
+			if (wait_until(b, (double)cg_mono_ms() + 3600000.0))
+				break;
+			continue;
+		}
+		if (wait_until(b, next->next_due_ms))
+			break;
+		poll_sensor(b, next);
+	}
+	cg_transport_close(&b->t);
+	return NULL;
+}
+
+int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sink, void *ctx,
+		 cg_bus_t **out)
+{
+	pthread_condattr_t ca;
+	cg_bus_t *b;
+	double now = (double)cg_mono_ms();
+	int rc;
+
+	*out = NULL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return CG_ENOMEM;
+	b->cfg = cfg;
+	b->bc = &cfg->buses[bus_index];
+	b->env = cg_config_driver_env(cfg);
+	b->sink = sink;
+	b->sink_ctx = ctx;
+	b->t.fd = -1;
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&b->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	b->sensors = calloc(cfg->n_sensors ? cfg->n_sensors : 1, sizeof(*b->sensors));
+	if (!b->sensors) {
+		rc = CG_ENOMEM;
+		goto free_bus;
+	}
+	for (size_t i = 0; i < cfg->n_sensors; i++) {
+		const cg_sensor_config_t *sc = &cfg->sensors[i];
+		bus_sensor_t *s;
+
+		if (sc->bus_index != bus_index)
+			continue;
+		s = &b->sensors[b->n_sensors];
+		s->cfg = sc;
+		snprintf(s->st.id, sizeof(s->st.id), "%s", sc->id);
+		rc = sc->driver->open(sc->json, &b->env, &s->state);
+		if (rc < 0)
+			cg_log(CG_LOG_ERR, "sensor %s: driver %s cannot open it: %s", sc->id,
+			       sc->driver->name, cg_strerror(rc));
+		/* Spread the first polls so sensors with equal intervals do not
+		 * queue up behind each other at every tick. */
+		s->next_due_ms = now + 20.0 * (double)b->n_sensors;
+		b->n_sensors++;
+	}
+	rc = pthread_create(&b->thread, NULL, bus_main, b);
+	if (rc != 0) {
+		rc = CG_ENOMEM;
+		goto free_bus;
+	}
+	b->started = true;
+	*out = b;
+	return CG_OK;
+
+free_bus:
+	cg_bus_stop(b);
+	return rc;
+}
+
+void cg_bus_stop(cg_bus_t *b)
+{
+	if (!b)
+		return;
+	pthread_mutex_lock(&b->lock);
+	b->stop = true;
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+	if (b->started)
+		pthread_join(b->thread, NULL);
+	for (size_t i = 0; i < b->n_sensors; i++)
+		b->sensors[i].cfg->driver->close(b->sensors[i].state);
+	cg_transport_close(&b->t);
+	free(b->sensors);
+	pthread_cond_destroy(&b->cond);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+int cg_bus_stats(cg_bus_t *b, cg_bus_stats_t *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->sensors = calloc(b->n_sensors ? b->n_sensors : 1, sizeof(*st->sensors));
+	if (!st->sensors)
+		return CG_ENOMEM;
+	snprintf(st->id, sizeof(st->id), "%s", b->bc->id);
+	pthread_mutex_lock(&b->lock);
+	st->open = b->open;
+	st->requests = b->requests;
+	st->open_failures = b->open_failures;
+	st->n_sensors = b->n_sensors;
+	for (size_t i = 0; i < b->n_sensors; i++)
+		st->sensors[i] = b->sensors[i].st;
+	pthread_mutex_unlock(&b->lock);
+	return CG_OK;
+}

@@ -1,0 +1,48 @@
+/* Bus workers: one thread per bus polls its sensors in turn on their schedules. */
+#ifndef CG_BUS_H
+#define CG_BUS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "reading.h"
+
+typedef struct cg_bus cg_bus_t;
+
+/* Where a worker hands each successful reading; called from the worker's
+ * thread, so it must be thread safe and quick. format is the sensor's
+ * cg_format_t or -1 for the gateway's. */
+typedef void (*cg_reading_sink_t)(void *ctx, const cg_reading_t *r, int format);
+
+typedef struct cg_sensor_stats {
+	char id[CG_ID_MAX];
+	uint64_t polls, ok, timeouts, crc_errors, exceptions, frame_errors, io_errors;
+	int64_t last_success_ms; /* epoch ms, 0 when never */
+	uint32_t failing;        /* consecutive failed polls */
+	double backoff_s;        /* current extra delay of a failing sensor */
+} cg_sensor_stats_t;
+
+typedef struct cg_bus_stats {
+	char id[CG_ID_MAX];
+	bool open;
+	uint64_t requests;
+	uint64_t open_failures;
+	size_t n_sensors;
+	cg_sensor_stats_t *sensors; /* the caller frees */
+} cg_bus_stats_t;
+
+/* Starts the worker of cfg->buses[bus_index] with the sensors that name it.
+ * cfg must outlive the worker. The transport is opened by the worker (and
+ * reopened after I/O errors), so a missing device does not stop start-up. */
+int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sink, void *ctx,
+		 cg_bus_t **out);
+
+/* Asks the worker to stop, waits for its current request to end, joins and
+ * frees; accepts NULL. */
+void cg_bus_stop(cg_bus_t *b);
+
+/* A snapshot of the worker's counters. */
+int cg_bus_stats(cg_bus_t *b, cg_bus_stats_t *st);
+
+#endif

@@ -1,0 +1,42 @@
+/* Private entry points of the NGSI-LD and SenML encoders, shared by encode.c and their tests. */
+#ifndef CG_ENCODE_IMPL_H
+#define CG_ENCODE_IMPL_H
+
+#include <stdint.h>
+
+#include "buf.h"
+#include "encode.h"
+#include "reading.h"
+
+/* The Smart Data Models context of each entity type's domain, and the NGSI-LD
+ * core context; every entity's "@context" is [domain, core]. */
+#define CG_NGSI_CORE_CONTEXT "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"
+#define CG_SDM_CONTEXT_ENVIRONMENT                                                                 \
+	"https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/"        \
+	"context.jsonld"
+#define CG_SDM_CONTEXT_PARKING                                                                     \
+	"https://raw.githubusercontent.com/smart-data-models/dataModel.Parking/master/"            \
+	"context.jsonld"
+#define CG_SDM_CONTEXT_TRANSPORTATION                                                              \
+	"https://raw.githubusercontent.com/smart-data-models/dataModel.Transportation/master/"     \
+	"context.jsonld"
+
+/* Appends r to b as one NGSI-LD normalized entity (see docs/topics.md). seq < 0
+ * leaves the seq Property out. Returns CG_OK, or CG_EINVAL for a kind that no
+ * Smart Data Model here covers; b may then hold a partial entity. */
+int cg_encode_ngsi(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *r, int64_t seq);
+
+/* Appends r to b as one SenML (RFC 8428) JSON pack. seq < 0 leaves the seq
+ * record out. Always returns CG_OK; kept int for symmetry with cg_encode_ngsi. */
+int cg_encode_senml(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *r, int64_t seq);
+
+/* The Smart Data Models entity type for a reading: "AirQualityObserved",
+ * "ParkingSpot" (a parking reading with a "status" value), "OffStreetParking"
+ * (any other parking reading), "TrafficFlowObserved"; NULL for other kinds. */
+const char *cg_ngsi_entity_type(const cg_reading_t *r);
+
+/* The UN/CEFACT common code for a SenML unit symbol ("ug/m3" -> "GQ"), or
+ * NULL when the unit has none here. */
+const char *cg_ngsi_unit_code(const char *senml_unit);
+
+#endif

@@ -1,0 +1,215 @@
+/* NGSI-LD normalized entities for readings, following the FIWARE Smart Data Models. */
+#include "encode_impl.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "clock.h"
+#include "error.h"
+
+/* SenML unit symbols and their UN/CEFACT common codes (Recommendation 20),
+ * which NGSI-LD's unitCode expects. A unit missing here gets no unitCode:
+ * better none than a wrong one. */
+static const struct {
+	const char *senml;
+	const char *cefact;
+} unit_codes[] = {
+    {"ug/m3", "GQ"},  /* microgram per cubic metre */
+    {"mg/m3", "GP"},  /* milligram per cubic metre */
+    {"ppm", "59"},    /* part per million */
+    {"ppb", "61"},    /* part per billion */
+    {"Cel", "CEL"},   /* degree Celsius */
+    {"K", "KEL"},     /* kelvin */
+    {"%RH", "P1"},    /* percent (when not turned into a fraction) */
+    {"%", "P1"},      /* percent */
+    {"/", "C62"},     /* one: a dimensionless ratio */
+    {"count", "C62"}, /* one: a number of things */
+    {"hPa", "A97"},   /* hectopascal */
+    {"Pa", "PAL"},    /* pascal */
+    {"kPa", "KPA"},   /* kilopascal */
+    {"km/h", "KMH"},  /* kilometre per hour */
+    {"m/s", "MTS"},   /* metre per second */
+    {"m", "MTR"},     /* metre */
+    {"mm", "MMT"},    /* millimetre */
+    {"s", "SEC"},     /* second */
+    {"min", "MIN"},   /* minute */
+    {"h", "HUR"},     /* hour */
+    {"lx", "LUX"},    /* lux */
+    {"dB", "2N"},     /* decibel */
+    {"V", "VLT"},     /* volt */
+    {"A", "AMP"},     /* ampere */
+    {"W", "WTT"},     /* watt */
+    {"Hz", "HTZ"},    /* hertz */
+};
+
+/* Attribute names the entity writes itself. A reading value with one of these
+ * names is left out rather than written as a second, conflicting key. */
+static const char *const reserved_names[] = {
+    "id",
+    "type",
+    "@context",
+    "location",
+    "dateObserved",
+    "dateObservedFrom",
+    "dateObservedTo",
+    "dataQuality",
+    "seq",
+};
+
+/* Quantities that the Smart Data Models express as a fraction 0-1, while a
+ * sensor may report them in percent. */
+static const char *const fraction_names[] = {"relativeHumidity", "occupancy"};
+
+static bool in_list(const char *const *list, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], s) == 0)
+			return true;
+	return false;
+}
+
+#define IN_LIST(list, s) in_list((list), sizeof(list) / sizeof((list)[0]), (s))
+
+const char *cg_ngsi_unit_code(const char *senml_unit)
+{
+	for (size_t i = 0; i < sizeof(unit_codes) / sizeof(unit_codes[0]); i++)
+		if (strcmp(unit_codes[i].senml, senml_unit) == 0)
+			return unit_codes[i].cefact;
+	return NULL;
+}
+
+const char *cg_ngsi_entity_type(const cg_reading_t *r)
+{
+	if (strcmp(r->kind, "air-quality") == 0)
+		return "AirQualityObserved";
+	if (strcmp(r->kind, "parking") == 0)
+		return cg_reading_find(r, "status") ? "ParkingSpot" : "OffStreetParking";
+	if (strcmp(r->kind, "traffic") == 0)
+		return "TrafficFlowObserved";
+	return NULL;
+}
+
+/* The Smart Data Models context of an entity type's domain. */
+static const char *domain_context(const char *type)
+{
+	if (strcmp(type, "AirQualityObserved") == 0)
+		return CG_SDM_CONTEXT_ENVIRONMENT;
+	if (strcmp(type, "TrafficFlowObserved") == 0)
+		return CG_SDM_CONTEXT_TRANSPORTATION;
+	return CG_SDM_CONTEXT_PARKING;
+}
+
+/* Appends s percent-encoded so that only RFC 3986 unreserved characters stay
+ * as they are: ids are free text in the config, but an entity id must be a
+ * valid URI, and ':' must keep separating the URN's parts. */
+static void put_urn_part(cg_buf_t *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		             (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
+		             *p == '~';
+		char esc[3] = {'%', hex[*p >> 4], hex[*p & 0xf]};
+
+		if (plain)
+			cg_buf_append(b, (const char *)p, 1);
+		else
+			cg_buf_append(b, esc, 3);
+	}
+}
+
+/* Appends ,"name":{"type":"Property","value":{"@type":"DateTime","@value":TS}}. */
+static void put_datetime(cg_buf_t *b, const char *name, int64_t ms)
+{
+	char ts[32];
+
+	cg_rfc3339(ms, ts, sizeof(ts));
+	cg_buf_printf(b,
+	              ",\"%s\":{\"type\":\"Property\",\"value\":{\"@type\":\"DateTime\","
+	              "\"@value\":\"%s\"}}",
+	              name, ts);
+}
+
+/* Appends one measure as a Property with observedAt and, for numbers with a
+ * known unit, unitCode. Fractions reported in percent are divided by 100.
+ * Non-finite numbers are left out by the caller: NGSI-LD forbids null values. */
+static void put_measure(cg_buf_t *b, const cg_value_t *v, const char *observed_at)
+{
+	double number = v->number;
+	const char *code = v->unit[0] ? cg_ngsi_unit_code(v->unit) : NULL;
+
+	if (v->type == CG_VALUE_NUMBER && IN_LIST(fraction_names, v->name) &&
+	    (strcmp(v->unit, "%") == 0 || strcmp(v->unit, "%RH") == 0)) {
+		number /= 100.0;
+		code = "C62";
+	}
+	cg_buf_puts(b, ",");
+	cg_buf_json_string(b, v->name);
+	cg_buf_puts(b, ":{\"type\":\"Property\",\"value\":");
+	switch (v->type) {
+	case CG_VALUE_NUMBER: cg_buf_json_number(b, number); break;
+	case CG_VALUE_BOOL: cg_buf_puts(b, v->boolean ? "true" : "false"); break;
+	case CG_VALUE_STRING: cg_buf_json_string(b, v->string); break;
+	}
+	cg_buf_printf(b, ",\"observedAt\":\"%s\"", observed_at);
+	if (code && v->type == CG_VALUE_NUMBER)
+		cg_buf_printf(b, ",\"unitCode\":\"%s\"", code);
+	cg_buf_puts(b, "}");
+}
+
+/* Writes the entity in a fixed key order: id, type, dateObserved, the
+ * interval (dateObservedFrom, dateObservedTo) when the reading covers one,
+ * location, the measures in reading order, dataQuality, seq, @context. */
+int cg_encode_ngsi(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *r, int64_t seq)
+{
+	const char *type = cg_ngsi_entity_type(r);
+	char ts[32];
+
+	if (!type)
+		return CG_EINVAL;
+	cg_rfc3339(r->ts_ms, ts, sizeof(ts));
+
+	cg_buf_printf(b, "{\"id\":\"urn:ngsi-ld:%s:", type);
+	put_urn_part(b, ctx->gateway_id);
+	cg_buf_puts(b, ":");
+	put_urn_part(b, r->sensor);
+	cg_buf_printf(b, "\",\"type\":\"%s\"", type);
+	put_datetime(b, "dateObserved", r->ts_ms);
+	if (r->interval_s > 0 && isfinite(r->interval_s)) {
+		/* Rounded to the millisecond (interval_s > 0, so adding 0.5 rounds),
+		 * and bounded so that the conversion cannot overflow. */
+		double span_ms = r->interval_s * 1000.0 + 0.5;
+		int64_t from_ms = r->ts_ms - (int64_t)(span_ms < 9e15 ? span_ms : 9e15);
+
+		put_datetime(b, "dateObservedFrom", from_ms);
+		put_datetime(b, "dateObservedTo", r->ts_ms);
+	}
+	if (ctx->has_location) {
+		/* GeoJSON orders coordinates longitude first. */
+		cg_buf_puts(b,
+		            ",\"location\":{\"type\":\"GeoProperty\",\"value\":{\"type\":\"Point\","
+		            "\"coordinates\":[");
+		cg_buf_json_number(b, ctx->lon);
+		cg_buf_puts(b, ",");
+		cg_buf_json_number(b, ctx->lat);
+		cg_buf_puts(b, "]}}");
+	}
+	for (size_t i = 0; i < r->n_values; i++) {
+		const cg_value_t *v = &r->values[i];
+
+		if (IN_LIST(reserved_names, v->name))
+			continue;
+		if (v->type == CG_VALUE_NUMBER && !isfinite(v->number))
+			continue;
+		put_measure(b, v, ts);
+	}
+	cg_buf_puts(b, ",\"dataQuality\":{\"type\":\"Property\",\"value\":");
+	cg_buf_json_string(b, r->quality);
+	cg_buf_puts(b, "}");
+	if (seq >= 0)
+		cg_buf_printf(b, ",\"seq\":{\"type\":\"Property\",\"value\":%lld}", (long long)seq);
+	cg_buf_printf(b, ",\"@context\":[\"%s\",\"%s\"]}", domain_context(type),
+	              CG_NGSI_CORE_CONTEXT);
+	return CG_OK;
+}

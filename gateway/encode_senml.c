@@ -1,0 +1,121 @@
+/* SenML (RFC 8428) packs for readings: one record per value, base name and time on the first. */
+#include "encode_impl.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "error.h"
+
+/* Record names the pack writes itself; a reading value with one of these
+ * names is left out rather than made ambiguous. */
+static const char *const reserved_names[] = {"seq", "quality", "interval_s"};
+
+static bool is_reserved(const char *name)
+{
+	for (size_t i = 0; i < sizeof(reserved_names) / sizeof(reserved_names[0]); i++)
+		if (strcmp(reserved_names[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Appends epoch milliseconds as epoch seconds, with the fraction's trailing
+ * zeros trimmed: 1795606800123 -> 1795606800.123, 1795606800500 -> 1795606800.5,
+ * 1795606800000 -> 1795606800. Integer arithmetic, so no rounding error. */
+static void put_seconds(cg_buf_t *b, int64_t ms)
+{
+	unsigned long long abs_ms = ms < 0 ? 0ULL - (unsigned long long)ms : (unsigned long long)ms;
+	unsigned frac = (unsigned)(abs_ms % 1000);
+	char digits[4];
+	int n = 3;
+
+	cg_buf_printf(b, "%s%llu", ms < 0 ? "-" : "", abs_ms / 1000);
+	if (!frac)
+		return;
+	digits[0] = (char)('0' + frac / 100);
+	digits[1] = (char)('0' + frac / 10 % 10);
+	digits[2] = (char)('0' + frac % 10);
+	while (digits[n - 1] == '0')
+		n--;
+	digits[n] = '\0';
+	cg_buf_printf(b, ".%s", digits);
+}
+
+/* Opens a record: the first one ("[{") also carries the base name
+ * "urn:dev:{gateway}:{sensor}:" and the base time, so that bn + n names each
+ * quantity and bt is the time of measurement of all of them. */
+static void open_record(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *r, bool *first)
+{
+	cg_buf_t bn = {0};
+
+	if (!*first) {
+		cg_buf_puts(b, ",{");
+		return;
+	}
+	*first = false;
+	cg_buf_printf(&bn, "urn:dev:%s:%s:", ctx->gateway_id, r->sensor);
+	if (cg_buf_failed(&bn)) {
+		b->failed = true;
+		cg_buf_free(&bn);
+		return;
+	}
+	cg_buf_puts(b, "[{\"bn\":");
+	cg_buf_json_string(b, bn.data);
+	cg_buf_puts(b, ",\"bt\":");
+	put_seconds(b, r->ts_ms);
+	cg_buf_puts(b, ",");
+	cg_buf_free(&bn);
+}
+
+/* Writes the values in reading order (numbers as v, booleans as vb, strings
+ * as vs; a number that is not finite is left out, since v must be a number),
+ * then interval_s for interval measures (when finite), seq when seq >= 0, and
+ * quality. */
+int cg_encode_senml(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *r, int64_t seq)
+{
+	bool first = true;
+
+	for (size_t i = 0; i < r->n_values; i++) {
+		const cg_value_t *v = &r->values[i];
+
+		if (is_reserved(v->name))
+			continue;
+		if (v->type == CG_VALUE_NUMBER && !isfinite(v->number))
+			continue;
+		open_record(b, ctx, r, &first);
+		cg_buf_puts(b, "\"n\":");
+		cg_buf_json_string(b, v->name);
+		if (v->unit[0]) {
+			cg_buf_puts(b, ",\"u\":");
+			cg_buf_json_string(b, v->unit);
+		}
+		switch (v->type) {
+		case CG_VALUE_NUMBER:
+			cg_buf_puts(b, ",\"v\":");
+			cg_buf_json_number(b, v->number);
+			break;
+		case CG_VALUE_BOOL:
+			cg_buf_puts(b, v->boolean ? ",\"vb\":true" : ",\"vb\":false");
+			break;
+		case CG_VALUE_STRING:
+			cg_buf_puts(b, ",\"vs\":");
+			cg_buf_json_string(b, v->string);
+			break;
+		}
+		cg_buf_puts(b, "}");
+	}
+	if (r->interval_s > 0 && isfinite(r->interval_s)) {
+		open_record(b, ctx, r, &first);
+		cg_buf_puts(b, "\"n\":\"interval_s\",\"u\":\"s\",\"v\":");
+		cg_buf_json_number(b, r->interval_s);
+		cg_buf_puts(b, "}");
+	}
+	if (seq >= 0) {
+		open_record(b, ctx, r, &first);
+		cg_buf_printf(b, "\"n\":\"seq\",\"v\":%lld}", (long long)seq);
+	}
+	open_record(b, ctx, r, &first);
+	cg_buf_puts(b, "\"n\":\"quality\",\"vs\":");
+	cg_buf_json_string(b, r->quality);
+	cg_buf_puts(b, "}]");
+	return CG_OK;
+}

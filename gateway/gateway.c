@@ -1,0 +1,655 @@
+/* The daemon's lifecycle and main loop: readings in, outbox, publisher out. */
+#include "gateway.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+
+#include "build_config.h"
+#include "buf.h"
+#include "bus.h"
+#include "clock.h"
+#include "encode.h"
+#include "error.h"
+#include "log.h"
+#include "outbox.h"
+#include "publisher.h"
+
+/* Readings waiting for the main loop beyond this are dropped (and counted):
+ * it only happens when the store itself is stuck. */
+#define QUEUE_MAX 20000
+/* Encoded readings kept in memory while the disk is full. */
+#define PENDING_MAX 100000
+/* Rows per outbox transaction at most. */
+#define PUT_BATCH 1000
+/* How long a stopping gateway keeps publishing before it gives up. */
+#define STOP_GRACE_MS 3000
+
+typedef struct queued {
+	cg_reading_t r;
+	int format;
+} queued_t;
+
+typedef struct gw {
+	const cg_config_t *cfg;
+	cg_signals_t *sig;
+	cg_encode_ctx_t ectx;
+	cg_outbox_t *ob;
+	cg_publisher_t *pub;
+	cg_bus_t **buses;
+	char status_topic[512];
+	char health_topic[512];
+
+	/* Filled by bus workers and Paho callbacks, under lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool woken;
+	queued_t *queue;
+	size_t n_queue, cap_queue;
+	uint64_t queue_dropped;
+	uint64_t made;
+
+	/* The main loop's own. */
+	queued_t *work;             /* the queue swapped out */
+	size_t cap_work;
+	cg_outbox_row_t *pending;   /* encoded, seq assigned, not yet committed */
+	size_t n_pending, cap_pending;
+	int64_t pending_since;
+	int64_t next_seq;
+	bool store_full;
+	int64_t store_retry_ms;
+	int64_t *acks;              /* acknowledged seqs not yet deleted */
+	size_t n_acks, cap_acks;
+	int64_t acks_since;
+	int64_t cursor;             /* highest seq sent on this connection */
+	uint64_t generation;        /* of the connection the cursor belongs to */
+	bool connected;
+	uint64_t published;
+	uint64_t pending_dropped;
+	int64_t started_ms;
+	int64_t next_health_ms;
+	int64_t next_expire_ms;
+	int64_t next_watchdog_ms;
+	uint64_t watchdog_usec;
+} gw_t;
+
+static void wake(void *ctx)
+{
+	gw_t *g = ctx;
+
+	pthread_mutex_lock(&g->lock);
+	g->woken = true;
+	pthread_cond_signal(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* The bus workers' sink: copies the reading into the queue and wakes the loop. */
+static void submit(void *ctx, const cg_reading_t *r, int format)
+{
+	gw_t *g = ctx;
+
+	pthread_mutex_lock(&g->lock);
+	if (g->n_queue == g->cap_queue && g->cap_queue < QUEUE_MAX) {
+		size_t cap = g->cap_queue ? g->cap_queue * 2 : 64;
+		queued_t *q = realloc(g->queue, cap * sizeof(*q));
+		if (q) {
+			g->queue = q;
+			g->cap_queue = cap;
+		}
+	}
+	if (g->n_queue < g->cap_queue) {
+		g->queue[g->n_queue].r = *r;
+		g->queue[g->n_queue].format = format;
+		g->n_queue++;
+		g->made++;
+	} else {
+		g->queue_dropped++;
+	}
+	g->woken = true;
+	pthread_cond_signal(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* Waits for a wake-up or until timeout_ms has passed. */
+static void wait_for_work(gw_t *g, int64_t timeout_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&g->lock);
+	while (!g->woken && !g->sig->stop &&
+	       pthread_cond_timedwait(&g->cond, &g->lock, &ts) != ETIMEDOUT)
+		;
+	g->woken = false;
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void free_row(cg_outbox_row_t *row)
+{
+	free(row->topic);
+	free(row->payload);
+}
+
+/* Encodes the queued readings into pending rows, giving each the next seq:
+ * seq is assigned here, in one thread, in the order readings arrive. */
+static void take_readings(gw_t *g)
+{
+	queued_t *t;
+	size_t n;
+
+	pthread_mutex_lock(&g->lock);
+	t = g->queue;
+	g->queue = g->work;
+	g->work = t;
+	n = g->n_queue;
+	g->n_queue = 0;
+	{
+		size_t c = g->cap_queue;
+		g->cap_queue = g->cap_work;
+		g->cap_work = c;
+	}
+	pthread_mutex_unlock(&g->lock);
+
+	for (size_t i = 0; i < n; i++) {
+		const cg_reading_t *r = &g->work[i].r;
+		int fmt = g->work[i].format >= 0 ? g->work[i].format : (int)g->cfg->mqtt.format;
+		char topic[512];
+		cg_outbox_row_t row = { 0 };
+		int rc;
+
+		if (g->n_pending == g->cap_pending) {
+			size_t cap = g->cap_pending ? g->cap_pending * 2 : 256;
+			cg_outbox_row_t *p = realloc(g->pending, cap * sizeof(*p));
+			if (!p)
+				break;
+			g->pending = p;
+			g->cap_pending = cap;
+		}
+		if (cg_topic_reading(topic, sizeof(topic), g->cfg->mqtt.topic_prefix,
+				     g->cfg->gateway_id, r->kind, r->sensor) < 0)
+			continue;
+		row.seq = g->next_seq;
+		rc = cg_encode((cg_format_t)fmt, &g->ectx, r, row.seq, &row.payload, &row.len);
+		row.topic = strdup(topic);
+		if (rc < 0 || !row.topic) {
+			free_row(&row);
+			cg_log(CG_LOG_ERR, "sensor %s: cannot encode a reading: %s", r->sensor,
+			       cg_strerror(rc < 0 ? rc : CG_ENOMEM));
+			continue;
+		}
+		row.created_ms = cg_now_ms();
+		g->next_seq++;
+		if (g->n_pending == 0)
+			g->pending_since = cg_mono_ms();
+		g->pending[g->n_pending++] = row;
+	}
+	/* While the disk is full, memory holds what the store cannot; beyond a
+	 * bound the oldest go, as the outbox's own limits would do. */
+	if (g->n_pending > PENDING_MAX) {
+		size_t drop = g->n_pending - PENDING_MAX;
+		for (size_t i = 0; i < drop; i++)
+			free_row(&g->pending[i]);
+		memmove(g->pending, g->pending + drop, PENDING_MAX * sizeof(*g->pending));
+		g->n_pending = PENDING_MAX;
+		g->pending_dropped += drop;
+	}
+}
+
+/* Commits pending rows in batches when enough have gathered, when the oldest
+ * has waited batch_ms, or when forced. A full disk keeps them pending and is
+ * retried every second. */
+static void store_pending(gw_t *g, bool force)
+{
+	int64_t now = cg_mono_ms();
+	size_t done = 0;
+
+	if (g->n_pending == 0)
+		return;
+	if (!force && g->n_pending < PUT_BATCH && now - g->pending_since < g->cfg->store.batch_ms)
+		return;
+	if (g->store_full && now < g->store_retry_ms && !force)
+		return;
+	while (done < g->n_pending) {
+		size_t n = g->n_pending - done;
+		int rc;
+
+		if (n > PUT_BATCH)
+			n = PUT_BATCH;
+		rc = cg_outbox_put(g->ob, g->pending + done, n);
+		if (rc == CG_EFULL) {
+			g->store_full = true;
+			g->store_retry_ms = now + 1000;
+			break;
+		}
+		if (rc < 0) {
+			/* Not a full disk: the rows cannot be stored at all. Dropping
+			 * them is better than retrying for ever; the gap in seq shows it. */
+			cg_log(CG_LOG_ERR, "outbox: %zu readings lost: %s", n, cg_strerror(rc));
+			g->pending_dropped += n;
+		}
+		g->store_full = false;
+		for (size_t i = done; i < done + n; i++)
+			free_row(&g->pending[i]);
+		done += n;
+	}
+	memmove(g->pending, g->pending + done, (g->n_pending - done) * sizeof(*g->pending));
+	g->n_pending -= done;
+	if (g->n_pending)
+		g->pending_since = now;
+}
+
+/* Deletes acknowledged rows, batched like inserts. */
+static void flush_acks(gw_t *g, bool force)
+{
+	int rc;
+
+	if (g->n_acks == 0)
+		return;
+	if (!force && g->n_acks < PUT_BATCH && cg_mono_ms() - g->acks_since < g->cfg->store.batch_ms)
+		return;
+	rc = cg_outbox_ack(g->ob, g->acks, g->n_acks);
+	if (rc < 0) {
+		/* The rows stay and are sent again after a restart: a duplicate,
+		 * never a loss. Keep the list small. */
+		cg_log(CG_LOG_WARNING, "outbox: cannot delete %zu delivered rows: %s", g->n_acks,
+		       cg_strerror(rc));
+	}
+	g->n_acks = 0;
+}
+
+static void add_ack(gw_t *g, int64_t seq)
+{
+	if (g->n_acks == g->cap_acks) {
+		size_t cap = g->cap_acks ? g->cap_acks * 2 : 256;
+		int64_t *a = realloc(g->acks, cap * sizeof(*a));
+		if (!a)
+			return;
+		g->acks = a;
+		g->cap_acks = cap;
+	}
+	if (g->n_acks == 0)
+		g->acks_since = cg_mono_ms();
+	g->acks[g->n_acks++] = seq;
+}
+
+/* Builds the retained status message. */
+static char *status_payload(const gw_t *g, const char *state, bool with_ts)
+{
+	cg_buf_t b = { 0 };
+	char ts[32];
+
+	cg_buf_puts(&b, "{\"gateway\":");
+	cg_buf_json_string(&b, g->cfg->gateway_id);
+	cg_buf_printf(&b, ",\"state\":\"%s\"", state);
+	if (with_ts) {
+		cg_rfc3339(cg_now_ms(), ts, sizeof(ts));
+		cg_buf_printf(&b, ",\"ts\":\"%s\"", ts);
+	}
+	cg_buf_puts(&b, ",\"version\":\"" CG_VERSION "\"}");
+	if (cg_buf_failed(&b)) {
+		cg_buf_free(&b);
+		return NULL;
+	}
+	return cg_buf_take(&b, NULL);
+}
+
+/* Handles acknowledgements, failures and connection changes from Paho. On a
+ * new connection everything unacknowledged is sent again from the oldest
+ * row: the broker dropped the old session (clean session), so what was in
+ * flight may or may not have arrived; the same seq makes any duplicate
+ * recognisable. */
+static void take_events(gw_t *g)
+{
+	cg_publisher_events_t ev;
+
+	cg_publisher_take(g->pub, &ev);
+	for (size_t i = 0; i < ev.n_acked; i++)
+		add_ack(g, ev.acked[i]);
+	g->published += ev.n_acked;
+	if (ev.n_failed && ev.connected && ev.generation == g->generation) {
+		/* A send failed without a disconnect: rewind so it goes again. */
+		flush_acks(g, true);
+		g->cursor = 0;
+	}
+	g->connected = ev.connected;
+	if (ev.connected && ev.generation != g->generation) {
+		char *online = status_payload(g, "online", true);
+
+		g->generation = ev.generation;
+		flush_acks(g, true);
+		g->cursor = 0;
+		if (online) {
+			cg_publisher_send(g->pub, -1, g->status_topic, online, strlen(online), 1, true);
+			free(online);
+		}
+	}
+}
+
+/* Keeps the in-flight window full with the oldest rows not yet sent on this
+ * connection. */
+static void send_rows(gw_t *g)
+{
+	while (g->connected) {
+		cg_outbox_row_t *rows = NULL;
+		size_t n = 0, sent = 0, room = cg_publisher_room(g->pub);
+		int rc;
+
+		if (room == 0)
+			return;
+		rc = cg_outbox_fetch(g->ob, g->cursor, room, &rows, &n);
+		if (rc < 0 || n == 0) {
+			cg_outbox_rows_free(rows, n);
+			return;
+		}
+		for (; sent < n; sent++) {
+			rc = cg_publisher_send(g->pub, rows[sent].seq, rows[sent].topic,
+					       rows[sent].payload, rows[sent].len,
+					       g->cfg->mqtt.qos, false);
+			if (rc < 0)
+				break;
+			g->cursor = rows[sent].seq;
+		}
+		cg_outbox_rows_free(rows, n);
+		if (rc == CG_ESTATE)
+			g->connected = false;
+		if (sent < n || rc < 0)
+			return;
+	}
+}
+
+/* Publishes the health message: outbox, readings, connection and per-bus,
+ * per-sensor counters (schemas/health.schema.json). Not stored: a health
+ * message that cannot go now is worthless later. */
+static void publish_health(gw_t *g)
+{
+	cg_outbox_stats_t os = { 0 };
+	cg_buf_t b = { 0 };
+	char ts[32];
+	uint64_t made, qdrop;
+	int64_t now = cg_now_ms();
+
+	if (!g->connected)
+		return;
+	cg_outbox_stats(g->ob, &os);
+	pthread_mutex_lock(&g->lock);
+	made = g->made;
+	qdrop = g->queue_dropped;
+	pthread_mutex_unlock(&g->lock);
+	cg_rfc3339(now, ts, sizeof(ts));
+	cg_buf_puts(&b, "{\"gateway\":");
+	cg_buf_json_string(&b, g->cfg->gateway_id);
+	cg_buf_printf(&b, ",\"ts\":\"%s\",\"uptime_s\":%lld", ts,
+		      (long long)((now - g->started_ms) / 1000));
+	cg_buf_printf(&b,
+		      ",\"outbox\":{\"rows\":%lld,\"bytes\":%lld,\"oldest_age_s\":%lld,"
+		      "\"next_seq\":%lld,\"dropped\":%lld}",
+		      (long long)os.rows, (long long)os.bytes,
+		      (long long)(os.oldest_ms ? (now - os.oldest_ms) / 1000 : 0),
+		      (long long)os.next_seq, (long long)os.dropped);
+	cg_buf_printf(&b,
+		      ",\"readings\":{\"made\":%llu,\"published\":%llu,\"dropped\":%llu}",
+		      (unsigned long long)made, (unsigned long long)g->published,
+		      (unsigned long long)(qdrop + g->pending_dropped));
+	cg_buf_printf(&b, ",\"mqtt\":{\"connected\":%s,\"reconnects\":%llu}",
+		      g->connected ? "true" : "false",
+		      (unsigned long long)cg_publisher_reconnects(g->pub));
+	cg_buf_puts(&b, ",\"buses\":[");
+	for (size_t i = 0; i < g->cfg->n_buses; i++) {
+		cg_bus_stats_t bs;
+
+		if (cg_bus_stats(g->buses[i], &bs) < 0)
+			continue;
+		cg_buf_printf(&b, "%s{\"id\":", i ? "," : "");
+		cg_buf_json_string(&b, bs.id);
+		cg_buf_printf(&b, ",\"open\":%s,\"requests\":%llu,\"sensors\":[",
+			      bs.open ? "true" : "false", (unsigned long long)bs.requests);
+		for (size_t j = 0; j < bs.n_sensors; j++) {
+			const cg_sensor_stats_t *s = &bs.sensors[j];
+
+			cg_buf_printf(&b, "%s{\"id\":", j ? "," : "");
+			cg_buf_json_string(&b, s->id);
+			cg_buf_printf(&b,
+				      ",\"polls\":%llu,\"ok\":%llu,\"timeouts\":%llu,"
+				      "\"crc_errors\":%llu,\"exceptions\":%llu,"
+				      "\"frame_errors\":%llu,\"io_errors\":%llu,\"last_success\":",
+				      (unsigned long long)s->polls, (unsigned long long)s->ok,
+				      (unsigned long long)s->timeouts,
+				      (unsigned long long)s->crc_errors,
+				      (unsigned long long)s->exceptions,
+				      (unsigned long long)s->frame_errors,
+				      (unsigned long long)s->io_errors);
+			if (s->last_success_ms) {
+				cg_rfc3339(s->last_success_ms, ts, sizeof(ts));
+				cg_buf_printf(&b, "\"%s\"", ts);
+			} else {
+				cg_buf_puts(&b, "null");
+			}
+			cg_buf_puts(&b, ",\"backoff_s\":");
+			cg_buf_json_number(&b, s->backoff_s);
+			cg_buf_puts(&b, "}");
+		}
+		cg_buf_puts(&b, "]}");
+		free(bs.sensors);
+	}
+	cg_buf_puts(&b, "]}");
+	if (!cg_buf_failed(&b))
+		cg_publisher_send(g->pub, -1, g->health_topic, b.data, b.len, g->cfg->mqtt.qos,
+				  false);
+	cg_buf_free(&b);
+}
+
+/* Periodic chores: age limit, health, systemd watchdog and status. The
+ * watchdog is pinged from this loop, so a wedged loop stops the pings. */
+static void chores(gw_t *g)
+{
+	int64_t now = cg_mono_ms();
+
+	if (now >= g->next_expire_ms) {
+		cg_outbox_expire(g->ob, cg_now_ms());
+		g->next_expire_ms = now + 60000;
+	}
+	if (now >= g->next_health_ms) {
+		publish_health(g);
+		g->next_health_ms = now + (int64_t)(g->cfg->health_interval_s * 1000.0);
+	}
+	if (g->watchdog_usec && now >= g->next_watchdog_ms) {
+		cg_outbox_stats_t os = { 0 };
+
+		cg_outbox_stats(g->ob, &os);
+		sd_notifyf(0, "WATCHDOG=1\nSTATUS=%s; %lld readings waiting in the outbox",
+			   g->connected ? "connected" : "broker unreachable", (long long)os.rows);
+		g->next_watchdog_ms = now + (int64_t)(g->watchdog_usec / 2000);
+	}
+}
+
+/* Reads the password file, if any. */
+static int read_password(const cg_config_t *cfg, char **out)
+{
+	int rc;
+
+	*out = NULL;
+	if (!cfg->mqtt.password_file)
+		return CG_OK;
+	rc = cg_config_read_secret(cfg->mqtt.password_file, out);
+	if (rc < 0)
+		cg_log(CG_LOG_ERR, "mqtt: password file %s: %s", cfg->mqtt.password_file,
+		       rc == CG_EPERM ? "readable by group or others; chmod 600 it"
+				      : "cannot be read");
+	return rc;
+}
+
+static int start(gw_t *g)
+{
+	const cg_config_t *cfg = g->cfg;
+	cg_outbox_opts_t oo = {
+		.max_rows = cfg->store.max_rows,
+		.max_bytes = cfg->store.max_bytes,
+		.max_age_s = cfg->store.max_age_s,
+		.sync_full = cfg->store.sync_full,
+	};
+	cg_publisher_opts_t po = { 0 };
+	char *online = NULL, *offline = NULL, *password = NULL;
+	int rc;
+
+	rc = cg_outbox_open(cfg->store.path, &oo, &g->ob);
+	if (rc < 0) {
+		cg_log(CG_LOG_ERR, "outbox %s: cannot open: %s", cfg->store.path, cg_strerror(rc));
+		return rc;
+	}
+	g->next_seq = cg_outbox_next_seq(g->ob);
+	rc = read_password(cfg, &password);
+	if (rc < 0)
+		return rc;
+	cg_topic_gateway(g->status_topic, sizeof(g->status_topic), cfg->mqtt.topic_prefix,
+			 cfg->gateway_id, "status");
+	cg_topic_gateway(g->health_topic, sizeof(g->health_topic), cfg->mqtt.topic_prefix,
+			 cfg->gateway_id, "health");
+	online = status_payload(g, "online", false);
+	offline = status_payload(g, "offline", false);
+	po.uri = cfg->mqtt.uri;
+	po.client_id = cfg->mqtt.client_id;
+	po.username = cfg->mqtt.username;
+	po.password = password;
+	po.ca_file = cfg->mqtt.ca_file;
+	po.cert_file = cfg->mqtt.cert_file;
+	po.key_file = cfg->mqtt.key_file;
+	po.keepalive_s = cfg->mqtt.keepalive_s;
+	po.max_inflight = cfg->mqtt.inflight;
+	po.reconnect_min_s = cfg->mqtt.reconnect_min_s;
+	po.reconnect_max_s = cfg->mqtt.reconnect_max_s;
+	po.status_topic = g->status_topic;
+	po.online_payload = online ? online : "";
+	po.offline_payload = offline ? offline : "";
+	po.notify = wake;
+	po.notify_ctx = g;
+	rc = online && offline ? cg_publisher_new(&po, &g->pub) : CG_ENOMEM;
+	if (password) {
+		memset(password, 0, strlen(password));
+		free(password);
+	}
+	free(online);
+	free(offline);
+	if (rc < 0)
+		return rc;
+	g->buses = calloc(cfg->n_buses ? cfg->n_buses : 1, sizeof(*g->buses));
+	if (!g->buses)
+		return CG_ENOMEM;
+	for (size_t i = 0; i < cfg->n_buses; i++) {
+		rc = cg_bus_start(cfg, i, submit, g, &g->buses[i]);
+		if (rc < 0)
+			return rc;
+	}
+	return CG_OK;
+}
+
+/* Stops in the order data flows: no new readings, commit what is queued,
+ * publish for a short grace period, delete what was acknowledged, publish
+ * the offline status. Whatever is still unacknowledged stays in the outbox
+ * for the next start. */
+static void stop(gw_t *g)
+{
+	int64_t deadline;
+
+	for (size_t i = 0; g->buses && i < g->cfg->n_buses; i++) {
+		cg_bus_stop(g->buses[i]);
+		g->buses[i] = NULL;
+	}
+	if (!g->ob)
+		return;
+	take_readings(g);
+	store_pending(g, true);
+	deadline = cg_mono_ms() + STOP_GRACE_MS;
+	while (g->pub && g->connected && cg_mono_ms() < deadline) {
+		cg_outbox_stats_t os;
+
+		take_events(g);
+		send_rows(g);
+		cg_outbox_stats(g->ob, &os);
+		if (os.rows - (int64_t)g->n_acks <= 0)
+			break;
+		wait_for_work(g, 20);
+	}
+	if (g->pub)
+		take_events(g);
+	flush_acks(g, true);
+	if (g->n_pending)
+		cg_log(CG_LOG_WARNING, "outbox: %zu readings could not be stored before exit",
+		       g->n_pending);
+	if (g->pub)
+		cg_publisher_stop(g->pub, 1000);
+}
+
+static void cleanup(gw_t *g)
+{
+	free(g->buses);
+	cg_publisher_free(g->pub);
+	cg_outbox_close(g->ob);
+	for (size_t i = 0; i < g->n_pending; i++)
+		free_row(&g->pending[i]);
+	free(g->pending);
+	free(g->queue);
+	free(g->work);
+	free(g->acks);
+	pthread_cond_destroy(&g->cond);
+	pthread_mutex_destroy(&g->lock);
+}
+
+int cg_gateway_run(const cg_config_t *cfg, cg_signals_t *sig)
+{
+	pthread_condattr_t ca;
+	gw_t g = { 0 };
+	int rc;
+
+	g.cfg = cfg;
+	g.sig = sig;
+	g.ectx.gateway_id = cfg->gateway_id;
+	g.ectx.has_location = cfg->has_location;
+	g.ectx.lat = cfg->lat;
+	g.ectx.lon = cfg->lon;
+	g.started_ms = cg_now_ms();
+	pthread_mutex_init(&g.lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&g.cond, &ca);
+	pthread_condattr_destroy(&ca);
+
+	rc = start(&g);
+	if (rc < 0)
+		goto stop_all;
+	g.next_health_ms = cg_mono_ms() + (int64_t)(cfg->health_interval_s * 1000.0);
+	if (sd_watchdog_enabled(0, &g.watchdog_usec) <= 0)
+		g.watchdog_usec = 0;
+	cg_log(CG_LOG_INFO, "citygate %s: gateway %s, %zu buses, %zu sensors, outbox %s (next seq %lld)",
+	       CG_VERSION, cfg->gateway_id, cfg->n_buses, cfg->n_sensors, cfg->store.path,
+	       (long long)g.next_seq);
+	sd_notify(0, "READY=1\nSTATUS=running");
+
+	while (!sig->stop) {
+		cg_publisher_tick(g.pub, cg_mono_ms());
+		take_readings(&g);
+		store_pending(&g, false);
+		take_events(&g);
+		flush_acks(&g, false);
+		send_rows(&g);
+		chores(&g);
+		wait_for_work(&g, g.n_pending || g.n_acks ? cfg->store.batch_ms / 2 + 1 : 100);
+	}
+	sd_notify(0, "STOPPING=1");
+	cg_log(CG_LOG_INFO, "stopping: committing and publishing what is left");
+
+stop_all:
+	stop(&g);
+	cleanup(&g);
+	if (rc == 0)
+		cg_log(CG_LOG_INFO, "stopped");
+	return rc;
+}

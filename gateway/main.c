@@ -1,0 +1,147 @@
+/* citygate's command line: run, --check, --once, --status, --version, --help. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "build_config.h"
+#include "clock.h"
+#include "config.h"
+#include "error.h"
+#include "gateway.h"
+#include "log.h"
+#include "once.h"
+#include "outbox.h"
+
+static cg_signals_t signals_seen;
+
+/* Signal handlers only set flags; the main loop does the work. */
+static void on_stop(int sig)
+{
+	signals_seen.stop = 1;
+}
+
+static void on_reload(int sig)
+{
+	signals_seen.reload = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: citygate -c FILE            run the gateway in the foreground\n"
+		"       citygate --check -c FILE    validate the config and its profiles\n"
+		"       citygate --once -c FILE     poll every sensor once, print NDJSON\n"
+		"       citygate --status -c FILE   print the outbox state\n"
+		"       citygate --version | --help\n"
+		"Options: -v, --verbose  also log debug messages\n"
+		"Exit status: 0 ok, 1 invalid config or failure, 2 usage error,\n"
+		"             3 --once: a sensor did not answer\n");
+}
+
+/* Loads the config. Every problem is one line "FILE: /pointer: message":
+ * on stdout for --check, in the log (as errors) otherwise. */
+static cg_config_t *load(const char *path, bool check)
+{
+	cg_diag_t diag = { 0 };
+	cg_config_t *cfg = NULL;
+
+	cg_config_load(path, &cfg, &diag);
+	for (size_t i = 0; i < diag.n; i++) {
+		if (check)
+			cg_out(diag.lines[i]);
+		else
+			cg_log(CG_LOG_ERR, "%s", diag.lines[i]);
+	}
+	cg_diag_free(&diag);
+	return cfg;
+}
+
+/* --status: reads the outbox through a read-only connection. */
+static int print_status(const cg_config_t *cfg)
+{
+	cg_outbox_stats_t st;
+	char line[512];
+	int64_t now = cg_now_ms();
+	int rc = cg_outbox_peek(cfg->store.path, &st);
+
+	if (rc < 0) {
+		cg_err("citygate: %s: %s", cfg->store.path, cg_strerror(rc));
+		return 1;
+	}
+	snprintf(line, sizeof(line),
+		 "{\"store\":\"%s\",\"rows\":%lld,\"bytes\":%lld,\"oldest_age_s\":%lld,"
+		 "\"next_seq\":%lld,\"dropped\":%lld}",
+		 cfg->store.path, (long long)st.rows, (long long)st.bytes,
+		 (long long)(st.oldest_ms ? (now - st.oldest_ms) / 1000 : 0), (long long)st.next_seq,
+		 (long long)st.dropped);
+	cg_out(line);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { MODE_RUN, MODE_CHECK, MODE_ONCE, MODE_STATUS } mode = MODE_RUN;
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'k' },
+		{ "once", no_argument, NULL, 'o' },
+		{ "status", no_argument, NULL, 's' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sigaction sa;
+	const char *path = NULL;
+	cg_config_t *cfg;
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': path = optarg; break;
+		case 'k': mode = MODE_CHECK; break;
+		case 'o': mode = MODE_ONCE; break;
+		case 's': mode = MODE_STATUS; break;
+		case 'v': cg_log_set_level(CG_LOG_DEBUG); break;
+		case 'V': printf("citygate %s\n", CG_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc || !path) {
+		fprintf(stderr, "citygate: %s\n", path ? "unexpected argument" : "-c FILE is required");
+		usage(stderr);
+		return 2;
+	}
+
+	cfg = load(path, mode == MODE_CHECK);
+	if (!cfg)
+		return 1;
+	switch (mode) {
+	case MODE_CHECK:
+		rc = 0;
+		break;
+	case MODE_ONCE:
+		rc = cg_once_run(cfg);
+		break;
+	case MODE_STATUS:
+		rc = print_status(cfg);
+		break;
+	default:
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_stop;
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		sa.sa_handler = on_reload;
+		sigaction(SIGHUP, &sa, NULL);
+		sa.sa_handler = SIG_IGN;
+		sigaction(SIGPIPE, &sa, NULL);
+		rc = cg_gateway_run(cfg, &signals_seen) < 0 ? 1 : 0;
+		break;
+	}
+	cg_config_free(cfg);
+	return rc;
+}

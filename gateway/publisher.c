@@ -1,0 +1,519 @@
+/* The publisher: Paho MQTTAsync with our own jittered reconnect and a status topic. */
+#include "publisher.h"
+
+#include <MQTTAsync.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "error.h"
+#include "log.h"
+
+/* Each message in flight has a slot, passed to Paho as the callback context,
+ * that says which seq it carries. Paho calls back with its own lock held, so
+ * we must never hold our lock while calling into Paho: setting the seq before
+ * the send (in a slot only we hand out) avoids both the race and the
+ * deadlock. */
+typedef struct pub_slot {
+	struct cg_publisher *p;
+	int64_t seq;
+	uint64_t generation;
+	bool used;
+} pub_slot_t;
+
+/* Slots kept free beyond the readings' window for status and health. */
+#define STATUS_RESERVE 8
+
+typedef struct seq_list {
+	int64_t *v;
+	size_t n, cap;
+} seq_list_t;
+
+struct cg_publisher {
+	MQTTAsync client;
+	char *uri, *client_id, *username, *password;
+	char *ca_file, *cert_file, *key_file;
+	char *status_topic, *online_payload, *offline_payload;
+	int keepalive_s;
+	double reconnect_min_s, reconnect_max_s;
+	void (*notify)(void *ctx);
+	void *notify_ctx;
+
+	/* Shared with Paho's callback thread, under lock. */
+	pthread_mutex_t lock;
+	pub_slot_t *slots;
+	size_t n_slots;
+	size_t *free_slots;        /* a stack of free slot indices */
+	size_t n_free;
+	seq_list_t acked, failed;  /* filled by callbacks */
+	seq_list_t out_acked, out_failed; /* handed to the owner by cg_publisher_take */
+	bool connected;
+	bool connecting;
+	bool ever_connected;
+	uint64_t generation;
+	uint64_t reconnects;
+	int last_failure;          /* last connect failure code, to log each kind once */
+
+	/* The owner's thread only. */
+	int64_t next_attempt_ms;
+	double backoff_s;
+	unsigned rng;
+};
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* Appends v; on memory failure the event is lost, which only costs a
+ * duplicate later (an unacknowledged row is sent again after a reconnect). */
+static void seq_push(seq_list_t *l, int64_t v)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		int64_t *nv = realloc(l->v, cap * sizeof(*nv));
+		if (!nv)
+			return;
+		l->v = nv;
+		l->cap = cap;
+	}
+	l->v[l->n++] = v;
+}
+
+static void wake(cg_publisher_t *p)
+{
+	if (p->notify)
+		p->notify(p->notify_ctx);
+}
+
+/* Marks the client connected once per connection, whichever of Paho's two
+ * success paths (connect onSuccess, connected callback) reports it first. */
+static void mark_connected(cg_publisher_t *p)
+{
+	bool changed = false;
+
+	pthread_mutex_lock(&p->lock);
+	p->connecting = false;
+	if (!p->connected) {
+		p->connected = true;
+		p->generation++;
+		/* cleansession: Paho dropped the previous session's messages, so
+		 * their slots will never be called back; take them back. */
+		for (size_t i = 0; i < p->n_slots; i++) {
+			if (p->slots[i].used && p->slots[i].generation < p->generation) {
+				p->slots[i].used = false;
+				p->free_slots[p->n_free++] = i;
+			}
+		}
+		if (p->ever_connected)
+			p->reconnects++;
+		p->ever_connected = true;
+		p->last_failure = 0;
+		changed = true;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (changed) {
+		cg_log(CG_LOG_INFO, "mqtt: connected to %s as %s", p->uri, p->client_id);
+		wake(p);
+	}
+}
+
+static void on_connected(void *ctx, char *cause)
+{
+	mark_connected(ctx);
+}
+
+static void on_connect_success(void *ctx, MQTTAsync_successData *resp)
+{
+	mark_connected(ctx);
+}
+
+/* Explains a connect failure code: CONNACK return codes 1-5 of MQTT 3.1.1,
+ * otherwise Paho's own negative codes. */
+static const char *connect_failure_text(int code)
+{
+	switch (code) {
+	case 1: return "broker refused the protocol version";
+	case 2: return "broker refused the client id";
+	case 3: return "broker unavailable";
+	case 4: return "broker refused the user name or password";
+	case 5: return "broker refused: not authorised";
+	default: return "cannot connect (network, TLS or broker down)";
+	}
+}
+
+static void on_connect_failure(void *ctx, MQTTAsync_failureData *resp)
+{
+	cg_publisher_t *p = ctx;
+	int code = resp ? resp->code : -1;
+	bool first;
+
+	pthread_mutex_lock(&p->lock);
+	p->connecting = false;
+	first = p->last_failure != code;
+	p->last_failure = code;
+	pthread_mutex_unlock(&p->lock);
+	/* A broker that stays away would otherwise log every attempt. */
+	if (first)
+		cg_log(CG_LOG_WARNING, "mqtt: %s: %s (code %d%s%s); retrying with back-off",
+		       p->uri, connect_failure_text(code), code,
+		       resp && resp->message ? ", " : "", resp && resp->message ? resp->message : "");
+	wake(p);
+}
+
+static void on_connection_lost(void *ctx, char *cause)
+{
+	cg_publisher_t *p = ctx;
+
+	pthread_mutex_lock(&p->lock);
+	p->connected = false;
+	pthread_mutex_unlock(&p->lock);
+	cg_log(CG_LOG_WARNING, "mqtt: connection to %s lost%s%s; unacknowledged readings stay in the outbox",
+	       p->uri, cause ? ": " : "", cause ? cause : "");
+	wake(p);
+}
+
+/* Returns a slot to the free stack; the caller holds the lock. */
+static void slot_release(cg_publisher_t *p, pub_slot_t *s)
+{
+	s->used = false;
+	p->free_slots[p->n_free++] = (size_t)(s - p->slots);
+}
+
+/* Reports the slot's seq in list (acked or failed) and frees the slot; a
+ * slot already taken back is ignored. Status messages carry seq -1 and are
+ * not reported. */
+static void settle(pub_slot_t *s, bool ok)
+{
+	cg_publisher_t *p = s->p;
+
+	pthread_mutex_lock(&p->lock);
+	if (s->used) {
+		if (s->seq >= 0)
+			seq_push(ok ? &p->acked : &p->failed, s->seq);
+		slot_release(p, s);
+	}
+	pthread_mutex_unlock(&p->lock);
+	wake(p);
+}
+
+static void on_send_success(void *ctx, MQTTAsync_successData *resp)
+{
+	settle(ctx, true);
+}
+
+static void on_send_failure(void *ctx, MQTTAsync_failureData *resp)
+{
+	settle(ctx, false);
+}
+
+/* citygate subscribes to nothing; Paho still wants a message callback. */
+static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
+{
+	MQTTAsync_freeMessage(&msg);
+	MQTTAsync_free(topic);
+	return 1;
+}
+
+/* Paho understands tcp:// and ssl://; accept the mqtt:// and mqtts:// spellings too. */
+static char *paho_uri(const char *uri)
+{
+	const char *rest;
+	char *out;
+
+	if (strncmp(uri, "mqtts://", 8) == 0)
+		rest = uri + 8;
+	else if (strncmp(uri, "mqtt://", 7) == 0)
+		rest = uri + 7;
+	else
+		return strdup(uri);
+	out = malloc(strlen(rest) + 7);
+	if (out) {
+		strcpy(out, uri[4] == 's' ? "ssl://" : "tcp://");
+		strcat(out, rest);
+	}
+	return out;
+}
+
+int cg_publisher_new(const cg_publisher_opts_t *o, cg_publisher_t **out)
+{
+	MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer;
+	cg_publisher_t *p;
+	int rc;
+
+	*out = NULL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return CG_ENOMEM;
+	pthread_mutex_init(&p->lock, NULL);
+	p->uri = paho_uri(o->uri);
+	p->client_id = strdup(o->client_id);
+	p->username = dup_or_null(o->username);
+	p->password = dup_or_null(o->password);
+	p->ca_file = dup_or_null(o->ca_file);
+	p->cert_file = dup_or_null(o->cert_file);
+	p->key_file = dup_or_null(o->key_file);
+	p->status_topic = strdup(o->status_topic);
+	p->online_payload = strdup(o->online_payload);
+	p->offline_payload = strdup(o->offline_payload);
+	/* Room for the window plus the status and health messages. */
+	p->n_slots = (size_t)(o->max_inflight > 0 ? o->max_inflight : 1) + STATUS_RESERVE;
+	p->slots = calloc(p->n_slots, sizeof(*p->slots));
+	p->free_slots = calloc(p->n_slots, sizeof(*p->free_slots));
+	if (!p->uri || !p->client_id || !p->status_topic || !p->online_payload ||
+	    !p->offline_payload || !p->slots || !p->free_slots || (o->username && !p->username) ||
+	    (o->password && !p->password)) {
+		rc = CG_ENOMEM;
+		goto free_p;
+	}
+	for (size_t i = 0; i < p->n_slots; i++) {
+		p->slots[i].p = p;
+		p->free_slots[p->n_free++] = p->n_slots - 1 - i;
+	}
+	p->keepalive_s = o->keepalive_s;
+	p->reconnect_min_s = o->reconnect_min_s;
+	p->reconnect_max_s = o->reconnect_max_s;
+	p->backoff_s = o->reconnect_min_s;
+	p->notify = o->notify;
+	p->notify_ctx = o->notify_ctx;
+	p->rng = (unsigned)cg_now_ms() ^ (unsigned)(uintptr_t)p;
+
+	/* The outbox is the store of undelivered data: Paho keeps nothing on
+	 * disk and refuses sends while disconnected, so every reading is either
+	 * acknowledged or still a row to resend. */
+	copts.sendWhileDisconnected = 0;
+	copts.MQTTVersion = MQTTVERSION_3_1_1;
+	rc = MQTTAsync_createWithOptions(&p->client, p->uri, p->client_id,
+					 MQTTCLIENT_PERSISTENCE_NONE, NULL, &copts);
+	if (rc != MQTTASYNC_SUCCESS) {
+		cg_log(CG_LOG_ERR, "mqtt: cannot create a client for %s (Paho code %d)", p->uri, rc);
+		rc = CG_EMQTT;
+		goto free_p;
+	}
+	if (MQTTAsync_setCallbacks(p->client, p, on_connection_lost, on_message, NULL) !=
+		    MQTTASYNC_SUCCESS ||
+	    MQTTAsync_setConnected(p->client, p, on_connected) != MQTTASYNC_SUCCESS) {
+		rc = CG_EMQTT;
+		goto free_p;
+	}
+	*out = p;
+	return CG_OK;
+
+free_p:
+	cg_publisher_free(p);
+	return rc;
+}
+
+/* Starts one connect attempt. The Last Will makes the broker publish the
+ * retained offline status if we vanish without a clean stop. TLS always
+ * verifies the server certificate and host name; a TLS failure is retried
+ * over TLS only. */
+static void start_connect(cg_publisher_t *p)
+{
+	MQTTAsync_connectOptions c = MQTTAsync_connectOptions_initializer;
+	MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+	int rc;
+
+	c.keepAliveInterval = p->keepalive_s;
+	c.cleansession = 1;
+	c.automaticReconnect = 0;
+	c.connectTimeout = 10;
+	c.onSuccess = on_connect_success;
+	c.onFailure = on_connect_failure;
+	c.context = p;
+	c.username = p->username;
+	c.password = p->password;
+	will.topicName = p->status_topic;
+	will.message = p->offline_payload;
+	will.retained = 1;
+	will.qos = 1;
+	c.will = &will;
+	if (strncmp(p->uri, "ssl://", 6) == 0) {
+		ssl.trustStore = p->ca_file;
+		ssl.keyStore = p->cert_file;
+		ssl.privateKey = p->key_file;
+		ssl.enableServerCertAuth = 1;
+		ssl.verify = 1;
+		c.ssl = &ssl;
+	}
+	pthread_mutex_lock(&p->lock);
+	p->connecting = true;
+	pthread_mutex_unlock(&p->lock);
+	rc = MQTTAsync_connect(p->client, &c);
+	if (rc != MQTTASYNC_SUCCESS) {
+		pthread_mutex_lock(&p->lock);
+		p->connecting = false;
+		pthread_mutex_unlock(&p->lock);
+		cg_log(CG_LOG_WARNING, "mqtt: connect to %s not started (Paho code %d)", p->uri, rc);
+	}
+}
+
+void cg_publisher_tick(cg_publisher_t *p, int64_t now)
+{
+	bool idle;
+	double jitter;
+
+	pthread_mutex_lock(&p->lock);
+	idle = !p->connected && !p->connecting;
+	if (p->connected)
+		p->backoff_s = p->reconnect_min_s;
+	pthread_mutex_unlock(&p->lock);
+	if (!idle || now < p->next_attempt_ms)
+		return;
+	start_connect(p);
+	/* Full jitter between half and the whole back-off, so that a city's
+	 * gateways do not all reconnect in the same second after an outage. */
+	jitter = 0.5 + 0.5 * (double)(rand_r(&p->rng) % 1000) / 1000.0;
+	p->next_attempt_ms = now + (int64_t)(p->backoff_s * jitter * 1000.0);
+	p->backoff_s *= 2;
+	if (p->backoff_s > p->reconnect_max_s)
+		p->backoff_s = p->reconnect_max_s;
+}
+
+int cg_publisher_send(cg_publisher_t *p, int64_t seq, const char *topic, const void *payload,
+		      size_t len, int qos, bool retained)
+{
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	pub_slot_t *s;
+	int rc;
+
+	pthread_mutex_lock(&p->lock);
+	if (!p->connected) {
+		pthread_mutex_unlock(&p->lock);
+		return CG_ESTATE;
+	}
+	if (p->n_free == 0) {
+		pthread_mutex_unlock(&p->lock);
+		return CG_EAGAIN;
+	}
+	s = &p->slots[p->free_slots[--p->n_free]];
+	s->seq = seq;
+	s->generation = p->generation;
+	s->used = true;
+	pthread_mutex_unlock(&p->lock);
+
+	ro.onSuccess = on_send_success;
+	ro.onFailure = on_send_failure;
+	ro.context = s;
+	rc = MQTTAsync_send(p->client, topic, (int)len, payload, qos, retained, &ro);
+	if (rc != MQTTASYNC_SUCCESS) {
+		pthread_mutex_lock(&p->lock);
+		if (s->used)
+			slot_release(p, s);
+		pthread_mutex_unlock(&p->lock);
+	}
+	if (rc == MQTTASYNC_DISCONNECTED)
+		return CG_ESTATE;
+	return rc == MQTTASYNC_SUCCESS ? CG_OK : CG_EMQTT;
+}
+
+size_t cg_publisher_room(cg_publisher_t *p)
+{
+	size_t n;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->n_free > STATUS_RESERVE ? p->n_free - STATUS_RESERVE : 0;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+void cg_publisher_take(cg_publisher_t *p, cg_publisher_events_t *ev)
+{
+	seq_list_t t;
+
+	pthread_mutex_lock(&p->lock);
+	/* Swap the filled lists with the ones handed out last time. */
+	t = p->out_acked;
+	p->out_acked = p->acked;
+	p->acked = t;
+	p->acked.n = 0;
+	t = p->out_failed;
+	p->out_failed = p->failed;
+	p->failed = t;
+	p->failed.n = 0;
+	ev->generation = p->generation;
+	ev->connected = p->connected;
+	pthread_mutex_unlock(&p->lock);
+	ev->acked = p->out_acked.v;
+	ev->n_acked = p->out_acked.n;
+	ev->failed = p->out_failed.v;
+	ev->n_failed = p->out_failed.n;
+}
+
+uint64_t cg_publisher_reconnects(const cg_publisher_t *p)
+{
+	uint64_t n;
+
+	pthread_mutex_lock((pthread_mutex_t *)&p->lock);
+	n = p->reconnects;
+	pthread_mutex_unlock((pthread_mutex_t *)&p->lock);
+	return n;
+}
+
+/* Counts messages still waiting for an acknowledgement. */
+static size_t outstanding(cg_publisher_t *p)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->n_slots - p->n_free;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+void cg_publisher_stop(cg_publisher_t *p, int timeout_ms)
+{
+	MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+	int64_t deadline = cg_mono_ms() + timeout_ms;
+	bool connected;
+
+	pthread_mutex_lock(&p->lock);
+	connected = p->connected;
+	pthread_mutex_unlock(&p->lock);
+	if (!connected)
+		return;
+	/* The clean-stop status replaces the retained online one; the Last
+	 * Will is not sent on a clean disconnect. */
+	cg_publisher_send(p, -1, p->status_topic, p->offline_payload, strlen(p->offline_payload), 1,
+			  true);
+	while (outstanding(p) > 0 && cg_mono_ms() < deadline)
+		cg_sleep_ms(10);
+	d.timeout = 1000;
+	MQTTAsync_disconnect(p->client, &d);
+	/* Let the DISCONNECT leave before the client is destroyed. */
+	for (int i = 0; i < 50 && MQTTAsync_isConnected(p->client); i++)
+		cg_sleep_ms(10);
+	pthread_mutex_lock(&p->lock);
+	p->connected = false;
+	pthread_mutex_unlock(&p->lock);
+}
+
+void cg_publisher_free(cg_publisher_t *p)
+{
+	if (!p)
+		return;
+	if (p->client)
+		MQTTAsync_destroy(&p->client);
+	if (p->password)
+		memset(p->password, 0, strlen(p->password));
+	free(p->uri);
+	free(p->client_id);
+	free(p->username);
+	free(p->password);
+	free(p->ca_file);
+	free(p->cert_file);
+	free(p->key_file);
+	free(p->status_topic);
+	free(p->online_payload);
+	free(p->offline_payload);
+	free(p->slots);
+	free(p->free_slots);
+	free(p->acked.v);
+	free(p->failed.v);
+	free(p->out_acked.v);
+	free(p->out_failed.v);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}

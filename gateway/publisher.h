@@ -1,0 +1,68 @@
+/* The publisher: Paho MQTTAsync with our own jittered reconnect and a status topic. */
+#ifndef CG_PUBLISHER_H
+#define CG_PUBLISHER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cg_publisher cg_publisher_t;
+
+typedef struct cg_publisher_opts {
+	const char *uri;        /* tcp://, ssl://, mqtt://, mqtts:// */
+	const char *client_id;
+	const char *username;   /* NULL: none */
+	const char *password;   /* NULL: none; copied, wiped on free, never logged */
+	const char *ca_file, *cert_file, *key_file; /* NULL: not set */
+	int keepalive_s;
+	int max_inflight;       /* the owner's window; sends beyond it get CG_EAGAIN */
+	double reconnect_min_s, reconnect_max_s;
+	const char *status_topic;    /* retained online/offline; the Last Will goes here */
+	const char *online_payload;  /* published retained on every (re)connect */
+	const char *offline_payload; /* the Last Will, and what a clean stop publishes */
+	/* Called from Paho's thread after an event (ack, failure, connection
+	 * change) so the owner's loop wakes up; must only signal. */
+	void (*notify)(void *ctx);
+	void *notify_ctx;
+} cg_publisher_opts_t;
+
+/* Events since the last call to cg_publisher_take(); arrays owned by the publisher. */
+typedef struct cg_publisher_events {
+	int64_t *acked;      /* seqs the broker acknowledged (QoS 1) or that were written (QoS 0) */
+	size_t n_acked;
+	int64_t *failed;     /* seqs whose send failed; they must be sent again */
+	size_t n_failed;
+	uint64_t generation; /* increments on every new connection: resend from the oldest row */
+	bool connected;
+} cg_publisher_events_t;
+
+/* Creates the client (persistence NONE); copies every string of opts. */
+int cg_publisher_new(const cg_publisher_opts_t *opts, cg_publisher_t **out);
+
+/* Drives connecting: starts a connect attempt when disconnected and the
+ * jittered back-off has passed. Call it from the owner's loop, never from a
+ * callback. */
+void cg_publisher_tick(cg_publisher_t *p, int64_t now_mono_ms);
+
+/* Sends one message; seq comes back in an event. CG_ESTATE when not
+ * connected, CG_EMQTT when Paho refuses. Paho copies the payload. */
+int cg_publisher_send(cg_publisher_t *p, int64_t seq, const char *topic, const void *payload,
+		      size_t len, int qos, bool retained);
+
+/* How many more messages may be sent before the window is full. */
+size_t cg_publisher_room(cg_publisher_t *p);
+
+/* Moves the pending events into ev (valid until the next call). */
+void cg_publisher_take(cg_publisher_t *p, cg_publisher_events_t *ev);
+
+/* Publishes the retained offline status, waits up to timeout_ms for
+ * outstanding acknowledgements, and disconnects. */
+void cg_publisher_stop(cg_publisher_t *p, int timeout_ms);
+
+/* Reconnections since start, for health. */
+uint64_t cg_publisher_reconnects(const cg_publisher_t *p);
+
+/* Destroys the client; accepts NULL. Not from a callback. */
+void cg_publisher_free(cg_publisher_t *p);
+
+#endif

@@ -1,0 +1,117 @@
+/* Opening and closing a bus's transport: a libmodbus context or a serial fd. */
+#include "transport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "log.h"
+
+static speed_t baud_speed(int baud)
+{
+	switch (baud) {
+	case 1200: return B1200;
+	case 2400: return B2400;
+	case 4800: return B4800;
+	case 19200: return B19200;
+	case 38400: return B38400;
+	case 57600: return B57600;
+	case 115200: return B115200;
+	default: return B9600;
+	}
+}
+
+/* Opens a plain UART in raw mode with the bus's line settings; reads block
+ * for at most a tenth of a second so a driver can keep its own deadline. */
+static int open_serial(const cg_bus_config_t *bc, cg_transport_t *t)
+{
+	struct termios tio;
+	int fd = open(bc->device, O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+	if (fd < 0)
+		return CG_EIO;
+	if (tcgetattr(fd, &tio) < 0)
+		goto close_fd;
+	cfmakeraw(&tio);
+	cfsetispeed(&tio, baud_speed(bc->baud));
+	cfsetospeed(&tio, baud_speed(bc->baud));
+	tio.c_cflag &= ~(tcflag_t)(CSIZE | PARENB | PARODD | CSTOPB);
+	tio.c_cflag |= (bc->data_bits == 7 ? CS7 : CS8) | CLOCAL | CREAD;
+	if (bc->parity == 'E')
+		tio.c_cflag |= PARENB;
+	else if (bc->parity == 'O')
+		tio.c_cflag |= PARENB | PARODD;
+	if (bc->stop_bits == 2)
+		tio.c_cflag |= CSTOPB;
+	tio.c_cc[VMIN] = 0;
+	tio.c_cc[VTIME] = 1;
+	if (tcsetattr(fd, TCSANOW, &tio) < 0)
+		goto close_fd;
+	tcflush(fd, TCIOFLUSH);
+	t->fd = fd;
+	return CG_OK;
+
+close_fd:
+	close(fd);
+	return CG_EIO;
+}
+
+/* Creates and connects a libmodbus context for an RTU or TCP bus. */
+static int open_modbus(const cg_bus_config_t *bc, cg_transport_t *t)
+{
+	modbus_t *mb;
+
+	if (bc->type == CG_BUS_MODBUS_RTU)
+		mb = modbus_new_rtu(bc->device, bc->baud, bc->parity, bc->data_bits, bc->stop_bits);
+	else
+		mb = modbus_new_tcp(bc->host, bc->port);
+	if (!mb)
+		return errno == ENOMEM ? CG_ENOMEM : CG_EIO;
+	modbus_set_response_timeout(mb, (uint32_t)(bc->timeout_ms / 1000),
+				    (uint32_t)(bc->timeout_ms % 1000) * 1000);
+	/* A byte timeout as long as the response timeout would let a slow
+	 * device hold the bus twice; keep libmodbus's default between bytes. */
+	if (modbus_connect(mb) < 0) {
+		modbus_free(mb);
+		return CG_EIO;
+	}
+	if (bc->type == CG_BUS_MODBUS_RTU && bc->rs485 &&
+	    modbus_rtu_set_serial_mode(mb, MODBUS_RTU_RS485) < 0)
+		cg_log(CG_LOG_WARNING, "bus %s: cannot switch %s to RS-485 mode: %s", bc->id,
+		       bc->device, modbus_strerror(errno));
+	t->mb = mb;
+	return CG_OK;
+}
+
+int cg_transport_open(const cg_bus_config_t *bc, cg_transport_t *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->fd = -1;
+	t->type = bc->type;
+	t->timeout_ms = bc->timeout_ms;
+	t->gap_ms = bc->gap_ms;
+	if (bc->type == CG_BUS_SERIAL)
+		return open_serial(bc, t);
+	return open_modbus(bc, t);
+}
+
+void cg_transport_close(cg_transport_t *t)
+{
+	if (t->mb) {
+		modbus_close(t->mb);
+		modbus_free(t->mb);
+		t->mb = NULL;
+	}
+	if (t->fd >= 0) {
+		close(t->fd);
+		t->fd = -1;
+	}
+}
+
+bool cg_transport_is_open(const cg_transport_t *t)
+{
+	return t->mb != NULL || t->fd >= 0;
+}

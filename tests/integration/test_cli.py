@@ -1,0 +1,85 @@
+"""The command line: exit codes, --check messages, --once against citygate-sim."""
+import json
+import os
+
+from harness import CITYGATE, SRC, Sim, check, main, run
+
+
+def test_version_help_usage(tmp):
+    r = run([CITYGATE, "--version"])
+    check(r.returncode == 0 and r.stdout.startswith("citygate "), "--version: %r" % r.stdout)
+    r = run([CITYGATE, "--help"])
+    check(r.returncode == 0 and "--check" in r.stdout, "--help")
+    for args in ([], ["--bogus"], ["-c"], ["-c", "a.json", "extra"]):
+        r = run([CITYGATE] + args)
+        check(r.returncode == 2, "usage error %r exits 2, got %d" % (args, r.returncode))
+
+
+def test_check_examples_valid(tmp):
+    for name in sorted(os.listdir(os.path.join(SRC, "examples"))):
+        if name.endswith(".json"):
+            r = run([CITYGATE, "--check", "-c", os.path.join(SRC, "examples", name)])
+            check(r.returncode == 0 and r.stdout == "",
+                  "%s: exit %d: %s%s" % (name, r.returncode, r.stdout, r.stderr))
+
+
+def test_check_reports_pointers(tmp):
+    path = tmp.file("bad.json", json.dumps({
+        "gateway": {"id": "gw 1"},
+        "mqtt": {"uri": "tcp://127.0.0.1:1883", "topic_prefix": "city/x", "qos": 2},
+        "store": {"path": "/tmp/x.db", "colour": "red"},
+        "buses": [{"id": "b", "type": "modbus-rtu", "device": "/dev/null", "baud": 1234}],
+        "sensors": [{"id": "s", "bus": "nope", "driver": "modbus", "profile": "aqt530"},
+                    {"id": "t", "bus": "b", "driver": "modbus", "profile": "no-such-profile"}],
+    }))
+    r = run([CITYGATE, "--check", "-c", path])
+    check(r.returncode == 1, "invalid config exits 1, got %d" % r.returncode)
+    lines = r.stdout.splitlines()
+    for ptr in ("/gateway/id", "/mqtt/qos", "/store/colour", "/buses/0/baud", "/sensors/0/bus",
+                "/sensors/1/profile"):
+        check(any(l.startswith("%s: %s: " % (path, ptr)) for l in lines),
+              "no line for %s in:\n%s" % (ptr, r.stdout))
+    malformed = tmp.file("malformed.json", '{\n  "gateway": {\n    "id": "x",,\n')
+    r = run([CITYGATE, "--check", "-c", malformed])
+    check(r.returncode == 1 and "line 3" in r.stdout and "column" in r.stdout,
+          "malformed JSON names line and column: %r" % r.stdout)
+
+
+def test_once(tmp):
+    link = os.path.join(tmp.path, "tty")
+    sim = Sim(tmp, ["--rtu", link, "--slave", "1:aqt530", "--slave", "2:ld120",
+                    "--slave", "3:aqt530:silent"])
+    try:
+        cfg = {
+            "gateway": {"id": "gw-once"},
+            "mqtt": {"uri": "tcp://127.0.0.1:1", "topic_prefix": "city/x"},
+            "store": {"path": os.path.join(tmp.path, "unused.db")},
+            "buses": [{"id": "rs485", "type": "modbus-rtu", "device": link, "timeout_ms": 200}],
+            "sensors": [{"id": "aq", "bus": "rs485", "driver": "modbus", "profile": "aqt530",
+                         "unit_id": 1},
+                        {"id": "bay", "bus": "rs485", "driver": "modbus", "profile": "ld120",
+                         "unit_id": 2}],
+        }
+        path = tmp.file("once.json", json.dumps(cfg))
+        r = run([CITYGATE, "--once", "-c", path])
+        check(r.returncode == 0, "--once exit %d: %s" % (r.returncode, r.stderr))
+        readings = [json.loads(l) for l in r.stdout.splitlines()]
+        check([x["sensor"] for x in readings] == ["aq", "bay"], "one line per sensor")
+        check(all("seq" not in x for x in readings), "--once readings carry no seq")
+        check(5 <= readings[0]["values"]["pm25"] <= 35, "pm25 %r" % readings[0]["values"])
+        check(not os.path.exists(cfg["store"]["path"]), "--once opens no store")
+
+        cfg["sensors"].append({"id": "dead", "bus": "rs485", "driver": "modbus",
+                               "profile": "aqt530", "unit_id": 3})
+        path = tmp.file("once-dead.json", json.dumps(cfg))
+        r = run([CITYGATE, "--once", "-c", path])
+        check(r.returncode == 3, "a silent sensor makes --once exit 3, got %d" % r.returncode)
+        check("dead" in r.stderr and "timed out" in r.stderr, "failure on stderr: %r" % r.stderr)
+        check(len(r.stdout.splitlines()) == 2, "the others still print")
+    finally:
+        sim.stop()
+
+
+if __name__ == "__main__":
+    main([test_version_help_usage, test_check_examples_valid, test_check_reports_pointers,
+          test_once])

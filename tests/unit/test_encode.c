@@ -1,0 +1,818 @@
+/* Tests of the encoders: native, NGSI-LD and SenML payloads against hand-checked output. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "encode.h"
+#include "encode_impl.h"
+#include "error.h"
+#include "reading.h"
+
+/* 2026-11-25T11:40:00Z is 1795606800 s after the epoch. */
+#define T0_MS INT64_C(1795606800000)
+
+#define ENV_CTX                                                                                    \
+	"\"https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/"      \
+	"context.jsonld\""
+#define PARK_CTX                                                                                   \
+	"\"https://raw.githubusercontent.com/smart-data-models/dataModel.Parking/master/"          \
+	"context.jsonld\""
+#define TRAF_CTX                                                                                   \
+	"\"https://raw.githubusercontent.com/smart-data-models/dataModel.Transportation/master/"   \
+	"context.jsonld\""
+#define CORE_CTX "\"https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld\""
+#define LOCATION                                                                                   \
+	"\"location\":{\"type\":\"GeoProperty\",\"value\":{\"type\":\"Point\","                    \
+	"\"coordinates\":[128.8761,37.7519]}}"
+#define DATETIME(name, ts)                                                                         \
+	"\"" name "\":{\"type\":\"Property\",\"value\":{\"@type\":\"DateTime\",\"@value\":\"" ts   \
+	"\"}}"
+/* A measure Property with observedAt and unitCode, and one without unitCode. */
+#define MEASURE(name, value, ts, code)                                                             \
+	"\"" name "\":{\"type\":\"Property\",\"value\":" value ",\"observedAt\":\"" ts             \
+	"\",\"unitCode\":\"" code "\"}"
+#define PLAIN(name, value, ts)                                                                     \
+	"\"" name "\":{\"type\":\"Property\",\"value\":" value ",\"observedAt\":\"" ts "\"}"
+
+static const cg_encode_ctx_t ctx_loc = {
+    .gateway_id = "gw-gn-0001",
+    .has_location = true,
+    .lat = 37.7519,
+    .lon = 128.8761,
+};
+static const cg_encode_ctx_t ctx_noloc = {.gateway_id = "gw-gn-0001"};
+
+/* The four readings of the tests, one per kind and parking variant. */
+static void make_air_quality(cg_reading_t *r)
+{
+	cg_reading_init(r);
+	strcpy(r->sensor, "aq-001");
+	strcpy(r->kind, "air-quality");
+	r->ts_ms = T0_MS + 123;
+	assert_int_equal(cg_reading_add_number(r, "pm25", 12.3, "ug/m3"), CG_OK);
+	assert_int_equal(cg_reading_add_number(r, "pm10", 20, "ug/m3"), CG_OK);
+	assert_int_equal(cg_reading_add_number(r, "no2", 41.5, "ppb"), CG_OK);
+	assert_int_equal(cg_reading_add_number(r, "temperature", 21.75, "Cel"), CG_OK);
+	assert_int_equal(cg_reading_add_number(r, "relativeHumidity", 55.5, "%RH"), CG_OK);
+	assert_int_equal(cg_reading_add_number(r, "pressure", 1013.2, "hPa"), CG_OK);
+}
+
+static void make_parking_bay(cg_reading_t *r)
+{
+	cg_reading_init(r);
+	strcpy(r->sensor, "pk-bay-07");
+	strcpy(r->kind, "parking");
+	r->ts_ms = T0_MS + 5000;
+	assert_int_equal(cg_reading_add_string(r, "status", "occupied"), CG_OK);
+}
+
+static void make_parking_lot(cg_reading_t *r)
+{
+	cg_reading_init(r);
+	strcpy(r->sensor, "lot-north");
+	strcpy(r->kind, "parking");
+	strcpy(r->quality, "stale");
+	r->ts_ms = T0_MS + 10500;
+	assert_int_equal(cg_reading_add_number(r, "availableSpotNumber", 37, "count"), CG_OK);
+	assert_int_equal(cg_reading_add_number(r, "occupiedSpotNumber", 83, "count"), CG_OK);
+	assert_int_equal(cg_reading_add_number(r, "totalSpotNumber", 120, "count"), CG_OK);
+	assert_int_equal(cg_reading_add_number(r, "occupancy", 0.692, "/"), CG_OK);
+}
+
+static void make_traffic(cg_reading_t *r)
+{
+	cg_reading_init(r);
+	strcpy(r->sensor, "tl-01-lane1");
+	strcpy(r->kind, "traffic");
+	r->ts_ms = T0_MS + 300000;
+	r->interval_s = 300;
+	assert_int_equal(cg_reading_add_number(r, "laneId", 1, NULL), CG_OK);
+	assert_int_equal(cg_reading_add_number(r, "intensity", 42, "count"), CG_OK);
+	assert_int_equal(cg_reading_add_number(r, "occupancy", 0.18, "/"), CG_OK);
+	assert_int_equal(cg_reading_add_number(r, "averageVehicleSpeed", 47.5, "km/h"), CG_OK);
+	assert_int_equal(cg_reading_add_number(r, "averageVehicleLength", 4.6, "m"), CG_OK);
+	assert_int_equal(cg_reading_add_number(r, "averageHeadwayTime", 6.9, "s"), CG_OK);
+	assert_int_equal(cg_reading_add_bool(r, "congested", false), CG_OK);
+}
+
+/* Writes a payload to CG_BINARY_DIR/encode-samples/NAME.json, where
+ * scripts/validate-schema-examples.sh --samples validates it against the
+ * schema named by NAME's part before "--". A failure to write is not a test
+ * failure: the samples are a by-product. */
+static void save_sample(const char *name, const char *payload)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/encode-samples", CG_BINARY_DIR);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/encode-samples/%s.json", CG_BINARY_DIR, name);
+	f = fopen(path, "w");
+	if (!f)
+		return;
+	fputs(payload, f);
+	fputc('\n', f);
+	fclose(f);
+}
+
+/* Encodes r, checks the result is valid JSON of the same length as reported,
+ * and returns the text (the caller frees it). */
+static char *encode_ok(cg_format_t f, const cg_encode_ctx_t *ctx, const cg_reading_t *r,
+                       int64_t seq)
+{
+	char *out = NULL;
+	size_t len = 0;
+	cJSON *json;
+
+	assert_int_equal(cg_encode(f, ctx, r, seq, &out, &len), CG_OK);
+	assert_non_null(out);
+	assert_int_equal(len, strlen(out));
+	json = cJSON_Parse(out);
+	if (!json)
+		fail_msg("not valid JSON: %s", out);
+	cJSON_Delete(json);
+	return out;
+}
+
+/* Encodes r as f, compares with expect, and saves it as a sample. */
+static void check_encoding(cg_format_t f, const cg_encode_ctx_t *ctx, const cg_reading_t *r,
+                           int64_t seq, const char *expect, const char *sample)
+{
+	char *out = encode_ok(f, ctx, r, seq);
+
+	assert_string_equal(out, expect);
+	save_sample(sample, out);
+	free(out);
+}
+
+static void test_air_quality(void **state)
+{
+	cg_reading_t r;
+
+	make_air_quality(&r);
+	/* The expected payloads are laid out by hand, one part per line. */
+	// clang-format off
+	check_encoding(CG_FORMAT_NATIVE, &ctx_loc, &r, 1042,
+		       "{\"gateway\":\"gw-gn-0001\",\"sensor\":\"aq-001\",\"kind\":\"air-quality\","
+		       "\"seq\":1042,\"ts\":\"2026-11-25T11:40:00.123Z\",\"values\":{\"pm25\":12.3,"
+		       "\"pm10\":20,\"no2\":41.5,\"temperature\":21.75,\"relativeHumidity\":55.5,"
+		       "\"pressure\":1013.2},\"units\":{\"pm25\":\"ug/m3\",\"pm10\":\"ug/m3\","
+		       "\"no2\":\"ppb\",\"temperature\":\"Cel\",\"relativeHumidity\":\"%RH\","
+		       "\"pressure\":\"hPa\"},\"quality\":\"ok\"}",
+		       "reading-air-quality--aq-001");
+	check_encoding(CG_FORMAT_NGSI_LD, &ctx_loc, &r, 1042,
+		       "{\"id\":\"urn:ngsi-ld:AirQualityObserved:gw-gn-0001:aq-001\","
+		       "\"type\":\"AirQualityObserved\","
+		       DATETIME("dateObserved", "2026-11-25T11:40:00.123Z") ","
+		       LOCATION ","
+		       MEASURE("pm25", "12.3", "2026-11-25T11:40:00.123Z", "GQ") ","
+		       MEASURE("pm10", "20", "2026-11-25T11:40:00.123Z", "GQ") ","
+		       MEASURE("no2", "41.5", "2026-11-25T11:40:00.123Z", "61") ","
+		       MEASURE("temperature", "21.75", "2026-11-25T11:40:00.123Z", "CEL") ","
+		       MEASURE("relativeHumidity", "0.555", "2026-11-25T11:40:00.123Z", "C62") ","
+		       MEASURE("pressure", "1013.2", "2026-11-25T11:40:00.123Z", "A97") ","
+		       "\"dataQuality\":{\"type\":\"Property\",\"value\":\"ok\"},"
+		       "\"seq\":{\"type\":\"Property\",\"value\":1042},"
+		       "\"@context\":[" ENV_CTX "," CORE_CTX "]}",
+		       "reading-ngsi-ld--aq-001");
+	check_encoding(CG_FORMAT_SENML, &ctx_loc, &r, 1042,
+		       "[{\"bn\":\"urn:dev:gw-gn-0001:aq-001:\",\"bt\":1795606800.123,"
+		       "\"n\":\"pm25\",\"u\":\"ug/m3\",\"v\":12.3},"
+		       "{\"n\":\"pm10\",\"u\":\"ug/m3\",\"v\":20},"
+		       "{\"n\":\"no2\",\"u\":\"ppb\",\"v\":41.5},"
+		       "{\"n\":\"temperature\",\"u\":\"Cel\",\"v\":21.75},"
+		       "{\"n\":\"relativeHumidity\",\"u\":\"%RH\",\"v\":55.5},"
+		       "{\"n\":\"pressure\",\"u\":\"hPa\",\"v\":1013.2},"
+		       "{\"n\":\"seq\",\"v\":1042},"
+		       "{\"n\":\"quality\",\"vs\":\"ok\"}]",
+		       "senml--aq-001");
+	// clang-format on
+}
+
+static void test_parking_bay(void **state)
+{
+	cg_reading_t r;
+
+	make_parking_bay(&r);
+	/* The expected payloads are laid out by hand, one part per line. */
+	// clang-format off
+	check_encoding(CG_FORMAT_NATIVE, &ctx_loc, &r, 1043,
+		       "{\"gateway\":\"gw-gn-0001\",\"sensor\":\"pk-bay-07\",\"kind\":\"parking\","
+		       "\"seq\":1043,\"ts\":\"2026-11-25T11:40:05.000Z\","
+		       "\"values\":{\"status\":\"occupied\"},\"units\":{},\"quality\":\"ok\"}",
+		       "reading-parking--pk-bay-07");
+	check_encoding(CG_FORMAT_NGSI_LD, &ctx_loc, &r, 1043,
+		       "{\"id\":\"urn:ngsi-ld:ParkingSpot:gw-gn-0001:pk-bay-07\","
+		       "\"type\":\"ParkingSpot\","
+		       DATETIME("dateObserved", "2026-11-25T11:40:05.000Z") ","
+		       LOCATION ","
+		       PLAIN("status", "\"occupied\"", "2026-11-25T11:40:05.000Z") ","
+		       "\"dataQuality\":{\"type\":\"Property\",\"value\":\"ok\"},"
+		       "\"seq\":{\"type\":\"Property\",\"value\":1043},"
+		       "\"@context\":[" PARK_CTX "," CORE_CTX "]}",
+		       "reading-ngsi-ld--pk-bay-07");
+	check_encoding(CG_FORMAT_SENML, &ctx_loc, &r, 1043,
+		       "[{\"bn\":\"urn:dev:gw-gn-0001:pk-bay-07:\",\"bt\":1795606805,"
+		       "\"n\":\"status\",\"vs\":\"occupied\"},"
+		       "{\"n\":\"seq\",\"v\":1043},"
+		       "{\"n\":\"quality\",\"vs\":\"ok\"}]",
+		       "senml--pk-bay-07");
+	// clang-format on
+}
+
+static void test_parking_lot(void **state)
+{
+	cg_reading_t r;
+
+	make_parking_lot(&r);
+	/* The expected payloads are laid out by hand, one part per line. */
+	// clang-format off
+	check_encoding(CG_FORMAT_NATIVE, &ctx_noloc, &r, 1044,
+		       "{\"gateway\":\"gw-gn-0001\",\"sensor\":\"lot-north\",\"kind\":\"parking\","
+		       "\"seq\":1044,\"ts\":\"2026-11-25T11:40:10.500Z\",\"values\":{"
+		       "\"availableSpotNumber\":37,\"occupiedSpotNumber\":83,\"totalSpotNumber\":120,"
+		       "\"occupancy\":0.692},\"units\":{\"availableSpotNumber\":\"count\","
+		       "\"occupiedSpotNumber\":\"count\",\"totalSpotNumber\":\"count\","
+		       "\"occupancy\":\"/\"},\"quality\":\"stale\"}",
+		       "reading-parking--lot-north");
+	// clang-format on
+	/* No location in the context: no location attribute. */
+	// clang-format off
+	check_encoding(CG_FORMAT_NGSI_LD, &ctx_noloc, &r, 1044,
+		       "{\"id\":\"urn:ngsi-ld:OffStreetParking:gw-gn-0001:lot-north\","
+		       "\"type\":\"OffStreetParking\","
+		       DATETIME("dateObserved", "2026-11-25T11:40:10.500Z") ","
+		       MEASURE("availableSpotNumber", "37", "2026-11-25T11:40:10.500Z", "C62") ","
+		       MEASURE("occupiedSpotNumber", "83", "2026-11-25T11:40:10.500Z", "C62") ","
+		       MEASURE("totalSpotNumber", "120", "2026-11-25T11:40:10.500Z", "C62") ","
+		       MEASURE("occupancy", "0.692", "2026-11-25T11:40:10.500Z", "C62") ","
+		       "\"dataQuality\":{\"type\":\"Property\",\"value\":\"stale\"},"
+		       "\"seq\":{\"type\":\"Property\",\"value\":1044},"
+		       "\"@context\":[" PARK_CTX "," CORE_CTX "]}",
+		       "reading-ngsi-ld--lot-north");
+	check_encoding(CG_FORMAT_SENML, &ctx_noloc, &r, 1044,
+		       "[{\"bn\":\"urn:dev:gw-gn-0001:lot-north:\",\"bt\":1795606810.5,"
+		       "\"n\":\"availableSpotNumber\",\"u\":\"count\",\"v\":37},"
+		       "{\"n\":\"occupiedSpotNumber\",\"u\":\"count\",\"v\":83},"
+		       "{\"n\":\"totalSpotNumber\",\"u\":\"count\",\"v\":120},"
+		       "{\"n\":\"occupancy\",\"u\":\"/\",\"v\":0.692},"
+		       "{\"n\":\"seq\",\"v\":1044},"
+		       "{\"n\":\"quality\",\"vs\":\"stale\"}]",
+		       "senml--lot-north");
+	// clang-format on
+}
+
+static void test_traffic(void **state)
+{
+	cg_reading_t r;
+
+	make_traffic(&r);
+	/* The expected payloads are laid out by hand, one part per line. */
+	// clang-format off
+	check_encoding(CG_FORMAT_NATIVE, &ctx_loc, &r, 1045,
+		       "{\"gateway\":\"gw-gn-0001\",\"sensor\":\"tl-01-lane1\",\"kind\":\"traffic\","
+		       "\"seq\":1045,\"ts\":\"2026-11-25T11:45:00.000Z\",\"interval_s\":300,"
+		       "\"values\":{\"laneId\":1,\"intensity\":42,\"occupancy\":0.18,"
+		       "\"averageVehicleSpeed\":47.5,\"averageVehicleLength\":4.6,"
+		       "\"averageHeadwayTime\":6.9,\"congested\":false},"
+		       "\"units\":{\"intensity\":\"count\",\"occupancy\":\"/\","
+		       "\"averageVehicleSpeed\":\"km/h\",\"averageVehicleLength\":\"m\","
+		       "\"averageHeadwayTime\":\"s\"},\"quality\":\"ok\"}",
+		       "reading-traffic--tl-01-lane1");
+	check_encoding(CG_FORMAT_NGSI_LD, &ctx_loc, &r, 1045,
+		       "{\"id\":\"urn:ngsi-ld:TrafficFlowObserved:gw-gn-0001:tl-01-lane1\","
+		       "\"type\":\"TrafficFlowObserved\","
+		       DATETIME("dateObserved", "2026-11-25T11:45:00.000Z") ","
+		       DATETIME("dateObservedFrom", "2026-11-25T11:40:00.000Z") ","
+		       DATETIME("dateObservedTo", "2026-11-25T11:45:00.000Z") ","
+		       LOCATION ","
+		       PLAIN("laneId", "1", "2026-11-25T11:45:00.000Z") ","
+		       MEASURE("intensity", "42", "2026-11-25T11:45:00.000Z", "C62") ","
+		       MEASURE("occupancy", "0.18", "2026-11-25T11:45:00.000Z", "C62") ","
+		       MEASURE("averageVehicleSpeed", "47.5", "2026-11-25T11:45:00.000Z", "KMH") ","
+		       MEASURE("averageVehicleLength", "4.6", "2026-11-25T11:45:00.000Z", "MTR") ","
+		       MEASURE("averageHeadwayTime", "6.9", "2026-11-25T11:45:00.000Z", "SEC") ","
+		       PLAIN("congested", "false", "2026-11-25T11:45:00.000Z") ","
+		       "\"dataQuality\":{\"type\":\"Property\",\"value\":\"ok\"},"
+		       "\"seq\":{\"type\":\"Property\",\"value\":1045},"
+		       "\"@context\":[" TRAF_CTX "," CORE_CTX "]}",
+		       "reading-ngsi-ld--tl-01-lane1");
+	check_encoding(CG_FORMAT_SENML, &ctx_loc, &r, 1045,
+		       "[{\"bn\":\"urn:dev:gw-gn-0001:tl-01-lane1:\",\"bt\":1795607100,"
+		       "\"n\":\"laneId\",\"v\":1},"
+		       "{\"n\":\"intensity\",\"u\":\"count\",\"v\":42},"
+		       "{\"n\":\"occupancy\",\"u\":\"/\",\"v\":0.18},"
+		       "{\"n\":\"averageVehicleSpeed\",\"u\":\"km/h\",\"v\":47.5},"
+		       "{\"n\":\"averageVehicleLength\",\"u\":\"m\",\"v\":4.6},"
+		       "{\"n\":\"averageHeadwayTime\",\"u\":\"s\",\"v\":6.9},"
+		       "{\"n\":\"congested\",\"vb\":false},"
+		       "{\"n\":\"interval_s\",\"u\":\"s\",\"v\":300},"
+		       "{\"n\":\"seq\",\"v\":1045},"
+		       "{\"n\":\"quality\",\"vs\":\"ok\"}]",
+		       "senml--tl-01-lane1");
+	// clang-format on
+}
+
+/* Parses an NGSI-LD encoding of r; the caller deletes the result. */
+static cJSON *ngsi_json(const cg_encode_ctx_t *ctx, const cg_reading_t *r, int64_t seq)
+{
+	char *out = encode_ok(CG_FORMAT_NGSI_LD, ctx, r, seq);
+	cJSON *json = cJSON_Parse(out);
+
+	free(out);
+	assert_non_null(json);
+	return json;
+}
+
+/* Fails unless attr is a Property whose value is a DateTime. */
+static void assert_datetime_property(const cJSON *entity, const char *attr)
+{
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(entity, attr);
+	const cJSON *value = cJSON_GetObjectItemCaseSensitive(a, "value");
+
+	if (!a)
+		fail_msg("attribute %s missing", attr);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(a, "type")), "Property");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(value, "@type")), "DateTime");
+	assert_non_null(cJSON_GetStringValue(cJSON_GetObjectItem(value, "@value")));
+}
+
+/* Checks the attributes every entity has, and that each other attribute is a
+ * Property, GeoProperty or the @context. */
+static void assert_entity_common(const cJSON *e, const char *type, const char *id,
+                                 const char *context)
+{
+	const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(e, "@context");
+	const cJSON *a;
+
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(e, "id")), id);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(e, "type")), type);
+	assert_true(cJSON_IsArray(ctx));
+	assert_int_equal(cJSON_GetArraySize(ctx), 2);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(ctx, 0)), context);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(ctx, 1)), CG_NGSI_CORE_CONTEXT);
+	assert_datetime_property(e, "dateObserved");
+	cJSON_ArrayForEach(a, e)
+	{
+		const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(a, "type"));
+
+		if (strcmp(a->string, "id") == 0 || strcmp(a->string, "type") == 0 ||
+		    strcmp(a->string, "@context") == 0)
+			continue;
+		if (!t || (strcmp(t, "Property") != 0 && strcmp(t, "GeoProperty") != 0))
+			fail_msg("attribute %s is neither a Property nor a GeoProperty", a->string);
+		if (!cJSON_GetObjectItemCaseSensitive(a, "value"))
+			fail_msg("attribute %s has no value", a->string);
+	}
+}
+
+/* Fails unless the entity has a GeoJSON Point location [lon, lat]. */
+static void assert_location(const cJSON *e)
+{
+	const cJSON *loc = cJSON_GetObjectItemCaseSensitive(e, "location");
+	const cJSON *value = cJSON_GetObjectItemCaseSensitive(loc, "value");
+	const cJSON *coords = cJSON_GetObjectItemCaseSensitive(value, "coordinates");
+
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(loc, "type")), "GeoProperty");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(value, "type")), "Point");
+	assert_int_equal(cJSON_GetArraySize(coords), 2);
+	assert_true(cJSON_GetArrayItem(coords, 0)->valuedouble == 128.8761);
+	assert_true(cJSON_GetArrayItem(coords, 1)->valuedouble == 37.7519);
+}
+
+/* Each kind's entity carries what its Smart Data Model requires (or what
+ * the gateway can know of it: category and refParkingSite are the
+ * platform's to add, see docs/topics.md). */
+static void test_ngsi_required_attributes(void **state)
+{
+	cg_reading_t r;
+	cJSON *e;
+	const cJSON *a;
+	const char *status;
+
+	make_air_quality(&r);
+	e = ngsi_json(&ctx_loc, &r, 1);
+	assert_entity_common(e, "AirQualityObserved",
+	                     "urn:ngsi-ld:AirQualityObserved:gw-gn-0001:aq-001",
+	                     CG_SDM_CONTEXT_ENVIRONMENT);
+	assert_location(e);
+	a = cJSON_GetObjectItemCaseSensitive(e, "pm25");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(a, "observedAt")),
+	                    "2026-11-25T11:40:00.123Z");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(a, "unitCode")), "GQ");
+	cJSON_Delete(e);
+
+	make_parking_bay(&r);
+	e = ngsi_json(&ctx_loc, &r, 2);
+	assert_entity_common(e, "ParkingSpot", "urn:ngsi-ld:ParkingSpot:gw-gn-0001:pk-bay-07",
+	                     CG_SDM_CONTEXT_PARKING);
+	assert_location(e);
+	status = cJSON_GetStringValue(
+	    cJSON_GetObjectItem(cJSON_GetObjectItemCaseSensitive(e, "status"), "value"));
+	assert_non_null(status);
+	assert_true(strcmp(status, "free") == 0 || strcmp(status, "occupied") == 0 ||
+	            strcmp(status, "closed") == 0 || strcmp(status, "unknown") == 0);
+	cJSON_Delete(e);
+
+	make_parking_lot(&r);
+	e = ngsi_json(&ctx_loc, &r, 3);
+	assert_entity_common(e, "OffStreetParking",
+	                     "urn:ngsi-ld:OffStreetParking:gw-gn-0001:lot-north",
+	                     CG_SDM_CONTEXT_PARKING);
+	assert_location(e);
+	assert_non_null(cJSON_GetObjectItemCaseSensitive(e, "availableSpotNumber"));
+	assert_non_null(cJSON_GetObjectItemCaseSensitive(e, "totalSpotNumber"));
+	cJSON_Delete(e);
+
+	make_traffic(&r);
+	e = ngsi_json(&ctx_loc, &r, 4);
+	assert_entity_common(e, "TrafficFlowObserved",
+	                     "urn:ngsi-ld:TrafficFlowObserved:gw-gn-0001:tl-01-lane1",
+	                     CG_SDM_CONTEXT_TRANSPORTATION);
+	assert_location(e);
+	assert_datetime_property(e, "dateObservedFrom");
+	assert_datetime_property(e, "dateObservedTo");
+	cJSON_Delete(e);
+}
+
+/* An instant traffic measure (interval_s 0) has no dateObservedFrom/To. */
+static void test_ngsi_no_interval(void **state)
+{
+	cg_reading_t r;
+	cJSON *e;
+
+	make_traffic(&r);
+	r.interval_s = 0;
+	e = ngsi_json(&ctx_loc, &r, 1);
+	assert_null(cJSON_GetObjectItemCaseSensitive(e, "dateObservedFrom"));
+	assert_null(cJSON_GetObjectItemCaseSensitive(e, "dateObservedTo"));
+	cJSON_Delete(e);
+}
+
+/* Relative humidity and occupancy reported in percent become fractions 0-1
+ * with unitCode C62; those already fractions ("/") stay as they are. */
+static void test_ngsi_fractions(void **state)
+{
+	cg_reading_t r;
+	cJSON *e;
+	const cJSON *a;
+
+	cg_reading_init(&r);
+	strcpy(r.sensor, "tl-02");
+	strcpy(r.kind, "traffic");
+	r.ts_ms = T0_MS;
+	assert_int_equal(cg_reading_add_number(&r, "occupancy", 18, "%"), CG_OK);
+	e = ngsi_json(&ctx_noloc, &r, 1);
+	a = cJSON_GetObjectItemCaseSensitive(e, "occupancy");
+	assert_true(cJSON_GetObjectItem(a, "value")->valuedouble == 0.18);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(a, "unitCode")), "C62");
+	cJSON_Delete(e);
+
+	cg_reading_init(&r);
+	strcpy(r.sensor, "aq-002");
+	strcpy(r.kind, "air-quality");
+	r.ts_ms = T0_MS;
+	assert_int_equal(cg_reading_add_number(&r, "relativeHumidity", 0.4, "/"), CG_OK);
+	assert_int_equal(cg_reading_add_number(&r, "temperature", 40, "%"), CG_OK);
+	e = ngsi_json(&ctx_noloc, &r, 1);
+	a = cJSON_GetObjectItemCaseSensitive(e, "relativeHumidity");
+	assert_true(cJSON_GetObjectItem(a, "value")->valuedouble == 0.4);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(a, "unitCode")), "C62");
+	/* Only the fraction quantities are converted. */
+	a = cJSON_GetObjectItemCaseSensitive(e, "temperature");
+	assert_true(cJSON_GetObjectItem(a, "value")->valuedouble == 40);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(a, "unitCode")), "P1");
+	cJSON_Delete(e);
+}
+
+/* seq < 0 (--once) leaves seq out of every format. */
+static void test_seq_absent(void **state)
+{
+	void (*makers[])(cg_reading_t *) = {make_air_quality, make_parking_bay, make_parking_lot,
+	                                    make_traffic};
+	static const char *const names[] = {"aq-001", "pk-bay-07", "lot-north", "tl-01-lane1"};
+
+	for (size_t i = 0; i < sizeof(makers) / sizeof(makers[0]); i++) {
+		cg_reading_t r;
+		char *out;
+		cJSON *json;
+		const cJSON *rec;
+		char sample[64];
+
+		makers[i](&r);
+		out = encode_ok(CG_FORMAT_NATIVE, &ctx_loc, &r, -1);
+		json = cJSON_Parse(out);
+		assert_null(cJSON_GetObjectItemCaseSensitive(json, "seq"));
+		assert_non_null(cJSON_GetObjectItemCaseSensitive(json, "ts"));
+		snprintf(sample, sizeof(sample), "reading-%s--%s-noseq", r.kind, names[i]);
+		save_sample(sample, out);
+		cJSON_Delete(json);
+		free(out);
+
+		out = encode_ok(CG_FORMAT_NGSI_LD, &ctx_loc, &r, -1);
+		json = cJSON_Parse(out);
+		assert_null(cJSON_GetObjectItemCaseSensitive(json, "seq"));
+		snprintf(sample, sizeof(sample), "reading-ngsi-ld--%s-noseq", names[i]);
+		save_sample(sample, out);
+		cJSON_Delete(json);
+		free(out);
+
+		out = encode_ok(CG_FORMAT_SENML, &ctx_loc, &r, -1);
+		json = cJSON_Parse(out);
+		cJSON_ArrayForEach(rec, json)
+		{
+			const char *n = cJSON_GetStringValue(cJSON_GetObjectItem(rec, "n"));
+
+			assert_non_null(n);
+			assert_string_not_equal(n, "seq");
+		}
+		snprintf(sample, sizeof(sample), "senml--%s-noseq", names[i]);
+		save_sample(sample, out);
+		cJSON_Delete(json);
+		free(out);
+	}
+}
+
+/* seq 0 is still a seq (only negative means none), and large values print exactly. */
+static void test_seq_values(void **state)
+{
+	cg_reading_t r;
+	char *out;
+
+	make_parking_bay(&r);
+	out = encode_ok(CG_FORMAT_NATIVE, &ctx_loc, &r, 0);
+	assert_non_null(strstr(out, ",\"seq\":0,"));
+	free(out);
+	out = encode_ok(CG_FORMAT_NGSI_LD, &ctx_loc, &r, INT64_C(9007199254740991));
+	assert_non_null(strstr(out, "\"seq\":{\"type\":\"Property\",\"value\":9007199254740991}"));
+	free(out);
+	out = encode_ok(CG_FORMAT_SENML, &ctx_loc, &r, INT64_C(9007199254740991));
+	assert_non_null(strstr(out, "{\"n\":\"seq\",\"v\":9007199254740991}"));
+	free(out);
+}
+
+/* A sensor id with quotes, a backslash, a tab, a slash and UTF-8: escaped in
+ * JSON strings, percent-encoded in the NGSI-LD URN, and every output parses
+ * back to the original id. */
+static void test_odd_ids(void **state)
+{
+	static const char odd[] = "aq \"7\"\\\t\xc3\xbc/x";
+	cg_reading_t r;
+	char *out;
+	cJSON *json;
+
+	make_air_quality(&r);
+	strcpy(r.sensor, odd);
+
+	out = encode_ok(CG_FORMAT_NATIVE, &ctx_loc, &r, 1);
+	assert_non_null(strstr(out, "\"sensor\":\"aq \\\"7\\\"\\\\\\u0009\xc3\xbc/x\""));
+	json = cJSON_Parse(out);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(json, "sensor")), odd);
+	cJSON_Delete(json);
+	free(out);
+
+	out = encode_ok(CG_FORMAT_NGSI_LD, &ctx_loc, &r, 1);
+	json = cJSON_Parse(out);
+	assert_string_equal(
+	    cJSON_GetStringValue(cJSON_GetObjectItem(json, "id")),
+	    "urn:ngsi-ld:AirQualityObserved:gw-gn-0001:aq%20%227%22%5C%09%C3%BC%2Fx");
+	cJSON_Delete(json);
+	free(out);
+
+	out = encode_ok(CG_FORMAT_SENML, &ctx_loc, &r, 1);
+	assert_non_null(
+	    strstr(out, "\"bn\":\"urn:dev:gw-gn-0001:aq \\\"7\\\"\\\\\\u0009\xc3\xbc/x:\""));
+	json = cJSON_Parse(out);
+	assert_string_equal(
+	    cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(json, 0), "bn")),
+	    "urn:dev:gw-gn-0001:aq \"7\"\\\t\xc3\xbc/x:");
+	cJSON_Delete(json);
+	free(out);
+
+	/* A gateway id with a colon must not add a part to the URN. */
+	{
+		const cg_encode_ctx_t colon = {.gateway_id = "gw:1"};
+
+		out = encode_ok(CG_FORMAT_NGSI_LD, &colon, &r, 1);
+		assert_non_null(
+		    strstr(out, "\"id\":\"urn:ngsi-ld:AirQualityObserved:gw%3A1:aq%20"));
+		free(out);
+	}
+}
+
+/* A number that is not finite is null in the native format (JSON has no NaN)
+ * and left out of NGSI-LD (which forbids null values) and SenML (where v must
+ * be a number). */
+static void test_non_finite(void **state)
+{
+	cg_reading_t r;
+	char *out;
+	cJSON *json;
+	const cJSON *rec;
+
+	cg_reading_init(&r);
+	strcpy(r.sensor, "aq-003");
+	strcpy(r.kind, "air-quality");
+	r.ts_ms = T0_MS;
+	assert_int_equal(cg_reading_add_number(&r, "pm25", NAN, "ug/m3"), CG_OK);
+	assert_int_equal(cg_reading_add_number(&r, "pm10", INFINITY, "ug/m3"), CG_OK);
+	assert_int_equal(cg_reading_add_number(&r, "temperature", 20, "Cel"), CG_OK);
+
+	out = encode_ok(CG_FORMAT_NATIVE, &ctx_noloc, &r, 5);
+	assert_non_null(strstr(out, "\"values\":{\"pm25\":null,\"pm10\":null,\"temperature\":20}"));
+	json = cJSON_Parse(out);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(json, "values"), "pm25")));
+	cJSON_Delete(json);
+	save_sample("reading-air-quality--nan", out);
+	free(out);
+
+	out = encode_ok(CG_FORMAT_NGSI_LD, &ctx_noloc, &r, 5);
+	json = cJSON_Parse(out);
+	assert_null(cJSON_GetObjectItemCaseSensitive(json, "pm25"));
+	assert_null(cJSON_GetObjectItemCaseSensitive(json, "pm10"));
+	assert_non_null(cJSON_GetObjectItemCaseSensitive(json, "temperature"));
+	cJSON_Delete(json);
+	free(out);
+
+	out = encode_ok(CG_FORMAT_SENML, &ctx_noloc, &r, 5);
+	assert_string_equal(out, "[{\"bn\":\"urn:dev:gw-gn-0001:aq-003:\",\"bt\":1795606800,"
+	                         "\"n\":\"temperature\",\"u\":\"Cel\",\"v\":20},"
+	                         "{\"n\":\"seq\",\"v\":5},{\"n\":\"quality\",\"vs\":\"ok\"}]");
+	json = cJSON_Parse(out);
+	cJSON_ArrayForEach(rec, json)
+	{
+		assert_false(cJSON_IsNull(cJSON_GetObjectItem(rec, "v")));
+	}
+	cJSON_Delete(json);
+	free(out);
+}
+
+/* An interval that is not finite is left out of NGSI-LD and SenML, and an
+ * absurdly long one still encodes (without overflow, which UBSan would catch). */
+static void test_odd_intervals(void **state)
+{
+	cg_reading_t r;
+	char *out;
+	cJSON *e;
+
+	make_traffic(&r);
+	r.interval_s = INFINITY;
+	e = ngsi_json(&ctx_noloc, &r, 1);
+	assert_null(cJSON_GetObjectItemCaseSensitive(e, "dateObservedFrom"));
+	cJSON_Delete(e);
+	out = encode_ok(CG_FORMAT_SENML, &ctx_noloc, &r, 1);
+	assert_null(strstr(out, "interval_s"));
+	free(out);
+
+	r.interval_s = 1e300;
+	e = ngsi_json(&ctx_noloc, &r, 1);
+	assert_datetime_property(e, "dateObservedFrom");
+	cJSON_Delete(e);
+}
+
+/* A reading with no values still makes a pack: the base fields go on the
+ * first record there is, here quality. */
+static void test_senml_no_values(void **state)
+{
+	cg_reading_t r;
+	char *out;
+
+	cg_reading_init(&r);
+	strcpy(r.sensor, "aq-004");
+	strcpy(r.kind, "air-quality");
+	strcpy(r.quality, "warming-up");
+	r.ts_ms = T0_MS + 7;
+	out = encode_ok(CG_FORMAT_SENML, &ctx_noloc, &r, -1);
+	assert_string_equal(out, "[{\"bn\":\"urn:dev:gw-gn-0001:aq-004:\",\"bt\":1795606800.007,"
+	                         "\"n\":\"quality\",\"vs\":\"warming-up\"}]");
+	free(out);
+}
+
+/* Values named like attributes or records the encoders write themselves are
+ * left out instead of producing duplicate keys or names. */
+static void test_reserved_names(void **state)
+{
+	cg_reading_t r;
+	char *out;
+	cJSON *json;
+
+	cg_reading_init(&r);
+	strcpy(r.sensor, "aq-005");
+	strcpy(r.kind, "air-quality");
+	r.ts_ms = T0_MS;
+	assert_int_equal(cg_reading_add_string(&r, "type", "bogus"), CG_OK);
+	assert_int_equal(cg_reading_add_number(&r, "seq", 99, NULL), CG_OK);
+	assert_int_equal(cg_reading_add_number(&r, "pm25", 1, "ug/m3"), CG_OK);
+
+	out = encode_ok(CG_FORMAT_NGSI_LD, &ctx_noloc, &r, 7);
+	assert_null(strstr(out, "bogus"));
+	json = cJSON_Parse(out);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(json, "type")),
+	                    "AirQualityObserved");
+	assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(json, "seq"), "value")->valueint,
+	                 7);
+	cJSON_Delete(json);
+	free(out);
+
+	out = encode_ok(CG_FORMAT_SENML, &ctx_noloc, &r, 7);
+	assert_null(strstr(out, "99"));
+	assert_non_null(strstr(out, "{\"n\":\"seq\",\"v\":7}"));
+	free(out);
+}
+
+/* NGSI-LD needs a Smart Data Model for the kind; the other formats do not. */
+static void test_unknown_kind(void **state)
+{
+	cg_reading_t r;
+	char *out = NULL;
+	size_t len = 0;
+
+	cg_reading_init(&r);
+	strcpy(r.sensor, "nz-001");
+	strcpy(r.kind, "noise");
+	r.ts_ms = T0_MS;
+	assert_int_equal(cg_reading_add_number(&r, "LAeq", 55.1, "dB"), CG_OK);
+	assert_null(cg_ngsi_entity_type(&r));
+	assert_int_equal(cg_encode(CG_FORMAT_NGSI_LD, &ctx_noloc, &r, 1, &out, &len), CG_EINVAL);
+	assert_null(out);
+	free(encode_ok(CG_FORMAT_NATIVE, &ctx_noloc, &r, 1));
+	free(encode_ok(CG_FORMAT_SENML, &ctx_noloc, &r, 1));
+	assert_int_equal(cg_encode((cg_format_t)42, &ctx_noloc, &r, 1, &out, &len), CG_EINVAL);
+}
+
+static void test_unit_codes(void **state)
+{
+	assert_string_equal(cg_ngsi_unit_code("ug/m3"), "GQ");
+	assert_string_equal(cg_ngsi_unit_code("Cel"), "CEL");
+	assert_string_equal(cg_ngsi_unit_code("ppb"), "61");
+	assert_string_equal(cg_ngsi_unit_code("ppm"), "59");
+	assert_string_equal(cg_ngsi_unit_code("hPa"), "A97");
+	assert_string_equal(cg_ngsi_unit_code("%RH"), "P1");
+	assert_string_equal(cg_ngsi_unit_code("km/h"), "KMH");
+	assert_string_equal(cg_ngsi_unit_code("m"), "MTR");
+	assert_string_equal(cg_ngsi_unit_code("s"), "SEC");
+	assert_string_equal(cg_ngsi_unit_code("count"), "C62");
+	assert_string_equal(cg_ngsi_unit_code("/"), "C62");
+	assert_null(cg_ngsi_unit_code("furlong"));
+	assert_null(cg_ngsi_unit_code(""));
+}
+
+static void test_format_names(void **state)
+{
+	assert_string_equal(cg_format_name(CG_FORMAT_NATIVE), "native");
+	assert_string_equal(cg_format_name(CG_FORMAT_NGSI_LD), "ngsi-ld");
+	assert_string_equal(cg_format_name(CG_FORMAT_SENML), "senml");
+	assert_int_equal(cg_format_from_name("ngsi-ld"), CG_FORMAT_NGSI_LD);
+	assert_int_equal(cg_format_from_name("senml"), CG_FORMAT_SENML);
+	assert_int_equal(cg_format_from_name("xml"), -1);
+}
+
+static void test_topics(void **state)
+{
+	char buf[64];
+
+	assert_int_equal(cg_topic_reading(buf, sizeof(buf), "city/gangneung", "gw-gn-0001",
+	                                  "parking", "lot-north"),
+	                 CG_OK);
+	assert_string_equal(buf, "city/gangneung/gw-gn-0001/parking/lot-north");
+	assert_int_equal(
+	    cg_topic_gateway(buf, sizeof(buf), "city/gangneung", "gw-gn-0001", "status"), CG_OK);
+	assert_string_equal(buf, "city/gangneung/gw-gn-0001/status");
+	assert_int_equal(cg_topic_gateway(buf, 10, "city/gangneung", "gw-gn-0001", "health"),
+	                 CG_ERANGE);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_air_quality),
+	    cmocka_unit_test(test_parking_bay),
+	    cmocka_unit_test(test_parking_lot),
+	    cmocka_unit_test(test_traffic),
+	    cmocka_unit_test(test_ngsi_required_attributes),
+	    cmocka_unit_test(test_ngsi_no_interval),
+	    cmocka_unit_test(test_ngsi_fractions),
+	    cmocka_unit_test(test_seq_absent),
+	    cmocka_unit_test(test_seq_values),
+	    cmocka_unit_test(test_odd_ids),
+	    cmocka_unit_test(test_non_finite),
+	    cmocka_unit_test(test_odd_intervals),
+	    cmocka_unit_test(test_senml_no_values),
+	    cmocka_unit_test(test_reserved_names),
+	    cmocka_unit_test(test_unknown_kind),
+	    cmocka_unit_test(test_unit_codes),
+	    cmocka_unit_test(test_format_names),
+	    cmocka_unit_test(test_topics),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

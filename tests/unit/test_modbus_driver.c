@@ -1,0 +1,557 @@
+/* Tests of the generic Modbus driver end to end against a real libmodbus TCP server. */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "driver.h"
+#include "error.h"
+#include "modbus/decode.h"
+#include "reading.h"
+
+#define PROFILES CG_SOURCE_DIR "/drivers/profiles"
+
+extern const cg_driver_t cg_modbus_driver;
+
+#define assert_double_near(a, b, eps)                                                              \
+	do {                                                                                       \
+		double a_ = (a), b_ = (b);                                                         \
+		if (!(a_ - b_ <= (eps) && b_ - a_ <= (eps)))                                       \
+			fail_msg("%s is %.17g, expected %.17g", #a, a_, b_);                       \
+	} while (0)
+
+/* A Modbus TCP server on a loopback port, serving one client from a thread.
+ * When answer is false it reads requests and never replies. */
+typedef struct server {
+	modbus_t *ctx;
+	modbus_mapping_t *map;
+	int listen_fd;
+	int port;
+	bool answer;
+	pthread_t thread;
+} server_t;
+
+static void *server_main(void *arg)
+{
+	server_t *s = arg;
+	uint8_t query[MODBUS_TCP_MAX_ADU_LENGTH];
+	int fd = s->listen_fd;
+
+	if (modbus_tcp_accept(s->ctx, &fd) < 0)
+		return NULL;
+	for (;;) {
+		int rc = modbus_receive(s->ctx, query);
+
+		if (rc < 0)
+			break; /* the client closed the connection */
+		if (rc > 0 && s->answer)
+			modbus_reply(s->ctx, query, rc, s->map);
+	}
+	return NULL;
+}
+
+/* Starts a server on a free port, trying ports from a random high one:
+ * libmodbus binds the port it is given, so a busy one is skipped. */
+static server_t *server_start(bool answer)
+{
+	server_t *s = calloc(1, sizeof(*s));
+	int base = 20000 + (int)((unsigned)rand() % 30000);
+
+	assert_non_null(s);
+	s->answer = answer;
+	s->map = modbus_mapping_new(100, 100, 100, 100);
+	assert_non_null(s->map);
+	for (int i = 0; i < 200; i++) {
+		s->port = base + i;
+		s->ctx = modbus_new_tcp("127.0.0.1", s->port);
+		assert_non_null(s->ctx);
+		s->listen_fd = modbus_tcp_listen(s->ctx, 1);
+		if (s->listen_fd >= 0)
+			break;
+		modbus_free(s->ctx);
+		s->ctx = NULL;
+	}
+	assert_non_null(s->ctx);
+	assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
+	return s;
+}
+
+static void server_stop(server_t *s)
+{
+	pthread_join(s->thread, NULL);
+	close(s->listen_fd);
+	modbus_close(s->ctx);
+	modbus_free(s->ctx);
+	modbus_mapping_free(s->map);
+	free(s);
+}
+
+/* A client transport to s, with a short response timeout. */
+static cg_transport_t client_open(const server_t *s)
+{
+	cg_transport_t t = {.type = CG_BUS_MODBUS_TCP, .fd = -1, .timeout_ms = 200};
+
+	t.mb = modbus_new_tcp("127.0.0.1", s->port);
+	assert_non_null(t.mb);
+	assert_int_equal(modbus_set_response_timeout(t.mb, 0, 200000), 0);
+	assert_int_equal(modbus_connect(t.mb), 0);
+	return t;
+}
+
+static void client_close(cg_transport_t *t)
+{
+	modbus_close(t->mb);
+	modbus_free(t->mb);
+	t->mb = NULL;
+}
+
+/* A temporary folder with a config file path and a profiles/ folder in it. */
+typedef struct fixture {
+	char root[64];
+	char config[128];
+	char profiles[128];
+	const char *dirs[3];
+	cg_driver_env_t env;
+} fixture_t;
+
+static void write_profile(fixture_t *f, const char *name, const char *text)
+{
+	char path[256];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", f->profiles, name);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+static const char *const fixture_files[] = {"custom.json", "faraway.json", "broken.json"};
+
+static int fixture_setup(void **state)
+{
+	fixture_t *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	srand((unsigned)time(NULL) ^ (unsigned)getpid());
+	snprintf(f->root, sizeof(f->root), "/tmp/cg-modbus-XXXXXX");
+	if (!mkdtemp(f->root))
+		return -1;
+	snprintf(f->config, sizeof(f->config), "%s/citygate.json", f->root);
+	snprintf(f->profiles, sizeof(f->profiles), "%s/profiles", f->root);
+	if (mkdir(f->profiles, 0700))
+		return -1;
+	f->dirs[0] = PROFILES;
+	f->dirs[1] = f->profiles;
+	f->dirs[2] = NULL;
+	f->env = (cg_driver_env_t){.config_path = f->config, .profile_dirs = f->dirs};
+	/* Every table, a word-swapped float, and a plausible range. */
+	write_profile(f, "custom.json",
+	              "{\"name\":\"custom\",\"kind\":\"traffic\",\"points\":["
+	              "{\"name\":\"averageVehicleSpeed\",\"table\":\"input\",\"address\":20,"
+	              "\"type\":\"f32\",\"order\":\"CDAB\",\"unit\":\"km/h\"},"
+	              "{\"name\":\"congested\",\"table\":\"coil\",\"address\":3},"
+	              "{\"name\":\"intensity\",\"table\":\"holding\",\"address\":30,"
+	              "\"unit\":\"count\",\"max\":100},"
+	              "{\"name\":\"occupancy\",\"table\":\"input\",\"address\":22,\"type\":\"i32\","
+	              "\"order\":\"DCBA\",\"scale\":0.001,\"offset\":0.5,\"unit\":\"/\"}]}");
+	/* Register 500 is beyond the server's 100: illegal data address. */
+	write_profile(f, "faraway.json",
+	              "{\"name\":\"faraway\",\"kind\":\"parking\",\"points\":["
+	              "{\"name\":\"status\",\"table\":\"holding\",\"address\":500}]}");
+	write_profile(f, "broken.json",
+	              "{\"name\":\"broken\",\"kind\":\"parking\",\"points\":["
+	              "{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"type\":\"u24\"}]}");
+	*state = f;
+	return 0;
+}
+
+static int fixture_teardown(void **state)
+{
+	fixture_t *f = *state;
+	char path[256];
+
+	for (size_t i = 0; i < sizeof(fixture_files) / sizeof(fixture_files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", f->profiles, fixture_files[i]);
+		unlink(path);
+	}
+	rmdir(f->profiles);
+	rmdir(f->root);
+	free(f);
+	return 0;
+}
+
+/* Opens the driver on a sensor object given as JSON text. */
+static void *open_sensor(const fixture_t *f, const char *json)
+{
+	cJSON *sensor = cJSON_Parse(json);
+	cg_diag_t d = {0};
+	void *state = NULL;
+
+	assert_non_null(sensor);
+	assert_int_equal(cg_modbus_driver.check(sensor, "/sensors/0", &f->env, &d), 0);
+	assert_int_equal(d.n, 0);
+	assert_int_equal(cg_modbus_driver.open(sensor, &f->env, &state), 0);
+	assert_non_null(state);
+	cJSON_Delete(sensor);
+	return state;
+}
+
+static const cg_value_t *value(const cg_reading_t *r, const char *name)
+{
+	const cg_value_t *v = cg_reading_find(r, name);
+
+	if (!v)
+		fail_msg("no value %s in the reading", name);
+	return v;
+}
+
+static void assert_number(const cg_reading_t *r, const char *name, double expect, const char *unit)
+{
+	const cg_value_t *v = value(r, name);
+
+	assert_int_equal(v->type, CG_VALUE_NUMBER);
+	assert_double_near(v->number, expect, 1e-9);
+	assert_string_equal(v->unit, unit);
+}
+
+static void test_driver_is_registered(void **state)
+{
+	(void)state;
+	assert_ptr_equal(cg_driver_find("modbus"), &cg_modbus_driver);
+	assert_string_equal(cg_modbus_driver.name, "modbus");
+	assert_int_equal(cg_modbus_driver.bus_types, CG_BUS_MODBUS_RTU | CG_BUS_MODBUS_TCP);
+	assert_string_equal(cg_modbus_driver.keys[0], "profile");
+	assert_string_equal(cg_modbus_driver.keys[1], "unit_id");
+	assert_string_equal(cg_modbus_driver.keys[2], "merge");
+	assert_string_equal(cg_modbus_driver.keys[3], "merge_gap");
+	assert_null(cg_modbus_driver.keys[4]);
+}
+
+static void test_aqt530_over_tcp(void **state)
+{
+	fixture_t *f = *state;
+	static const int16_t regs[13] = {21, 3, 250, 0, 0, 35, -4, 0, 123, 250, -52, 654, 10132};
+	server_t *s = server_start(true);
+	cg_transport_t t;
+	cg_reading_t r;
+	void *st;
+
+	for (size_t i = 0; i < 13; i++)
+		s->map->tab_registers[i] = (uint16_t)regs[i];
+	t = client_open(s);
+	st = open_sensor(f, "{\"id\":\"aq-001\",\"profile\":\"aqt530\",\"unit_id\":1}");
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
+	assert_string_equal(r.kind, "air-quality");
+	assert_string_equal(r.quality, "ok");
+	assert_int_equal(r.n_values, 11);
+	/* The profile's order is kept. */
+	assert_string_equal(r.values[0].name, "no2");
+	assert_string_equal(r.values[10].name, "pressure");
+	assert_number(&r, "no2", 21, "ppb");
+	assert_number(&r, "so2", 3, "ppb");
+	assert_number(&r, "co", 250, "ppb");
+	assert_number(&r, "o3", 35, "ppb");
+	assert_number(&r, "no", -4, "ppb");
+	assert_number(&r, "pm25", 12.3, "ug/m3");
+	assert_number(&r, "pm10", 25, "ug/m3");
+	assert_number(&r, "temperature", -5.2, "Cel");
+	assert_number(&r, "relativeHumidity", 65.4, "%RH");
+	assert_number(&r, "pressure", 1013.2, "hPa");
+	/* The whole map in one read: the holes at 3 and 7 are merged. */
+	assert_int_equal(t.requests, 1);
+	assert_true(t.last_io_ms > 0);
+	cg_modbus_driver.close(st);
+
+	/* merge false: one request per point, the same values. */
+	st = open_sensor(f, "{\"profile\":\"aqt530\",\"merge\":false}");
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
+	assert_int_equal(r.n_values, 11);
+	assert_number(&r, "relativeHumidity", 65.4, "%RH");
+	assert_int_equal(t.requests, 1 + 11);
+	cg_modbus_driver.close(st);
+
+	/* merge_gap 0: the holes split the map into 3 reads. */
+	st = open_sensor(f, "{\"profile\":\"aqt530\",\"merge_gap\":0}");
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
+	assert_int_equal(t.requests, 12 + 3);
+	cg_modbus_driver.close(st);
+
+	client_close(&t);
+	server_stop(s);
+}
+
+static void test_ld120_bits_and_u32(void **state)
+{
+	fixture_t *f = *state;
+	server_t *s = server_start(true);
+	cg_transport_t t;
+	cg_reading_t r;
+	void *st;
+
+	s->map->tab_input_bits[1] = 1;     /* detect */
+	s->map->tab_input_bits[4] = 1;     /* open loop */
+	s->map->tab_registers[9] = 0x0001; /* 100000 = 0x000186A0, high word first */
+	s->map->tab_registers[10] = 0x86A0;
+	t = client_open(s);
+	st = open_sensor(f, "{\"profile\":\"ld120\"}");
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
+	assert_string_equal(r.kind, "parking");
+	assert_string_equal(r.quality, "ok");
+	assert_int_equal(r.n_values, 5);
+	assert_int_equal(value(&r, "loopFault")->type, CG_VALUE_BOOL);
+	assert_false(value(&r, "loopFault")->boolean);
+	assert_true(value(&r, "detect")->boolean);
+	assert_true(value(&r, "openLoop")->boolean);
+	assert_false(value(&r, "shortedLoop")->boolean);
+	assert_string_equal(value(&r, "detect")->unit, "");
+	assert_number(&r, "vehicleCount", 100000, "count");
+	assert_int_equal(t.requests, 2);
+	cg_modbus_driver.close(st);
+	client_close(&t);
+	server_stop(s);
+}
+
+static void test_every_table_relative_path_and_range(void **state)
+{
+	fixture_t *f = *state;
+	server_t *s = server_start(true);
+	cg_transport_t t;
+	cg_reading_t r;
+	void *st;
+
+	assert_int_equal(cg_encode_registers(123.456, CG_TYPE_F32, CG_ORDER_CDAB,
+	                                     &s->map->tab_input_registers[20]),
+	                 0);
+	assert_int_equal(
+	    cg_encode_registers(-250, CG_TYPE_I32, CG_ORDER_DCBA, &s->map->tab_input_registers[22]),
+	    0);
+	s->map->tab_bits[3] = 1;
+	s->map->tab_registers[30] = 57;
+	t = client_open(s);
+	/* Relative to the config file's folder. */
+	st = open_sensor(f, "{\"profile\":\"profiles/custom.json\",\"unit_id\":17}");
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
+	assert_string_equal(r.kind, "traffic");
+	assert_string_equal(r.quality, "ok");
+	assert_double_near(value(&r, "averageVehicleSpeed")->number, 123.456, 1e-4);
+	assert_string_equal(value(&r, "averageVehicleSpeed")->unit, "km/h");
+	assert_true(value(&r, "congested")->boolean);
+	assert_number(&r, "intensity", 57, "count");
+	assert_number(&r, "occupancy", 0.25, "/");
+	/* coil, holding, input (f32 and i32 merged). */
+	assert_int_equal(t.requests, 3);
+
+	/* Above max: the value is kept as it is, the quality says so. */
+	s->map->tab_registers[30] = 500;
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
+	assert_string_equal(r.quality, "out-of-range");
+	assert_number(&r, "intensity", 500, "count");
+
+	/* A NaN cannot be carried in JSON: left out, quality invalid. */
+	s->map->tab_registers[30] = 50;
+	assert_int_equal(
+	    cg_encode_registers(NAN, CG_TYPE_F32, CG_ORDER_CDAB, &s->map->tab_input_registers[20]),
+	    0);
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
+	assert_string_equal(r.quality, "invalid");
+	assert_null(cg_reading_find(&r, "averageVehicleSpeed"));
+	assert_int_equal(r.n_values, 3);
+	cg_modbus_driver.close(st);
+	client_close(&t);
+	server_stop(s);
+}
+
+static void test_exception_then_recovery(void **state)
+{
+	fixture_t *f = *state;
+	server_t *s = server_start(true);
+	cg_transport_t t;
+	cg_reading_t r;
+	void *far, *near;
+
+	s->map->tab_registers[0] = 42;
+	t = client_open(s);
+	far = open_sensor(f, "{\"profile\":\"faraway\"}");
+	near = open_sensor(f, "{\"profile\":\"ld120\"}");
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(far, &t, &r), CG_EEXCEPTION);
+	assert_int_equal(r.n_values, 0);
+	assert_int_equal(t.requests, 1);
+	/* The same connection still serves the next sensor. */
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(near, &t, &r), 0);
+	assert_int_equal(r.n_values, 5);
+	cg_modbus_driver.close(far);
+	cg_modbus_driver.close(near);
+	client_close(&t);
+	server_stop(s);
+}
+
+static void test_silent_server_times_out(void **state)
+{
+	fixture_t *f = *state;
+	server_t *s = server_start(false);
+	cg_transport_t t;
+	cg_reading_t r;
+	void *st;
+
+	t = client_open(s);
+	st = open_sensor(f, "{\"profile\":\"aqt530\"}");
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), CG_ETIMEDOUT);
+	assert_int_equal(r.n_values, 0);
+	assert_int_equal(t.requests, 1);
+	cg_modbus_driver.close(st);
+	client_close(&t);
+	server_stop(s);
+}
+
+static void test_null_state_and_close(void **state)
+{
+	cg_transport_t t = {.type = CG_BUS_MODBUS_TCP, .fd = -1};
+	cg_reading_t r;
+
+	(void)state;
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(NULL, &t, &r), CG_ESTATE);
+	cg_modbus_driver.close(NULL);
+}
+
+/* Each bad sensor object is refused by check() with exactly one line. */
+static void test_check_refuses_bad_config(void **state)
+{
+	fixture_t *f = *state;
+	char line[512];
+	const struct {
+		const char *json;
+		const char *line; /* after "CONFIG: " */
+	} cases[] = {
+	    {"{\"id\":\"x\"}", "/sensors/0/profile: required key missing"},
+	    {"{\"profile\":3}", "/sensors/0/profile: must be a non-empty string"},
+	    {"{\"profile\":\"\"}", "/sensors/0/profile: must be a non-empty string"},
+	    {"{\"profile\":\"aqt530\",\"unit_id\":256}",
+	     "/sensors/0/unit_id: must be an integer from 0 to 255"},
+	    {"{\"profile\":\"aqt530\",\"unit_id\":-1}",
+	     "/sensors/0/unit_id: must be an integer from 0 to 255"},
+	    {"{\"profile\":\"aqt530\",\"unit_id\":1.5}",
+	     "/sensors/0/unit_id: must be an integer from 0 to 255"},
+	    {"{\"profile\":\"aqt530\",\"unit_id\":\"1\"}",
+	     "/sensors/0/unit_id: must be an integer from 0 to 255"},
+	    {"{\"profile\":\"aqt530\",\"merge\":\"yes\"}",
+	     "/sensors/0/merge: must be true or false"},
+	    {"{\"profile\":\"aqt530\",\"merge_gap\":101}",
+	     "/sensors/0/merge_gap: must be an integer from 0 to 100"},
+	    {"{\"profile\":\"profiles/none.json\"}", NULL},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cJSON *sensor = cJSON_Parse(cases[i].json);
+		cg_diag_t d = {0};
+		int rc;
+
+		assert_non_null(sensor);
+		rc = cg_modbus_driver.check(sensor, "/sensors/0", &f->env, &d);
+		if (cases[i].line)
+			snprintf(line, sizeof(line), "%s: %s", f->config, cases[i].line);
+		else
+			snprintf(line, sizeof(line),
+			         "%s: /sensors/0/profile: profile \"profiles/none.json\": cannot "
+			         "read %s/none.json: No such file or directory",
+			         f->config, f->profiles);
+		if (rc != CG_EINVAL || d.n != 1 || strcmp(d.lines[0], line) != 0) {
+			for (size_t k = 0; k < d.n; k++)
+				print_error("  got: %s\n", d.lines[k]);
+			fail_msg("case %zu: rc %d, %zu lines, expected \"%s\"", i, rc, d.n, line);
+		}
+		cg_diag_free(&d);
+		cJSON_Delete(sensor);
+	}
+}
+
+static void test_check_reports_missing_profile_at_the_sensor(void **state)
+{
+	fixture_t *f = *state;
+	cJSON *sensor = cJSON_Parse("{\"profile\":\"nope\",\"unit_id\":1000}");
+	cg_diag_t d = {0};
+	char line[512];
+
+	/* A line already there, and the sensor's other problems, stay where
+	 * they are. */
+	cg_diag_add(&d, "other.json", "/x", "earlier problem");
+	assert_int_equal(cg_modbus_driver.check(sensor, "/sensors/4", &f->env, &d), CG_EINVAL);
+	assert_int_equal(d.n, 3);
+	assert_string_equal(d.lines[0], "other.json: /x: earlier problem");
+	snprintf(line, sizeof(line), "%s: /sensors/4/unit_id: must be an integer from 0 to 255",
+	         f->config);
+	assert_string_equal(d.lines[1], line);
+	snprintf(line, sizeof(line), "%s: /sensors/4/profile: no profile named \"nope\" in %s, %s",
+	         f->config, PROFILES, f->profiles);
+	assert_string_equal(d.lines[2], line);
+	cg_diag_free(&d);
+	cJSON_Delete(sensor);
+}
+
+static void test_check_reports_profile_problems_in_the_profile(void **state)
+{
+	fixture_t *f = *state;
+	cJSON *sensor = cJSON_Parse("{\"profile\":\"broken\",\"merge_gap\":\"8\"}");
+	cg_diag_t d = {0};
+	char line[512];
+	void *st = &d;
+
+	assert_int_equal(cg_modbus_driver.check(sensor, "/sensors/1", &f->env, &d), CG_EINVAL);
+	assert_int_equal(d.n, 2);
+	snprintf(line, sizeof(line), "%s: /sensors/1/merge_gap: must be an integer from 0 to 100",
+	         f->config);
+	assert_string_equal(d.lines[0], line);
+	snprintf(line, sizeof(line),
+	         "%s/broken.json: /points/0/type: must be one of bool, u16, i16, u32, i32, u64, "
+	         "i64, f32 or f64",
+	         f->profiles);
+	assert_string_equal(d.lines[1], line);
+	cg_diag_free(&d);
+
+	/* open() refuses it too, and leaves no state. */
+	assert_int_equal(cg_modbus_driver.open(sensor, &f->env, &st), CG_EINVAL);
+	assert_null(st);
+	cJSON_Delete(sensor);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_driver_is_registered),
+	    cmocka_unit_test(test_aqt530_over_tcp),
+	    cmocka_unit_test(test_ld120_bits_and_u32),
+	    cmocka_unit_test(test_every_table_relative_path_and_range),
+	    cmocka_unit_test(test_exception_then_recovery),
+	    cmocka_unit_test(test_silent_server_times_out),
+	    cmocka_unit_test(test_null_state_and_close),
+	    cmocka_unit_test(test_check_refuses_bad_config),
+	    cmocka_unit_test(test_check_reports_missing_profile_at_the_sensor),
+	    cmocka_unit_test(test_check_reports_profile_problems_in_the_profile),
+	};
+
+	return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
+}

@@ -1,0 +1,795 @@
+/* Unit tests of the outbox against real SQLite files in a temporary directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "log.h"
+#include "outbox.h"
+
+#define TOPIC     "city/test/gw-0001/air-quality/aq-001"
+#define TOPIC_LEN ((int64_t)(sizeof(TOPIC) - 1))
+#define T0        1700000000000LL /* created_ms of the first test row */
+
+static char tmp_dir[PATH_MAX / 2];
+
+/* A database path in the temporary directory, one per test. The buffers rotate so that
+ * a test can hold a few paths at once. */
+static const char *db_path(const char *name)
+{
+	static char paths[4][PATH_MAX];
+	static unsigned next;
+	char *path = paths[next++ % 4];
+
+	snprintf(path, PATH_MAX, "%s/%s.db", tmp_dir, name);
+	return path;
+}
+
+/* The payload of a test row: len bytes derived from its seq, so content is checkable. */
+static void fill_payload(char *buf, size_t len, int64_t seq)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		buf[i] = (char)('a' + (seq + (int64_t)i) % 26);
+}
+
+/* Puts n rows with seqs first..first+n-1, payloads of plen bytes and created_ms
+ * T0 + seq (or created_ms when it is not 0), in one call. */
+static int put_range_at(cg_outbox_t *ob, int64_t first, size_t n, size_t plen, int64_t created_ms)
+{
+	cg_outbox_row_t *rows = calloc(n, sizeof(*rows));
+	char *payloads = malloc(n * plen + 1);
+	size_t i;
+	int err;
+
+	assert_non_null(rows);
+	assert_non_null(payloads);
+	for (i = 0; i < n; i++) {
+		int64_t seq = first + (int64_t)i;
+
+		fill_payload(payloads + i * plen, plen, seq);
+		rows[i].seq = seq;
+		rows[i].topic = TOPIC;
+		rows[i].payload = payloads + i * plen;
+		rows[i].len = plen;
+		rows[i].created_ms = created_ms ? created_ms : T0 + seq;
+	}
+	err = cg_outbox_put(ob, rows, n);
+	free(payloads);
+	free(rows);
+	return err;
+}
+
+static int put_range(cg_outbox_t *ob, int64_t first, size_t n, size_t plen)
+{
+	return put_range_at(ob, first, n, plen, 0);
+}
+
+static void ack_range(cg_outbox_t *ob, int64_t first, size_t n)
+{
+	int64_t *seqs = calloc(n, sizeof(*seqs));
+	size_t i;
+
+	assert_non_null(seqs);
+	for (i = 0; i < n; i++)
+		seqs[i] = first + (int64_t)i;
+	assert_int_equal(cg_outbox_ack(ob, seqs, n), 0);
+	free(seqs);
+}
+
+static cg_outbox_t *open_ok(const char *path, const cg_outbox_opts_t *opts)
+{
+	cg_outbox_t *ob = NULL;
+
+	assert_int_equal(cg_outbox_open(path, opts, &ob), 0);
+	assert_non_null(ob);
+	return ob;
+}
+
+static cg_outbox_stats_t stats_of(const cg_outbox_t *ob)
+{
+	cg_outbox_stats_t st;
+
+	assert_int_equal(cg_outbox_stats(ob, &st), 0);
+	return st;
+}
+
+/* Checks that every fetched row is the one put_range() made for its seq. */
+static void check_rows(const cg_outbox_row_t *rows, size_t n, int64_t first, size_t plen)
+{
+	char *want = malloc(plen + 1);
+	size_t i;
+
+	assert_non_null(want);
+	for (i = 0; i < n; i++) {
+		int64_t seq = first + (int64_t)i;
+
+		assert_int_equal(rows[i].seq, seq);
+		assert_string_equal(rows[i].topic, TOPIC);
+		assert_int_equal(rows[i].len, plen);
+		fill_payload(want, plen, seq);
+		assert_memory_equal(rows[i].payload, want, plen);
+		assert_int_equal(rows[i].payload[plen], '\0');
+		assert_int_equal(rows[i].created_ms, T0 + seq);
+	}
+	free(want);
+}
+
+/* Fetches everything and checks it is exactly seqs first..first+n-1. */
+static void check_contents(cg_outbox_t *ob, int64_t first, size_t n, size_t plen)
+{
+	cg_outbox_row_t *rows = NULL;
+	size_t got = 0;
+
+	assert_int_equal(cg_outbox_fetch(ob, 0, SIZE_MAX, &rows, &got), 0);
+	assert_int_equal(got, n);
+	check_rows(rows, got, first, plen);
+	cg_outbox_rows_free(rows, got);
+}
+
+/* Runs PRAGMA integrity_check through a separate connection. */
+static void check_integrity(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static void exec_sql(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* Log capture: stderr goes to a file while a test counts the outbox's log lines. */
+static int saved_stderr = -1;
+static char capture_path[PATH_MAX];
+
+static void capture_start(void)
+{
+	int fd;
+
+	snprintf(capture_path, sizeof(capture_path), "%s/log.txt", tmp_dir);
+	fd = open(capture_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	fflush(stderr);
+	saved_stderr = dup(STDERR_FILENO);
+	assert_true(saved_stderr >= 0);
+	assert_true(dup2(fd, STDERR_FILENO) >= 0);
+	close(fd);
+}
+
+/* Restores stderr and returns how many captured lines start with prefix. */
+static int capture_count(const char *prefix)
+{
+	char line[2048];
+	FILE *f;
+	int count = 0;
+
+	fflush(stderr);
+	f = fopen(capture_path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, prefix, strlen(prefix)) == 0)
+			count++;
+	fclose(f);
+	return count;
+}
+
+static void capture_stop(void)
+{
+	fflush(stderr);
+	assert_true(dup2(saved_stderr, STDERR_FILENO) >= 0);
+	close(saved_stderr);
+	saved_stderr = -1;
+}
+
+static void test_put_fetch_order(void **state)
+{
+	const char *path = db_path("order");
+	cg_outbox_t *ob = open_ok(path, NULL);
+	cg_outbox_stats_t st = stats_of(ob);
+	cg_outbox_row_t *rows = NULL;
+	size_t n = 99;
+
+	assert_int_equal(st.rows, 0);
+	assert_int_equal(st.bytes, 0);
+	assert_int_equal(st.oldest_ms, 0);
+	assert_int_equal(st.next_seq, 1);
+	assert_int_equal(cg_outbox_next_seq(ob), 1);
+	assert_int_equal(cg_outbox_fetch(ob, 0, 10, &rows, &n), 0);
+	assert_int_equal(n, 0);
+	assert_null(rows);
+
+	assert_int_equal(put_range(ob, 1, 5, 20), 0);
+	assert_int_equal(put_range(ob, 6, 1, 20), 0);
+	assert_int_equal(put_range(ob, 7, 10, 20), 0);
+	check_contents(ob, 1, 16, 20);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 16);
+	assert_int_equal(st.bytes, 16 * (TOPIC_LEN + 20));
+	assert_int_equal(st.oldest_ms, T0 + 1);
+	assert_int_equal(st.next_seq, 17);
+	assert_int_equal(st.dropped, 0);
+
+	/* Seqs may skip: next_seq follows the last one. An empty payload is allowed. */
+	{
+		cg_outbox_row_t row = {
+		    .seq = 40, .topic = TOPIC, .payload = NULL, .len = 0, .created_ms = T0 + 40};
+
+		assert_int_equal(cg_outbox_put(ob, &row, 1), 0);
+		assert_int_equal(cg_outbox_next_seq(ob), 41);
+		assert_int_equal(cg_outbox_fetch(ob, 16, 10, &rows, &n), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(rows[0].seq, 40);
+		assert_int_equal(rows[0].len, 0);
+		assert_string_equal(rows[0].payload, "");
+		cg_outbox_rows_free(rows, n);
+	}
+	assert_int_equal(cg_outbox_put(ob, NULL, 0), 0);
+	cg_outbox_close(ob);
+	check_integrity(path);
+}
+
+static void test_ack_updates_stats(void **state)
+{
+	cg_outbox_t *ob = open_ok(db_path("ack"), NULL);
+	cg_outbox_row_t *rows = NULL;
+	cg_outbox_stats_t st;
+	int64_t some[] = {3, 5, 5, 1000, -7};
+	size_t n = 0;
+
+	assert_int_equal(put_range(ob, 1, 10, 100), 0);
+	/* Fetched rows are copies: they stay valid after their rows are acked. */
+	assert_int_equal(cg_outbox_fetch(ob, 0, 10, &rows, &n), 0);
+	assert_int_equal(n, 10);
+
+	/* Duplicates and unknown seqs are ignored. */
+	assert_int_equal(cg_outbox_ack(ob, some, 5), 0);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 8);
+	assert_int_equal(st.bytes, 8 * (TOPIC_LEN + 100));
+	assert_int_equal(st.oldest_ms, T0 + 1);
+
+	/* Acking the oldest moves oldest_ms to the next remaining row. */
+	ack_range(ob, 1, 2);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 6);
+	assert_int_equal(st.oldest_ms, T0 + 4);
+	ack_range(ob, 4, 7);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 0);
+	assert_int_equal(st.bytes, 0);
+	assert_int_equal(st.oldest_ms, 0);
+	assert_int_equal(st.next_seq, 11);
+	assert_int_equal(st.dropped, 0);
+
+	check_rows(rows, n, 1, 100);
+	cg_outbox_rows_free(rows, n);
+	assert_int_equal(cg_outbox_ack(ob, NULL, 0), 0);
+	cg_outbox_close(ob);
+}
+
+static void test_fetch_paging(void **state)
+{
+	cg_outbox_t *ob = open_ok(db_path("paging"), NULL);
+	cg_outbox_row_t *rows = NULL;
+	int64_t after = 0, expect = 1;
+	size_t n = 0, pages = 0;
+
+	assert_int_equal(put_range(ob, 1, 250, 30), 0);
+	do {
+		assert_int_equal(cg_outbox_fetch(ob, after, 64, &rows, &n), 0);
+		check_rows(rows, n, expect, 30);
+		if (n > 0) {
+			after = rows[n - 1].seq;
+			expect += (int64_t)n;
+			pages++;
+		}
+		cg_outbox_rows_free(rows, n);
+	} while (n == 64);
+	assert_int_equal(expect, 251);
+	assert_int_equal(pages, 4);
+
+	/* A hole in the seqs (acked rows) is skipped. */
+	ack_range(ob, 100, 50);
+	assert_int_equal(cg_outbox_fetch(ob, 90, 20, &rows, &n), 0);
+	assert_int_equal(n, 20);
+	check_rows(rows, 9, 91, 30);
+	check_rows(rows + 9, 11, 150, 30);
+	cg_outbox_rows_free(rows, n);
+	assert_int_equal(cg_outbox_fetch(ob, 250, 20, &rows, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(cg_outbox_fetch(ob, 0, 0, &rows, &n), 0);
+	assert_int_equal(n, 0);
+	cg_outbox_close(ob);
+}
+
+static void test_next_seq_persists(void **state)
+{
+	const char *path = db_path("next_seq");
+	cg_outbox_t *ob = open_ok(path, NULL);
+	cg_outbox_stats_t st;
+
+	assert_int_equal(put_range(ob, 1, 10, 10), 0);
+	assert_int_equal(put_range(ob, 500, 3, 10), 0);
+	ack_range(ob, 1, 10);
+	ack_range(ob, 500, 3);
+	assert_int_equal(stats_of(ob).rows, 0);
+	cg_outbox_close(ob);
+
+	ob = open_ok(path, NULL);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 0);
+	assert_int_equal(st.next_seq, 503);
+	assert_int_equal(cg_outbox_next_seq(ob), 503);
+	assert_int_equal(put_range(ob, 502, 1, 10), CG_EINVAL);
+	assert_int_equal(put_range(ob, 503, 1, 10), 0);
+	cg_outbox_close(ob);
+
+	/* A meta row behind the rows (it cannot happen, but must not cause reuse). */
+	exec_sql(path, "UPDATE meta SET value = 1 WHERE key = 'next_seq'");
+	ob = open_ok(path, NULL);
+	assert_int_equal(cg_outbox_next_seq(ob), 504);
+	cg_outbox_close(ob);
+}
+
+static void test_seq_refused(void **state)
+{
+	cg_outbox_t *ob = open_ok(db_path("seq_refused"), NULL);
+	cg_outbox_row_t rows[3] = {
+	    {.seq = 10, .topic = TOPIC, .payload = "a", .len = 1, .created_ms = T0},
+	    {.seq = 12, .topic = TOPIC, .payload = "b", .len = 1, .created_ms = T0},
+	    {.seq = 11, .topic = TOPIC, .payload = "c", .len = 1, .created_ms = T0},
+	};
+	cg_outbox_stats_t st;
+
+	cg_log_set_level(CG_LOG_ERR - 1); /* the refusals are logged; keep the output clean */
+	/* Not increasing within the batch: nothing is stored. */
+	assert_int_equal(cg_outbox_put(ob, rows, 3), CG_EINVAL);
+	rows[2].seq = 12;
+	assert_int_equal(cg_outbox_put(ob, rows, 3), CG_EINVAL);
+	assert_int_equal(stats_of(ob).rows, 0);
+	assert_int_equal(cg_outbox_next_seq(ob), 1);
+
+	rows[2].seq = 13;
+	assert_int_equal(cg_outbox_put(ob, rows, 3), 0);
+	assert_int_equal(cg_outbox_next_seq(ob), 14);
+	/* Below next_seq, equal to a stored seq, or 0: refused. */
+	assert_int_equal(cg_outbox_put(ob, rows, 1), CG_EINVAL);
+	rows[0].seq = 13;
+	assert_int_equal(cg_outbox_put(ob, rows, 1), CG_EINVAL);
+	rows[0].seq = 0;
+	assert_int_equal(cg_outbox_put(ob, rows, 1), CG_EINVAL);
+	/* A row without a topic, or a payload pointer missing for len > 0. */
+	rows[0].seq = 20;
+	rows[0].topic = NULL;
+	assert_int_equal(cg_outbox_put(ob, rows, 1), CG_EINVAL);
+	rows[0].topic = TOPIC;
+	rows[0].payload = NULL;
+	assert_int_equal(cg_outbox_put(ob, rows, 1), CG_EINVAL);
+	assert_int_equal(cg_outbox_put(ob, NULL, 1), CG_EINVAL);
+	cg_log_set_level(CG_LOG_INFO);
+
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 3);
+	assert_int_equal(st.next_seq, 14);
+	cg_outbox_close(ob);
+}
+
+static void test_max_rows(void **state)
+{
+	const char *path = db_path("max_rows");
+	cg_outbox_opts_t opts = {.max_rows = 100};
+	cg_outbox_t *ob = open_ok(path, &opts);
+	cg_outbox_stats_t st;
+
+	assert_int_equal(put_range(ob, 1, 100, 10), 0);
+	assert_int_equal(stats_of(ob).dropped, 0);
+	assert_int_equal(put_range(ob, 101, 30, 10), 0);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 100);
+	assert_int_equal(st.dropped, 30);
+	assert_int_equal(st.oldest_ms, T0 + 31);
+	assert_int_equal(st.bytes, 100 * (TOPIC_LEN + 10));
+	check_contents(ob, 31, 100, 10);
+
+	/* A batch larger than the limit keeps only its newest rows. */
+	assert_int_equal(put_range(ob, 131, 150, 10), 0);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 100);
+	assert_int_equal(st.dropped, 180);
+	check_contents(ob, 181, 100, 10);
+	cg_outbox_close(ob);
+
+	/* dropped is persisted; the limit keeps applying after a reopen. */
+	ob = open_ok(path, &opts);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 100);
+	assert_int_equal(st.dropped, 180);
+	assert_int_equal(st.next_seq, 281);
+	assert_int_equal(st.oldest_ms, T0 + 181);
+	assert_int_equal(put_range(ob, 281, 1, 10), 0);
+	assert_int_equal(stats_of(ob).dropped, 181);
+	cg_outbox_close(ob);
+	check_integrity(path);
+}
+
+static void test_max_bytes(void **state)
+{
+	const char *path = db_path("max_bytes");
+	const int64_t row_bytes = TOPIC_LEN + 100;
+	cg_outbox_opts_t opts = {.max_bytes = 10 * row_bytes + row_bytes / 2};
+	cg_outbox_t *ob = open_ok(path, &opts);
+	cg_outbox_stats_t st;
+
+	assert_int_equal(put_range(ob, 1, 10, 100), 0);
+	assert_int_equal(stats_of(ob).dropped, 0);
+	assert_int_equal(put_range(ob, 11, 5, 100), 0);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 10);
+	assert_int_equal(st.bytes, 10 * row_bytes);
+	assert_int_equal(st.dropped, 5);
+	check_contents(ob, 6, 10, 100);
+
+	/* A row that alone exceeds max_bytes evicts everything, itself included. */
+	assert_int_equal(put_range(ob, 16, 1, 2000), 0);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 0);
+	assert_int_equal(st.bytes, 0);
+	assert_int_equal(st.oldest_ms, 0);
+	assert_int_equal(st.dropped, 16);
+	assert_int_equal(st.next_seq, 17);
+	cg_outbox_close(ob);
+
+	ob = open_ok(path, &opts);
+	st = stats_of(ob);
+	assert_int_equal(st.dropped, 16);
+	assert_int_equal(st.next_seq, 17);
+	/* A larger row takes the room of several small ones. */
+	assert_int_equal(put_range(ob, 17, 10, 100), 0);
+	assert_int_equal(put_range(ob, 27, 1, (size_t)(3 * row_bytes - TOPIC_LEN)), 0);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 8);
+	assert_int_equal(st.bytes, 10 * row_bytes);
+	assert_int_equal(st.dropped, 19);
+	assert_int_equal(st.oldest_ms, T0 + 20);
+	cg_outbox_close(ob);
+}
+
+static void test_expire(void **state)
+{
+	const char *path = db_path("expire");
+	cg_outbox_opts_t opts = {.max_age_s = 60};
+	cg_outbox_t *ob = open_ok(path, &opts);
+	cg_outbox_stats_t st;
+	int64_t now = T0 + 1000 * 1000;
+
+	/* Rows 1-10 made at T0, 11-20 at T0 + 100 s, 21-30 at T0 + 200 s. */
+	assert_int_equal(put_range_at(ob, 1, 10, 10, T0), 0);
+	assert_int_equal(put_range_at(ob, 11, 10, 10, T0 + 100000), 0);
+	assert_int_equal(put_range_at(ob, 21, 10, 10, T0 + 200000), 0);
+	assert_int_equal(stats_of(ob).oldest_ms, T0);
+
+	/* At T0 + 60 s nothing is older than 60 s; at T0 + 160.001 s the first 20 are. */
+	assert_int_equal(cg_outbox_expire(ob, T0 + 60000), 0);
+	assert_int_equal(stats_of(ob).rows, 30);
+	assert_int_equal(cg_outbox_expire(ob, T0 + 160001), 0);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 10);
+	assert_int_equal(st.dropped, 20);
+	assert_int_equal(st.bytes, 10 * (TOPIC_LEN + 10));
+	assert_int_equal(st.oldest_ms, T0 + 200000);
+	cg_outbox_close(ob);
+
+	/* Without max_age_s, expire does nothing; the dropped count survived. */
+	ob = open_ok(path, NULL);
+	assert_int_equal(cg_outbox_expire(ob, now), 0);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 10);
+	assert_int_equal(st.dropped, 20);
+	cg_outbox_close(ob);
+
+	ob = open_ok(path, &opts);
+	assert_int_equal(cg_outbox_expire(ob, now), 0);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 0);
+	assert_int_equal(st.oldest_ms, 0);
+	assert_int_equal(st.dropped, 30);
+	assert_int_equal(st.next_seq, 31);
+	cg_outbox_close(ob);
+}
+
+static void test_sync_full(void **state)
+{
+	const char *path = db_path("sync_full");
+	cg_outbox_opts_t opts = {.sync_full = true};
+	cg_outbox_t *ob = open_ok(path, &opts);
+
+	assert_int_equal(put_range(ob, 1, 50, 200), 0);
+	ack_range(ob, 1, 25);
+	check_contents(ob, 26, 25, 200);
+	cg_outbox_close(ob);
+	ob = open_ok(path, &opts);
+	assert_int_equal(stats_of(ob).rows, 25);
+	cg_outbox_close(ob);
+	check_integrity(path);
+}
+
+/* Puts batches of 10 rows until the page limit refuses one; returns the next seq. */
+static int64_t fill_until_full(cg_outbox_t *ob, int64_t seq)
+{
+	int i, err = 0;
+
+	for (i = 0; i < 100000; i++) {
+		err = put_range(ob, seq, 10, 500);
+		if (err)
+			break;
+		seq += 10;
+	}
+	assert_int_equal(err, CG_EFULL);
+	return seq;
+}
+
+static void test_full_page_limit(void **state)
+{
+	const char *path = db_path("full");
+	cg_outbox_opts_t opts = {.max_page_count = 40};
+	cg_outbox_t *ob = open_ok(path, &opts);
+	cg_outbox_stats_t before, after;
+	int64_t seq;
+
+	capture_start();
+	seq = fill_until_full(ob, 1);
+	before = stats_of(ob);
+	assert_true(before.rows > 10);
+	assert_int_equal(before.rows, seq - 1);
+	/* The refused batch left nothing, and changed no counter. */
+	assert_int_equal(put_range(ob, seq, 10, 500), CG_EFULL);
+	assert_int_equal(put_range(ob, seq, 10, 500), CG_EFULL);
+	after = stats_of(ob);
+	assert_memory_equal(&before, &after, sizeof(before));
+	assert_int_equal(cg_outbox_next_seq(ob), seq);
+	check_contents(ob, 1, (size_t)(seq - 1), 500);
+	/* Logged once for the episode, not once per refused call. */
+	assert_int_equal(capture_count("<4>outbox:"), 1);
+	assert_int_equal(capture_count("<6>outbox:"), 0);
+
+	/* Acking rows frees pages; the same connection accepts the batch again. */
+	ack_range(ob, 1, 50);
+	assert_int_equal(put_range(ob, seq, 10, 500), 0);
+	assert_int_equal(capture_count("<6>outbox:"), 1);
+	seq += 10;
+	assert_int_equal(stats_of(ob).rows, before.rows - 40);
+	check_contents(ob, 51, (size_t)(seq - 51), 500);
+
+	/* A second episode is logged again. */
+	seq = fill_until_full(ob, seq);
+	assert_int_equal(capture_count("<4>outbox:"), 2);
+	before = stats_of(ob);
+	cg_outbox_close(ob);
+	check_integrity(path);
+
+	/* Reopening with the same limit works, and still refuses. */
+	ob = open_ok(path, &opts);
+	after = stats_of(ob);
+	assert_memory_equal(&before, &after, sizeof(before));
+	assert_int_equal(put_range(ob, seq, 10, 500), CG_EFULL);
+	cg_outbox_close(ob);
+
+	/* A higher limit takes effect at the next open. */
+	opts.max_page_count = 400;
+	ob = open_ok(path, &opts);
+	assert_int_equal(put_range(ob, seq, 100, 500), 0);
+	assert_int_equal(stats_of(ob).rows, before.rows + 100);
+	check_contents(ob, 51, (size_t)(seq + 100 - 51), 500);
+	cg_outbox_close(ob);
+	capture_stop();
+	check_integrity(path);
+}
+
+static void test_peek(void **state)
+{
+	const char *path = db_path("peek");
+	cg_outbox_t *ob = open_ok(path, &(cg_outbox_opts_t){.max_rows = 50});
+	cg_outbox_stats_t mem, peeked;
+	sqlite3 *writer = NULL;
+	struct stat sb;
+
+	assert_int_equal(put_range(ob, 1, 60, 40), 0);
+	ack_range(ob, 11, 5);
+	mem = stats_of(ob);
+	assert_int_equal(cg_outbox_peek(path, &peeked), 0);
+	assert_memory_equal(&mem, &peeked, sizeof(mem));
+
+	/* Another connection holding the write lock with uncommitted rows does not block
+	 * peek, which sees the last commit. */
+	assert_int_equal(sqlite3_open(path, &writer), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(writer,
+	                 "BEGIN IMMEDIATE; INSERT INTO messages VALUES (1000, 't', x'00', 1)", NULL,
+	                 NULL, NULL),
+	    SQLITE_OK);
+	assert_int_equal(cg_outbox_peek(path, &peeked), 0);
+	assert_memory_equal(&mem, &peeked, sizeof(mem));
+	assert_int_equal(sqlite3_exec(writer, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(writer);
+
+	/* The daemon's connection keeps working after a peek. */
+	assert_int_equal(put_range(ob, 61, 5, 40), 0);
+	mem = stats_of(ob);
+	assert_int_equal(cg_outbox_peek(path, &peeked), 0);
+	assert_memory_equal(&mem, &peeked, sizeof(mem));
+	cg_outbox_close(ob);
+
+	/* After a clean close (no -wal or -shm left) and on a missing file. */
+	assert_int_equal(cg_outbox_peek(path, &peeked), 0);
+	assert_memory_equal(&mem, &peeked, sizeof(mem));
+	cg_log_set_level(CG_LOG_ERR - 1);
+	assert_int_equal(cg_outbox_peek(db_path("peek-missing"), &peeked), CG_ENOENT);
+	cg_log_set_level(CG_LOG_INFO);
+	assert_int_not_equal(stat(db_path("peek-missing"), &sb), 0);
+}
+
+static void test_crash_child(void **state)
+{
+	const char *path = db_path("crash");
+	char wal[PATH_MAX + 8];
+	cg_outbox_t *ob;
+	cg_outbox_stats_t st;
+	int status = 0;
+	pid_t pid;
+
+	/* The parent has nothing open across fork: SQLite connections must not cross it. */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		cg_outbox_t *child = NULL;
+		int i;
+
+		if (cg_outbox_open(path, NULL, &child) != 0)
+			_exit(10);
+		for (i = 0; i < 5; i++)
+			if (put_range(child, 1 + i * 100, 100, 64) != 0)
+				_exit(11);
+		{
+			int64_t acked[] = {1, 2, 3};
+
+			if (cg_outbox_ack(child, acked, 3) != 0)
+				_exit(12);
+		}
+		_exit(0); /* no close, no checkpoint: the rows are only in the WAL */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	assert_int_equal(access(wal, F_OK), 0);
+
+	ob = open_ok(path, NULL);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 497);
+	assert_int_equal(st.next_seq, 501);
+	assert_int_equal(st.bytes, 497 * (TOPIC_LEN + 64));
+	assert_int_equal(st.oldest_ms, T0 + 4);
+	check_contents(ob, 4, 497, 64);
+	cg_outbox_close(ob);
+	check_integrity(path);
+}
+
+static void test_schema_refused(void **state)
+{
+	const char *path = db_path("schema");
+	const char *foreign = db_path("foreign");
+	const char *garbage = db_path("garbage");
+	cg_outbox_t *ob = open_ok(path, NULL);
+	cg_outbox_stats_t st;
+	FILE *f;
+
+	assert_int_equal(put_range(ob, 1, 3, 10), 0);
+	cg_outbox_close(ob);
+	exec_sql(path, "UPDATE meta SET value = 2 WHERE key = 'schema_version'");
+	exec_sql(foreign, "CREATE TABLE other (x INTEGER)");
+	f = fopen(garbage, "w");
+	assert_non_null(f);
+	for (int i = 0; i < 200; i++)
+		fputs("this is not an SQLite database\n", f);
+	fclose(f);
+
+	capture_start();
+	ob = (cg_outbox_t *)1;
+	assert_int_equal(cg_outbox_open(path, NULL, &ob), CG_EDB);
+	assert_null(ob);
+	assert_int_equal(capture_count("<3>outbox:"), 1);
+	assert_int_equal(cg_outbox_peek(path, &st), CG_EDB);
+	assert_int_equal(cg_outbox_open(foreign, NULL, &ob), CG_EDB);
+	assert_int_equal(cg_outbox_open(garbage, NULL, &ob), CG_EDB);
+	assert_int_equal(cg_outbox_peek(garbage, &st), CG_EDB);
+	assert_int_equal(cg_outbox_open(path, &(cg_outbox_opts_t){.max_rows = -1}, &ob), CG_EINVAL);
+	assert_int_equal(capture_count("<3>outbox:"), 6);
+	capture_stop();
+
+	/* The refused file was not modified: the version is still the unknown one. */
+	exec_sql(path, "UPDATE meta SET value = 1 WHERE key = 'schema_version'");
+	ob = open_ok(path, NULL);
+	assert_int_equal(stats_of(ob).rows, 3);
+	cg_outbox_close(ob);
+	cg_outbox_close(NULL);
+}
+
+/* Removes the temporary directory and the files in it. */
+static int remove_tmp_dir(void)
+{
+	char path[PATH_MAX * 2];
+	struct dirent *de;
+	DIR *d = opendir(tmp_dir);
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", tmp_dir, de->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	return rmdir(tmp_dir);
+}
+
+static int group_setup(void **state)
+{
+	const char *base = getenv("TMPDIR");
+
+	snprintf(tmp_dir, sizeof(tmp_dir), "%s/cg-outbox-XXXXXX", base && *base ? base : "/tmp");
+	return mkdtemp(tmp_dir) ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	return remove_tmp_dir();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_put_fetch_order),
+	    cmocka_unit_test(test_ack_updates_stats),
+	    cmocka_unit_test(test_fetch_paging),
+	    cmocka_unit_test(test_next_seq_persists),
+	    cmocka_unit_test(test_seq_refused),
+	    cmocka_unit_test(test_max_rows),
+	    cmocka_unit_test(test_max_bytes),
+	    cmocka_unit_test(test_expire),
+	    cmocka_unit_test(test_sync_full),
+	    cmocka_unit_test(test_full_page_limit),
+	    cmocka_unit_test(test_peek),
+	    cmocka_unit_test(test_crash_child),
+	    cmocka_unit_test(test_schema_refused),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

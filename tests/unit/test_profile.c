@@ -1,0 +1,547 @@
+/* Tests of Modbus device profiles: the shipped ones, every kind of error, and look-up. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "error.h"
+#include "modbus/decode.h"
+#include "modbus/profile.h"
+
+#define PROFILES CG_SOURCE_DIR "/drivers/profiles"
+
+static int parse(const char *text, cg_profile_t **p, cg_diag_t *d)
+{
+	return cg_profile_parse(text, strlen(text), "p.json", p, d);
+}
+
+static const cg_point_t *find_point(const cg_profile_t *p, const char *name)
+{
+	for (size_t i = 0; i < p->n_points; i++)
+		if (strcmp(p->points[i].name, name) == 0)
+			return &p->points[i];
+	fail_msg("no point %s in %s", name, p->name);
+	return NULL;
+}
+
+static void test_name_helpers(void **state)
+{
+	(void)state;
+	for (int i = CG_TABLE_COIL; i <= CG_TABLE_INPUT; i++)
+		assert_int_equal(cg_table_from_name(cg_table_name((cg_table_t)i)), i);
+	for (int i = CG_TYPE_BOOL; i <= CG_TYPE_F64; i++)
+		assert_int_equal(cg_type_from_name(cg_type_name((cg_type_t)i)), i);
+	for (int i = CG_ORDER_ABCD; i <= CG_ORDER_DCBA; i++)
+		assert_int_equal(cg_order_from_name(cg_order_name((cg_order_t)i)), i);
+	assert_string_equal(cg_table_name(CG_TABLE_DISCRETE), "discrete");
+	assert_string_equal(cg_type_name(CG_TYPE_F32), "f32");
+	assert_string_equal(cg_order_name(CG_ORDER_CDAB), "CDAB");
+	assert_int_equal(cg_table_from_name("Holding"), -1);
+	assert_int_equal(cg_type_from_name("float"), -1);
+	assert_int_equal(cg_order_from_name("abcd"), -1);
+	assert_int_equal(cg_order_from_name(NULL), -1);
+	assert_string_equal(cg_type_name((cg_type_t)42), "?");
+}
+
+static void test_aqt530_parses(void **state)
+{
+	const char *const dirs[] = {PROFILES, NULL};
+	cg_diag_t d = {0};
+	cg_profile_t *p = NULL;
+	const cg_point_t *pt;
+
+	(void)state;
+	assert_int_equal(cg_profile_load("aqt530", NULL, dirs, &p, &d), 0);
+	assert_int_equal(d.n, 0);
+	assert_string_equal(p->name, "aqt530");
+	assert_string_equal(p->kind, "air-quality");
+	assert_string_equal(p->file, PROFILES "/aqt530.json");
+	assert_int_equal(p->n_points, 11);
+	for (size_t i = 0; i < p->n_points; i++) {
+		assert_int_equal(p->points[i].table, CG_TABLE_HOLDING);
+		assert_int_equal(p->points[i].type, CG_TYPE_I16);
+		assert_non_null(p->points[i].unit);
+		assert_true(p->points[i].has_min && p->points[i].has_max);
+	}
+	pt = find_point(p, "no2");
+	assert_int_equal(pt->address, 0);
+	assert_string_equal(pt->unit, "ppb");
+	assert_true(pt->scale == 1 && pt->offset == 0);
+	pt = find_point(p, "o3");
+	assert_int_equal(pt->address, 5);
+	pt = find_point(p, "pm25");
+	assert_int_equal(pt->address, 8);
+	assert_true(pt->scale == 0.1);
+	assert_string_equal(pt->unit, "ug/m3");
+	pt = find_point(p, "temperature");
+	assert_int_equal(pt->address, 10);
+	assert_string_equal(pt->unit, "Cel");
+	pt = find_point(p, "relativeHumidity");
+	assert_int_equal(pt->address, 11);
+	assert_string_equal(pt->unit, "%RH");
+	pt = find_point(p, "pressure");
+	assert_int_equal(pt->address, 12);
+	assert_string_equal(pt->unit, "hPa");
+	cg_profile_free(p);
+}
+
+static void test_ld120_parses(void **state)
+{
+	const char *const dirs[] = {PROFILES, NULL};
+	cg_diag_t d = {0};
+	cg_profile_t *p = NULL;
+	const cg_point_t *pt;
+
+	(void)state;
+	assert_int_equal(cg_profile_load("ld120", NULL, dirs, &p, &d), 0);
+	assert_string_equal(p->kind, "parking");
+	assert_int_equal(p->n_points, 5);
+	pt = find_point(p, "loopFault");
+	assert_int_equal(pt->table, CG_TABLE_DISCRETE);
+	assert_int_equal(pt->address, 0);
+	assert_int_equal(pt->type, CG_TYPE_BOOL);
+	assert_null(pt->unit);
+	assert_int_equal(find_point(p, "detect")->address, 1);
+	assert_int_equal(find_point(p, "openLoop")->address, 4);
+	assert_int_equal(find_point(p, "shortedLoop")->address, 5);
+	pt = find_point(p, "vehicleCount");
+	assert_int_equal(pt->table, CG_TABLE_HOLDING);
+	assert_int_equal(pt->address, 9);
+	assert_int_equal(pt->type, CG_TYPE_U32);
+	assert_int_equal(pt->order, CG_ORDER_ABCD);
+	assert_string_equal(pt->unit, "count");
+	cg_profile_free(p);
+}
+
+static void test_traffic_counter_parses(void **state)
+{
+	const char *const dirs[] = {PROFILES, NULL};
+	cg_diag_t d = {0};
+	cg_profile_t *p = NULL;
+	const cg_point_t *pt;
+
+	(void)state;
+	assert_int_equal(cg_profile_load("traffic-counter", NULL, dirs, &p, &d), 0);
+	assert_string_equal(p->kind, "traffic");
+	assert_int_equal(p->n_points, 6);
+	pt = find_point(p, "counter2");
+	assert_int_equal(pt->address, 1);
+	assert_int_equal(pt->type, CG_TYPE_U16);
+	assert_string_equal(pt->unit, "count");
+	pt = find_point(p, "occupancy1");
+	assert_int_equal(pt->address, 2);
+	assert_true(pt->scale == 0.001 && pt->max == 1);
+	assert_string_equal(pt->unit, "/");
+	pt = find_point(p, "averageVehicleSpeed2");
+	assert_int_equal(pt->address, 5);
+	assert_string_equal(pt->unit, "km/h");
+	cg_profile_free(p);
+}
+
+static void test_defaults(void **state)
+{
+	cg_diag_t d = {0};
+	cg_profile_t *p = NULL;
+
+	(void)state;
+	assert_int_equal(parse("{\"name\":\"x\",\"kind\":\"traffic\",\"points\":["
+	                       "{\"name\":\"a\",\"table\":\"input\",\"address\":7},"
+	                       "{\"name\":\"b\",\"table\":\"coil\",\"address\":65535},"
+	                       "{\"name\":\"c\",\"table\":\"holding\",\"address\":65532,"
+	                       "\"type\":\"f64\",\"order\":\"DCBA\",\"scale\":-2.5,"
+	                       "\"offset\":3,\"min\":-1,\"max\":-1,\"unit\":\"m\","
+	                       "\"description\":\"\"}]}",
+	                       &p, &d),
+	                 0);
+	assert_int_equal(d.n, 0);
+	assert_string_equal(p->file, "p.json");
+	assert_int_equal(p->points[0].type, CG_TYPE_U16);
+	assert_int_equal(p->points[0].order, CG_ORDER_ABCD);
+	assert_true(p->points[0].scale == 1 && p->points[0].offset == 0);
+	assert_null(p->points[0].unit);
+	assert_false(p->points[0].has_min || p->points[0].has_max);
+	assert_int_equal(p->points[1].type, CG_TYPE_BOOL);
+	assert_int_equal(p->points[1].address, 65535);
+	assert_int_equal(p->points[2].type, CG_TYPE_F64);
+	assert_int_equal(p->points[2].order, CG_ORDER_DCBA);
+	assert_true(p->points[2].scale == -2.5 && p->points[2].offset == 3);
+	assert_true(p->points[2].has_min && p->points[2].min == -1);
+	assert_true(p->points[2].has_max && p->points[2].max == -1);
+	cg_profile_free(p);
+	cg_profile_free(NULL);
+}
+
+/* A valid point, to pad documents so that each case has one problem. */
+#define OK_POINT    "{\"name\":\"a\",\"table\":\"holding\",\"address\":0}"
+#define DOC(points) "{\"name\":\"x\",\"kind\":\"parking\",\"points\":[" points "]}"
+
+static const struct {
+	const char *text;
+	const char *line;
+} error_cases[] = {
+    {DOC(OK_POINT ",{\"name\":\"b\",\"table\":\"holding\",\"address\":1,\"type\":\"u128\"}"),
+     "p.json: /points/1/type: must be one of bool, u16, i16, u32, i32, u64, i64, f32 or f64"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":65536}"),
+     "p.json: /points/0/address: must be an integer from 0 to 65535"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":-1}"),
+     "p.json: /points/0/address: must be an integer from 0 to 65535"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":1.5}"),
+     "p.json: /points/0/address: must be an integer from 0 to 65535"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":\"3\"}"),
+     "p.json: /points/0/address: must be an integer from 0 to 65535"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"colour\":\"red\"}"),
+     "p.json: /points/0/colour: unknown key"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"a/b~\":1}"),
+     "p.json: /points/0/a~1b~0: unknown key"},
+    {DOC("{\"name\":\"a\",\"name\":\"b\",\"table\":\"holding\",\"address\":0}"),
+     "p.json: /points/0/name: duplicate key"},
+    {"{\"kind\":\"parking\",\"points\":[" OK_POINT "]}", "p.json: /name: required key missing"},
+    {"{\"name\":\"\",\"kind\":\"parking\",\"points\":[" OK_POINT "]}",
+     "p.json: /name: must not be empty"},
+    {"{\"name\":7,\"kind\":\"parking\",\"points\":[" OK_POINT "]}",
+     "p.json: /name: must be a string"},
+    {"{\"name\":\"x\",\"kind\":\"weather\",\"points\":[" OK_POINT "]}",
+     "p.json: /kind: must be one of air-quality, parking or traffic"},
+    {"{\"name\":\"x\",\"points\":[" OK_POINT "]}", "p.json: /kind: required key missing"},
+    {"{\"name\":\"x\",\"kind\":\"parking\",\"points\":[" OK_POINT "],\"vendor\":\"v\"}",
+     "p.json: /vendor: unknown key"},
+    {DOC(""), "p.json: /points: must have 1 to 32 items"},
+    {"{\"name\":\"x\",\"kind\":\"parking\",\"points\":{}}", "p.json: /points: must be an array"},
+    {"{\"name\":\"x\",\"kind\":\"parking\"}", "p.json: /points: required key missing"},
+    {"[]", "p.json: : must be an object"},
+    {DOC(OK_POINT ",3"), "p.json: /points/1: must be an object"},
+    {DOC("{\"name\":\"a\",\"address\":0}"), "p.json: /points/0/table: required key missing"},
+    {DOC("{\"name\":\"a\",\"table\":\"register\",\"address\":0}"),
+     "p.json: /points/0/table: must be one of coil, discrete, holding or input"},
+    {DOC("{\"table\":\"holding\",\"address\":0}"), "p.json: /points/0/name: required key missing"},
+    {DOC("{\"name\":\"averageVehicleSpeedOfLaneNumber12\",\"table\":\"holding\",\"address\":0}"),
+     "p.json: /points/0/name: must be at most 31 characters long"},
+    {DOC("{\"name\":\"a\",\"table\":\"coil\",\"address\":0,\"type\":\"u16\"}"),
+     "p.json: /points/0/type: a coil point must be of type bool"},
+    {DOC("{\"name\":\"a\",\"table\":\"discrete\",\"address\":0,\"type\":\"f32\"}"),
+     "p.json: /points/0/type: a discrete point must be of type bool"},
+    {DOC("{\"name\":\"a\",\"table\":\"input\",\"address\":0,\"type\":\"bool\"}"),
+     "p.json: /points/0/type: bool is only for coil and discrete points, not input"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"order\":\"BACD\"}"),
+     "p.json: /points/0/order: must be one of ABCD, CDAB, BADC or DCBA"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"scale\":0}"),
+     "p.json: /points/0/scale: must not be zero"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"scale\":\"0.1\"}"),
+     "p.json: /points/0/scale: must be a number"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"offset\":null}"),
+     "p.json: /points/0/offset: must be a number"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"min\":5,\"max\":4.5}"),
+     "p.json: /points/0/min: min 5 is greater than max 4.5"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"unit\":\"microgram/m3\"}"),
+     "p.json: /points/0/unit: must be at most 11 characters long"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"unit\":1}"),
+     "p.json: /points/0/unit: must be a string"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"description\":[]}"),
+     "p.json: /points/0/description: must be a string"},
+    {DOC(OK_POINT ",{\"name\":\"a\",\"table\":\"input\",\"address\":1}"),
+     "p.json: /points/1/name: duplicate point name \"a\" (first at /points/0)"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":65535,\"type\":\"u32\"}"),
+     "p.json: /points/0/address: u32 at 65535 needs registers 65535 to 65536, past 65535"},
+    {DOC("{\"name\":\"a\",\"table\":\"input\",\"address\":65533,\"type\":\"i64\"}"),
+     "p.json: /points/0/address: i64 at 65533 needs registers 65533 to 65536, past 65535"},
+    /* Malformed JSON: line and column of the first byte cJSON refused. */
+    {"{\n  \"name\": \"x\",\n  \"kind\" \"parking\"\n}",
+     "p.json: line 3 column 10: malformed JSON"},
+    {"", "p.json: line 1 column 1: malformed JSON"},
+    {"{\"name\":\"x\",\"kind\":\"parking\",\"points\":[" OK_POINT "]}\n  x",
+     "p.json: line 2 column 3: malformed JSON"},
+    {"{\"name\": \"\xc3\xa9t\xc3\xa9\", ]", "p.json: line 1 column 17: malformed JSON"},
+};
+
+/* Each single problem gives exactly one line, with the exact pointer. */
+static void test_each_error_gives_one_exact_line(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(error_cases) / sizeof(error_cases[0]); i++) {
+		cg_diag_t d = {0};
+		cg_profile_t *p = (cg_profile_t *)&d; /* must come back NULL */
+		int rc = parse(error_cases[i].text, &p, &d);
+
+		if (rc != CG_EINVAL || p != NULL || d.n != 1 ||
+		    strcmp(d.lines[0], error_cases[i].line) != 0) {
+			for (size_t k = 0; k < d.n; k++)
+				print_error("  got: %s\n", d.lines[k]);
+			fail_msg("case %zu: rc %d, %zu lines, expected \"%s\"", i, rc, d.n,
+			         error_cases[i].line);
+		}
+		cg_diag_free(&d);
+	}
+}
+
+/* Problems in different places are all reported, one line each. */
+static void test_several_errors_are_all_reported(void **state)
+{
+	cg_diag_t d = {0};
+	cg_profile_t *p = NULL;
+
+	(void)state;
+	assert_int_equal(
+	    parse("{\"kind\":\"x\",\"points\":["
+	          "{\"name\":\"a\",\"table\":\"coil\",\"address\":1e6},"
+	          "{\"name\":\"a\",\"table\":\"coil\",\"address\":2,\"type\":\"i16\"}]}",
+	          &p, &d),
+	    CG_EINVAL);
+	assert_null(p);
+	assert_int_equal(d.n, 5);
+	assert_string_equal(d.lines[0],
+	                    "p.json: /kind: must be one of air-quality, parking or traffic");
+	assert_string_equal(d.lines[1], "p.json: /name: required key missing");
+	assert_string_equal(d.lines[2],
+	                    "p.json: /points/0/address: must be an integer from 0 to 65535");
+	assert_string_equal(d.lines[3],
+	                    "p.json: /points/1/type: a coil point must be of type bool");
+	assert_string_equal(
+	    d.lines[4], "p.json: /points/1/name: duplicate point name \"a\" (first at /points/0)");
+	cg_diag_free(&d);
+}
+
+static void test_too_many_points(void **state)
+{
+	char text[8192];
+	size_t o;
+	cg_diag_t d = {0};
+	cg_profile_t *p = NULL;
+
+	(void)state;
+	o = (size_t)snprintf(text, sizeof(text),
+	                     "{\"name\":\"x\",\"kind\":\"traffic\",\"points\":[");
+	for (int i = 0; i < 33; i++)
+		o += (size_t)snprintf(text + o, sizeof(text) - o,
+		                      "%s{\"name\":\"p%d\",\"table\":\"input\",\"address\":%d}",
+		                      i ? "," : "", i, i);
+	snprintf(text + o, sizeof(text) - o, "]}");
+	assert_int_equal(parse(text, &p, &d), CG_EINVAL);
+	assert_int_equal(d.n, 1);
+	assert_string_equal(d.lines[0], "p.json: /points: must have 1 to 32 items");
+	cg_diag_free(&d);
+}
+
+/* A folder tree for look-ups: ROOT/a, ROOT/b, ROOT/etc/profiles. */
+typedef struct tree {
+	char root[64];
+	char a[96], b[96], etc[96], etc_profiles[128], config[128];
+} tree_t;
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void remove_file(const char *dir, const char *name)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	unlink(path);
+}
+
+#define PROFILE_NAMED(n) "{\"name\":\"" n "\",\"kind\":\"traffic\",\"points\":[" OK_POINT "]}"
+
+static int tree_setup(void **state)
+{
+	tree_t *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -1;
+	snprintf(t->root, sizeof(t->root), "/tmp/cg-profile-XXXXXX");
+	if (!mkdtemp(t->root))
+		return -1;
+	snprintf(t->a, sizeof(t->a), "%s/a", t->root);
+	snprintf(t->b, sizeof(t->b), "%s/b", t->root);
+	snprintf(t->etc, sizeof(t->etc), "%s/etc", t->root);
+	snprintf(t->etc_profiles, sizeof(t->etc_profiles), "%s/profiles", t->etc);
+	snprintf(t->config, sizeof(t->config), "%s/citygate.json", t->etc);
+	if (mkdir(t->a, 0700) || mkdir(t->b, 0700) || mkdir(t->etc, 0700) ||
+	    mkdir(t->etc_profiles, 0700))
+		return -1;
+	write_file(t->a, "both.json", PROFILE_NAMED("both-in-a"));
+	write_file(t->b, "both.json", PROFILE_NAMED("both-in-b"));
+	write_file(t->b, "only-b.json", PROFILE_NAMED("only-b"));
+	write_file(t->b, "broken.json", DOC("{\"name\":\"a\",\"table\":\"holding\"}"));
+	write_file(t->etc, "local.json", PROFILE_NAMED("local"));
+	write_file(t->etc_profiles, "sub.json", PROFILE_NAMED("sub"));
+	*state = t;
+	return 0;
+}
+
+static int tree_teardown(void **state)
+{
+	tree_t *t = *state;
+
+	remove_file(t->a, "both.json");
+	remove_file(t->b, "both.json");
+	remove_file(t->b, "only-b.json");
+	remove_file(t->b, "broken.json");
+	remove_file(t->etc, "local.json");
+	remove_file(t->etc_profiles, "sub.json");
+	rmdir(t->etc_profiles);
+	rmdir(t->etc);
+	rmdir(t->a);
+	rmdir(t->b);
+	rmdir(t->root);
+	free(t);
+	return 0;
+}
+
+static void test_lookup_by_name_in_order(void **state)
+{
+	tree_t *t = *state;
+	const char *const ab[] = {t->a, t->b, NULL};
+	const char *const ba[] = {t->b, t->a, NULL};
+	char path[256];
+	cg_diag_t d = {0};
+	cg_profile_t *p = NULL;
+
+	assert_int_equal(cg_profile_load("both", t->config, ab, &p, &d), 0);
+	assert_string_equal(p->name, "both-in-a");
+	snprintf(path, sizeof(path), "%s/both.json", t->a);
+	assert_string_equal(p->file, path);
+	cg_profile_free(p);
+
+	assert_int_equal(cg_profile_load("both", t->config, ba, &p, &d), 0);
+	assert_string_equal(p->name, "both-in-b");
+	cg_profile_free(p);
+
+	assert_int_equal(cg_profile_load("only-b", t->config, ab, &p, &d), 0);
+	assert_string_equal(p->name, "only-b");
+	cg_profile_free(p);
+	assert_int_equal(d.n, 0);
+}
+
+static void test_lookup_by_name_not_found(void **state)
+{
+	tree_t *t = *state;
+	const char *const ab[] = {t->a, t->b, NULL};
+	const char *const none[] = {NULL};
+	char line[512];
+	cg_diag_t d = {0};
+	cg_profile_t *p = NULL;
+
+	assert_int_equal(cg_profile_load("nope", t->config, ab, &p, &d), CG_ENOENT);
+	assert_null(p);
+	assert_int_equal(d.n, 1);
+	snprintf(line, sizeof(line), "%s: : no profile named \"nope\" in %s, %s", t->config, t->a,
+	         t->b);
+	assert_string_equal(d.lines[0], line);
+	cg_diag_free(&d);
+
+	/* A name is never looked up next to the config file. */
+	assert_int_equal(cg_profile_load("local", t->config, none, &p, &d), CG_ENOENT);
+	assert_int_equal(d.n, 1);
+	snprintf(line, sizeof(line), "%s: : no profile named \"local\" in (no profile folders)",
+	         t->config);
+	assert_string_equal(d.lines[0], line);
+	cg_diag_free(&d);
+}
+
+static void test_lookup_by_relative_and_absolute_path(void **state)
+{
+	tree_t *t = *state;
+	const char *const ab[] = {t->a, t->b, NULL};
+	char path[256];
+	cg_diag_t d = {0};
+	cg_profile_t *p = NULL;
+
+	/* Relative paths are resolved against the config file's folder. */
+	assert_int_equal(cg_profile_load("profiles/sub.json", t->config, ab, &p, &d), 0);
+	assert_string_equal(p->name, "sub");
+	snprintf(path, sizeof(path), "%s/profiles/sub.json", t->etc);
+	assert_string_equal(p->file, path);
+	cg_profile_free(p);
+
+	/* A bare file name ending in .json is a path too, not a name. */
+	assert_int_equal(cg_profile_load("local.json", t->config, ab, &p, &d), 0);
+	assert_string_equal(p->name, "local");
+	cg_profile_free(p);
+	assert_int_equal(cg_profile_load("both.json", t->config, ab, &p, &d), CG_ENOENT);
+	cg_diag_free(&d);
+
+	snprintf(path, sizeof(path), "%s/only-b.json", t->b);
+	assert_int_equal(cg_profile_load(path, t->config, NULL, &p, &d), 0);
+	assert_string_equal(p->name, "only-b");
+	cg_profile_free(p);
+
+	/* ./ and ../ work from the config's folder too. */
+	assert_int_equal(cg_profile_load("../b/only-b.json", t->config, NULL, &p, &d), 0);
+	assert_string_equal(p->name, "only-b");
+	cg_profile_free(p);
+	assert_int_equal(d.n, 0);
+}
+
+static void test_missing_path_names_the_file(void **state)
+{
+	tree_t *t = *state;
+	char line[512];
+	cg_diag_t d = {0};
+	cg_profile_t *p = NULL;
+
+	assert_int_equal(cg_profile_load("profiles/gone.json", t->config, NULL, &p, &d), CG_ENOENT);
+	assert_null(p);
+	assert_int_equal(d.n, 1);
+	snprintf(line, sizeof(line),
+	         "%s: : profile \"profiles/gone.json\": cannot read %s/profiles/gone.json: No such "
+	         "file or directory",
+	         t->config, t->etc);
+	assert_string_equal(d.lines[0], line);
+	cg_diag_free(&d);
+}
+
+static void test_found_profile_errors_carry_its_file(void **state)
+{
+	tree_t *t = *state;
+	const char *const ab[] = {t->a, t->b, NULL};
+	char line[512];
+	cg_diag_t d = {0};
+	cg_profile_t *p = NULL;
+
+	assert_int_equal(cg_profile_load("broken", t->config, ab, &p, &d), CG_EINVAL);
+	assert_null(p);
+	assert_int_equal(d.n, 1);
+	snprintf(line, sizeof(line), "%s/broken.json: /points/0/address: required key missing",
+	         t->b);
+	assert_string_equal(d.lines[0], line);
+	cg_diag_free(&d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_name_helpers),
+	    cmocka_unit_test(test_aqt530_parses),
+	    cmocka_unit_test(test_ld120_parses),
+	    cmocka_unit_test(test_traffic_counter_parses),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_each_error_gives_one_exact_line),
+	    cmocka_unit_test(test_several_errors_are_all_reported),
+	    cmocka_unit_test(test_too_many_points),
+	};
+	const struct CMUnitTest lookup_tests[] = {
+	    cmocka_unit_test(test_lookup_by_name_in_order),
+	    cmocka_unit_test(test_lookup_by_name_not_found),
+	    cmocka_unit_test(test_lookup_by_relative_and_absolute_path),
+	    cmocka_unit_test(test_missing_path_names_the_file),
+	    cmocka_unit_test(test_found_profile_errors_carry_its_file),
+	};
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
+
+	return failed + cmocka_run_group_tests(lookup_tests, tree_setup, tree_teardown);
+}

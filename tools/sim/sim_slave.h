@@ -1,0 +1,94 @@
+/* citygate-sim: one simulated Modbus slave (register tables, changing values, faults). */
+#ifndef SIM_SLAVE_H
+#define SIM_SLAVE_H
+
+#include <modbus.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "modbus/profile.h"
+
+/* The faults of one slave, parsed from "silent,exception=4,crc,slow=MS,
+ * flaky=P,after=S,until=S". A request is faulted when the time since start
+ * lies in [after_s, until_s) and a draw with probability flaky_pct percent
+ * succeeds; a faulted request then gets every fault that is set. */
+typedef struct sim_fault {
+	bool silent;      /* never answers */
+	int exception;    /* answers with this exception code, 0 for none */
+	bool crc;         /* corrupts the answer: bad CRC on RTU, bad byte count on TCP */
+	int slow_ms;      /* answers this much later, 0 for at once */
+	double flaky_pct; /* probability in percent that a request is faulted */
+	double after_s;   /* window start, seconds since the simulator was ready */
+	double until_s;   /* window end; INFINITY for none */
+} sim_fault_t;
+
+/* What to do with one request, as decided by sim_slave_decide(). */
+typedef struct sim_action {
+	bool silent;
+	int exception; /* 0 for a normal answer */
+	bool corrupt;
+	int delay_ms;
+} sim_action_t;
+
+/* Counters for the log line written on exit. */
+typedef struct sim_stats {
+	uint64_t requests;   /* requests addressed to this slave */
+	uint64_t answered;   /* answers written, corrupted ones included */
+	uint64_t silenced;   /* requests left unanswered by the silent fault */
+	uint64_t exceptions; /* exception answers from the exception fault */
+	uint64_t corrupted;  /* answers corrupted by the crc fault */
+	uint64_t delayed;    /* answers delayed by the slow fault */
+} sim_stats_t;
+
+typedef struct sim_slave sim_slave_t;
+
+/* Parses a fault list (the part after the second colon of --slave) into f.
+ * An empty or NULL spec gives no fault. Returns 0, or CG_EINVAL with a reason
+ * written to err. */
+int sim_fault_parse(const char *spec, sim_fault_t *f, char *err, size_t err_size);
+
+/* Builds a slave with unit id unit from profile, whose ownership passes to
+ * the slave on success (the caller keeps it on failure). fault may be NULL.
+ * seed makes its values reproducible. Returns 0, CG_ENOMEM, or CG_EINVAL
+ * when a point does not fit in a Modbus table. */
+int sim_slave_new(int unit, cg_profile_t *profile, const sim_fault_t *fault, uint64_t seed,
+                  sim_slave_t **out);
+
+/* Frees the slave, its profile and its tables; accepts NULL. */
+void sim_slave_free(sim_slave_t *s);
+
+int sim_slave_unit(const sim_slave_t *s);
+const char *sim_slave_profile_name(const sim_slave_t *s);
+/* The register tables, for modbus_reply(); owned by the slave. */
+modbus_mapping_t *sim_slave_mapping(sim_slave_t *s);
+sim_stats_t *sim_slave_stats(sim_slave_t *s);
+
+/* Moves every point's value to time t (seconds since start) and writes it
+ * into the tables. Call it about once a second. */
+void sim_slave_update(sim_slave_t *s, double t);
+
+/* Decides, for one request arriving at time t, which faults apply, and counts
+ * the request. A request that is not a read (FC 01-04) gets exception 01 when
+ * no fault answers it otherwise: the simulated sensors are read-only. */
+sim_action_t sim_slave_decide(sim_slave_t *s, double t, uint8_t function);
+
+/* Builds the response PDU (function code and data) to the request PDU req of
+ * len bytes: the exception answer when exception is non-zero, else the read
+ * from the tables, or the matching exception (illegal function, address or
+ * value) as libmodbus's modbus_reply() would give. rsp must hold
+ * MODBUS_MAX_PDU_LENGTH bytes. Returns the response's length. */
+size_t sim_slave_reply_pdu(const sim_slave_t *s, const uint8_t *req, size_t len, int exception,
+                           uint8_t *rsp);
+
+/* True for the read function codes 01-04, the only ones the slaves serve. */
+bool sim_function_is_read(uint8_t function);
+
+/* The Modbus RTU CRC-16 of n bytes (init 0xFFFF, reflected polynomial 0xA001);
+ * it goes on the wire low byte first. */
+uint16_t sim_crc16(const uint8_t *p, size_t n);
+
+/* One step of a splitmix64 generator: the per-slave random source. */
+uint64_t sim_random_next(uint64_t *state);
+
+#endif
