@@ -5,9 +5,15 @@
 #include "driver.h"
 
 extern const cg_driver_t cg_modbus_driver;
+extern const cg_driver_t cg_pms5003_driver;
+extern const cg_driver_t cg_sds011_driver;
+extern const cg_driver_t cg_a02yyuw_driver;
 
 const cg_driver_t *const cg_drivers[] = {
 	&cg_modbus_driver,
+	&cg_pms5003_driver,
+	&cg_sds011_driver,
+	&cg_a02yyuw_driver,
 	NULL,
 };
 

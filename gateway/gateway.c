@@ -366,19 +366,64 @@ static void send_rows(gw_t *g)
 	}
 }
 
+/* Appends one bus's counters to a health message; adds its failed polls to *failed. */
+static void health_bus(cg_buf_t *b, const cg_bus_stats_t *bs, bool first, uint64_t *failed)
+{
+	char ts[32];
+
+	cg_buf_printf(b, "%s{\"id\":", first ? "" : ",");
+	cg_buf_json_string(b, bs->id);
+	cg_buf_printf(b, ",\"open\":%s,\"requests\":%llu,\"sensors\":[",
+		      bs->open ? "true" : "false", (unsigned long long)bs->requests);
+	for (size_t j = 0; j < bs->n_sensors; j++) {
+		const cg_sensor_stats_t *s = &bs->sensors[j];
+
+		*failed += s->polls - s->ok;
+		cg_buf_printf(b, "%s{\"id\":", j ? "," : "");
+		cg_buf_json_string(b, s->id);
+		cg_buf_printf(b,
+			      ",\"polls\":%llu,\"ok\":%llu,\"timeouts\":%llu,\"crc_errors\":%llu,"
+			      "\"exceptions\":%llu,\"frame_errors\":%llu,\"io_errors\":%llu,"
+			      "\"last_success\":",
+			      (unsigned long long)s->polls, (unsigned long long)s->ok,
+			      (unsigned long long)s->timeouts, (unsigned long long)s->crc_errors,
+			      (unsigned long long)s->exceptions, (unsigned long long)s->frame_errors,
+			      (unsigned long long)s->io_errors);
+		if (s->last_success_ms) {
+			cg_rfc3339(s->last_success_ms, ts, sizeof(ts));
+			cg_buf_printf(b, "\"%s\"", ts);
+		} else {
+			cg_buf_puts(b, "null");
+		}
+		cg_buf_puts(b, ",\"backoff_s\":");
+		cg_buf_json_number(b, s->backoff_s);
+		cg_buf_puts(b, "}");
+	}
+	cg_buf_puts(b, "]}");
+}
+
 /* Publishes the health message: outbox, readings, connection and per-bus,
  * per-sensor counters (schemas/health.schema.json). Not stored: a health
- * message that cannot go now is worthless later. */
+ * message that cannot go now is worthless later. The bus counters are
+ * gathered first because the readings' "failed" sums them. */
 static void publish_health(gw_t *g)
 {
 	cg_outbox_stats_t os = { 0 };
-	cg_buf_t b = { 0 };
+	cg_buf_t buses = { 0 }, b = { 0 };
 	char ts[32];
-	uint64_t made, qdrop;
+	uint64_t made, qdrop, failed = 0;
 	int64_t now = cg_now_ms();
 
 	if (!g->connected)
 		return;
+	for (size_t i = 0; i < g->cfg->n_buses; i++) {
+		cg_bus_stats_t bs;
+
+		if (cg_bus_stats(g->buses[i], &bs) < 0)
+			continue;
+		health_bus(&buses, &bs, buses.len == 0, &failed);
+		free(bs.sensors);
+	}
 	cg_outbox_stats(g->ob, &os);
 	pthread_mutex_lock(&g->lock);
 	made = g->made;
@@ -396,54 +441,21 @@ static void publish_health(gw_t *g)
 		      (long long)(os.oldest_ms ? (now - os.oldest_ms) / 1000 : 0),
 		      (long long)os.next_seq, (long long)os.dropped);
 	cg_buf_printf(&b,
-		      ",\"readings\":{\"made\":%llu,\"published\":%llu,\"dropped\":%llu}",
+		      ",\"readings\":{\"made\":%llu,\"published\":%llu,\"failed\":%llu,"
+		      "\"dropped\":%llu}",
 		      (unsigned long long)made, (unsigned long long)g->published,
-		      (unsigned long long)(qdrop + g->pending_dropped));
+		      (unsigned long long)failed, (unsigned long long)(qdrop + g->pending_dropped));
 	cg_buf_printf(&b, ",\"mqtt\":{\"connected\":%s,\"reconnects\":%llu}",
 		      g->connected ? "true" : "false",
 		      (unsigned long long)cg_publisher_reconnects(g->pub));
 	cg_buf_puts(&b, ",\"buses\":[");
-	for (size_t i = 0; i < g->cfg->n_buses; i++) {
-		cg_bus_stats_t bs;
-
-		if (cg_bus_stats(g->buses[i], &bs) < 0)
-			continue;
-		cg_buf_printf(&b, "%s{\"id\":", i ? "," : "");
-		cg_buf_json_string(&b, bs.id);
-		cg_buf_printf(&b, ",\"open\":%s,\"requests\":%llu,\"sensors\":[",
-			      bs.open ? "true" : "false", (unsigned long long)bs.requests);
-		for (size_t j = 0; j < bs.n_sensors; j++) {
-			const cg_sensor_stats_t *s = &bs.sensors[j];
-
-			cg_buf_printf(&b, "%s{\"id\":", j ? "," : "");
-			cg_buf_json_string(&b, s->id);
-			cg_buf_printf(&b,
-				      ",\"polls\":%llu,\"ok\":%llu,\"timeouts\":%llu,"
-				      "\"crc_errors\":%llu,\"exceptions\":%llu,"
-				      "\"frame_errors\":%llu,\"io_errors\":%llu,\"last_success\":",
-				      (unsigned long long)s->polls, (unsigned long long)s->ok,
-				      (unsigned long long)s->timeouts,
-				      (unsigned long long)s->crc_errors,
-				      (unsigned long long)s->exceptions,
-				      (unsigned long long)s->frame_errors,
-				      (unsigned long long)s->io_errors);
-			if (s->last_success_ms) {
-				cg_rfc3339(s->last_success_ms, ts, sizeof(ts));
-				cg_buf_printf(&b, "\"%s\"", ts);
-			} else {
-				cg_buf_puts(&b, "null");
-			}
-			cg_buf_puts(&b, ",\"backoff_s\":");
-			cg_buf_json_number(&b, s->backoff_s);
-			cg_buf_puts(&b, "}");
-		}
-		cg_buf_puts(&b, "]}");
-		free(bs.sensors);
-	}
+	if (buses.len)
+		cg_buf_append(&b, buses.data, buses.len);
 	cg_buf_puts(&b, "]}");
-	if (!cg_buf_failed(&b))
+	if (!cg_buf_failed(&b) && !cg_buf_failed(&buses))
 		cg_publisher_send(g->pub, -1, g->health_topic, b.data, b.len, g->cfg->mqtt.qos,
 				  false);
+	cg_buf_free(&buses);
 	cg_buf_free(&b);
 }
 
@@ -497,7 +509,7 @@ static int start(gw_t *g)
 		.sync_full = cfg->store.sync_full,
 	};
 	cg_publisher_opts_t po = { 0 };
-	char *online = NULL, *offline = NULL, *password = NULL;
+	char *offline = NULL, *password = NULL;
 	int rc;
 
 	rc = cg_outbox_open(cfg->store.path, &oo, &g->ob);
@@ -513,8 +525,9 @@ static int start(gw_t *g)
 			 cfg->gateway_id, "status");
 	cg_topic_gateway(g->health_topic, sizeof(g->health_topic), cfg->mqtt.topic_prefix,
 			 cfg->gateway_id, "health");
-	online = status_payload(g, "online", false);
-	offline = status_payload(g, "offline", false);
+	/* The Last Will is registered once, so its ts is the time of start-up;
+	 * a clean stop publishes a fresh one. */
+	offline = status_payload(g, "offline", true);
 	po.uri = cfg->mqtt.uri;
 	po.client_id = cfg->mqtt.client_id;
 	po.username = cfg->mqtt.username;
@@ -527,16 +540,14 @@ static int start(gw_t *g)
 	po.reconnect_min_s = cfg->mqtt.reconnect_min_s;
 	po.reconnect_max_s = cfg->mqtt.reconnect_max_s;
 	po.status_topic = g->status_topic;
-	po.online_payload = online ? online : "";
-	po.offline_payload = offline ? offline : "";
+	po.offline_payload = offline;
 	po.notify = wake;
 	po.notify_ctx = g;
-	rc = online && offline ? cg_publisher_new(&po, &g->pub) : CG_ENOMEM;
+	rc = offline ? cg_publisher_new(&po, &g->pub) : CG_ENOMEM;
 	if (password) {
 		memset(password, 0, strlen(password));
 		free(password);
 	}
-	free(online);
 	free(offline);
 	if (rc < 0)
 		return rc;
@@ -584,8 +595,12 @@ static void stop(gw_t *g)
 	if (g->n_pending)
 		cg_log(CG_LOG_WARNING, "outbox: %zu readings could not be stored before exit",
 		       g->n_pending);
-	if (g->pub)
-		cg_publisher_stop(g->pub, 1000);
+	if (g->pub) {
+		char *offline = status_payload(g, "offline", true);
+
+		cg_publisher_stop(g->pub, offline, 1000);
+		free(offline);
+	}
 }
 
 static void cleanup(gw_t *g)

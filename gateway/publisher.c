@@ -34,7 +34,7 @@ struct cg_publisher {
 	MQTTAsync client;
 	char *uri, *client_id, *username, *password;
 	char *ca_file, *cert_file, *key_file;
-	char *status_topic, *online_payload, *offline_payload;
+	char *status_topic, *offline_payload;
 	int keepalive_s;
 	double reconnect_min_s, reconnect_max_s;
 	void (*notify)(void *ctx);
@@ -255,14 +255,12 @@ int cg_publisher_new(const cg_publisher_opts_t *o, cg_publisher_t **out)
 	p->cert_file = dup_or_null(o->cert_file);
 	p->key_file = dup_or_null(o->key_file);
 	p->status_topic = strdup(o->status_topic);
-	p->online_payload = strdup(o->online_payload);
 	p->offline_payload = strdup(o->offline_payload);
 	/* Room for the window plus the status and health messages. */
 	p->n_slots = (size_t)(o->max_inflight > 0 ? o->max_inflight : 1) + STATUS_RESERVE;
 	p->slots = calloc(p->n_slots, sizeof(*p->slots));
 	p->free_slots = calloc(p->n_slots, sizeof(*p->free_slots));
-	if (!p->uri || !p->client_id || !p->status_topic || !p->online_payload ||
-	    !p->offline_payload || !p->slots || !p->free_slots || (o->username && !p->username) ||
+	if (!p->uri || !p->client_id || !p->status_topic || !p->offline_payload || !p->slots || !p->free_slots || (o->username && !p->username) ||
 	    (o->password && !p->password)) {
 		rc = CG_ENOMEM;
 		goto free_p;
@@ -463,7 +461,7 @@ static size_t outstanding(cg_publisher_t *p)
 	return n;
 }
 
-void cg_publisher_stop(cg_publisher_t *p, int timeout_ms)
+void cg_publisher_stop(cg_publisher_t *p, const char *offline, int timeout_ms)
 {
 	MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
 	int64_t deadline = cg_mono_ms() + timeout_ms;
@@ -476,8 +474,9 @@ void cg_publisher_stop(cg_publisher_t *p, int timeout_ms)
 		return;
 	/* The clean-stop status replaces the retained online one; the Last
 	 * Will is not sent on a clean disconnect. */
-	cg_publisher_send(p, -1, p->status_topic, p->offline_payload, strlen(p->offline_payload), 1,
-			  true);
+	if (!offline)
+		offline = p->offline_payload;
+	cg_publisher_send(p, -1, p->status_topic, offline, strlen(offline), 1, true);
 	while (outstanding(p) > 0 && cg_mono_ms() < deadline)
 		cg_sleep_ms(10);
 	d.timeout = 1000;
@@ -506,7 +505,6 @@ void cg_publisher_free(cg_publisher_t *p)
 	free(p->cert_file);
 	free(p->key_file);
 	free(p->status_topic);
-	free(p->online_payload);
 	free(p->offline_payload);
 	free(p->slots);
 	free(p->free_slots);

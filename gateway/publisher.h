@@ -18,7 +18,6 @@ typedef struct cg_publisher_opts {
 	int max_inflight;       /* the owner's window; sends beyond it get CG_EAGAIN */
 	double reconnect_min_s, reconnect_max_s;
 	const char *status_topic;    /* retained online/offline; the Last Will goes here */
-	const char *online_payload;  /* published retained on every (re)connect */
 	const char *offline_payload; /* the Last Will, and what a clean stop publishes */
 	/* Called from Paho's thread after an event (ack, failure, connection
 	 * change) so the owner's loop wakes up; must only signal. */
@@ -55,9 +54,10 @@ size_t cg_publisher_room(cg_publisher_t *p);
 /* Moves the pending events into ev (valid until the next call). */
 void cg_publisher_take(cg_publisher_t *p, cg_publisher_events_t *ev);
 
-/* Publishes the retained offline status, waits up to timeout_ms for
- * outstanding acknowledgements, and disconnects. */
-void cg_publisher_stop(cg_publisher_t *p, int timeout_ms);
+/* Publishes offline (or, when NULL, the Last Will's payload) as the
+ * retained status, waits up to timeout_ms for outstanding acknowledgements,
+ * and disconnects. */
+void cg_publisher_stop(cg_publisher_t *p, const char *offline, int timeout_ms);
 
 /* Reconnections since start, for health. */
 uint64_t cg_publisher_reconnects(const cg_publisher_t *p);

@@ -323,6 +323,17 @@ static int read_request(driver_state_t *s, size_t i, cg_transport_t *t)
 	return rc;
 }
 
+/* Adds the state named by raw value raw (index into the point's states); a
+ * value the profile does not name reads "unknown" and the reading's quality
+ * says so. */
+static int add_state(cg_reading_t *r, const cg_point_t *pt, double raw)
+{
+	if (raw >= 0 && raw < (double)pt->n_states && raw == (double)(size_t)raw)
+		return cg_reading_add_string(r, pt->name, pt->states[(size_t)raw]);
+	snprintf(r->quality, sizeof(r->quality), "out-of-range");
+	return cg_reading_add_string(r, pt->name, "unknown");
+}
+
 /*
  * Polls every request of the plan, then decodes every point into r, in the
  * profile's order: see driver.h. A value outside the point's min/max is
@@ -355,7 +366,10 @@ static int driver_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 		double raw, v;
 
 		if (is_bit_table(pt->table)) {
-			rc = cg_reading_add_bool(r, pt->name, s->bits[at] != 0);
+			if (pt->n_states)
+				rc = add_state(r, pt, s->bits[at] != 0);
+			else
+				rc = cg_reading_add_bool(r, pt->name, s->bits[at] != 0);
 			if (rc)
 				return rc;
 			continue;
@@ -363,6 +377,12 @@ static int driver_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 		rc = cg_decode_registers(&s->regs[at], pt->type, pt->order, &raw);
 		if (rc)
 			return rc;
+		if (pt->n_states) {
+			rc = add_state(r, pt, raw);
+			if (rc)
+				return rc;
+			continue;
+		}
 		v = cg_point_value(pt, raw);
 		if (!isfinite(v)) {
 			snprintf(r->quality, sizeof(r->quality), "invalid");

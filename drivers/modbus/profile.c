@@ -157,6 +157,7 @@ typedef struct point_input {
 	int table, type, order;
 	long address;
 	double scale, offset, min, max;
+	const cJSON *states;
 	bool has_min, has_max; /* filled from the field states after the walk */
 } point_input_t;
 
@@ -172,6 +173,7 @@ enum {
 	POINT_MIN,
 	POINT_MAX,
 	POINT_DESCRIPTION,
+	POINT_STATES,
 	POINT_FIELDS
 };
 
@@ -218,6 +220,11 @@ static const field_t point_fields[POINT_FIELDS] = {
     [POINT_DESCRIPTION] = {.key = "description",
                            .kind = FIELD_STRING,
                            .offset = offsetof(point_input_t, description)},
+    [POINT_STATES] = {.key = "states",
+                      .kind = FIELD_ARRAY,
+                      .min = 2,
+                      .max = 64,
+                      .offset = offsetof(point_input_t, states)},
 };
 
 /* Writes "a, b or c" from a NULL-terminated list into buf. */
@@ -371,6 +378,60 @@ static bool is_bit_table(int table)
 	return table == CG_TABLE_COIL || table == CG_TABLE_DISCRETE;
 }
 
+/* States name the raw values of a bool or integer point (index 0 is false
+ * or 0): each a short non-empty string, on a point whose value is whole. */
+static bool check_states(const point_input_t *in, const char *pointer, const char *file,
+                         cg_diag_t *diag)
+{
+	char ptr[POINTER_MAX], item_ptr[POINTER_MAX];
+	const cJSON *item;
+	size_t i = 0;
+	bool ok = true;
+
+	cg_pointer_key(ptr, sizeof(ptr), pointer, "states");
+	if (in->type == CG_TYPE_F32 || in->type == CG_TYPE_F64) {
+		cg_diag_add(diag, file, ptr, "states need a bool or integer point, not %s",
+		            type_names[in->type]);
+		return false;
+	}
+	cJSON_ArrayForEach(item, in->states)
+	{
+		cg_pointer_index(item_ptr, sizeof(item_ptr), ptr, i++);
+		if (!cJSON_IsString(item) || !item->valuestring[0] ||
+		    strlen(item->valuestring) >= CG_STR_MAX) {
+			cg_diag_add(diag, file, item_ptr,
+			            "must be a non-empty string of at most %d bytes", CG_STR_MAX - 1);
+			ok = false;
+		}
+	}
+	if (ok && in->type == CG_TYPE_BOOL && i != 2) {
+		cg_diag_add(diag, file, ptr, "a bool point has exactly 2 states (false, true)");
+		ok = false;
+	}
+	return ok;
+}
+
+/* Copies the states array; false when out of memory. */
+static bool copy_states(cg_point_t *pt, const cJSON *states)
+{
+	const cJSON *item;
+	int n = states ? cJSON_GetArraySize(states) : 0;
+
+	if (n == 0)
+		return true;
+	pt->states = calloc((size_t)n, sizeof(*pt->states));
+	if (!pt->states)
+		return false;
+	cJSON_ArrayForEach(item, states)
+	{
+		pt->states[pt->n_states] = strdup(item->valuestring);
+		if (!pt->states[pt->n_states])
+			return false;
+		pt->n_states++;
+	}
+	return true;
+}
+
 /* Validates point index (at /points/index) and fills in defaults; names[]
  * holds the valid names of the points before it, for the uniqueness check.
  * Returns true when the point is valid. */
@@ -414,6 +475,8 @@ static bool parse_point(const cJSON *obj, size_t index, point_input_t *in, const
 			ok = false;
 		}
 	}
+	if (st[POINT_STATES] == FIELD_VALID && !check_states(in, pointer, file, diag))
+		ok = false;
 	if (st[POINT_MIN] == FIELD_VALID && st[POINT_MAX] == FIELD_VALID && in->min > in->max) {
 		cg_pointer_key(ptr, sizeof(ptr), pointer, "min");
 		cg_diag_add(diag, file, ptr, "min %g is greater than max %g", in->min, in->max);
@@ -466,7 +529,8 @@ static int build_profile(const profile_input_t *pin, const point_input_t *pts, s
 	for (size_t i = 0; i < n; i++) {
 		cg_point_t *pt = &p->points[i];
 
-		if (!copy_string(&pt->name, pts[i].name) || !copy_string(&pt->unit, pts[i].unit))
+		if (!copy_string(&pt->name, pts[i].name) || !copy_string(&pt->unit, pts[i].unit) ||
+		    !copy_states(pt, pts[i].states))
 			goto free_profile;
 		pt->table = (cg_table_t)pts[i].table;
 		pt->address = (uint16_t)pts[i].address;
@@ -750,6 +814,9 @@ void cg_profile_free(cg_profile_t *p)
 	for (size_t i = 0; p->points && i < p->n_points; i++) {
 		free(p->points[i].name);
 		free(p->points[i].unit);
+		for (size_t j = 0; j < p->points[i].n_states; j++)
+			free(p->points[i].states[j]);
+		free(p->points[i].states);
 	}
 	free(p->points);
 	free(p->name);

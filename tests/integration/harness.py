@@ -200,6 +200,38 @@ class Gateway:
             return f.read()
 
 
+def schema_for(topic, payload):
+    """The schema a native-format message on topic must satisfy."""
+    if topic.endswith("/status"):
+        return "status"
+    if topic.endswith("/health"):
+        return "health"
+    return "reading-" + json.loads(payload)["kind"]
+
+
+def validate_messages(tmp, messages, schema_for=schema_for):
+    """Validates every (topic, payload) against its JSON Schema in schemas/
+    with ajv (a real validator, installed by scripts/setup.sh); fails the
+    test naming the first invalid payload."""
+    groups = {}
+    for topic, payload, *_ in messages:
+        groups.setdefault(schema_for(topic, payload), []).append(payload)
+    check(groups, "no messages to validate")
+    for name, payloads in sorted(groups.items()):
+        folder = os.path.join(tmp.path, "ajv-" + name)
+        os.makedirs(folder, exist_ok=True)
+        for i, p in enumerate(payloads):
+            with open(os.path.join(folder, "%06d.json" % i), "w") as f:
+                f.write(p)
+        r = subprocess.run(["ajv", "validate", "--spec=draft2020", "-c", "ajv-formats",
+                            "-s", os.path.join(SRC, "schemas", name + ".schema.json"),
+                            "-d", os.path.join(folder, "*.json")],
+                           capture_output=True, text=True, timeout=300)
+        check(r.returncode == 0, "%d %s payloads, not all valid:\n%s%s"
+              % (len(payloads), name, r.stdout[-2000:], r.stderr[-2000:]))
+    return {k: len(v) for k, v in groups.items()}
+
+
 def run(args, **kw):
     return subprocess.run(args, capture_output=True, text=True, timeout=120, **kw)
 

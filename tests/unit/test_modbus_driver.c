@@ -305,7 +305,7 @@ static void test_ld120_bits_and_u32(void **state)
 	cg_reading_t r;
 	void *st;
 
-	s->map->tab_input_bits[1] = 1;     /* detect */
+	s->map->tab_input_bits[1] = 1;     /* detect: a vehicle over the loop */
 	s->map->tab_input_bits[4] = 1;     /* open loop */
 	s->map->tab_registers[9] = 0x0001; /* 100000 = 0x000186A0, high word first */
 	s->map->tab_registers[10] = 0x86A0;
@@ -318,10 +318,11 @@ static void test_ld120_bits_and_u32(void **state)
 	assert_int_equal(r.n_values, 5);
 	assert_int_equal(value(&r, "loopFault")->type, CG_VALUE_BOOL);
 	assert_false(value(&r, "loopFault")->boolean);
-	assert_true(value(&r, "detect")->boolean);
+	assert_int_equal(value(&r, "status")->type, CG_VALUE_STRING);
+	assert_string_equal(value(&r, "status")->string, "occupied");
 	assert_true(value(&r, "openLoop")->boolean);
 	assert_false(value(&r, "shortedLoop")->boolean);
-	assert_string_equal(value(&r, "detect")->unit, "");
+	assert_string_equal(value(&r, "status")->unit, "");
 	assert_number(&r, "vehicleCount", 100000, "count");
 	assert_int_equal(t.requests, 2);
 	cg_modbus_driver.close(st);

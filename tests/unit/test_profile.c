@@ -108,7 +108,10 @@ static void test_ld120_parses(void **state)
 	assert_int_equal(pt->address, 0);
 	assert_int_equal(pt->type, CG_TYPE_BOOL);
 	assert_null(pt->unit);
-	assert_int_equal(find_point(p, "detect")->address, 1);
+	assert_int_equal(find_point(p, "status")->address, 1);
+	assert_int_equal(find_point(p, "status")->n_states, 2);
+	assert_string_equal(find_point(p, "status")->states[0], "free");
+	assert_string_equal(find_point(p, "status")->states[1], "occupied");
 	assert_int_equal(find_point(p, "openLoop")->address, 4);
 	assert_int_equal(find_point(p, "shortedLoop")->address, 5);
 	pt = find_point(p, "vehicleCount");
@@ -196,6 +199,14 @@ static const struct {
      "p.json: /points/0/address: must be an integer from 0 to 65535"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":\"3\"}"),
      "p.json: /points/0/address: must be an integer from 0 to 65535"},
+    {DOC("{\"name\":\"a\",\"table\":\"discrete\",\"address\":0,\"states\":[\"x\",\"y\",\"z\"]}"),
+     "p.json: /points/0/states: a bool point has exactly 2 states (false, true)"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[\"x\",\"\"]}"),
+     "p.json: /points/0/states/1: must be a non-empty string of at most 15 bytes"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"type\":\"f32\",\"states\":[\"x\",\"y\"]}"),
+     "p.json: /points/0/states: states need a bool or integer point, not f32"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[\"x\"]}"),
+     "p.json: /points/0/states: must have 2 to 64 items"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"colour\":\"red\"}"),
      "p.json: /points/0/colour: unknown key"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"a/b~\":1}"),

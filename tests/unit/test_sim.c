@@ -204,92 +204,14 @@ static cg_profile_t *load_profile(const char *ref)
 	return p;
 }
 
-static int group_setup(void **state)
+/* Stops the shared simulator if it runs and removes every file the tests
+ * made; accepts a half-built fixture. */
+static void fixture_free(fixture_t *f)
 {
-	fixture_t *f = calloc(1, sizeof(*f));
-	char rtu_arg[PATH_MAX + 8], types_arg[PATH_MAX + 16];
-	FILE *fp;
-	int status;
-
-	if (!f)
-		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/cg-test-sim-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->link, sizeof(f->link), "%s/ttyRS485", f->dir);
-	snprintf(f->types_path, sizeof(f->types_path), "%s/types.json", f->dir);
-	fp = fopen(f->types_path, "w");
-	if (!fp)
-		return -1;
-	fputs(types_profile, fp);
-	fclose(fp);
-	/* A stale link from an earlier run must be replaced. */
-	if (symlink("/nonexistent/stale-pty", f->link) != 0)
-		return -1;
-	f->aqt530 = load_profile("aqt530");
-	f->ld120 = load_profile("ld120");
-	f->types = load_profile(f->types_path);
-	if (!f->aqt530 || !f->ld120 || !f->types)
-		return -1;
-	snprintf(rtu_arg, sizeof(rtu_arg), "%s", f->link);
-	snprintf(types_arg, sizeof(types_arg), "7:%s", f->types_path);
-	const char *const args[] = {
-	    "--seed",
-	    "42",
-	    "--profile-dir",
-	    PROFILES,
-	    "--rtu",
-	    rtu_arg,
-	    "--slave",
-	    "1:aqt530",
-	    "--slave",
-	    "2:aqt530:silent",
-	    "--slave",
-	    "3:aqt530:exception",
-	    "--slave",
-	    "4:aqt530:crc",
-	    "--slave",
-	    "5:aqt530:slow=300",
-	    "--slave",
-	    "6:ld120",
-	    "--slave",
-	    types_arg,
-	    "--tcp",
-	    "0",
-	    "--slave",
-	    "1:aqt530",
-	    "--slave",
-	    "2:aqt530:silent",
-	    "--slave",
-	    "3:aqt530:exception=6",
-	    "--slave",
-	    "4:aqt530:crc",
-	    "--slave",
-	    "5:aqt530:slow=300",
-	    "--slave",
-	    "6:ld120",
-	    "--slave",
-	    types_arg,
-	    "--slave",
-	    "8:aqt530:flaky=50,silent",
-	    NULL,
-	};
-	if (sim_start(args, &f->sim, &status) != 0) {
-		print_error("citygate-sim did not become ready (status %d)\n", status);
-		return -1;
-	}
-	f->running = true;
-	*state = f;
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	fixture_t *f = *state;
 	char path[PATH_MAX];
 
 	if (!f)
-		return 0;
+		return;
 	if (f->running)
 		sim_stop(&f->sim);
 	unlink(f->link);
@@ -301,6 +223,64 @@ static int group_teardown(void **state)
 	cg_profile_free(f->ld120);
 	cg_profile_free(f->types);
 	free(f);
+}
+
+static int group_setup(void **state)
+{
+	fixture_t *f = calloc(1, sizeof(*f));
+	char types_arg[PATH_MAX + 16];
+	FILE *fp;
+	int status;
+
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/cg-test-sim-XXXXXX");
+	if (!mkdtemp(f->dir))
+		goto fail;
+	snprintf(f->link, sizeof(f->link), "%s/ttyRS485", f->dir);
+	snprintf(f->types_path, sizeof(f->types_path), "%s/types.json", f->dir);
+	fp = fopen(f->types_path, "w");
+	if (!fp)
+		goto fail;
+	fputs(types_profile, fp);
+	fclose(fp);
+	/* A stale link from an earlier run must be replaced. */
+	if (symlink("/nonexistent/stale-pty", f->link) != 0)
+		goto fail;
+	f->aqt530 = load_profile("aqt530");
+	f->ld120 = load_profile("ld120");
+	f->types = load_profile(f->types_path);
+	if (!f->aqt530 || !f->ld120 || !f->types)
+		goto fail;
+	snprintf(types_arg, sizeof(types_arg), "7:%s", f->types_path);
+	/* Units 1-9 mean the same on both endpoints where they exist. */
+	/* clang-format off */
+	const char *const args[] = {
+		"--seed", "42", "--profile-dir", PROFILES, "--rtu", f->link,
+		"--slave", "1:aqt530", "--slave", "2:aqt530:silent",
+		"--slave", "3:aqt530:exception", "--slave", "4:aqt530:crc",
+		"--slave", "5:aqt530:slow=300", "--slave", "6:ld120", "--slave", types_arg,
+		"--tcp", "0",
+		"--slave", "1:aqt530", "--slave", "2:aqt530:silent",
+		"--slave", "3:aqt530:exception=6", "--slave", "4:aqt530:crc",
+		"--slave", "5:aqt530:slow=300", "--slave", "6:ld120", "--slave", types_arg,
+		"--slave", "8:aqt530:flaky=50,silent", "--slave", "9:traffic-counter", NULL};
+	/* clang-format on */
+	if (sim_start(args, &f->sim, &status) != 0) {
+		print_error("citygate-sim did not become ready (status %d)\n", status);
+		goto fail;
+	}
+	f->running = true;
+	*state = f;
+	return 0;
+fail:
+	fixture_free(f);
+	return -1;
+}
+
+static int group_teardown(void **state)
+{
+	fixture_free(*state);
 	return 0;
 }
 
@@ -485,6 +465,28 @@ static void test_every_type_and_order(void **state)
 	client_free(ctx);
 }
 
+/* Per-lane names ("occupancy1") get the range of their quantity. */
+static void test_lane_numbered_names(void **state)
+{
+	fixture_t *f = *state;
+	cg_profile_t *prof = load_profile("traffic-counter");
+	modbus_t *ctx = tcp_client(f->sim.tcp[0], 9, 500);
+
+	assert_non_null(prof);
+	for (size_t i = 0; i < prof->n_points; i++) {
+		const cg_point_t *p = &prof->points[i];
+		double v;
+
+		assert_int_equal(read_point(ctx, p, &v), 0);
+		if (strncmp(p->name, "occupancy", 9) == 0)
+			assert_within(p->name, v, 0, 0.6 + fabs(p->scale));
+		else if (strncmp(p->name, "averageVehicleSpeed", 19) == 0)
+			assert_within(p->name, v, 20 - fabs(p->scale), 70 + fabs(p->scale));
+	}
+	client_free(ctx);
+	cg_profile_free(prof);
+}
+
 static const cg_point_t *point(const cg_profile_t *p, const char *name)
 {
 	for (size_t i = 0; i < p->n_points; i++)
@@ -553,7 +555,7 @@ static void check_common_faults(modbus_t *ctx)
 	int64_t t0;
 
 	expect_error(ctx, 2, ETIMEDOUT);
-	expect_error(ctx, 9, ETIMEDOUT); /* no such unit */
+	expect_error(ctx, 10, ETIMEDOUT); /* no such unit */
 	expect_ok(ctx, 1);
 	/* Read-only sensors refuse writes; addresses beyond the map are illegal. */
 	modbus_set_slave(ctx, 1);
@@ -622,7 +624,7 @@ static void test_rtu_noise_and_broadcast(void **state)
 	int fd = modbus_get_socket(ctx);
 	static const uint8_t noise[] = {0x01, 0x03, 0x00, 0xff, 0xfe, 0x13, 0x37, 0x42, 0x55};
 	const uint8_t broadcast[] = {0x00, 0x03, 0x00, 0x00, 0x00, 0x01};
-	const uint8_t unknown[] = {0x09, 0x03, 0x00, 0x00, 0x00, 0x01};
+	const uint8_t unknown[] = {0x0A, 0x03, 0x00, 0x00, 0x00, 0x01};
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 
 	/* Noise right before a request, in the same burst. */
@@ -803,6 +805,7 @@ int main(void)
 	    cmocka_unit_test(test_rtu_aqt530_values),
 	    cmocka_unit_test(test_tcp_aqt530_values),
 	    cmocka_unit_test(test_every_type_and_order),
+	    cmocka_unit_test(test_lane_numbered_names),
 	    cmocka_unit_test(test_values_change),
 	    cmocka_unit_test(test_rtu_faults),
 	    cmocka_unit_test(test_tcp_faults),

@@ -308,6 +308,9 @@ static int sim_build_slaves(sim_t *sim)
 {
 	for (size_t e = 0; e < sim->n_eps; e++) {
 		sim_endpoint_t *ep = sim->eps[e];
+		/* Unit 0 is the broadcast address on a serial line, but on TCP
+		 * many devices answer to it (or to 255) as "this device". */
+		long min_unit = ep->kind == SIM_RTU ? 1 : 0;
 		long max_unit = ep->kind == SIM_RTU ? 247 : 255;
 
 		for (size_t i = 0; i < ep->n_specs; i++) {
@@ -329,9 +332,10 @@ static int sim_build_slaves(sim_t *sim)
 			}
 			memcpy(unit_text, spec, (size_t)(colon - spec));
 			unit_text[colon - spec] = '\0';
-			if (!sim_parse_long(unit_text, 1, max_unit, &unit)) {
-				cg_err("citygate-sim: --slave %s: unit id must be 1-%ld on %s",
-				       spec, max_unit, ep->kind == SIM_RTU ? "RTU" : "TCP");
+			if (!sim_parse_long(unit_text, min_unit, max_unit, &unit)) {
+				cg_err("citygate-sim: --slave %s: unit id must be %ld-%ld on %s",
+				       spec, min_unit, max_unit,
+				       ep->kind == SIM_RTU ? "RTU" : "TCP");
 				return SIM_EXIT_USAGE;
 			}
 			if (ep->slaves[unit]) {

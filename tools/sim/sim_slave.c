@@ -15,7 +15,7 @@
 /* How a point's value moves. */
 typedef enum sim_gen_kind {
 	SIM_GEN_WAVE,    /* a slow sine in a range, plus a little noise */
-	SIM_GEN_FLIP,    /* a bool that changes every 20 to 60 s */
+	SIM_GEN_FLIP,    /* a bool or named state that changes every 20 to 60 s */
 	SIM_GEN_COUNTER, /* a cumulative count that grows a few per second and wraps */
 } sim_gen_kind_t;
 
@@ -25,7 +25,8 @@ typedef struct sim_gen {
 	double lo, hi;      /* WAVE: engineering range */
 	double period_s[2]; /* WAVE: a slow and a faster component */
 	double phase[2];
-	bool state;         /* FLIP */
+	unsigned state;     /* FLIP: the raw value, below n_states */
+	unsigned n_states;  /* FLIP: 2 for a bool */
 	double next_flip_s; /* FLIP */
 	uint64_t count;     /* COUNTER: raw count, modulo the type's width */
 	double rate;        /* COUNTER: counts per second */
@@ -296,17 +297,34 @@ static void sim_range_to_unit(const struct sim_range *r, const cg_point_t *p, do
 	}
 }
 
+/* The plausible range of a quantity name, or NULL. Per-lane points carry a
+ * number after the quantity ("occupancy1"), but digits also end some names
+ * ("pm25", "no2"), so the whole name is tried first. */
+static const struct sim_range *sim_range_find(const char *name)
+{
+	size_t len = strlen(name), n = sizeof(sim_ranges) / sizeof(sim_ranges[0]);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(sim_ranges[i].name, name) == 0)
+			return &sim_ranges[i];
+	while (len > 1 && isdigit((unsigned char)name[len - 1]))
+		len--;
+	for (size_t i = 0; i < n; i++)
+		if (strlen(sim_ranges[i].name) == len &&
+		    strncmp(sim_ranges[i].name, name, len) == 0)
+			return &sim_ranges[i];
+	return NULL;
+}
+
 /* Chooses the engineering range of a wave point: the quantity's plausible
  * range, narrowed to the point's min/max and to what its type can encode
  * after scale and offset. Unknown quantities use min/max, else 0-100. */
 static void sim_point_range(const cg_point_t *p, double *lo, double *hi)
 {
-	const struct sim_range *r = NULL;
+	const struct sim_range *r;
 	double tlo, thi, elo, ehi;
 
-	for (size_t i = 0; i < sizeof(sim_ranges) / sizeof(sim_ranges[0]); i++)
-		if (strcmp(sim_ranges[i].name, p->name) == 0)
-			r = &sim_ranges[i];
+	r = sim_range_find(p->name);
 	if (r) {
 		sim_range_to_unit(r, p, lo, hi);
 	} else {
@@ -347,9 +365,11 @@ static void sim_gen_init(sim_gen_t *g, const cg_point_t *p, uint64_t *rng)
 	    p->type == CG_TYPE_BOOL || p->table == CG_TABLE_COIL || p->table == CG_TABLE_DISCRETE;
 
 	memset(g, 0, sizeof(*g));
-	if (is_bool) {
+	if (is_bool || p->n_states) {
 		g->kind = SIM_GEN_FLIP;
-		g->state = sim_name_is_fault(p->name) ? false : sim_random_unit(rng) < 0.5;
+		g->n_states = is_bool ? 2 : (unsigned)p->n_states;
+		g->state =
+		    !sim_name_is_fault(p->name) && g->n_states > 1 && sim_random_unit(rng) < 0.5;
 		g->next_flip_s =
 		    sim_name_is_fault(p->name) ? INFINITY : sim_random_between(rng, 20, 60);
 	} else if (sim_name_is_counter(p->name)) {
@@ -388,10 +408,15 @@ static double sim_gen_step(sim_gen_t *g, const cg_point_t *p, double t, uint64_t
 	switch (g->kind) {
 	case SIM_GEN_FLIP:
 		while (t >= g->next_flip_s) {
-			g->state = !g->state;
+			/* Named states flip between the first two (free and
+			 * occupied, say) and now and then visit the others. */
+			if (g->n_states > 2 && sim_random_unit(rng) < 0.1)
+				g->state = 2 + (unsigned)(sim_random_unit(rng) * (g->n_states - 2));
+			else if (g->n_states > 1)
+				g->state = g->state == 0 ? 1 : 0;
 			g->next_flip_s += sim_random_between(rng, 20, 60);
 		}
-		return g->state ? 1 : 0;
+		return g->state;
 	case SIM_GEN_COUNTER:
 		if (t > g->last_s) {
 			/* A little jitter keeps counts from looking machine-made. */

@@ -1,0 +1,188 @@
+/* The a02yyuw driver: a DFRobot A02YYUW ultrasonic sensor over a parking bay, on a UART. */
+#include "a02yyuw/a02yyuw.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "driver.h"
+#include "error.h"
+#include "log.h"
+#include "serial/serial_frame.h"
+#include "serial/serial_options.h"
+
+/* The sensor measures 30 to 4500 mm; it has a blind zone below. */
+#define A02_MIN_MM 30
+#define A02_MAX_MM 4500
+
+static const char *const a02_keys[] = {"occupied_below_mm", "hysteresis_mm", NULL};
+
+typedef struct a02_options {
+	long occupied_below_mm;
+	long hysteresis_mm;
+} a02_options_t;
+
+static const cg_int_option_t a02_option_table[] = {
+    {.key = "occupied_below_mm",
+     .min = A02_MIN_MM,
+     .max = A02_MAX_MM,
+     .def = 1500,
+     .offset = offsetof(a02_options_t, occupied_below_mm)},
+    {.key = "hysteresis_mm",
+     .min = 0,
+     .max = 2000,
+     .def = 100,
+     .offset = offsetof(a02_options_t, hysteresis_mm)},
+};
+
+#define A02_N_OPTIONS (sizeof(a02_option_table) / sizeof(a02_option_table[0]))
+
+typedef enum a02_status {
+	A02_UNKNOWN,
+	A02_FREE,
+	A02_OCCUPIED,
+} a02_status_t;
+
+typedef struct a02_state {
+	long threshold_mm;
+	long hysteresis_mm;
+	a02_status_t status; /* the last decision; unknown after a failure */
+} a02_state_t;
+
+int cg_a02yyuw_parse(const uint8_t *buf, size_t len, size_t *frame_len, void *frame)
+{
+	cg_a02yyuw_frame_t *f = frame;
+
+	*frame_len = 0;
+	if (len >= 1 && buf[0] != 0xFF)
+		return CG_EFRAME;
+	*frame_len = CG_A02YYUW_FRAME_LEN;
+	if (len < CG_A02YYUW_FRAME_LEN)
+		return CG_EAGAIN;
+	if (((0xFFu + buf[1] + buf[2]) & 0xFF) != buf[3])
+		return CG_ECRC;
+	f->distance_mm = (uint16_t)(buf[1] << 8 | buf[2]);
+	return 0;
+}
+
+/* Reads and checks the keys, also across them: with a hysteresis of twice
+ * the threshold or more, a bay could never become occupied. */
+static int a02_options(const cJSON *sensor, const char *pointer, const char *file,
+		       a02_options_t *o, cg_diag_t *diag)
+{
+	char ptr[256];
+	int rc;
+
+	rc = cg_int_options_parse(sensor, pointer, file, a02_option_table, A02_N_OPTIONS, o, diag);
+	if (rc == 0 && o->hysteresis_mm >= 2 * o->occupied_below_mm) {
+		if (diag) {
+			cg_pointer_key(ptr, sizeof(ptr), pointer, "hysteresis_mm");
+			cg_diag_add(diag, file, ptr,
+				    "must be less than twice occupied_below_mm (%ld)",
+				    o->occupied_below_mm);
+		}
+		rc = CG_EINVAL;
+	}
+	return rc;
+}
+
+/* Checks the sensor's keys: see driver.h. */
+static int a02_check(const cJSON *sensor, const char *pointer, const cg_driver_env_t *env,
+		     cg_diag_t *diag)
+{
+	a02_options_t o;
+
+	return a02_options(sensor, pointer, cg_driver_env_file(env), &o, diag);
+}
+
+static void a02_close(void *state)
+{
+	free(state);
+}
+
+/* Allocates the state of one sensor from an object check() accepted; does no I/O. */
+static int a02_open(const cJSON *sensor, const cg_driver_env_t *env, void **state)
+{
+	a02_options_t o;
+	a02_state_t *s;
+
+	*state = NULL;
+	if (a02_options(sensor, "", cg_driver_env_file(env), &o, NULL))
+		return CG_EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return CG_ENOMEM;
+	s->threshold_mm = o.occupied_below_mm;
+	s->hysteresis_mm = o.hysteresis_mm;
+	s->status = A02_UNKNOWN;
+	*state = s;
+	return 0;
+}
+
+/*
+ * The bay's status for a distance: occupied below threshold - hysteresis/2,
+ * free above threshold + hysteresis/2, the previous status in between, so
+ * that a car at the threshold (or a swaying one) does not flap. Without a
+ * previous status the plain threshold decides. Doubled to stay in integers.
+ */
+static a02_status_t a02_decide(const a02_state_t *s, long distance_mm)
+{
+	if (2 * distance_mm < 2 * s->threshold_mm - s->hysteresis_mm)
+		return A02_OCCUPIED;
+	if (2 * distance_mm > 2 * s->threshold_mm + s->hysteresis_mm)
+		return A02_FREE;
+	if (s->status != A02_UNKNOWN)
+		return s->status;
+	return distance_mm < s->threshold_mm ? A02_OCCUPIED : A02_FREE;
+}
+
+/*
+ * Polls once: see driver.h. The sensor streams frames on its own, so a poll
+ * flushes what came before and reads the next good frame. Values status
+ * ("free" or "occupied") and distance (m); quality "out-of-range" outside
+ * the sensor's 30-4500 mm, with the status still decided from the
+ * distance. After a failure the previous status is forgotten: the bay may
+ * have changed meanwhile.
+ */
+static int a02_poll(void *state, cg_transport_t *t, cg_reading_t *r)
+{
+	a02_state_t *s = state;
+	cg_a02yyuw_frame_t f;
+	cg_frame_counts_t counts = {0};
+	int rc;
+
+	if (!s)
+		return CG_ESTATE;
+	if (!t || t->fd < 0)
+		return CG_EINVAL;
+	cg_transport_pace(t);
+	rc = cg_serial_flush(t->fd);
+	if (rc == 0)
+		rc = cg_serial_read_frame(t->fd, t->timeout_ms, cg_a02yyuw_parse, &f, &counts);
+	cg_transport_done(t);
+	if (counts.dropped_bytes || counts.bad_checksums)
+		cg_log(CG_LOG_DEBUG, "a02yyuw %s: skipped %zu bytes, %zu bad checksums: %s",
+		       r->sensor, counts.dropped_bytes, counts.bad_checksums, cg_strerror(rc));
+	if (rc) {
+		s->status = A02_UNKNOWN;
+		return rc;
+	}
+	s->status = a02_decide(s, f.distance_mm);
+	snprintf(r->kind, sizeof(r->kind), "parking");
+	if ((rc = cg_reading_add_string(r, "status",
+					s->status == A02_OCCUPIED ? "occupied" : "free")) ||
+	    (rc = cg_reading_add_number(r, "distance", f.distance_mm / 1000.0, "m")))
+		return rc;
+	if (f.distance_mm < A02_MIN_MM || f.distance_mm > A02_MAX_MM)
+		snprintf(r->quality, sizeof(r->quality), "out-of-range");
+	return 0;
+}
+
+const cg_driver_t cg_a02yyuw_driver = {
+    .name = "a02yyuw",
+    .bus_types = CG_BUS_SERIAL,
+    .keys = a02_keys,
+    .check = a02_check,
+    .open = a02_open,
+    .poll = a02_poll,
+    .close = a02_close,
+};

@@ -1,0 +1,233 @@
+/* The pms5003 driver: Plantower PMS5003/PMS7003 particulate sensors in passive mode on a UART. */
+#include "pms5003/pms5003.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "clock.h"
+#include "driver.h"
+#include "error.h"
+#include "log.h"
+#include "serial/serial_frame.h"
+#include "serial/serial_options.h"
+
+/* Commands are `42 4D CMD DH DL sumH sumL`, sum = the 16-bit sum of the five bytes before it. */
+#define PMS_COMMAND_LEN 7
+#define PMS_CMD_READ 0xE2 /* read one frame in passive mode; data 0 */
+#define PMS_CMD_MODE 0xE1 /* data 0: passive, 1: active */
+#define PMS_CMD_POWER 0xE4 /* data 0: sleep, 1: wake */
+
+/* Mass concentrations above this are beyond the sensor's maximum range (datasheet: >= 1000). */
+#define PMS_PM_MAX 1000
+
+static const char *const pms_keys[] = {"warmup_s", NULL};
+
+typedef struct pms_options {
+	long warmup_s;
+} pms_options_t;
+
+static const cg_int_option_t pms_option_table[] = {
+    {.key = "warmup_s", .min = 0, .max = 600, .def = 30, .offset = offsetof(pms_options_t, warmup_s)},
+};
+
+#define PMS_N_OPTIONS (sizeof(pms_option_table) / sizeof(pms_option_table[0]))
+
+/* The names of the particle counts (words 7-12), by the smallest diameter counted, in 0.1 um. */
+static const char *const pms_particle_names[6] = {
+    "particles03", "particles05", "particles10", "particles25", "particles50", "particles100",
+};
+
+typedef struct pms_state {
+	int64_t warmup_ms;
+	bool passive;    /* passive mode set and awake since the last failure */
+	int64_t woke_ms; /* monotonic time the wake command was sent */
+} pms_state_t;
+
+static uint16_t be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+int cg_pms5003_parse(const uint8_t *buf, size_t len, size_t *frame_len, void *frame)
+{
+	cg_pms5003_frame_t *f = frame;
+	uint16_t w[13];
+	unsigned sum = 0;
+
+	*frame_len = 0;
+	if (len >= 1 && buf[0] != 0x42)
+		return CG_EFRAME;
+	if (len >= 2 && buf[1] != 0x4D)
+		return CG_EFRAME;
+	if (len >= 4 && be16(buf + 2) != CG_PMS5003_FRAME_LEN - 4)
+		return CG_EFRAME;
+	if (len < CG_PMS5003_FRAME_LEN) {
+		*frame_len = len >= 4 ? CG_PMS5003_FRAME_LEN : 0;
+		return CG_EAGAIN;
+	}
+	*frame_len = CG_PMS5003_FRAME_LEN;
+	for (size_t i = 0; i < CG_PMS5003_FRAME_LEN - 2; i++)
+		sum += buf[i];
+	if ((sum & 0xFFFF) != be16(buf + CG_PMS5003_FRAME_LEN - 2))
+		return CG_ECRC;
+	for (size_t i = 0; i < 13; i++)
+		w[i] = be16(buf + 4 + 2 * i);
+	*f = (cg_pms5003_frame_t){
+	    .pm1_cf1 = w[0],
+	    .pm25_cf1 = w[1],
+	    .pm10_cf1 = w[2],
+	    .pm1 = w[3],
+	    .pm25 = w[4],
+	    .pm10 = w[5],
+	    .particles = {w[6], w[7], w[8], w[9], w[10], w[11]},
+	    .reserved = w[12],
+	};
+	return 0;
+}
+
+/* Checks the sensor's keys: see driver.h. */
+static int pms_check(const cJSON *sensor, const char *pointer, const cg_driver_env_t *env,
+		     cg_diag_t *diag)
+{
+	pms_options_t o;
+
+	return cg_int_options_parse(sensor, pointer, cg_driver_env_file(env), pms_option_table,
+				    PMS_N_OPTIONS, &o, diag);
+}
+
+static void pms_close(void *state)
+{
+	free(state);
+}
+
+/* Allocates the state of one sensor from an object check() accepted; does no I/O. */
+static int pms_open(const cJSON *sensor, const cg_driver_env_t *env, void **state)
+{
+	pms_options_t o;
+	pms_state_t *s;
+
+	*state = NULL;
+	if (cg_int_options_parse(sensor, "", cg_driver_env_file(env), pms_option_table,
+				 PMS_N_OPTIONS, &o, NULL))
+		return CG_EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return CG_ENOMEM;
+	s->warmup_ms = o.warmup_s * 1000;
+	*state = s;
+	return 0;
+}
+
+/* Sends one command, after flushing what the sensor sent before, so that a
+ * stale frame cannot be taken for the answer. */
+static int pms_send(cg_transport_t *t, uint8_t cmd, uint16_t data)
+{
+	uint8_t c[PMS_COMMAND_LEN] = {0x42, 0x4D, cmd, (uint8_t)(data >> 8), (uint8_t)data};
+	unsigned sum = 0;
+	int rc;
+
+	for (size_t i = 0; i < 5; i++)
+		sum += c[i];
+	c[5] = (uint8_t)(sum >> 8);
+	c[6] = (uint8_t)sum;
+	cg_transport_pace(t);
+	rc = cg_serial_flush(t->fd);
+	if (rc == 0)
+		rc = cg_serial_write(t->fd, c, sizeof(c), t->timeout_ms);
+	cg_transport_done(t);
+	return rc;
+}
+
+/*
+ * The I/O of one poll: puts the sensor in passive mode and wakes it when
+ * that is not known to be done (first poll, after a failure, or when it is
+ * found sending frames on its own, which it does after a power cycle), then
+ * asks for one frame and reads it into *f.
+ */
+static int pms_read(pms_state_t *s, cg_transport_t *t, const char *sensor, cg_pms5003_frame_t *f)
+{
+	cg_frame_counts_t counts;
+	bool streaming = false;
+	int rc;
+
+	if (s->passive) {
+		rc = cg_serial_pending_frame(t->fd, cg_pms5003_parse, f, &streaming);
+		if (rc)
+			return rc;
+		if (streaming) {
+			cg_log(CG_LOG_INFO,
+			       "pms5003 %s: sensor sends frames unasked (power cycled?): "
+			       "setting passive mode again",
+			       sensor);
+			s->passive = false;
+		}
+	}
+	if (!s->passive) {
+		rc = pms_send(t, PMS_CMD_MODE, 0);
+		if (rc == 0)
+			rc = pms_send(t, PMS_CMD_POWER, 1);
+		if (rc)
+			return rc;
+		s->woke_ms = cg_mono_ms();
+		s->passive = true;
+	}
+	rc = pms_send(t, PMS_CMD_READ, 0);
+	if (rc)
+		return rc;
+	rc = cg_serial_read_frame(t->fd, t->timeout_ms, cg_pms5003_parse, f, &counts);
+	cg_transport_done(t);
+	if (counts.dropped_bytes || counts.bad_checksums)
+		cg_log(CG_LOG_DEBUG, "pms5003 %s: skipped %zu bytes, %zu bad checksums: %s", sensor,
+		       counts.dropped_bytes, counts.bad_checksums, cg_strerror(rc));
+	return rc;
+}
+
+/*
+ * Polls once: see driver.h. Values pm1, pm25, pm10 (ug/m3, atmospheric) and
+ * the particle counts (count per 0.1 L). Quality "warming-up" within
+ * warmup_s of the wake command, else "out-of-range" when a mass
+ * concentration is above the sensor's maximum range. After any failure the
+ * next poll sets the mode and wakes the sensor again.
+ */
+static int pms_poll(void *state, cg_transport_t *t, cg_reading_t *r)
+{
+	pms_state_t *s = state;
+	cg_pms5003_frame_t f;
+	int rc;
+
+	if (!s)
+		return CG_ESTATE;
+	if (!t || t->fd < 0)
+		return CG_EINVAL;
+	rc = pms_read(s, t, r->sensor, &f);
+	if (rc) {
+		s->passive = false;
+		return rc;
+	}
+	snprintf(r->kind, sizeof(r->kind), "air-quality");
+	if ((rc = cg_reading_add_number(r, "pm1", f.pm1, "ug/m3")) ||
+	    (rc = cg_reading_add_number(r, "pm25", f.pm25, "ug/m3")) ||
+	    (rc = cg_reading_add_number(r, "pm10", f.pm10, "ug/m3")))
+		return rc;
+	for (size_t i = 0; i < 6; i++) {
+		rc = cg_reading_add_number(r, pms_particle_names[i], f.particles[i], "count");
+		if (rc)
+			return rc;
+	}
+	if (f.pm1 > PMS_PM_MAX || f.pm25 > PMS_PM_MAX || f.pm10 > PMS_PM_MAX)
+		snprintf(r->quality, sizeof(r->quality), "out-of-range");
+	if (cg_mono_ms() - s->woke_ms < s->warmup_ms)
+		snprintf(r->quality, sizeof(r->quality), "warming-up");
+	return 0;
+}
+
+const cg_driver_t cg_pms5003_driver = {
+    .name = "pms5003",
+    .bus_types = CG_BUS_SERIAL,
+    .keys = pms_keys,
+    .check = pms_check,
+    .open = pms_open,
+    .poll = pms_poll,
+    .close = pms_close,
+};

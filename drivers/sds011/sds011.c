@@ -1,0 +1,215 @@
+/* The sds011 driver: Nova SDS011 particulate sensors in query mode on a UART. */
+#include "sds011/sds011.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "clock.h"
+#include "driver.h"
+#include "error.h"
+#include "log.h"
+#include "serial/serial_frame.h"
+#include "serial/serial_options.h"
+
+/*
+ * Commands are 19 bytes: `AA B4`, data bytes 1-15 at offsets 2-16 (data 1 is
+ * the command, data 2 is 1 to set and 0 to query a setting, data 3 the new
+ * setting; data 14-15 the device id, FF FF for any), the low byte of the sum
+ * of the data bytes at 17, and `AB` at 18.
+ */
+#define SDS_CMD_REPORT_MODE 0x02 /* data 3: 0 active (reports every second), 1 query */
+#define SDS_CMD_QUERY 0x04       /* answered with one data frame */
+#define SDS_CMD_SLEEP 0x06       /* data 3: 0 sleep, 1 work */
+
+/* The sensor's range is 0.0 to 999.9 ug/m3. */
+#define SDS_PM_MAX_RAW 9999
+
+static const char *const sds_keys[] = {"warmup_s", NULL};
+
+typedef struct sds_options {
+	long warmup_s;
+} sds_options_t;
+
+static const cg_int_option_t sds_option_table[] = {
+    {.key = "warmup_s", .min = 0, .max = 600, .def = 30, .offset = offsetof(sds_options_t, warmup_s)},
+};
+
+#define SDS_N_OPTIONS (sizeof(sds_option_table) / sizeof(sds_option_table[0]))
+
+typedef struct sds_state {
+	int64_t warmup_ms;
+	bool query_mode; /* query mode set and working since the last failure */
+	int64_t woke_ms; /* monotonic time the work command was sent */
+} sds_state_t;
+
+int cg_sds011_parse(const uint8_t *buf, size_t len, size_t *frame_len, void *frame)
+{
+	cg_sds011_frame_t *f = frame;
+	unsigned sum = 0;
+
+	*frame_len = 0;
+	if (len >= 1 && buf[0] != 0xAA)
+		return CG_EFRAME;
+	if (len >= 2 && buf[1] != 0xC0)
+		return CG_EFRAME;
+	*frame_len = CG_SDS011_FRAME_LEN;
+	if (len < CG_SDS011_FRAME_LEN)
+		return CG_EAGAIN;
+	if (buf[9] != 0xAB)
+		return CG_EFRAME;
+	for (size_t i = 2; i <= 7; i++)
+		sum += buf[i];
+	if ((sum & 0xFF) != buf[8])
+		return CG_ECRC;
+	*f = (cg_sds011_frame_t){
+	    .pm25_raw = (uint16_t)(buf[3] << 8 | buf[2]),
+	    .pm10_raw = (uint16_t)(buf[5] << 8 | buf[4]),
+	    .device_id = (uint16_t)(buf[6] << 8 | buf[7]),
+	};
+	return 0;
+}
+
+/* Checks the sensor's keys: see driver.h. */
+static int sds_check(const cJSON *sensor, const char *pointer, const cg_driver_env_t *env,
+		     cg_diag_t *diag)
+{
+	sds_options_t o;
+
+	return cg_int_options_parse(sensor, pointer, cg_driver_env_file(env), sds_option_table,
+				    SDS_N_OPTIONS, &o, diag);
+}
+
+static void sds_close(void *state)
+{
+	free(state);
+}
+
+/* Allocates the state of one sensor from an object check() accepted; does no I/O. */
+static int sds_open(const cJSON *sensor, const cg_driver_env_t *env, void **state)
+{
+	sds_options_t o;
+	sds_state_t *s;
+
+	*state = NULL;
+	if (cg_int_options_parse(sensor, "", cg_driver_env_file(env), sds_option_table,
+				 SDS_N_OPTIONS, &o, NULL))
+		return CG_EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return CG_ENOMEM;
+	s->warmup_ms = o.warmup_s * 1000;
+	*state = s;
+	return 0;
+}
+
+/* Sends one command to every device on the line (id FF FF) after flushing
+ * what the sensor sent before, so that a stale frame cannot be taken for
+ * the answer. */
+static int sds_send(cg_transport_t *t, uint8_t cmd, uint8_t set, uint8_t value)
+{
+	uint8_t c[CG_SDS011_COMMAND_LEN] = {0xAA, 0xB4, cmd, set, value};
+	unsigned sum = 0;
+	int rc;
+
+	c[15] = 0xFF;
+	c[16] = 0xFF;
+	for (size_t i = 2; i <= 16; i++)
+		sum += c[i];
+	c[17] = (uint8_t)sum;
+	c[18] = 0xAB;
+	cg_transport_pace(t);
+	rc = cg_serial_flush(t->fd);
+	if (rc == 0)
+		rc = cg_serial_write(t->fd, c, sizeof(c), t->timeout_ms);
+	cg_transport_done(t);
+	return rc;
+}
+
+/*
+ * The I/O of one poll: sets work (the sensor may have been put to sleep)
+ * and query mode when that is not known to be done (first poll, after a
+ * failure, or when it is found reporting on its own, as after a power cycle
+ * in active mode), then queries one frame and reads it into *f. The `AA C5`
+ * answers to the settings are skipped by the parser.
+ */
+static int sds_read(sds_state_t *s, cg_transport_t *t, const char *sensor, cg_sds011_frame_t *f)
+{
+	cg_frame_counts_t counts;
+	bool streaming = false;
+	int rc;
+
+	if (s->query_mode) {
+		rc = cg_serial_pending_frame(t->fd, cg_sds011_parse, f, &streaming);
+		if (rc)
+			return rc;
+		if (streaming) {
+			cg_log(CG_LOG_INFO,
+			       "sds011 %s: sensor reports unasked (power cycled?): "
+			       "setting query mode again",
+			       sensor);
+			s->query_mode = false;
+		}
+	}
+	if (!s->query_mode) {
+		/* Work first: a sleeping sensor answers nothing else. */
+		rc = sds_send(t, SDS_CMD_SLEEP, 1, 1);
+		if (rc == 0)
+			rc = sds_send(t, SDS_CMD_REPORT_MODE, 1, 1);
+		if (rc)
+			return rc;
+		s->woke_ms = cg_mono_ms();
+		s->query_mode = true;
+	}
+	rc = sds_send(t, SDS_CMD_QUERY, 0, 0);
+	if (rc)
+		return rc;
+	rc = cg_serial_read_frame(t->fd, t->timeout_ms, cg_sds011_parse, f, &counts);
+	cg_transport_done(t);
+	if (counts.dropped_bytes || counts.bad_checksums)
+		cg_log(CG_LOG_DEBUG, "sds011 %s: skipped %zu bytes, %zu bad checksums: %s", sensor,
+		       counts.dropped_bytes, counts.bad_checksums, cg_strerror(rc));
+	return rc;
+}
+
+/*
+ * Polls once: see driver.h. Values pm25 and pm10 in ug/m3. Quality
+ * "warming-up" within warmup_s of the work command, else "out-of-range"
+ * above the sensor's 999.9 ug/m3. After any failure the next poll sets the
+ * modes again.
+ */
+static int sds_poll(void *state, cg_transport_t *t, cg_reading_t *r)
+{
+	sds_state_t *s = state;
+	cg_sds011_frame_t f;
+	int rc;
+
+	if (!s)
+		return CG_ESTATE;
+	if (!t || t->fd < 0)
+		return CG_EINVAL;
+	rc = sds_read(s, t, r->sensor, &f);
+	if (rc) {
+		s->query_mode = false;
+		return rc;
+	}
+	snprintf(r->kind, sizeof(r->kind), "air-quality");
+	if ((rc = cg_reading_add_number(r, "pm25", f.pm25_raw / 10.0, "ug/m3")) ||
+	    (rc = cg_reading_add_number(r, "pm10", f.pm10_raw / 10.0, "ug/m3")))
+		return rc;
+	if (f.pm25_raw > SDS_PM_MAX_RAW || f.pm10_raw > SDS_PM_MAX_RAW)
+		snprintf(r->quality, sizeof(r->quality), "out-of-range");
+	if (cg_mono_ms() - s->woke_ms < s->warmup_ms)
+		snprintf(r->quality, sizeof(r->quality), "warming-up");
+	return 0;
+}
+
+const cg_driver_t cg_sds011_driver = {
+    .name = "sds011",
+    .bus_types = CG_BUS_SERIAL,
+    .keys = sds_keys,
+    .check = sds_check,
+    .open = sds_open,
+    .poll = sds_poll,
+    .close = sds_close,
+};

@@ -1,0 +1,159 @@
+/* The template driver of docs/drivers.md: a complete serial-frame driver to copy, never registered. */
+#include "template/template.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "driver.h"
+#include "error.h"
+#include "log.h"
+#include "serial/serial_frame.h"
+#include "serial/serial_options.h"
+
+/* The keys of this driver besides the common ones (id, bus, driver, ...). */
+static const char *const template_keys[] = {"address", NULL};
+
+typedef struct template_options {
+	long address;
+} template_options_t;
+
+/* One row per key: bounds, default and where it goes; check() and open()
+ * both read the keys through this table, so they agree. */
+static const cg_int_option_t template_option_table[] = {
+    {.key = "address",
+     .min = 0,
+     .max = 255,
+     .def = 1,
+     .offset = offsetof(template_options_t, address)},
+};
+
+#define TEMPLATE_N_OPTIONS (sizeof(template_option_table) / sizeof(template_option_table[0]))
+
+/* Per-sensor state: allocated in open(), freed in close(), never global. */
+typedef struct template_state {
+	uint8_t address;
+} template_state_t;
+
+/* The parser touches nothing but its arguments, so tests and fuzzers call
+ * it on any bytes. It checks the start byte and the length field as soon as
+ * it has them, so that noise is skipped without waiting for a whole frame. */
+int cg_template_parse(const uint8_t *buf, size_t len, size_t *frame_len, void *frame)
+{
+	cg_template_frame_t *f = frame;
+	unsigned sum = 0;
+
+	*frame_len = 0;
+	if (len >= 1 && buf[0] != 0x5A)
+		return CG_EFRAME;
+	if (len >= 2 && buf[1] != CG_TEMPLATE_ANSWER_LEN - 3)
+		return CG_EFRAME;
+	*frame_len = CG_TEMPLATE_ANSWER_LEN;
+	if (len < CG_TEMPLATE_ANSWER_LEN)
+		return CG_EAGAIN;
+	for (size_t i = 0; i < CG_TEMPLATE_ANSWER_LEN - 1; i++)
+		sum += buf[i];
+	if ((sum & 0xFF) != buf[CG_TEMPLATE_ANSWER_LEN - 1])
+		return CG_ECRC;
+	*f = (cg_template_frame_t){
+	    .address = buf[2],
+	    .pm25_raw = (uint16_t)(buf[3] << 8 | buf[4]),
+	    .pm10_raw = (uint16_t)(buf[5] << 8 | buf[6]),
+	};
+	return 0;
+}
+
+/* Checks the sensor's keys: see driver.h. Each bad key is one diag line
+ * with its JSON pointer, e.g. "/sensors/3/address". */
+static int template_check(const cJSON *sensor, const char *pointer, const cg_driver_env_t *env,
+			  cg_diag_t *diag)
+{
+	template_options_t o;
+
+	return cg_int_options_parse(sensor, pointer, cg_driver_env_file(env),
+				    template_option_table, TEMPLATE_N_OPTIONS, &o, diag);
+}
+
+/* Frees the state; accepts NULL like every close(). */
+static void template_close(void *state)
+{
+	free(state);
+}
+
+/* Allocates the state of one sensor from an object check() accepted; does no I/O. */
+static int template_open(const cJSON *sensor, const cg_driver_env_t *env, void **state)
+{
+	template_options_t o;
+	template_state_t *s;
+
+	*state = NULL;
+	if (cg_int_options_parse(sensor, "", cg_driver_env_file(env), template_option_table,
+				 TEMPLATE_N_OPTIONS, &o, NULL))
+		return CG_EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return CG_ENOMEM;
+	s->address = (uint8_t)o.address;
+	*state = s;
+	return 0;
+}
+
+/* Sends the read request, after flushing stale input so that a late answer
+ * to an earlier request cannot be taken for this one. */
+static int template_request(template_state_t *s, cg_transport_t *t)
+{
+	uint8_t c[5] = {0x5A, 0x02, 0x52, s->address, 0};
+	int rc;
+
+	c[4] = (uint8_t)(c[0] + c[1] + c[2] + c[3]);
+	rc = cg_serial_flush(t->fd);
+	if (rc == 0)
+		rc = cg_serial_write(t->fd, c, sizeof(c), t->timeout_ms);
+	return rc;
+}
+
+/*
+ * Polls once: see driver.h. Values pm25 and pm10 in ug/m3. An answer from
+ * another address is an unexpected frame (CG_EFRAME). Errors come from the
+ * frame reader: CG_ETIMEDOUT (silent), CG_ECRC (only bad checksums),
+ * CG_EFRAME (only noise), CG_EIO (the port is gone; the bus worker reopens it).
+ */
+static int template_poll(void *state, cg_transport_t *t, cg_reading_t *r)
+{
+	template_state_t *s = state;
+	cg_template_frame_t f;
+	cg_frame_counts_t counts;
+	int rc;
+
+	if (!s)
+		return CG_ESTATE;
+	if (!t || t->fd < 0)
+		return CG_EINVAL;
+	cg_transport_pace(t);
+	rc = template_request(s, t);
+	if (rc == 0)
+		rc = cg_serial_read_frame(t->fd, t->timeout_ms, cg_template_parse, &f, &counts);
+	cg_transport_done(t);
+	if (rc)
+		return rc;
+	if (counts.dropped_bytes || counts.bad_checksums)
+		cg_log(CG_LOG_DEBUG, "template %s: skipped %zu bytes, %zu bad checksums", r->sensor,
+		       counts.dropped_bytes, counts.bad_checksums);
+	if (f.address != s->address)
+		return CG_EFRAME;
+	snprintf(r->kind, sizeof(r->kind), "air-quality");
+	if ((rc = cg_reading_add_number(r, "pm25", f.pm25_raw / 10.0, "ug/m3")) ||
+	    (rc = cg_reading_add_number(r, "pm10", f.pm10_raw / 10.0, "ug/m3")))
+		return rc;
+	return 0;
+}
+
+/* Registered by one line in drivers/registry.c (this template is not). */
+const cg_driver_t cg_template_driver = {
+    .name = "template",
+    .bus_types = CG_BUS_SERIAL,
+    .keys = template_keys,
+    .check = template_check,
+    .open = template_open,
+    .poll = template_poll,
+    .close = template_close,
+};
