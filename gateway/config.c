@@ -240,6 +240,8 @@ static const cg_key_t cg_mqtt_keys[] = {
 	 .offset = CG_MQTT(reconnect_min_s), .min = 0.1, .max = 3600, .def = 1},
 	{.name = "reconnect_max_s", .type = CG_J_NUMBER, .field = CG_F_DOUBLE,
 	 .offset = CG_MQTT(reconnect_max_s), .min = 0.1, .max = 86400, .def = 60},
+	{.name = "replay_rate", .type = CG_J_NUMBER, .field = CG_F_DOUBLE,
+	 .offset = CG_MQTT(replay_rate), .min = 0, .max = 1000000, .def = 0},
 	{.name = NULL},
 };
 

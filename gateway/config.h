@@ -51,6 +51,7 @@ typedef struct cg_mqtt_config {
 	int inflight;          /* in-flight window, default 64 */
 	int keepalive_s;       /* default 30 */
 	double reconnect_min_s, reconnect_max_s; /* default 1 and 60 */
+	double replay_rate;    /* backlog messages/s after a reconnect; 0 (default): no limit */
 } cg_mqtt_config_t;
 
 typedef struct cg_store_config {

@@ -33,8 +33,8 @@ typedef struct queued {
 	int format;
 } queued_t;
 
-typedef struct gw {
-	const cg_config_t *cfg;
+struct cg_gateway {
+	cg_config_t *cfg;          /* owned; replaced by a reload */
 	cg_signals_t *sig;
 	cg_encode_ctx_t ectx;
 	cg_outbox_t *ob;
@@ -64,8 +64,15 @@ typedef struct gw {
 	int64_t *acks;              /* acknowledged seqs not yet deleted */
 	size_t n_acks, cap_acks;
 	int64_t acks_since;
-	int64_t cursor;             /* highest seq sent on this connection */
-	uint64_t generation;        /* of the connection the cursor belongs to */
+	/* Sending: rows with seq >= live_from go out oldest first as fast as
+	 * the window allows; older ones (the backlog at the last reconnect)
+	 * at mqtt.replay_rate. Without a replay rate live_from is 1. */
+	int64_t live_from;
+	int64_t cursor_live;        /* highest live seq sent on this connection */
+	int64_t cursor_back;        /* highest backlog seq sent on this connection */
+	double tokens;              /* backlog messages that may go now */
+	int64_t tokens_ms;
+	uint64_t generation;        /* of the connection the cursors belong to */
 	bool connected;
 	uint64_t published;
 	uint64_t pending_dropped;
@@ -74,7 +81,9 @@ typedef struct gw {
 	int64_t next_expire_ms;
 	int64_t next_watchdog_ms;
 	uint64_t watchdog_usec;
-} gw_t;
+};
+
+typedef struct cg_gateway gw_t;
 
 static void wake(void *ctx)
 {
@@ -86,11 +95,8 @@ static void wake(void *ctx)
 	pthread_mutex_unlock(&g->lock);
 }
 
-/* The bus workers' sink: copies the reading into the queue and wakes the loop. */
-static void submit(void *ctx, const cg_reading_t *r, int format)
+void cg_gateway_submit(cg_gateway_t *g, const cg_reading_t *r, int format)
 {
-	gw_t *g = ctx;
-
 	pthread_mutex_lock(&g->lock);
 	if (g->n_queue == g->cap_queue && g->cap_queue < QUEUE_MAX) {
 		size_t cap = g->cap_queue ? g->cap_queue * 2 : 64;
@@ -111,6 +117,12 @@ static void submit(void *ctx, const cg_reading_t *r, int format)
 	g->woken = true;
 	pthread_cond_signal(&g->cond);
 	pthread_mutex_unlock(&g->lock);
+}
+
+/* The bus workers' sink. */
+static void sink(void *ctx, const cg_reading_t *r, int format)
+{
+	cg_gateway_submit(ctx, r, format);
 }
 
 /* Waits for a wake-up or until timeout_ms has passed. */
@@ -302,6 +314,13 @@ static char *status_payload(const gw_t *g, const char *state, bool with_ts)
 	return cg_buf_take(&b, NULL);
 }
 
+/* Starts sending again from the oldest unacknowledged row of each stream. */
+static void rewind_cursors(gw_t *g)
+{
+	g->cursor_live = g->live_from - 1;
+	g->cursor_back = 0;
+}
+
 /* Handles acknowledgements, failures and connection changes from Paho. On a
  * new connection everything unacknowledged is sent again from the oldest
  * row: the broker dropped the old session (clean session), so what was in
@@ -318,7 +337,7 @@ static void take_events(gw_t *g)
 	if (ev.n_failed && ev.connected && ev.generation == g->generation) {
 		/* A send failed without a disconnect: rewind so it goes again. */
 		flush_acks(g, true);
-		g->cursor = 0;
+		rewind_cursors(g);
 	}
 	g->connected = ev.connected;
 	if (ev.connected && ev.generation != g->generation) {
@@ -326,7 +345,12 @@ static void take_events(gw_t *g)
 
 		g->generation = ev.generation;
 		flush_acks(g, true);
-		g->cursor = 0;
+		/* What is stored now is the backlog; with a replay rate it drains
+		 * at that rate beside live readings. */
+		g->live_from = g->cfg->mqtt.replay_rate > 0 ? g->next_seq : 1;
+		g->tokens = 0;
+		g->tokens_ms = cg_mono_ms();
+		rewind_cursors(g);
 		if (online) {
 			cg_publisher_send(g->pub, -1, g->status_topic, online, strlen(online), 1, true);
 			free(online);
@@ -334,35 +358,68 @@ static void take_events(gw_t *g)
 	}
 }
 
-/* Keeps the in-flight window full with the oldest rows not yet sent on this
- * connection. */
+/* Sends up to max rows of one stream (after *cursor, before before_seq),
+ * oldest first; returns how many went. Stops at the first refusal: a full
+ * window, or a lost connection. */
+static size_t send_stream(gw_t *g, int64_t *cursor, int64_t before_seq, size_t max)
+{
+	cg_outbox_row_t *rows = NULL;
+	size_t n = 0, sent = 0;
+	int rc = cg_outbox_fetch(g->ob, *cursor, before_seq, max, &rows, &n);
+
+	if (rc < 0)
+		return 0;
+	for (; sent < n; sent++) {
+		rc = cg_publisher_send(g->pub, rows[sent].seq, rows[sent].topic, rows[sent].payload,
+				       rows[sent].len, g->cfg->mqtt.qos, false);
+		if (rc < 0)
+			break;
+		*cursor = rows[sent].seq;
+	}
+	cg_outbox_rows_free(rows, n);
+	if (rc == CG_ESTATE)
+		g->connected = false;
+	return sent;
+}
+
+/* Keeps the in-flight window full: live rows first, oldest first, then the
+ * backlog of the last reconnect as far as the replay rate's tokens allow, so
+ * a day of backlog cannot flood the broker or hold back fresh readings. */
 static void send_rows(gw_t *g)
 {
-	while (g->connected) {
-		cg_outbox_row_t *rows = NULL;
-		size_t n = 0, sent = 0, room = cg_publisher_room(g->pub);
-		int rc;
+	double rate = g->cfg->mqtt.replay_rate;
+	size_t room;
 
-		if (room == 0)
-			return;
-		rc = cg_outbox_fetch(g->ob, g->cursor, room, &rows, &n);
-		if (rc < 0 || n == 0) {
-			cg_outbox_rows_free(rows, n);
-			return;
-		}
-		for (; sent < n; sent++) {
-			rc = cg_publisher_send(g->pub, rows[sent].seq, rows[sent].topic,
-					       rows[sent].payload, rows[sent].len,
-					       g->cfg->mqtt.qos, false);
-			if (rc < 0)
-				break;
-			g->cursor = rows[sent].seq;
-		}
-		cg_outbox_rows_free(rows, n);
-		if (rc == CG_ESTATE)
-			g->connected = false;
-		if (sent < n || rc < 0)
-			return;
+	while (g->connected && (room = cg_publisher_room(g->pub)) > 0) {
+		if (send_stream(g, &g->cursor_live, 0, room) < room)
+			break;
+	}
+	if (!g->connected || g->live_from <= 1 || g->cursor_back >= g->live_from - 1)
+		return;
+	if (rate > 0) {
+		int64_t now = cg_mono_ms();
+		double cap = rate > 1 ? rate : 1;
+
+		g->tokens += rate * (double)(now - g->tokens_ms) / 1000.0;
+		if (g->tokens > cap)
+			g->tokens = cap;
+		g->tokens_ms = now;
+	}
+	room = cg_publisher_room(g->pub);
+	if (room > (size_t)g->tokens)
+		room = (size_t)g->tokens;
+	if (room == 0)
+		return;
+	g->tokens -= (double)send_stream(g, &g->cursor_back, g->live_from, room);
+	if (g->cursor_back < g->live_from - 1 && room > 0) {
+		cg_outbox_row_t *rest = NULL;
+		size_t left = 0;
+
+		/* Nothing more below live_from: the backlog has drained. */
+		if (cg_outbox_fetch(g->ob, g->cursor_back, g->live_from, 1, &rest, &left) == 0 &&
+		    left == 0)
+			g->cursor_back = g->live_from - 1;
+		cg_outbox_rows_free(rest, left);
 	}
 }
 
@@ -499,7 +556,8 @@ static int read_password(const cg_config_t *cfg, char **out)
 	return rc;
 }
 
-static int start(gw_t *g)
+/* Opens the outbox at the config's path with its limits. */
+static int open_outbox(gw_t *g)
 {
 	const cg_config_t *cfg = g->cfg;
 	cg_outbox_opts_t oo = {
@@ -508,17 +566,28 @@ static int start(gw_t *g)
 		.max_age_s = cfg->store.max_age_s,
 		.sync_full = cfg->store.sync_full,
 	};
-	cg_publisher_opts_t po = { 0 };
-	char *offline = NULL, *password = NULL;
-	int rc;
+	int64_t stored_next;
+	int rc = cg_outbox_open(cfg->store.path, &oo, &g->ob);
 
-	rc = cg_outbox_open(cfg->store.path, &oo, &g->ob);
 	if (rc < 0) {
 		cg_log(CG_LOG_ERR, "outbox %s: cannot open: %s", cfg->store.path, cg_strerror(rc));
 		return rc;
 	}
-	g->next_seq = cg_outbox_next_seq(g->ob);
-	rc = read_password(cfg, &password);
+	/* Rows still pending in memory (a full disk) keep the seqs they have. */
+	stored_next = cg_outbox_next_seq(g->ob);
+	if (stored_next > g->next_seq)
+		g->next_seq = stored_next;
+	return CG_OK;
+}
+
+/* Creates the publisher for the config's broker; it connects from the loop. */
+static int open_publisher(gw_t *g)
+{
+	const cg_config_t *cfg = g->cfg;
+	cg_publisher_opts_t po = { 0 };
+	char *offline = NULL, *password = NULL;
+	int rc = read_password(cfg, &password);
+
 	if (rc < 0)
 		return rc;
 	cg_topic_gateway(g->status_topic, sizeof(g->status_topic), cfg->mqtt.topic_prefix,
@@ -549,17 +618,152 @@ static int start(gw_t *g)
 		free(password);
 	}
 	free(offline);
-	if (rc < 0)
-		return rc;
-	g->buses = calloc(cfg->n_buses ? cfg->n_buses : 1, sizeof(*g->buses));
+	/* A new client starts a new session: everything unacknowledged goes again. */
+	g->generation = 0;
+	g->connected = false;
+	return rc;
+}
+
+/* Starts one worker per bus of the config. */
+static int start_buses(gw_t *g)
+{
+	g->buses = calloc(g->cfg->n_buses ? g->cfg->n_buses : 1, sizeof(*g->buses));
 	if (!g->buses)
 		return CG_ENOMEM;
-	for (size_t i = 0; i < cfg->n_buses; i++) {
-		rc = cg_bus_start(cfg, i, submit, g, &g->buses[i]);
+	for (size_t i = 0; i < g->cfg->n_buses; i++) {
+		int rc = cg_bus_start(g->cfg, i, sink, g, &g->buses[i]);
 		if (rc < 0)
 			return rc;
 	}
 	return CG_OK;
+}
+
+/* Stops every bus worker (each finishes its current request) and commits
+ * the readings they handed over. */
+static void stop_buses(gw_t *g)
+{
+	for (size_t i = 0; g->buses && i < g->cfg->n_buses; i++)
+		cg_bus_stop(g->buses[i]);
+	free(g->buses);
+	g->buses = NULL;
+	take_readings(g);
+	store_pending(g, true);
+}
+
+/* Publishes the clean-stop status and destroys the publisher. */
+static void close_publisher(gw_t *g)
+{
+	char *offline;
+
+	if (!g->pub)
+		return;
+	offline = status_payload(g, "offline", true);
+	cg_publisher_stop(g->pub, offline, 1000);
+	free(offline);
+	cg_publisher_free(g->pub);
+	g->pub = NULL;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* True when two configs reach the broker the same way, so that a reload can
+ * keep the MQTT session. The password file is read again only when the
+ * session is renewed. */
+static bool same_broker(const cg_config_t *a, const cg_config_t *b)
+{
+	const cg_mqtt_config_t *x = &a->mqtt, *y = &b->mqtt;
+
+	return same_str(a->gateway_id, b->gateway_id) && same_str(x->uri, y->uri) &&
+	       same_str(x->topic_prefix, y->topic_prefix) && same_str(x->client_id, y->client_id) &&
+	       same_str(x->username, y->username) && same_str(x->password_file, y->password_file) &&
+	       same_str(x->ca_file, y->ca_file) && same_str(x->cert_file, y->cert_file) &&
+	       same_str(x->key_file, y->key_file) && x->keepalive_s == y->keepalive_s &&
+	       x->inflight == y->inflight && x->reconnect_min_s == y->reconnect_min_s &&
+	       x->reconnect_max_s == y->reconnect_max_s;
+}
+
+static bool same_store(const cg_store_config_t *a, const cg_store_config_t *b)
+{
+	return a->max_rows == b->max_rows && a->max_bytes == b->max_bytes &&
+	       a->max_age_s == b->max_age_s && a->sync_full == b->sync_full;
+}
+
+static void set_encode_ctx(gw_t *g)
+{
+	g->ectx.gateway_id = g->cfg->gateway_id;
+	g->ectx.has_location = g->cfg->has_location;
+	g->ectx.lat = g->cfg->lat;
+	g->ectx.lon = g->cfg->lon;
+}
+
+/* SIGHUP: reads the config file again. An invalid one is refused with the
+ * --check lines in the log and the running one goes on. A valid one
+ * replaces buses and sensors; the outbox and seq are kept, and so is the
+ * MQTT session unless the broker settings changed. The store's path cannot
+ * change without a restart (the undelivered rows are in the old file). */
+static void reload(gw_t *g)
+{
+	cg_diag_t diag = { 0 };
+	cg_config_t *next = NULL;
+	bool keep_session, reopen_store;
+	int rc;
+
+	sd_notify(0, "RELOADING=1");
+	cg_config_load(g->cfg->path, &next, &diag);
+	for (size_t i = 0; i < diag.n; i++)
+		cg_log(CG_LOG_ERR, "%s", diag.lines[i]);
+	cg_diag_free(&diag);
+	if (!next) {
+		cg_log(CG_LOG_ERR, "reload refused: %s is invalid; the running config stays",
+		       g->cfg->path);
+		sd_notify(0, "READY=1");
+		return;
+	}
+	if (strcmp(next->store.path, g->cfg->store.path) != 0) {
+		cg_log(CG_LOG_WARNING, "reload: store.path changed to %s; it takes effect at the "
+		       "next restart, the outbox stays %s", next->store.path, g->cfg->store.path);
+		free(next->store.path);
+		next->store.path = strdup(g->cfg->store.path);
+		if (!next->store.path) {
+			cg_config_free(next);
+			sd_notify(0, "READY=1");
+			return;
+		}
+	}
+	keep_session = same_broker(g->cfg, next);
+	reopen_store = !same_store(&g->cfg->store, &next->store);
+
+	/* Everything made under the old config is encoded with it first. */
+	stop_buses(g);
+	if (!keep_session)
+		close_publisher(g);
+	if (reopen_store) {
+		flush_acks(g, true);
+		cg_outbox_close(g->ob);
+		g->ob = NULL;
+	}
+	cg_config_free(g->cfg);
+	g->cfg = next;
+	set_encode_ctx(g);
+	rc = reopen_store ? open_outbox(g) : CG_OK;
+	if (rc == CG_OK && !keep_session)
+		rc = open_publisher(g);
+	if (rc == CG_OK)
+		rc = start_buses(g);
+	if (rc < 0) {
+		/* Without a store or a client the gateway cannot keep its promise
+		 * not to lose data: stop, and let systemd restart it. */
+		cg_log(CG_LOG_ERR, "reload failed: %s; stopping", cg_strerror(rc));
+		g->sig->stop = 1;
+		return;
+	}
+	g->next_health_ms = cg_mono_ms() + (int64_t)(g->cfg->health_interval_s * 1000.0);
+	cg_log(CG_LOG_INFO, "reloaded %s: %zu buses, %zu sensors; MQTT session %s", g->cfg->path,
+	       g->cfg->n_buses, g->cfg->n_sensors, keep_session ? "kept" : "renewed");
+	sd_notify(0, "READY=1");
 }
 
 /* Stops in the order data flows: no new readings, commit what is queued,
@@ -570,14 +774,9 @@ static void stop(gw_t *g)
 {
 	int64_t deadline;
 
-	for (size_t i = 0; g->buses && i < g->cfg->n_buses; i++) {
-		cg_bus_stop(g->buses[i]);
-		g->buses[i] = NULL;
-	}
 	if (!g->ob)
 		return;
-	take_readings(g);
-	store_pending(g, true);
+	stop_buses(g);
 	deadline = cg_mono_ms() + STOP_GRACE_MS;
 	while (g->pub && g->connected && cg_mono_ms() < deadline) {
 		cg_outbox_stats_t os;
@@ -595,16 +794,86 @@ static void stop(gw_t *g)
 	if (g->n_pending)
 		cg_log(CG_LOG_WARNING, "outbox: %zu readings could not be stored before exit",
 		       g->n_pending);
-	if (g->pub) {
-		char *offline = status_payload(g, "offline", true);
-
-		cg_publisher_stop(g->pub, offline, 1000);
-		free(offline);
-	}
+	close_publisher(g);
 }
 
-static void cleanup(gw_t *g)
+int cg_gateway_new(cg_config_t *cfg, cg_gateway_t **out)
 {
+	pthread_condattr_t ca;
+	gw_t *g;
+	int rc;
+
+	*out = NULL;
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		cg_config_free(cfg);
+		return CG_ENOMEM;
+	}
+	g->cfg = cfg;
+	set_encode_ctx(g);
+	g->started_ms = cg_now_ms();
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&g->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	rc = open_outbox(g);
+	if (rc == CG_OK)
+		rc = open_publisher(g);
+	if (rc < 0) {
+		cg_gateway_free(g);
+		return rc;
+	}
+	*out = g;
+	return CG_OK;
+}
+
+int cg_gateway_run(cg_gateway_t *g, cg_signals_t *sig)
+{
+	int rc;
+
+	g->sig = sig;
+	rc = start_buses(g);
+	if (rc < 0) {
+		stop(g);
+		return rc;
+	}
+	g->next_health_ms = cg_mono_ms() + (int64_t)(g->cfg->health_interval_s * 1000.0);
+	if (sd_watchdog_enabled(0, &g->watchdog_usec) <= 0)
+		g->watchdog_usec = 0;
+	cg_log(CG_LOG_INFO, "citygate %s: gateway %s, %zu buses, %zu sensors, outbox %s (next seq %lld)",
+	       CG_VERSION, g->cfg->gateway_id, g->cfg->n_buses, g->cfg->n_sensors,
+	       g->cfg->store.path, (long long)g->next_seq);
+	sd_notify(0, "READY=1\nSTATUS=running");
+
+	while (!sig->stop) {
+		if (sig->reload) {
+			sig->reload = 0;
+			reload(g);
+			continue;
+		}
+		cg_publisher_tick(g->pub, cg_mono_ms());
+		take_readings(g);
+		store_pending(g, false);
+		take_events(g);
+		flush_acks(g, false);
+		send_rows(g);
+		chores(g);
+		wait_for_work(g, g->n_pending || g->n_acks ? g->cfg->store.batch_ms / 2 + 1 : 100);
+	}
+	sd_notify(0, "STOPPING=1");
+	cg_log(CG_LOG_INFO, "stopping: committing and publishing what is left");
+	stop(g);
+	cg_log(CG_LOG_INFO, "stopped");
+	return CG_OK;
+}
+
+void cg_gateway_free(cg_gateway_t *g)
+{
+	if (!g)
+		return;
+	for (size_t i = 0; g->buses && i < g->cfg->n_buses; i++)
+		cg_bus_stop(g->buses[i]);
 	free(g->buses);
 	cg_publisher_free(g->pub);
 	cg_outbox_close(g->ob);
@@ -614,57 +883,8 @@ static void cleanup(gw_t *g)
 	free(g->queue);
 	free(g->work);
 	free(g->acks);
+	cg_config_free(g->cfg);
 	pthread_cond_destroy(&g->cond);
 	pthread_mutex_destroy(&g->lock);
-}
-
-int cg_gateway_run(const cg_config_t *cfg, cg_signals_t *sig)
-{
-	pthread_condattr_t ca;
-	gw_t g = { 0 };
-	int rc;
-
-	g.cfg = cfg;
-	g.sig = sig;
-	g.ectx.gateway_id = cfg->gateway_id;
-	g.ectx.has_location = cfg->has_location;
-	g.ectx.lat = cfg->lat;
-	g.ectx.lon = cfg->lon;
-	g.started_ms = cg_now_ms();
-	pthread_mutex_init(&g.lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&g.cond, &ca);
-	pthread_condattr_destroy(&ca);
-
-	rc = start(&g);
-	if (rc < 0)
-		goto stop_all;
-	g.next_health_ms = cg_mono_ms() + (int64_t)(cfg->health_interval_s * 1000.0);
-	if (sd_watchdog_enabled(0, &g.watchdog_usec) <= 0)
-		g.watchdog_usec = 0;
-	cg_log(CG_LOG_INFO, "citygate %s: gateway %s, %zu buses, %zu sensors, outbox %s (next seq %lld)",
-	       CG_VERSION, cfg->gateway_id, cfg->n_buses, cfg->n_sensors, cfg->store.path,
-	       (long long)g.next_seq);
-	sd_notify(0, "READY=1\nSTATUS=running");
-
-	while (!sig->stop) {
-		cg_publisher_tick(g.pub, cg_mono_ms());
-		take_readings(&g);
-		store_pending(&g, false);
-		take_events(&g);
-		flush_acks(&g, false);
-		send_rows(&g);
-		chores(&g);
-		wait_for_work(&g, g.n_pending || g.n_acks ? cfg->store.batch_ms / 2 + 1 : 100);
-	}
-	sd_notify(0, "STOPPING=1");
-	cg_log(CG_LOG_INFO, "stopping: committing and publishing what is left");
-
-stop_all:
-	stop(&g);
-	cleanup(&g);
-	if (rc == 0)
-		cg_log(CG_LOG_INFO, "stopped");
-	return rc;
+	free(g);
 }

@@ -81,6 +81,28 @@ static int print_status(const cg_config_t *cfg)
 	return 0;
 }
 
+/* Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the config. */
+static int run(cg_config_t *cfg)
+{
+	struct sigaction sa;
+	cg_gateway_t *g;
+	int rc;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_reload;
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	if (cg_gateway_new(cfg, &g) < 0)
+		return 1;
+	rc = cg_gateway_run(g, &signals_seen);
+	cg_gateway_free(g);
+	return rc < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	enum { MODE_RUN, MODE_CHECK, MODE_ONCE, MODE_STATUS } mode = MODE_RUN;
@@ -94,7 +116,6 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct sigaction sa;
 	const char *path = NULL;
 	cg_config_t *cfg;
 	int opt, rc;
@@ -131,15 +152,8 @@ int main(int argc, char **argv)
 		rc = print_status(cfg);
 		break;
 	default:
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_stop;
-		sigaction(SIGTERM, &sa, NULL);
-		sigaction(SIGINT, &sa, NULL);
-		sa.sa_handler = on_reload;
-		sigaction(SIGHUP, &sa, NULL);
-		sa.sa_handler = SIG_IGN;
-		sigaction(SIGPIPE, &sa, NULL);
-		rc = cg_gateway_run(cfg, &signals_seen) < 0 ? 1 : 0;
+		rc = run(cfg);
+		cfg = NULL; /* the gateway took it */
 		break;
 	}
 	cg_config_free(cfg);

@@ -63,7 +63,7 @@ static const char *const ob_sql[ST_COUNT] = {
     [ST_EXPIRE] = "DELETE FROM messages WHERE created_ms < ?1 RETURNING " OB_ROW_SIZE,
     [ST_OLDEST] = "SELECT created_ms FROM messages ORDER BY seq LIMIT 1",
     [ST_FETCH] = "SELECT seq, topic, payload, created_ms FROM messages WHERE seq > ?1"
-                 " ORDER BY seq LIMIT ?2",
+                 " AND seq < ?3 ORDER BY seq LIMIT ?2",
 };
 
 /* A repeating condition that is logged when it starts and, with a count, when it ends. */
@@ -784,8 +784,8 @@ static int copy_row(sqlite3_stmt *st, cg_outbox_row_t *row)
 
 /* Returns copies of up to max rows after after_seq, oldest first. The array is sized by
  * the smaller of max and the rows held, which the in-memory count gives exactly. */
-int cg_outbox_fetch(cg_outbox_t *ob, int64_t after_seq, size_t max, cg_outbox_row_t **rows,
-                    size_t *n)
+int cg_outbox_fetch(cg_outbox_t *ob, int64_t after_seq, int64_t before_seq, size_t max,
+                    cg_outbox_row_t **rows, size_t *n)
 {
 	cg_outbox_row_t *out = NULL;
 	sqlite3_stmt *st;
@@ -810,6 +810,7 @@ int cg_outbox_fetch(cg_outbox_t *ob, int64_t after_seq, size_t max, cg_outbox_ro
 	st = ob->st[ST_FETCH];
 	sqlite3_bind_int64(st, 1, after_seq);
 	sqlite3_bind_int64(st, 2, (int64_t)cap);
+	sqlite3_bind_int64(st, 3, before_seq > 0 ? before_seq : INT64_MAX);
 	while (count < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		err = copy_row(st, &out[count]);
 		if (err)

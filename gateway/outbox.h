@@ -59,10 +59,12 @@ int cg_outbox_put(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n);
  * transaction. */
 int cg_outbox_ack(cg_outbox_t *ob, const int64_t *seqs, size_t n);
 
-/* Returns up to max rows with seq > after_seq, oldest first; *rows is
- * allocated (free with cg_outbox_rows_free) and *n may be 0. */
-int cg_outbox_fetch(cg_outbox_t *ob, int64_t after_seq, size_t max, cg_outbox_row_t **rows,
-		    size_t *n);
+/* Returns up to max rows with after_seq < seq < before_seq (before_seq <= 0:
+ * no upper bound), oldest first; *rows is allocated (free with
+ * cg_outbox_rows_free) and *n may be 0. The upper bound lets the publisher
+ * drain an old backlog separately from live rows. */
+int cg_outbox_fetch(cg_outbox_t *ob, int64_t after_seq, int64_t before_seq, size_t max,
+		    cg_outbox_row_t **rows, size_t *n);
 void cg_outbox_rows_free(cg_outbox_row_t *rows, size_t n);
 
 /* Evicts rows older than max_age_s relative to now_ms; counts them as dropped. */

@@ -351,8 +351,9 @@ static void test_scan_repeated_start_counts_once(void **state)
 	assert_int_equal(c.bad_checksums, 1);
 }
 
-/* A toy variable-length protocol for the scanner alone: `7E LEN payload
- * SUM`, SUM = low byte of the sum of the payload. */
+/* A toy variable-length protocol for the scanner alone: `7E N payload
+ * SUM`, with 4 * N payload bytes (so that a frame can be longer than the
+ * reader's buffer) and SUM = low byte of the sum of the payload. */
 static int toy_parse(const uint8_t *buf, size_t len, size_t *frame_len, void *frame)
 {
 	unsigned sum = 0;
@@ -362,10 +363,10 @@ static int toy_parse(const uint8_t *buf, size_t len, size_t *frame_len, void *fr
 		return CG_EFRAME;
 	if (len < 2)
 		return CG_EAGAIN;
-	*frame_len = (size_t)buf[1] + 3;
+	*frame_len = 4 * (size_t)buf[1] + 3;
 	if (len < *frame_len)
 		return CG_EAGAIN;
-	for (size_t i = 0; i < buf[1]; i++)
+	for (size_t i = 0; i < 4 * (size_t)buf[1]; i++)
 		sum += buf[2 + i];
 	if ((sum & 0xFF) != buf[*frame_len - 1])
 		return CG_ECRC;
@@ -375,16 +376,16 @@ static int toy_parse(const uint8_t *buf, size_t len, size_t *frame_len, void *fr
 
 static void test_scan_long_claim_does_not_hide_frame(void **state)
 {
-	/* A noise 7E FF claims a 258-byte frame; the complete good frame right
-	 * behind it is found all the same. */
-	static const uint8_t bytes[] = {0x7E, 0xFF, 0x7E, 0x01, 0x33, 0x33};
+	/* A noise 7E FF claims a 1023-byte frame; the complete good frame
+	 * right behind it is found all the same. */
+	static const uint8_t bytes[] = {0x7E, 0xFF, 0x7E, 0x01, 0x33, 0x00, 0x00, 0x00, 0x33};
 	size_t start, n;
 	uint8_t f = 0;
 	cg_frame_counts_t c = {0};
 
 	assert_int_equal(cg_frame_scan(bytes, sizeof(bytes), toy_parse, &f, &start, &n, &c), 0);
 	assert_int_equal(start, 2);
-	assert_int_equal(n, 4);
+	assert_int_equal(n, 7);
 	assert_int_equal(f, 0x33);
 	assert_int_equal(c.dropped_bytes, 2);
 
@@ -407,7 +408,7 @@ static void test_read_claim_beyond_buffer(void **state)
 	noise[1] = 0xFF;
 	assert_int_equal(pipe(p), 0);
 	assert_int_equal(write(p[1], noise, sizeof(noise)), sizeof(noise));
-	assert_int_equal(write(p[1], "\x7E\x01\x44\x44", 4), 4);
+	assert_int_equal(write(p[1], "\x7E\x01\x44\x00\x00\x00\x44", 7), 7);
 	assert_int_equal(cg_serial_read_frame(p[0], 500, toy_parse, &f, &c), 0);
 	assert_int_equal(f, 0x44);
 	assert_int_equal(c.dropped_bytes, sizeof(noise));

@@ -135,7 +135,7 @@ static void check_contents(cg_outbox_t *ob, int64_t first, size_t n, size_t plen
 	cg_outbox_row_t *rows = NULL;
 	size_t got = 0;
 
-	assert_int_equal(cg_outbox_fetch(ob, 0, SIZE_MAX, &rows, &got), 0);
+	assert_int_equal(cg_outbox_fetch(ob, 0, 0, SIZE_MAX, &rows, &got), 0);
 	assert_int_equal(got, n);
 	check_rows(rows, got, first, plen);
 	cg_outbox_rows_free(rows, got);
@@ -221,7 +221,7 @@ static void test_put_fetch_order(void **state)
 	assert_int_equal(st.oldest_ms, 0);
 	assert_int_equal(st.next_seq, 1);
 	assert_int_equal(cg_outbox_next_seq(ob), 1);
-	assert_int_equal(cg_outbox_fetch(ob, 0, 10, &rows, &n), 0);
+	assert_int_equal(cg_outbox_fetch(ob, 0, 0, 10, &rows, &n), 0);
 	assert_int_equal(n, 0);
 	assert_null(rows);
 
@@ -243,7 +243,7 @@ static void test_put_fetch_order(void **state)
 
 		assert_int_equal(cg_outbox_put(ob, &row, 1), 0);
 		assert_int_equal(cg_outbox_next_seq(ob), 41);
-		assert_int_equal(cg_outbox_fetch(ob, 16, 10, &rows, &n), 0);
+		assert_int_equal(cg_outbox_fetch(ob, 16, 0, 10, &rows, &n), 0);
 		assert_int_equal(n, 1);
 		assert_int_equal(rows[0].seq, 40);
 		assert_int_equal(rows[0].len, 0);
@@ -265,7 +265,7 @@ static void test_ack_updates_stats(void **state)
 
 	assert_int_equal(put_range(ob, 1, 10, 100), 0);
 	/* Fetched rows are copies: they stay valid after their rows are acked. */
-	assert_int_equal(cg_outbox_fetch(ob, 0, 10, &rows, &n), 0);
+	assert_int_equal(cg_outbox_fetch(ob, 0, 0, 10, &rows, &n), 0);
 	assert_int_equal(n, 10);
 
 	/* Duplicates and unknown seqs are ignored. */
@@ -303,7 +303,7 @@ static void test_fetch_paging(void **state)
 
 	assert_int_equal(put_range(ob, 1, 250, 30), 0);
 	do {
-		assert_int_equal(cg_outbox_fetch(ob, after, 64, &rows, &n), 0);
+		assert_int_equal(cg_outbox_fetch(ob, after, 0, 64, &rows, &n), 0);
 		check_rows(rows, n, expect, 30);
 		if (n > 0) {
 			after = rows[n - 1].seq;
@@ -317,14 +317,22 @@ static void test_fetch_paging(void **state)
 
 	/* A hole in the seqs (acked rows) is skipped. */
 	ack_range(ob, 100, 50);
-	assert_int_equal(cg_outbox_fetch(ob, 90, 20, &rows, &n), 0);
+	assert_int_equal(cg_outbox_fetch(ob, 90, 0, 20, &rows, &n), 0);
 	assert_int_equal(n, 20);
 	check_rows(rows, 9, 91, 30);
 	check_rows(rows + 9, 11, 150, 30);
 	cg_outbox_rows_free(rows, n);
-	assert_int_equal(cg_outbox_fetch(ob, 250, 20, &rows, &n), 0);
+	assert_int_equal(cg_outbox_fetch(ob, 250, 0, 20, &rows, &n), 0);
 	assert_int_equal(n, 0);
-	assert_int_equal(cg_outbox_fetch(ob, 0, 0, &rows, &n), 0);
+	assert_int_equal(cg_outbox_fetch(ob, 0, 0, 0, &rows, &n), 0);
+	assert_int_equal(n, 0);
+	/* An upper bound keeps a backlog apart from newer rows. */
+	assert_int_equal(cg_outbox_fetch(ob, 90, 95, 20, &rows, &n), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(rows[0].seq, 91);
+	assert_int_equal(rows[3].seq, 94);
+	cg_outbox_rows_free(rows, n);
+	assert_int_equal(cg_outbox_fetch(ob, 0, 0, 0, &rows, &n), 0);
 	assert_int_equal(n, 0);
 	cg_outbox_close(ob);
 }

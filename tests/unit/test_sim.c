@@ -55,6 +55,8 @@ static const char types_profile[] =
     "  \"scale\": 0.01, \"unit\": \"K\" },\n"
     "{ \"name\": \"counterA\", \"table\": \"holding\", \"address\": 20, \"type\": \"u16\","
     "  \"unit\": \"count\" },\n"
+    "{ \"name\": \"mode\", \"table\": \"holding\", \"address\": 22, \"type\": \"u16\","
+    "  \"states\": [\"free\", \"occupied\", \"closed\", \"unknown\"] },\n"
     "{ \"name\": \"coilv\", \"table\": \"coil\", \"address\": 3, \"type\": \"bool\" },\n"
     "{ \"name\": \"alarmFault\", \"table\": \"discrete\", \"address\": 7, \"type\": \"bool\" }\n"
     "] }\n";
@@ -441,6 +443,9 @@ static void check_types(modbus_t *ctx, const cg_profile_t *prof)
 		if (strcmp(p->name, "temperature") == 0) {
 			/* -5..30 Cel in K, at 0.01 K resolution. */
 			assert_within(p->name, v, 268.15 - 0.01, 303.15 + 0.01);
+		} else if (strcmp(p->name, "mode") == 0) {
+			/* States are raw values 0 .. n_states - 1. */
+			assert_within(p->name, v, 0, (double)p->n_states - 1);
 		} else if (strcmp(p->name, "alarmFault") == 0) {
 			assert_within(p->name, v, 0, 0);
 		} else if (p->table == CG_TABLE_COIL || p->table == CG_TABLE_DISCRETE ||
@@ -462,6 +467,27 @@ static void test_every_type_and_order(void **state)
 	client_free(ctx);
 	ctx = tcp_client(f->sim.tcp[0], 7, 500);
 	check_types(ctx, f->types);
+	client_free(ctx);
+}
+
+/* LD120 bits: fault inputs stay clear; the bay status is free or occupied. */
+static void test_ld120_bits(void **state)
+{
+	fixture_t *f = *state;
+	modbus_t *ctx = rtu_client(f->link, 6, 500);
+
+	for (size_t i = 0; i < f->ld120->n_points; i++) {
+		const cg_point_t *p = &f->ld120->points[i];
+		double v;
+
+		if (p->table != CG_TABLE_DISCRETE)
+			continue;
+		assert_int_equal(read_point(ctx, p, &v), 0);
+		if (strstr(p->name, "Fault") || strstr(p->name, "Loop"))
+			assert_within(p->name, v, 0, 0);
+		else
+			assert_within(p->name, v, 0, 1);
+	}
 	client_free(ctx);
 }
 
@@ -806,6 +832,7 @@ int main(void)
 	    cmocka_unit_test(test_tcp_aqt530_values),
 	    cmocka_unit_test(test_every_type_and_order),
 	    cmocka_unit_test(test_lane_numbered_names),
+	    cmocka_unit_test(test_ld120_bits),
 	    cmocka_unit_test(test_values_change),
 	    cmocka_unit_test(test_rtu_faults),
 	    cmocka_unit_test(test_tcp_faults),

@@ -980,9 +980,12 @@ static void *sim_endpoint_main(void *arg)
 				continue;
 			if (sim_tcp_receive(ep, clients[i], now) == 0)
 				continue;
-			for (size_t k = 0; k < ep->n_clients; k++)
-				if (ep->clients[k] == clients[i])
+			for (size_t k = 0; k < ep->n_clients; k++) {
+				if (ep->clients[k] == clients[i]) {
 					sim_tcp_drop_client(ep, k);
+					break;
+				}
+			}
 		}
 		if (fds[1].revents & POLLIN)
 			sim_tcp_accept(ep);
