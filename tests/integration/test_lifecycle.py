@@ -1,0 +1,120 @@
+"""Lifecycle: sd_notify, SIGHUP reload, --status, and stopping with the broker away."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+from harness import (CITYGATE, Broker, Gateway, Sim, Subscriber, base_config, check, main,
+                     run, seq_report, wait_for)
+
+
+def tcp_sim(tmp, n=3):
+    sim = Sim(tmp, ["--tcp", "0"] + sum((["--slave", "%d:aqt530" % (u + 1)] for u in range(n)), []))
+    port = int(sim.endpoints[0][2])
+    buses = [{"id": "lan", "type": "modbus-tcp", "host": "127.0.0.1", "port": port}]
+    return sim, buses
+
+
+def sensor(i, interval=0.2):
+    return {"id": "aq-%d" % i, "bus": "lan", "driver": "modbus", "profile": "aqt530",
+            "unit_id": i, "interval_s": interval}
+
+
+def test_sd_notify_and_reload(tmp):
+    broker = Broker(tmp)
+    sim, buses = tcp_sim(tmp)
+    sub = Subscriber(broker, "city/test/#")
+    cfg = base_config(tmp, broker, buses, [sensor(1)])
+    gw = Gateway(tmp, cfg)
+    notify_path = os.path.join(tmp.path, "notify.sock")
+    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ns.bind(notify_path)
+    ns.settimeout(0.2)
+    messages = []
+
+    def drain():
+        try:
+            while True:
+                messages.append(ns.recv(4096).decode())
+        except socket.timeout:
+            pass
+        return messages
+
+    env = dict(os.environ, NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="1000000")
+    gw.log = open(gw.log_path, "a")
+    gw.proc = subprocess.Popen([CITYGATE, "-c", gw.config_path], stdout=gw.log,
+                               stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_for(lambda: any("READY=1" in m for m in drain()), 10, "READY=1")
+        wait_for(lambda: sum("WATCHDOG=1" in m for m in drain()) >= 3, 10,
+                 "WATCHDOG=1 pings every half period")
+        check(any("STATUS=" in m and "outbox" in m for m in messages), "STATUS= with the backlog")
+        wait_for(lambda: any(r["sensor"] == "aq-1" for _, r, _ in sub.readings()), 20,
+                 "readings from aq-1")
+
+        # An invalid config is refused with the --check lines; the old one goes on.
+        good = json.load(open(gw.config_path))
+        bad = json.loads(json.dumps(good))
+        bad["sensors"][0]["interval_s"] = -1
+        with open(gw.config_path, "w") as f:
+            json.dump(bad, f)
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reload refused" in gw.log_text(), 10, "the reload to be refused")
+        check("%s: /sensors/0/interval_s:" % gw.config_path in gw.log_text(),
+              "the --check line is in the log")
+        before = len(sub.readings())
+        time.sleep(1)
+        check(len(sub.readings()) > before, "the old config keeps running")
+
+        # A valid one adds sensors; the MQTT session and seq carry on.
+        good["sensors"] = [sensor(1), sensor(2), sensor(3)]
+        with open(gw.config_path, "w") as f:
+            json.dump(good, f)
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reloaded" in gw.log_text(), 10, "the reload")
+        check("MQTT session kept" in gw.log_text(), "the session is kept")
+        wait_for(lambda: {"aq-2", "aq-3"} <= {r["sensor"] for _, r, _ in sub.readings()}, 20,
+                 "readings from the new sensors")
+        check(any("RELOADING=1" in m for m in drain()), "RELOADING=1 sent")
+        rc = gw.stop()
+        check(rc == 0, "clean stop after reloads, exit %d" % rc)
+        check(any("STOPPING=1" in m for m in drain()), "STOPPING=1 sent")
+    finally:
+        ns.close()
+        sub.stop()
+        sim.stop()
+        broker.stop()
+    unique, missing, dups = seq_report(sub.readings())
+    check(not missing and dups == 0, "seq across reloads: missing %s, %d dups" % (missing[:10], dups))
+    status = [json.loads(p)["state"] for _, p, _ in sub.received("/status")]
+    check(status.count("online") == 1, "one session across the reloads: %r" % status)
+
+
+def test_stop_with_broker_away(tmp):
+    broker = Broker(tmp)
+    sim, buses = tcp_sim(tmp)
+    cfg = base_config(tmp, broker, buses, [sensor(1, 0.05), sensor(2, 0.05)])
+    gw = Gateway(tmp, cfg).start()
+    try:
+        time.sleep(1)
+        broker.stop()
+        time.sleep(2)
+        started = time.monotonic()
+        rc = gw.stop()
+        took = time.monotonic() - started
+    finally:
+        sim.stop()
+    check(rc == 0, "exit %d" % rc)
+    # The unit's TimeoutStopSec is 15 s; the grace period is a few seconds.
+    check(took < 10, "SIGTERM took %.1f s with the broker away" % took)
+    r = run([CITYGATE, "--status", "-c", gw.config_path])
+    check(r.returncode == 0, "--status: %s" % r.stderr)
+    st = json.loads(r.stdout)
+    check(st["rows"] > 20, "unsent readings stay in the outbox: %r" % st)
+    check(st["next_seq"] > st["rows"], "--status shows next_seq: %r" % st)
+
+
+if __name__ == "__main__":
+    main([test_sd_notify_and_reload, test_stop_with_broker_away])
