@@ -54,8 +54,12 @@ typedef struct cg_driver {
 	int (*open)(const cJSON *sensor, const cg_driver_env_t *env, void **state);
 	/* Polls the sensor once over t and fills r's kind, values and quality
 	 * (r was initialised and carries the sensor id; the bus worker stamps the
-	 * time). Returns 0, or CG_ETIMEDOUT, CG_ECRC, CG_EEXCEPTION, CG_EFRAME,
-	 * CG_EIO; CG_ESTATE when state is NULL. */
+	 * time). Values of one lane of a multi-lane traffic sensor are added
+	 * after cg_reading_set_lane(); the bus worker splits them into one
+	 * reading per lane. Returns 0; CG_EAGAIN when the sensor answered but
+	 * there is nothing to report yet (a counter's first value, the baseline
+	 * of its first interval); or CG_ETIMEDOUT, CG_ECRC, CG_EEXCEPTION,
+	 * CG_EFRAME, CG_EIO; CG_ESTATE when state is NULL. */
 	int (*poll)(void *state, cg_transport_t *t, cg_reading_t *r);
 	/* Frees the state; accepts NULL. */
 	void (*close)(void *state);

@@ -1,6 +1,7 @@
 /* One poll of one sensor: the C struct that drivers fill and encoders read. */
 #include "reading.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "error.h"
@@ -19,6 +20,57 @@ const cg_value_t *cg_reading_find(const cg_reading_t *r, const char *name)
 	return NULL;
 }
 
+/* The value named name in lane, or NULL. */
+static const cg_value_t *find_in_lane(const cg_reading_t *r, const char *name, int lane)
+{
+	for (size_t i = 0; i < r->n_values; i++)
+		if (r->values[i].lane == lane && strcmp(r->values[i].name, name) == 0)
+			return &r->values[i];
+	return NULL;
+}
+
+void cg_reading_set_lane(cg_reading_t *r, int lane)
+{
+	r->lane = lane;
+}
+
+size_t cg_reading_split_lanes(const cg_reading_t *in, cg_reading_t *out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < in->n_values && n < max; i++) {
+		int lane = in->values[i].lane;
+		bool seen = false;
+		cg_reading_t *r;
+
+		if (lane == 0)
+			continue;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = in->values[j].lane == lane;
+		if (seen)
+			continue;
+		r = &out[n++];
+		*r = *in;
+		r->n_values = 0;
+		r->lane = 0;
+		cg_reading_add_number(r, "laneId", lane, NULL);
+		for (size_t j = 0; j < in->n_values; j++) {
+			if (in->values[j].lane == lane && r->n_values < CG_READING_MAX_VALUES) {
+				r->values[r->n_values] = in->values[j];
+				r->values[r->n_values++].lane = 0;
+			}
+		}
+		for (size_t j = 0; j < in->n_values; j++)
+			if (in->values[j].lane == 0 && r->n_values < CG_READING_MAX_VALUES)
+				r->values[r->n_values++] = in->values[j];
+	}
+	if (n == 0 && max > 0) {
+		out[0] = *in;
+		n = 1;
+	}
+	return n;
+}
+
 /* Reserves the next value slot after checking capacity, name length and uniqueness. */
 static int add_slot(cg_reading_t *r, const char *name, const char *unit, cg_value_t **out)
 {
@@ -29,10 +81,11 @@ static int add_slot(cg_reading_t *r, const char *name, const char *unit, cg_valu
 		return CG_ERANGE;
 	if (name[0] == '\0')
 		return CG_EINVAL;
-	if (cg_reading_find(r, name))
+	if (find_in_lane(r, name, r->lane))
 		return CG_EINVAL;
 	v = &r->values[r->n_values++];
 	memset(v, 0, sizeof(*v));
+	v->lane = r->lane;
 	strcpy(v->name, name);
 	if (unit)
 		strcpy(v->unit, unit);

@@ -25,6 +25,7 @@ typedef struct cg_value {
 	double number;
 	bool boolean;
 	char string[CG_STR_MAX];
+	int lane;      /* 0 for the whole sensor; 1... for one lane of a traffic sensor */
 } cg_value_t;
 
 /* A reading owns all its strings (no pointers), so it can be queued across
@@ -35,6 +36,7 @@ typedef struct cg_reading {
 	int64_t ts_ms;      /* time of measurement, Unix epoch milliseconds */
 	double interval_s;  /* > 0 for interval measures; ts is the interval's end */
 	char quality[32];   /* "ok" unless a driver or range check says otherwise */
+	int lane;           /* the lane that cg_reading_add_*() gives new values */
 	size_t n_values;
 	cg_value_t values[CG_READING_MAX_VALUES];
 } cg_reading_t;
@@ -49,7 +51,18 @@ int cg_reading_add_number(cg_reading_t *r, const char *name, double v, const cha
 int cg_reading_add_bool(cg_reading_t *r, const char *name, bool v);
 int cg_reading_add_string(cg_reading_t *r, const char *name, const char *v);
 
-/* The value named name, or NULL. */
+/* The value named name (of lane 0, or of the only lane there is), or NULL. */
 const cg_value_t *cg_reading_find(const cg_reading_t *r, const char *name);
+
+/* Values added after this belong to lane (0: the whole sensor). One name
+ * may appear once per lane. */
+void cg_reading_set_lane(cg_reading_t *r, int lane);
+
+/* Splits a reading whose values carry lanes into one reading per lane, in
+ * the order the lanes first appear: each gets the lane's values after a
+ * "laneId" value, then the values of lane 0. A reading without lanes is
+ * copied as it is. Returns how many readings were written to out (at most
+ * max). */
+size_t cg_reading_split_lanes(const cg_reading_t *in, cg_reading_t *out, size_t max);
 
 #endif

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 src=$PWD
 dir=${1:-build-arm64}
 
-HOST_PACKAGES=(crossbuild-essential-arm64 qemu-user cmake pkg-config file)
+HOST_PACKAGES=(crossbuild-essential-arm64 qemu-user qemu-user-binfmt cmake pkg-config file)
 ARM64_PACKAGES=(libpaho-mqtt-dev:arm64 libsqlite3-dev:arm64 libcjson-dev:arm64
 	libcmocka-dev:arm64 libmodbus-dev:arm64 libsystemd-dev:arm64 libssl-dev:arm64)
 
@@ -31,15 +31,32 @@ if ((${#missing[@]})); then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# qemu-user needs no binfmt_misc here (ctest calls it directly), only a
-# kernel and seccomp policy that let it run; check on a trivial program.
+# Unit tests that start another arm64 program (unit/test_sim starts
+# citygate-sim) need the kernel to run arm64 programs itself: binfmt_misc with
+# qemu's handler. qemu-user-binfmt registers it through systemd; where systemd
+# is not running, mount binfmt_misc and register it here.
+binfmt=/proc/sys/fs/binfmt_misc
+if [[ ! -e $binfmt/register ]]; then
+	mount -t binfmt_misc binfmt_misc "$binfmt" 2>/dev/null || true
+fi
+if [[ -e $binfmt/register && ! -e $binfmt/qemu-aarch64 ]]; then
+	/lib/systemd/systemd-binfmt qemu-aarch64.conf 2>/dev/null || true
+fi
+EXEC_TESTS='^unit/test_sim$'
+
 probe=$(mktemp -d)
 trap 'rm -rf "$probe"' EXIT
 printf 'int main(void) { return 0; }\n' >"$probe/probe.c"
 aarch64-linux-gnu-gcc -o "$probe/probe" "$probe/probe.c"
-if ! qemu-aarch64 -L /usr/aarch64-linux-gnu "$probe/probe" 2>"$probe/err"; then
+if ! qemu-aarch64 "$probe/probe" 2>"$probe/err"; then
 	echo "skipped: qemu-aarch64 cannot run arm64 programs here: $(head -c 300 "$probe/err")"
 	exit 0
+fi
+exclude=()
+if ! "$probe/probe" 2>/dev/null; then
+	echo "cross-arm64: no binfmt_misc for arm64 here: leaving out the tests that" \
+		"start other arm64 programs ($EXEC_TESTS)"
+	exclude=(-E "$EXEC_TESTS")
 fi
 
 started=$SECONDS
@@ -48,5 +65,6 @@ cmake -S "$src" -B "$dir" -DCMAKE_TOOLCHAIN_FILE="$src/cmake/toolchain-arm64.cma
 cmake --build "$dir" -j"$(nproc)"
 file "$dir/citygate" 2>/dev/null | grep -q 'ARM aarch64' ||
 	{ echo "cross-arm64: $dir/citygate is not an arm64 program" >&2; exit 1; }
-(cd "$dir" && ctest --output-on-failure --no-tests=error -R "^unit/" -j"$(nproc)" --timeout 600)
+(cd "$dir" && ctest --output-on-failure --no-tests=error -R "^unit/" "${exclude[@]}" -j"$(nproc)" \
+	--timeout 600)
 echo "cross-arm64: built and tested in $((SECONDS - started)) s"

@@ -189,6 +189,10 @@ typedef struct driver_state {
 	size_t *offset;
 	uint16_t *regs;
 	uint8_t *bits;
+	double interval_s;    /* the sensor's; interval measures carry it */
+	bool has_counters;
+	bool have_baseline;   /* counter values of the previous good poll are known */
+	uint64_t *last_count; /* per point; used by counter points only */
 } driver_state_t;
 
 static bool is_bit_table(cg_table_t t)
@@ -207,6 +211,7 @@ static void driver_close(void *state)
 	free(s->offset);
 	free(s->regs);
 	free(s->bits);
+	free(s->last_count);
 	free(s);
 }
 
@@ -251,8 +256,15 @@ static int driver_open(const cJSON *sensor, const cg_driver_env_t *env, void **s
 	}
 	s->regs = calloc(n_regs ? n_regs : 1, sizeof(*s->regs));
 	s->bits = calloc(n_bits ? n_bits : 1, sizeof(*s->bits));
-	if (!s->regs || !s->bits)
+	s->last_count = calloc(s->profile->n_points, sizeof(*s->last_count));
+	if (!s->regs || !s->bits || !s->last_count)
 		goto free_state;
+	for (size_t i = 0; i < s->profile->n_points; i++)
+		s->has_counters |= s->profile->points[i].counter;
+	/* interval_s is a common sensor key, checked by the config. */
+	s->interval_s = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(sensor, "interval_s"))
+	                    ? cJSON_GetObjectItemCaseSensitive(sensor, "interval_s")->valuedouble
+	                    : 10;
 	*state = s;
 	cg_diag_free(&diag);
 	return 0;
@@ -323,6 +335,25 @@ static int read_request(driver_state_t *s, size_t i, cg_transport_t *t)
 	return rc;
 }
 
+/* The increase of a cumulative counter from last to now, for a register of
+ * the point's width. A counter below its last value has either wrapped
+ * (it was in the top quarter of its range and is now in the bottom quarter)
+ * or the device restarted and counts from 0 again: then the increase is the
+ * value itself (a lower bound) and *reset is set, never a huge count. */
+static uint64_t counter_increase(const cg_point_t *pt, uint64_t last, uint64_t now, bool *reset)
+{
+	unsigned bits = pt->type == CG_TYPE_U16 ? 16 : pt->type == CG_TYPE_U32 ? 32 : 64;
+	uint64_t mask = bits == 64 ? UINT64_MAX : ((uint64_t)1 << bits) - 1;
+	uint64_t quarter = (mask >> 2) + 1;
+
+	if (now >= last)
+		return now - last;
+	if (last >= mask - quarter + 1 && now < quarter)
+		return (now - last) & mask;
+	*reset = true;
+	return now;
+}
+
 /* Adds the state named by raw value raw (index into the point's states); a
  * value the profile does not name reads "unknown" and the reading's quality
  * says so. */
@@ -354,17 +385,23 @@ static int driver_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 	p = s->profile;
 	for (size_t i = 0; i < s->plan.n_requests; i++) {
 		rc = read_request(s, i, t);
-		if (rc)
+		if (rc) {
+			/* Counts across a gap would span an unknown interval. */
+			s->have_baseline = false;
 			return rc;
+		}
 	}
 
 	snprintf(r->kind, sizeof(r->kind), "%s", p->kind);
+	if (s->has_counters)
+		r->interval_s = s->interval_s;
 	for (size_t j = 0; j < p->n_points; j++) {
 		const cg_point_t *pt = &p->points[j];
 		size_t qi = s->plan.point_request[j];
 		size_t at = s->offset[qi] + (pt->address - s->plan.requests[qi].address);
 		double raw, v;
 
+		cg_reading_set_lane(r, pt->lane);
 		if (is_bit_table(pt->table)) {
 			if (pt->n_states)
 				rc = add_state(r, pt, s->bits[at] != 0);
@@ -383,6 +420,15 @@ static int driver_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 				return rc;
 			continue;
 		}
+		if (pt->counter) {
+			uint64_t now = (uint64_t)raw;
+			bool reset = false;
+
+			raw = (double)counter_increase(pt, s->last_count[j], now, &reset);
+			s->last_count[j] = now;
+			if (reset)
+				snprintf(r->quality, sizeof(r->quality), "counter-reset");
+		}
 		v = cg_point_value(pt, raw);
 		if (!isfinite(v)) {
 			snprintf(r->quality, sizeof(r->quality), "invalid");
@@ -394,6 +440,12 @@ static int driver_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 		rc = cg_reading_add_number(r, pt->name, v, pt->unit);
 		if (rc)
 			return rc;
+	}
+	cg_reading_set_lane(r, 0);
+	/* The first good poll only sets the counters' baseline. */
+	if (s->has_counters && !s->have_baseline) {
+		s->have_baseline = true;
+		return CG_EAGAIN;
 	}
 	return 0;
 }

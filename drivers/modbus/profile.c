@@ -105,6 +105,7 @@ typedef enum field_kind {
 	FIELD_INTEGER, /* long, within [min, max] */
 	FIELD_NUMBER,  /* double, finite, non-zero if nonzero */
 	FIELD_ARRAY,   /* const cJSON *, with [min, max] items */
+	FIELD_BOOL,    /* bool */
 } field_kind_t;
 
 typedef struct field {
@@ -158,6 +159,8 @@ typedef struct point_input {
 	long address;
 	double scale, offset, min, max;
 	const cJSON *states;
+	long lane;
+	bool counter;
 	bool has_min, has_max; /* filled from the field states after the walk */
 } point_input_t;
 
@@ -174,6 +177,8 @@ enum {
 	POINT_MAX,
 	POINT_DESCRIPTION,
 	POINT_STATES,
+	POINT_LANE,
+	POINT_COUNTER,
 	POINT_FIELDS
 };
 
@@ -225,6 +230,14 @@ static const field_t point_fields[POINT_FIELDS] = {
                       .min = 2,
                       .max = 64,
                       .offset = offsetof(point_input_t, states)},
+    [POINT_LANE] = {.key = "lane",
+                    .kind = FIELD_INTEGER,
+                    .min = 1,
+                    .max = 64,
+                    .offset = offsetof(point_input_t, lane)},
+    [POINT_COUNTER] = {.key = "counter",
+                       .kind = FIELD_BOOL,
+                       .offset = offsetof(point_input_t, counter)},
 };
 
 /* Writes "a, b or c" from a NULL-terminated list into buf. */
@@ -280,6 +293,13 @@ static bool parse_field(const cJSON *item, const field_t *f, void *base, const c
 		*(int *)dst = i;
 		return true;
 	}
+	case FIELD_BOOL:
+		if (!cJSON_IsBool(item)) {
+			cg_diag_add(diag, file, ptr, "must be true or false");
+			return false;
+		}
+		*(bool *)dst = cJSON_IsTrue(item);
+		return true;
 	case FIELD_INTEGER: {
 		double v = cJSON_IsNumber(item) ? item->valuedouble : NAN;
 
@@ -435,7 +455,8 @@ static bool copy_states(cg_point_t *pt, const cJSON *states)
 /* Validates point index (at /points/index) and fills in defaults; names[]
  * holds the valid names of the points before it, for the uniqueness check.
  * Returns true when the point is valid. */
-static bool parse_point(const cJSON *obj, size_t index, point_input_t *in, const char **names,
+static bool parse_point(const cJSON *obj, size_t index, point_input_t *in,
+                        const point_input_t *prev, const char **names,
                         const char *file, cg_diag_t *diag)
 {
 	field_state_t st[POINT_FIELDS];
@@ -482,9 +503,22 @@ static bool parse_point(const cJSON *obj, size_t index, point_input_t *in, const
 		cg_diag_add(diag, file, ptr, "min %g is greater than max %g", in->min, in->max);
 		ok = false;
 	}
+	if (in->counter && st[POINT_TYPE] != FIELD_INVALID && in->type != CG_TYPE_U16 && in->type != CG_TYPE_U32 &&
+	    in->type != CG_TYPE_U64) {
+		cg_pointer_key(ptr, sizeof(ptr), pointer, "counter");
+		cg_diag_add(diag, file, ptr, "a counter must be of type u16, u32 or u64, not %s",
+		            type_names[in->type]);
+		ok = false;
+	}
+	if (in->counter && in->states) {
+		cg_pointer_key(ptr, sizeof(ptr), pointer, "counter");
+		cg_diag_add(diag, file, ptr, "a counter cannot have states");
+		ok = false;
+	}
 	if (st[POINT_NAME] == FIELD_VALID) {
+		/* One name per lane: "intensity" may appear once for each lane. */
 		for (size_t j = 0; j < index; j++) {
-			if (names[j] && strcmp(names[j], in->name) == 0) {
+			if (names[j] && strcmp(names[j], in->name) == 0 && prev[j].lane == in->lane) {
 				cg_pointer_key(ptr, sizeof(ptr), pointer, "name");
 				cg_diag_add(diag, file, ptr,
 				            "duplicate point name \"%s\" (first at /points/%zu)",
@@ -540,6 +574,8 @@ static int build_profile(const profile_input_t *pin, const point_input_t *pts, s
 		pt->offset = pts[i].offset;
 		pt->has_min = pts[i].has_min;
 		pt->min = pts[i].has_min ? pts[i].min : 0;
+		pt->lane = (int)pts[i].lane;
+		pt->counter = pts[i].counter;
 		pt->has_max = pts[i].has_max;
 		pt->max = pts[i].has_max ? pts[i].max : 0;
 	}
@@ -618,7 +654,7 @@ int cg_profile_parse(const char *text, size_t len, const char *file, cg_profile_
 		}
 		cJSON_ArrayForEach(item, pin.points)
 		{
-			if (!parse_point(item, i, &pts[i], names, file, diag))
+			if (!parse_point(item, i, &pts[i], pts, names, file, diag))
 				ok = false;
 			i++;
 		}

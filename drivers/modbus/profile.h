@@ -48,6 +48,8 @@ typedef struct cg_point {
 	double offset;     /* default 0 */
 	bool has_min, has_max;
 	double min, max;   /* plausible range; outside it the reading's quality says so */
+	int lane;          /* 0, or the traffic lane the value belongs to (1...) */
+	bool counter;      /* a cumulative count: readings give its increase per interval */
 	char **states;     /* names of raw values 0, 1, ... (false, true); NULL when none */
 	size_t n_states;   /* a point with states reads as a string, e.g. parking status */
 } cg_point_t;

@@ -148,14 +148,15 @@ static int pms_send(cg_transport_t *t, uint8_t cmd, uint16_t data)
 static int pms_read(pms_state_t *s, cg_transport_t *t, const char *sensor, cg_pms5003_frame_t *f)
 {
 	cg_frame_counts_t counts;
-	bool streaming = false;
+	size_t unasked = 0;
 	int rc;
 
 	if (s->passive) {
-		rc = cg_serial_pending_frame(t->fd, cg_pms5003_parse, f, &streaming);
+		rc = cg_serial_pending_frames(t->fd, cg_pms5003_parse, f, &unasked);
 		if (rc)
 			return rc;
-		if (streaming) {
+		/* One frame may be a late answer; two or more mean streaming. */
+		if (unasked >= 2) {
 			cg_log(CG_LOG_INFO,
 			       "pms5003 %s: sensor sends frames unasked (power cycled?): "
 			       "setting passive mode again",

@@ -136,14 +136,15 @@ static int sds_send(cg_transport_t *t, uint8_t cmd, uint8_t set, uint8_t value)
 static int sds_read(sds_state_t *s, cg_transport_t *t, const char *sensor, cg_sds011_frame_t *f)
 {
 	cg_frame_counts_t counts;
-	bool streaming = false;
+	size_t unasked = 0;
 	int rc;
 
 	if (s->query_mode) {
-		rc = cg_serial_pending_frame(t->fd, cg_sds011_parse, f, &streaming);
+		rc = cg_serial_pending_frames(t->fd, cg_sds011_parse, f, &unasked);
 		if (rc)
 			return rc;
-		if (streaming) {
+		/* One frame may be a late answer; two or more mean streaming. */
+		if (unasked >= 2) {
 			cg_log(CG_LOG_INFO,
 			       "sds011 %s: sensor reports unasked (power cycled?): "
 			       "setting query mode again",

@@ -209,14 +209,14 @@ int cg_serial_write(int fd, const uint8_t *buf, size_t len, int timeout_ms)
 	return 0;
 }
 
-int cg_serial_pending_frame(int fd, cg_frame_parse_fn parse, void *frame, bool *found)
+int cg_serial_pending_frames(int fd, cg_frame_parse_fn parse, void *frame, size_t *frames)
 {
 	uint8_t buf[CG_SERIAL_FRAME_MAX];
 	size_t len = 0, total = 0, start, frame_len;
 	ssize_t n;
 	int rc;
 
-	*found = false;
+	*frames = 0;
 	/* Bounded, so that a sensor streaming faster than we read cannot keep
 	 * this loop going. */
 	while (total < 8 * sizeof(buf)) {
@@ -228,9 +228,11 @@ int cg_serial_pending_frame(int fd, cg_frame_parse_fn parse, void *frame, bool *
 			return (int)n;
 		len += (size_t)n;
 		total += (size_t)n;
-		if (cg_frame_scan(buf, len, parse, frame, &start, &frame_len, NULL) == 0) {
-			*found = true;
-			return 0;
+		while (cg_frame_scan(buf, len, parse, frame, &start, &frame_len, NULL) == 0) {
+			(*frames)++;
+			start += frame_len;
+			memmove(buf, buf + start, len - start);
+			len -= start;
 		}
 		if (start == 0 && len == sizeof(buf))
 			start = 1;

@@ -74,11 +74,14 @@ int cg_serial_write(int fd, const uint8_t *buf, size_t len, int timeout_ms);
 
 /*
  * Reads whatever input is already waiting on fd, without waiting for more,
- * and sets *found when it holds at least one good frame. A driver of a
- * sensor it keeps in a polled mode calls this before flushing: unsolicited
- * frames mean the sensor streams, so it restarted in its default mode.
- * Returns 0 or CG_EIO. The bytes read are consumed.
+ * and sets *frames to the number of good frames in it (counting stops at
+ * a bound, and the bytes read are consumed). A driver of a sensor it keeps
+ * in a polled mode calls this before flushing: frames it did not ask for
+ * mean the sensor streams, so it restarted in its default mode. One frame
+ * is not proof: an answer that arrived after its poll gave up, or a frame
+ * that was on the line while the mode changed, is left over that way.
+ * Returns 0 or CG_EIO.
  */
-int cg_serial_pending_frame(int fd, cg_frame_parse_fn parse, void *frame, bool *found);
+int cg_serial_pending_frames(int fd, cg_frame_parse_fn parse, void *frame, size_t *frames);
 
 #endif

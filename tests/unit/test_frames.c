@@ -597,29 +597,39 @@ static void test_read_hangup_and_bad_fd(void **state)
 	assert_int_equal(cg_serial_flush(p[0]), CG_EIO);
 }
 
-static void test_pending_frame(void **state)
+static void test_pending_frames(void **state)
 {
 	int p[2];
 	cg_pms5003_frame_t f;
-	bool found = true;
+	size_t frames = 99;
 	int64_t t0;
 
 	assert_int_equal(pipe(p), 0);
 	t0 = cg_mono_ms();
-	assert_int_equal(cg_serial_pending_frame(p[0], cg_pms5003_parse, &f, &found), 0);
-	assert_false(found);
+	assert_int_equal(cg_serial_pending_frames(p[0], cg_pms5003_parse, &f, &frames), 0);
+	assert_int_equal(frames, 0);
 	assert_true(cg_mono_ms() - t0 < 50); /* never waits */
 
 	assert_int_equal(write(p[1], pms_ack, sizeof(pms_ack)), sizeof(pms_ack));
-	assert_int_equal(cg_serial_pending_frame(p[0], cg_pms5003_parse, &f, &found), 0);
-	assert_false(found);
+	assert_int_equal(cg_serial_pending_frames(p[0], cg_pms5003_parse, &f, &frames), 0);
+	assert_int_equal(frames, 0);
 
 	assert_int_equal(write(p[1], "\x42", 1), 1);
 	assert_int_equal(write(p[1], pms_frame, sizeof(pms_frame)), sizeof(pms_frame));
-	assert_int_equal(cg_serial_pending_frame(p[0], cg_pms5003_parse, &f, &found), 0);
-	assert_true(found);
-	close(p[0]);
+	assert_int_equal(cg_serial_pending_frames(p[0], cg_pms5003_parse, &f, &frames), 0);
+	assert_int_equal(frames, 1);
+
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(write(p[1], pms_frame, sizeof(pms_frame)), sizeof(pms_frame));
+		assert_int_equal(write(p[1], "\x00", 1), 1);
+	}
+	assert_int_equal(cg_serial_pending_frames(p[0], cg_pms5003_parse, &f, &frames), 0);
+	assert_int_equal(frames, 3);
+
+	/* The writer gone: end of file is a gone device. */
 	close(p[1]);
+	assert_int_equal(cg_serial_pending_frames(p[0], cg_pms5003_parse, &f, &frames), CG_EIO);
+	close(p[0]);
 }
 
 static void test_write_and_flush_on_pipe(void **state)
@@ -662,7 +672,7 @@ int main(void)
 	    cmocka_unit_test(test_read_bad_then_good),
 	    cmocka_unit_test(test_read_noise_flood_keeps_going),
 	    cmocka_unit_test(test_read_hangup_and_bad_fd),
-	    cmocka_unit_test(test_pending_frame),
+	    cmocka_unit_test(test_pending_frames),
 	    cmocka_unit_test(test_write_and_flush_on_pipe),
 	};
 

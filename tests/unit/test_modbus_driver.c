@@ -330,6 +330,70 @@ static void test_ld120_bits_and_u32(void **state)
 	server_stop(s);
 }
 
+/* Polls once and returns the value of name in lane (searching the raw,
+ * unsplit reading). */
+static double lane_value(const cg_reading_t *r, const char *name, int lane)
+{
+	for (size_t i = 0; i < r->n_values; i++)
+		if (r->values[i].lane == lane && strcmp(r->values[i].name, name) == 0)
+			return r->values[i].number;
+	fail_msg("no value %s in lane %d", name, lane);
+	return 0;
+}
+
+static void test_traffic_counters_per_lane(void **state)
+{
+	fixture_t *f = *state;
+	server_t *s = server_start(true);
+	cg_transport_t t;
+	cg_reading_t r;
+	void *st;
+
+	s->map->tab_registers[0] = 100;   /* lane 1 count */
+	s->map->tab_registers[1] = 65530; /* lane 2 count, about to wrap */
+	s->map->tab_registers[2] = 250;   /* lane 1 occupancy, per mille */
+	t = client_open(s);
+	st = open_sensor(f, "{\"profile\":\"traffic-counter\",\"interval_s\":60}");
+
+	/* The first poll only sets the baseline. */
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), CG_EAGAIN);
+
+	s->map->tab_registers[0] = 112;
+	s->map->tab_registers[1] = 4; /* wrapped: 65530 -> 65535 -> 0 -> 4 is 10 vehicles */
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
+	assert_string_equal(r.kind, "traffic");
+	assert_true(r.interval_s == 60);
+	assert_string_equal(r.quality, "ok");
+	assert_true(lane_value(&r, "intensity", 1) == 12);
+	assert_true(lane_value(&r, "intensity", 2) == 10);
+	assert_true(lane_value(&r, "occupancy", 1) == 0.25);
+
+	/* A counter going back without wrapping is a device restart: the
+	 * count since the restart, flagged, never a huge number. */
+	s->map->tab_registers[0] = 3;
+	s->map->tab_registers[1] = 9;
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
+	assert_string_equal(r.quality, "counter-reset");
+	assert_true(lane_value(&r, "intensity", 1) == 3);
+	assert_true(lane_value(&r, "intensity", 2) == 5);
+
+	/* After a failed poll the next good one sets a new baseline. */
+	s->answer = false;
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), CG_ETIMEDOUT);
+	s->answer = true;
+	modbus_flush(t.mb);
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), CG_EAGAIN);
+
+	cg_modbus_driver.close(st);
+	client_close(&t);
+	server_stop(s);
+}
+
 static void test_every_table_relative_path_and_range(void **state)
 {
 	fixture_t *f = *state;
@@ -545,6 +609,7 @@ int main(void)
 	    cmocka_unit_test(test_driver_is_registered),
 	    cmocka_unit_test(test_aqt530_over_tcp),
 	    cmocka_unit_test(test_ld120_bits_and_u32),
+	    cmocka_unit_test(test_traffic_counters_per_lane),
 	    cmocka_unit_test(test_every_table_relative_path_and_range),
 	    cmocka_unit_test(test_exception_then_recovery),
 	    cmocka_unit_test(test_silent_server_times_out),

@@ -134,15 +134,24 @@ static void test_traffic_counter_parses(void **state)
 	assert_int_equal(cg_profile_load("traffic-counter", NULL, dirs, &p, &d), 0);
 	assert_string_equal(p->kind, "traffic");
 	assert_int_equal(p->n_points, 6);
-	pt = find_point(p, "counter2");
+	/* Points are per lane: the second "intensity" is lane 2's counter. */
+	pt = &p->points[1];
+	assert_string_equal(pt->name, "intensity");
+	assert_int_equal(pt->lane, 2);
+	assert_true(pt->counter);
 	assert_int_equal(pt->address, 1);
 	assert_int_equal(pt->type, CG_TYPE_U16);
 	assert_string_equal(pt->unit, "count");
-	pt = find_point(p, "occupancy1");
+	pt = &p->points[2];
+	assert_string_equal(pt->name, "occupancy");
+	assert_int_equal(pt->lane, 1);
+	assert_false(pt->counter);
 	assert_int_equal(pt->address, 2);
 	assert_true(pt->scale == 0.001 && pt->max == 1);
 	assert_string_equal(pt->unit, "/");
-	pt = find_point(p, "averageVehicleSpeed2");
+	pt = &p->points[5];
+	assert_string_equal(pt->name, "averageVehicleSpeed");
+	assert_int_equal(pt->lane, 2);
 	assert_int_equal(pt->address, 5);
 	assert_string_equal(pt->unit, "km/h");
 	cg_profile_free(p);
@@ -207,6 +216,15 @@ static const struct {
      "p.json: /points/0/states: states need a bool or integer point, not f32"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[\"x\"]}"),
      "p.json: /points/0/states: must have 2 to 64 items"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"type\":\"i16\",\"counter\":true}"),
+     "p.json: /points/0/counter: a counter must be of type u16, u32 or u64, not i16"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"counter\":1}"),
+     "p.json: /points/0/counter: must be true or false"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"lane\":0}"),
+     "p.json: /points/0/lane: must be an integer from 1 to 64"},
+    {DOC("{\"name\":\"a\",\"lane\":1,\"table\":\"holding\",\"address\":0},"
+         "{\"name\":\"a\",\"lane\":1,\"table\":\"holding\",\"address\":1}"),
+     "p.json: /points/1/name: duplicate point name \"a\" (first at /points/0)"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"colour\":\"red\"}"),
      "p.json: /points/0/colour: unknown key"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"a/b~\":1}"),

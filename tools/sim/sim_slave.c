@@ -372,7 +372,7 @@ static void sim_gen_init(sim_gen_t *g, const cg_point_t *p, uint64_t *rng)
 		    !sim_name_is_fault(p->name) && g->n_states > 1 && sim_random_unit(rng) < 0.5;
 		g->next_flip_s =
 		    sim_name_is_fault(p->name) ? INFINITY : sim_random_between(rng, 20, 60);
-	} else if (sim_name_is_counter(p->name)) {
+	} else if (p->counter || sim_name_is_counter(p->name)) {
 		g->kind = SIM_GEN_COUNTER;
 		g->count = (uint64_t)sim_random_between(rng, 0, 60000);
 		g->rate = sim_random_between(rng, 1, 5);
