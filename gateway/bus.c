@@ -13,11 +13,21 @@
 #include "log.h"
 #include "transport.h"
 
+/* A parking bay whose sensor fails this many polls in a row is reported
+ * with status "unknown": one lost answer is noise, three are an outage. */
+#define BAY_UNKNOWN_AFTER 3
+/* The most lanes one reading is split into. */
+#define MAX_LANES 16
+
 typedef struct bus_sensor {
 	const cg_sensor_config_t *cfg;
 	void *state;          /* the driver's; NULL if open() failed */
 	double next_due_ms;   /* monotonic */
+	int64_t due_wall_ms;  /* aligned sensors: the wall-clock boundary of the next poll */
 	int last_error;       /* of the current failure streak */
+	bool is_bay;          /* its readings are a parking bay's status */
+	cg_reading_t *last_sent; /* report_on_change: the last reading handed on */
+	int64_t last_sent_ms;    /* monotonic */
 	cg_sensor_stats_t st; /* under the bus lock */
 } bus_sensor_t;
 
@@ -29,6 +39,7 @@ struct cg_bus {
 	void *sink_ctx;
 	bus_sensor_t *sensors;
 	size_t n_sensors;
+	cg_reading_t *lanes;  /* MAX_LANES readings, for splitting */
 	cg_transport_t t;
 	pthread_t thread;
 	bool started;
@@ -77,17 +88,68 @@ static void count_error(cg_sensor_stats_t *st, int rc)
 	}
 }
 
+/* Schedules an aligned sensor's next poll at the next wall-clock multiple of
+ * its interval (a 60 s interval polls at :00), converted to the monotonic
+ * clock the worker sleeps on. */
+static void schedule_aligned(bus_sensor_t *s, double now_mono)
+{
+	int64_t interval = (int64_t)(s->cfg->interval_s * 1000.0);
+	int64_t wall = cg_now_ms();
+
+	if (interval < 1)
+		interval = 1;
+	s->due_wall_ms = (wall / interval + 1) * interval;
+	s->next_due_ms = now_mono + (double)(s->due_wall_ms - wall);
+}
+
 /* Moves a sensor's next poll to the next slot of its schedule after now, so
  * a late poll does not shift its phase or cause a burst of catch-up polls. */
 static void advance(bus_sensor_t *s, double now)
 {
 	double interval = s->cfg->interval_s * 1000.0;
 
+	if (s->cfg->aligned) {
+		schedule_aligned(s, now);
+		return;
+	}
+
 	s->next_due_ms += interval;
 	if (s->next_due_ms <= now)
 		s->next_due_ms += ceil((now - s->next_due_ms) / interval) * interval;
 	if (s->next_due_ms <= now)
 		s->next_due_ms += interval;
+}
+
+/* Hands a reading on, one per lane, unless report-on-change holds it back. */
+static void hand_on(cg_bus_t *b, bus_sensor_t *s, const cg_reading_t *r, int64_t now_mono)
+{
+	size_t n;
+
+	if (s->last_sent) {
+		if (s->last_sent_ms && now_mono - s->last_sent_ms < s->cfg->max_silence_s * 1000.0 &&
+		    !cg_reading_differs(s->last_sent, r, s->cfg->deadband))
+			return;
+		*s->last_sent = *r;
+		s->last_sent_ms = now_mono;
+	}
+	n = cg_reading_split_lanes(r, b->lanes, MAX_LANES);
+	for (size_t i = 0; i < n; i++)
+		b->sink(b->sink_ctx, &b->lanes[i], s->cfg->format);
+}
+
+/* Reports a bay whose sensor stopped answering as "unknown", so that a lot
+ * stops counting it and the platform does not show a stale state. */
+static void report_bay_unknown(cg_bus_t *b, bus_sensor_t *s)
+{
+	cg_reading_t r;
+
+	cg_reading_init(&r);
+	snprintf(r.sensor, sizeof(r.sensor), "%s", s->cfg->id);
+	snprintf(r.kind, sizeof(r.kind), "parking");
+	snprintf(r.quality, sizeof(r.quality), "no-answer");
+	r.ts_ms = cg_now_ms();
+	cg_reading_add_string(&r, "status", "unknown");
+	hand_on(b, s, &r, cg_mono_ms());
 }
 
 /* Records a failed poll: logs the first failure of a streak (and a change of
@@ -114,6 +176,8 @@ static void poll_failed(cg_bus_t *b, bus_sensor_t *s, int rc, double now)
 		cg_log(CG_LOG_WARNING, "sensor %s on bus %s: %s; retrying with back-off (up to %.0f s)",
 		       s->cfg->id, b->bc->id, cg_strerror(rc), b->bc->backoff_max_s);
 	s->last_error = rc;
+	if (s->is_bay && failing == BAY_UNKNOWN_AFTER)
+		report_bay_unknown(b, s);
 	if (failing == 1)
 		advance(s, now);
 	else
@@ -133,6 +197,9 @@ static void poll_sensor(cg_bus_t *b, bus_sensor_t *s)
 	snprintf(r.sensor, sizeof(r.sensor), "%s", s->cfg->id);
 	rc = s->state ? s->cfg->driver->poll(s->state, &b->t, &r) : CG_ESTATE;
 	now = (double)cg_mono_ms();
+	/* The sensor answered; it only has nothing to report yet. */
+	if (rc == CG_EAGAIN)
+		rc = CG_OK, r.n_values = 0;
 	pthread_mutex_lock(&b->lock);
 	b->requests += b->t.requests - before;
 	s->st.polls++;
@@ -149,9 +216,14 @@ static void poll_sensor(cg_bus_t *b, bus_sensor_t *s)
 		}
 		return;
 	}
-	/* The time of measurement is when the answer arrived. */
-	r.ts_ms = cg_now_ms();
-	b->sink(b->sink_ctx, &r, s->cfg->format);
+	/* The time of measurement is when the answer arrived; an interval
+	 * measure of an aligned sensor is stamped with its interval's end. */
+	r.ts_ms = s->cfg->aligned && r.interval_s > 0 ? s->due_wall_ms : cg_now_ms();
+	if (r.n_values) {
+		s->is_bay |= strcmp(r.kind, "parking") == 0 && cg_reading_find(&r, "status") &&
+			     cg_reading_find(&r, "status")->type == CG_VALUE_STRING;
+		hand_on(b, s, &r, (int64_t)now);
+	}
 	pthread_mutex_lock(&b->lock);
 	s->st.ok++;
 	s->st.last_success_ms = r.ts_ms;
@@ -229,6 +301,16 @@ static void *bus_main(void *arg)
 	return NULL;
 }
 
+/* Whether sensor id is a bay of one of the config's lots. */
+static bool in_a_lot(const cg_config_t *cfg, const char *id)
+{
+	for (size_t i = 0; i < cfg->n_lots; i++)
+		for (size_t j = 0; j < cfg->lots[i].n_bays; j++)
+			if (strcmp(cfg->lots[i].bays[j], id) == 0)
+				return true;
+	return false;
+}
+
 int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sink, void *ctx,
 		 cg_bus_t **out)
 {
@@ -253,7 +335,8 @@ int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sin
 	pthread_cond_init(&b->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	b->sensors = calloc(cfg->n_sensors ? cfg->n_sensors : 1, sizeof(*b->sensors));
-	if (!b->sensors) {
+	b->lanes = calloc(MAX_LANES, sizeof(*b->lanes));
+	if (!b->sensors || !b->lanes) {
 		rc = CG_ENOMEM;
 		goto free_bus;
 	}
@@ -270,9 +353,19 @@ int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sin
 		if (rc < 0)
 			cg_log(CG_LOG_ERR, "sensor %s: driver %s cannot open it: %s", sc->id,
 			       sc->driver->name, cg_strerror(rc));
+		/* A bay of a lot is one before it ever answers; others show it
+		 * by their first reading. */
+		s->is_bay = in_a_lot(cfg, sc->id);
+		if (sc->report_on_change && !(s->last_sent = calloc(1, sizeof(*s->last_sent)))) {
+			rc = CG_ENOMEM;
+			b->n_sensors++;
+			goto free_bus;
+		}
 		/* Spread the first polls so sensors with equal intervals do not
 		 * queue up behind each other at every tick. */
 		s->next_due_ms = now + 20.0 * (double)b->n_sensors;
+		if (sc->aligned)
+			schedule_aligned(s, now);
 		b->n_sensors++;
 	}
 	rc = pthread_create(&b->thread, NULL, bus_main, b);
@@ -299,10 +392,13 @@ void cg_bus_stop(cg_bus_t *b)
 	pthread_mutex_unlock(&b->lock);
 	if (b->started)
 		pthread_join(b->thread, NULL);
-	for (size_t i = 0; i < b->n_sensors; i++)
+	for (size_t i = 0; i < b->n_sensors; i++) {
 		b->sensors[i].cfg->driver->close(b->sensors[i].state);
+		free(b->sensors[i].last_sent);
+	}
 	cg_transport_close(&b->t);
 	free(b->sensors);
+	free(b->lanes);
 	pthread_cond_destroy(&b->cond);
 	pthread_mutex_destroy(&b->lock);
 	free(b);

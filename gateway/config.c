@@ -175,6 +175,9 @@ static const char *cg_check_topic(const char *s)
 static void cg_each_profile_dir(cg_parse_t *p, const cJSON *array, const char *pointer);
 static void cg_each_bus(cg_parse_t *p, const cJSON *array, const char *pointer);
 static void cg_each_sensor(cg_parse_t *p, const cJSON *array, const char *pointer);
+static void cg_each_lot(cg_parse_t *p, const cJSON *array, const char *pointer);
+static void cg_check_change(cg_parse_t *p, const cJSON *obj, char *base);
+static void cg_each_bay(cg_parse_t *p, const cJSON *array, const char *pointer);
 static void cg_check_gateway(cg_parse_t *p, const cJSON *gateway, char *base);
 static void cg_check_mqtt(cg_parse_t *p, const cJSON *mqtt, char *base);
 
@@ -183,6 +186,7 @@ static void cg_check_mqtt(cg_parse_t *p, const cJSON *mqtt, char *base);
 #define CG_STORE(f)     offsetof(cg_store_config_t, f)
 #define CG_BUS(f)       offsetof(cg_bus_config_t, f)
 #define CG_SENSOR(f)    offsetof(cg_sensor_config_t, f)
+#define CG_LOT(f)       offsetof(cg_lot_config_t, f)
 #define CG_SERIAL_BUSES (CG_BUS_MODBUS_RTU | CG_BUS_SERIAL)
 
 /* One row per key reads as a table; the formatter would put every field of a
@@ -295,6 +299,15 @@ static const cg_key_t cg_bus_keys[] = {
 	{.name = NULL},
 };
 
+/* Offsets relative to cg_sensor_config_t. */
+static const cg_key_t cg_change_keys[] = {
+	{.name = "deadband", .type = CG_J_NUMBER, .field = CG_F_DOUBLE,
+	 .offset = CG_SENSOR(deadband), .min = 0, .max = 1e12, .def = 0},
+	{.name = "max_silence_s", .type = CG_J_NUMBER, .field = CG_F_DOUBLE,
+	 .offset = CG_SENSOR(max_silence_s), .min = 1, .max = 86400, .def = 300},
+	{.name = NULL},
+};
+
 /* The keys every sensor has; the rest belong to its driver. */
 static const cg_key_t cg_sensor_keys[] = {
 	{.name = "id", .type = CG_J_STRING, .flags = CG_K_REQUIRED, .field = CG_F_STR,
@@ -307,6 +320,20 @@ static const cg_key_t cg_sensor_keys[] = {
 	 .offset = CG_SENSOR(interval_s), .min = 0.05, .max = 86400, .def = 10},
 	{.name = "format", .type = CG_J_STRING, .field = CG_F_INT,
 	 .offset = CG_SENSOR(format), .names = cg_format_names, .def = -1},
+	{.name = "aligned", .type = CG_J_BOOL, .field = CG_F_BOOL,
+	 .offset = CG_SENSOR(aligned), .def = 0},
+	{.name = "report_on_change", .type = CG_J_OBJECT, .offset = 0, .sub = cg_change_keys,
+	 .post = cg_check_change},
+	{.name = NULL},
+};
+
+static const cg_key_t cg_lot_keys[] = {
+	{.name = "id", .type = CG_J_STRING, .flags = CG_K_REQUIRED, .field = CG_F_STR,
+	 .offset = CG_LOT(id), .check = cg_check_id},
+	/* The bays are checked against the sensors by cg_each_lot. */
+	{.name = "bays", .type = CG_J_ARRAY, .flags = CG_K_REQUIRED, .each = cg_each_bay},
+	{.name = "max_interval_s", .type = CG_J_NUMBER, .field = CG_F_DOUBLE,
+	 .offset = CG_LOT(max_interval_s), .min = 1, .max = 86400, .def = 60},
 	{.name = NULL},
 };
 
@@ -326,6 +353,8 @@ static const cg_key_t cg_root_keys[] = {
 	/* Before sensors: sensors name a bus. */
 	{.name = "buses", .type = CG_J_ARRAY, .flags = CG_K_REQUIRED, .each = cg_each_bus},
 	{.name = "sensors", .type = CG_J_ARRAY, .flags = CG_K_REQUIRED, .each = cg_each_sensor},
+	/* After sensors: lots name them. */
+	{.name = "lots", .type = CG_J_ARRAY, .each = cg_each_lot},
 	{.name = NULL},
 };
 /* clang-format on */
@@ -899,7 +928,118 @@ static void cg_each_sensor(cg_parse_t *p, const cJSON *array, const char *pointe
 	}
 }
 
+/* A lot's bays array: checked (and stored) by cg_each_lot, which knows the
+ * lot; the walker calls this only so that an absent array is reported. */
+static void cg_each_bay(cg_parse_t *p, const cJSON *array, const char *pointer)
+{
+}
+
+/* The index of the sensor called id, or -1. */
+static long cg_sensor_find(const cg_config_t *cfg, const char *id)
+{
+	for (size_t i = 0; i < cfg->n_sensors; i++)
+		if (cfg->sensors[i].id && strcmp(cfg->sensors[i].id, id) == 0)
+			return (long)i;
+	return -1;
+}
+
+/* Parses one lot: its keys by table, then its bays: each the id of a sensor,
+ * named once. A lot id shares the parking topics with sensor ids, so it must
+ * differ from them. */
+static void cg_lot(cg_parse_t *p, const cJSON *e, cg_lot_config_t *lot, const char *ptr)
+{
+	const cJSON *bays = cJSON_GetObjectItemCaseSensitive(e, "bays");
+	char bays_ptr[CG_PTR_MAX], bay_ptr[CG_PTR_MAX], key_ptr[CG_PTR_MAX];
+	const cJSON *b;
+	size_t i = 0;
+
+	cg_walk(p, e, ptr, cg_lot_keys, (char *)lot, 0, NULL, false);
+	if (lot->id && cg_sensor_find(p->cfg, lot->id) >= 0) {
+		cg_pointer_key(key_ptr, sizeof(key_ptr), ptr, "id");
+		cg_problem(p, key_ptr, "\"%s\" is a sensor id; a lot needs its own", lot->id);
+	}
+	if (!cJSON_IsArray(bays))
+		return;
+	cg_pointer_key(bays_ptr, sizeof(bays_ptr), ptr, "bays");
+	if (cJSON_GetArraySize(bays) == 0) {
+		cg_problem(p, bays_ptr, "must name at least one bay");
+		return;
+	}
+	lot->bays = calloc((size_t)cJSON_GetArraySize(bays), sizeof(*lot->bays));
+	if (!lot->bays) {
+		p->nomem = true;
+		return;
+	}
+	cJSON_ArrayForEach(b, bays)
+	{
+		cg_pointer_index(bay_ptr, sizeof(bay_ptr), bays_ptr, i++);
+		if (!cJSON_IsString(b)) {
+			cg_problem(p, bay_ptr, "must be a sensor id");
+			continue;
+		}
+		if (p->cfg->n_sensors && cg_sensor_find(p->cfg, b->valuestring) < 0) {
+			cg_problem(p, bay_ptr, "no sensor \"%s\"", b->valuestring);
+			continue;
+		}
+		for (size_t j = 0; j < lot->n_bays; j++) {
+			if (strcmp(lot->bays[j], b->valuestring) == 0) {
+				cg_problem(p, bay_ptr, "bay \"%s\" named twice", b->valuestring);
+				goto next;
+			}
+		}
+		if (!(lot->bays[lot->n_bays] = cg_strdup(p, b->valuestring)))
+			return;
+		lot->n_bays++;
+next:;
+	}
+}
+
+/* Parses the lots array, then checks that lot ids are unique. */
+static void cg_each_lot(cg_parse_t *p, const cJSON *array, const char *pointer)
+{
+	cg_config_t *cfg = p->cfg;
+	char ptr[CG_PTR_MAX], id_ptr[CG_PTR_MAX];
+	const cJSON *e;
+	size_t i = 0;
+
+	if (!array || cJSON_GetArraySize(array) == 0)
+		return;
+	cfg->lots = calloc((size_t)cJSON_GetArraySize(array), sizeof(*cfg->lots));
+	if (!cfg->lots) {
+		p->nomem = true;
+		return;
+	}
+	cfg->n_lots = (size_t)cJSON_GetArraySize(array);
+	cJSON_ArrayForEach(e, array)
+	{
+		cg_pointer_index(ptr, sizeof(ptr), pointer, i);
+		if (!cJSON_IsObject(e))
+			cg_problem(p, ptr, "must be an object");
+		else
+			cg_lot(p, e, &cfg->lots[i], ptr);
+		i++;
+	}
+	for (i = 0; i < cfg->n_lots; i++) {
+		const char *id = cfg->lots[i].id;
+		for (size_t j = 0; j < i && id; j++) {
+			if (cfg->lots[j].id && strcmp(cfg->lots[j].id, id) == 0) {
+				cg_pointer_index(ptr, sizeof(ptr), pointer, i);
+				cg_pointer_key(id_ptr, sizeof(id_ptr), ptr, "id");
+				cg_problem(p, id_ptr, "duplicate id \"%s\" (first at %s/%zu)", id,
+				           pointer, j);
+				break;
+			}
+		}
+	}
+}
+
 /* ---- checks across keys ---- */
+
+/* A report_on_change object given is a report_on_change used. */
+static void cg_check_change(cg_parse_t *p, const cJSON *obj, char *base)
+{
+	((cg_sensor_config_t *)base)->report_on_change = true;
+}
 
 /* The gateway rule no single key states: a location given is a location used. */
 static void cg_check_gateway(cg_parse_t *p, const cJSON *gateway, char *base)
@@ -1229,5 +1369,12 @@ void cg_config_free(cg_config_t *cfg)
 		free(cfg->sensors[i].pointer);
 	}
 	free(cfg->sensors);
+	for (size_t i = 0; i < cfg->n_lots; i++) {
+		free(cfg->lots[i].id);
+		for (size_t j = 0; j < cfg->lots[i].n_bays; j++)
+			free(cfg->lots[i].bays[j]);
+		free(cfg->lots[i].bays);
+	}
+	free(cfg->lots);
 	free(cfg);
 }

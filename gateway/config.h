@@ -37,7 +37,19 @@ typedef struct cg_sensor_config {
 	size_t bus_index;            /* index into cg_config_t.buses */
 	cJSON *json;                 /* a copy of the sensor object, for the driver's keys */
 	char *pointer;               /* "/sensors/N" */
+	bool aligned;                /* polls at wall-clock multiples of interval_s */
+	bool report_on_change;       /* publish only changes beyond the deadband ... */
+	double deadband;             /* ... of any number (absolute), */
+	double max_silence_s;        /* ... or when this long has passed since the last */
 } cg_sensor_config_t;
+
+/* A parking lot: bays (sensor ids) counted into available/occupied/total. */
+typedef struct cg_lot_config {
+	char *id;
+	char **bays;
+	size_t n_bays;
+	double max_interval_s;       /* publish at least this often; default 60 */
+} cg_lot_config_t;
 
 typedef struct cg_mqtt_config {
 	char *uri;             /* "tcp://host:port", "ssl://host:port" */
@@ -78,6 +90,8 @@ typedef struct cg_config {
 	size_t n_buses;
 	cg_sensor_config_t *sensors;
 	size_t n_sensors;
+	cg_lot_config_t *lots;
+	size_t n_lots;
 } cg_config_t;
 
 /* Reads and validates the config file at path, including every driver's keys

@@ -15,6 +15,7 @@
 #include "encode.h"
 #include "error.h"
 #include "log.h"
+#include "lot.h"
 #include "outbox.h"
 #include "publisher.h"
 
@@ -25,6 +26,8 @@
 #define PENDING_MAX 100000
 /* Rows per outbox transaction at most. */
 #define PUT_BATCH 1000
+/* Lot readings one bay reading (or one tick) may cause at most. */
+#define LOTS_OUT_MAX 16
 /* How long a stopping gateway keeps publishing before it gives up. */
 #define STOP_GRACE_MS 3000
 
@@ -40,6 +43,8 @@ struct cg_gateway {
 	cg_outbox_t *ob;
 	cg_publisher_t *pub;
 	cg_bus_t **buses;
+	cg_lots_t *lots;
+	cg_reading_t *lot_out;      /* LOTS_OUT_MAX readings */
 	char status_topic[512];
 	char health_topic[512];
 
@@ -151,12 +156,62 @@ static void free_row(cg_outbox_row_t *row)
 	free(row->payload);
 }
 
-/* Encodes the queued readings into pending rows, giving each the next seq:
- * seq is assigned here, in one thread, in the order readings arrive. */
+/* Encodes one reading into a pending row with the next seq: seq is
+ * assigned here, in one thread, in the order readings arrive. A reading
+ * that cannot be staged is counted as dropped. */
+static void stage(gw_t *g, const cg_reading_t *r, int format)
+{
+	int fmt = format >= 0 ? format : (int)g->cfg->mqtt.format;
+	char topic[512];
+	cg_outbox_row_t row = { 0 };
+	int rc;
+
+	if (g->n_pending == g->cap_pending) {
+		size_t cap = g->cap_pending ? g->cap_pending * 2 : 256;
+		cg_outbox_row_t *p = realloc(g->pending, cap * sizeof(*p));
+		if (!p) {
+			g->pending_dropped++;
+			return;
+		}
+		g->pending = p;
+		g->cap_pending = cap;
+	}
+	rc = cg_topic_reading(topic, sizeof(topic), g->cfg->mqtt.topic_prefix, g->cfg->gateway_id,
+			      r->kind, r->sensor);
+	if (rc == CG_OK)
+		rc = cg_encode((cg_format_t)fmt, &g->ectx, r, g->next_seq, &row.payload, &row.len);
+	if (rc == CG_OK && !(row.topic = strdup(topic)))
+		rc = CG_ENOMEM;
+	if (rc < 0) {
+		free_row(&row);
+		g->pending_dropped++;
+		cg_log(CG_LOG_ERR, "sensor %s: cannot encode a reading: %s", r->sensor,
+		       cg_strerror(rc));
+		return;
+	}
+	row.seq = g->next_seq++;
+	row.created_ms = cg_now_ms();
+	if (g->n_pending == 0)
+		g->pending_since = cg_mono_ms();
+	g->pending[g->n_pending++] = row;
+}
+
+/* Stages a reading, then the lot readings it changes. */
+static void stage_with_lots(gw_t *g, const cg_reading_t *r, int format)
+{
+	size_t n;
+
+	stage(g, r, format);
+	n = cg_lots_update(g->lots, r, cg_mono_ms(), g->lot_out, LOTS_OUT_MAX);
+	for (size_t i = 0; i < n; i++)
+		stage(g, &g->lot_out[i], -1);
+}
+
+/* Encodes the queued readings into pending rows. */
 static void take_readings(gw_t *g)
 {
 	queued_t *t;
-	size_t n;
+	size_t n, c;
 
 	pthread_mutex_lock(&g->lock);
 	t = g->queue;
@@ -164,46 +219,13 @@ static void take_readings(gw_t *g)
 	g->work = t;
 	n = g->n_queue;
 	g->n_queue = 0;
-	{
-		size_t c = g->cap_queue;
-		g->cap_queue = g->cap_work;
-		g->cap_work = c;
-	}
+	c = g->cap_queue;
+	g->cap_queue = g->cap_work;
+	g->cap_work = c;
 	pthread_mutex_unlock(&g->lock);
 
-	for (size_t i = 0; i < n; i++) {
-		const cg_reading_t *r = &g->work[i].r;
-		int fmt = g->work[i].format >= 0 ? g->work[i].format : (int)g->cfg->mqtt.format;
-		char topic[512];
-		cg_outbox_row_t row = { 0 };
-		int rc;
-
-		if (g->n_pending == g->cap_pending) {
-			size_t cap = g->cap_pending ? g->cap_pending * 2 : 256;
-			cg_outbox_row_t *p = realloc(g->pending, cap * sizeof(*p));
-			if (!p)
-				break;
-			g->pending = p;
-			g->cap_pending = cap;
-		}
-		if (cg_topic_reading(topic, sizeof(topic), g->cfg->mqtt.topic_prefix,
-				     g->cfg->gateway_id, r->kind, r->sensor) < 0)
-			continue;
-		row.seq = g->next_seq;
-		rc = cg_encode((cg_format_t)fmt, &g->ectx, r, row.seq, &row.payload, &row.len);
-		row.topic = strdup(topic);
-		if (rc < 0 || !row.topic) {
-			free_row(&row);
-			cg_log(CG_LOG_ERR, "sensor %s: cannot encode a reading: %s", r->sensor,
-			       cg_strerror(rc < 0 ? rc : CG_ENOMEM));
-			continue;
-		}
-		row.created_ms = cg_now_ms();
-		g->next_seq++;
-		if (g->n_pending == 0)
-			g->pending_since = cg_mono_ms();
-		g->pending[g->n_pending++] = row;
-	}
+	for (size_t i = 0; i < n; i++)
+		stage_with_lots(g, &g->work[i].r, g->work[i].format);
 	/* While the disk is full, memory holds what the store cannot; beyond a
 	 * bound the oldest go, as the outbox's own limits would do. */
 	if (g->n_pending > PENDING_MAX) {
@@ -522,6 +544,11 @@ static void chores(gw_t *g)
 {
 	int64_t now = cg_mono_ms();
 
+	if (g->lots) {
+		size_t n = cg_lots_due(g->lots, now, g->lot_out, LOTS_OUT_MAX);
+		for (size_t i = 0; i < n; i++)
+			stage(g, &g->lot_out[i], -1);
+	}
 	if (now >= g->next_expire_ms) {
 		cg_outbox_expire(g->ob, cg_now_ms());
 		g->next_expire_ms = now + 60000;
@@ -624,14 +651,18 @@ static int open_publisher(gw_t *g)
 	return rc;
 }
 
-/* Starts one worker per bus of the config. */
+/* Starts the lots and one worker per bus of the config. */
 static int start_buses(gw_t *g)
 {
+	int rc = cg_lots_new(g->cfg, &g->lots);
+
+	if (rc < 0)
+		return rc;
 	g->buses = calloc(g->cfg->n_buses ? g->cfg->n_buses : 1, sizeof(*g->buses));
 	if (!g->buses)
 		return CG_ENOMEM;
 	for (size_t i = 0; i < g->cfg->n_buses; i++) {
-		int rc = cg_bus_start(g->cfg, i, sink, g, &g->buses[i]);
+		rc = cg_bus_start(g->cfg, i, sink, g, &g->buses[i]);
 		if (rc < 0)
 			return rc;
 	}
@@ -648,6 +679,9 @@ static void stop_buses(gw_t *g)
 	g->buses = NULL;
 	take_readings(g);
 	store_pending(g, true);
+	/* Lots count bays of one config; a reload starts them afresh. */
+	cg_lots_free(g->lots);
+	g->lots = NULL;
 }
 
 /* Publishes the clean-stop status and destroys the publisher. */
@@ -812,12 +846,13 @@ int cg_gateway_new(cg_config_t *cfg, cg_gateway_t **out)
 	g->cfg = cfg;
 	set_encode_ctx(g);
 	g->started_ms = cg_now_ms();
+	g->lot_out = calloc(LOTS_OUT_MAX, sizeof(*g->lot_out));
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&g->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	rc = open_outbox(g);
+	rc = g->lot_out ? open_outbox(g) : CG_ENOMEM;
 	if (rc == CG_OK)
 		rc = open_publisher(g);
 	if (rc < 0) {
@@ -875,6 +910,8 @@ void cg_gateway_free(cg_gateway_t *g)
 	for (size_t i = 0; g->buses && i < g->cfg->n_buses; i++)
 		cg_bus_stop(g->buses[i]);
 	free(g->buses);
+	cg_lots_free(g->lots);
+	free(g->lot_out);
 	cg_publisher_free(g->pub);
 	cg_outbox_close(g->ob);
 	for (size_t i = 0; i < g->n_pending; i++)

@@ -1,6 +1,7 @@
 /* One poll of one sensor: the C struct that drivers fill and encoders read. */
 #include "reading.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -130,4 +131,32 @@ int cg_reading_add_string(cg_reading_t *r, const char *name, const char *value)
 	v->type = CG_VALUE_STRING;
 	strcpy(v->string, value);
 	return CG_OK;
+}
+
+bool cg_reading_differs(const cg_reading_t *prev, const cg_reading_t *cur, double deadband)
+{
+	if (prev->n_values != cur->n_values || strcmp(prev->quality, cur->quality) != 0)
+		return true;
+	for (size_t i = 0; i < cur->n_values; i++) {
+		const cg_value_t *a = &prev->values[i], *b = &cur->values[i];
+
+		if (a->type != b->type || a->lane != b->lane || strcmp(a->name, b->name) != 0)
+			return true;
+		switch (b->type) {
+		case CG_VALUE_NUMBER:
+			/* NaN compares unequal to everything: a change either way. */
+			if (!(fabs(b->number - a->number) <= deadband))
+				return true;
+			break;
+		case CG_VALUE_BOOL:
+			if (a->boolean != b->boolean)
+				return true;
+			break;
+		case CG_VALUE_STRING:
+			if (strcmp(a->string, b->string) != 0)
+				return true;
+			break;
+		}
+	}
+	return false;
 }

@@ -58,6 +58,11 @@ const cg_value_t *cg_reading_find(const cg_reading_t *r, const char *name);
  * may appear once per lane. */
 void cg_reading_set_lane(cg_reading_t *r, int lane);
 
+/* Whether cur differs from prev enough to be reported: another set of
+ * values (names, lanes, types) or quality, any text or boolean value, or a
+ * number that moved by more than deadband (absolute). */
+bool cg_reading_differs(const cg_reading_t *prev, const cg_reading_t *cur, double deadband);
+
 /* Splits a reading whose values carry lanes into one reading per lane, in
  * the order the lanes first appear: each gets the lane's values after a
  * "laneId" value, then the values of lane 0. A reading without lanes is

@@ -12,7 +12,8 @@ work=$(mktemp -d /tmp/citygate-demo.XXXXXX)
 chmod 755 "$work"
 pids=()
 cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	# Stop in reverse order: the gateway first, so it can still say goodbye to the broker.
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; sleep 0.2; done
 	wait 2>/dev/null || true
 	rm -rf "$work" /tmp/citygate-street.db*
 }

@@ -66,8 +66,8 @@ int cg_a02yyuw_parse(const uint8_t *buf, size_t len, size_t *frame_len, void *fr
 
 /* Reads and checks the keys, also across them: with a hysteresis of twice
  * the threshold or more, a bay could never become occupied. */
-static int a02_options(const cJSON *sensor, const char *pointer, const char *file,
-		       a02_options_t *o, cg_diag_t *diag)
+static int a02_options(const cJSON *sensor, const char *pointer, const char *file, a02_options_t *o,
+                       cg_diag_t *diag)
 {
 	char ptr[256];
 	int rc;
@@ -77,8 +77,8 @@ static int a02_options(const cJSON *sensor, const char *pointer, const char *fil
 		if (diag) {
 			cg_pointer_key(ptr, sizeof(ptr), pointer, "hysteresis_mm");
 			cg_diag_add(diag, file, ptr,
-				    "must be less than twice occupied_below_mm (%ld)",
-				    o->occupied_below_mm);
+			            "must be less than twice occupied_below_mm (%ld)",
+			            o->occupied_below_mm);
 		}
 		rc = CG_EINVAL;
 	}
@@ -87,7 +87,7 @@ static int a02_options(const cJSON *sensor, const char *pointer, const char *fil
 
 /* Checks the sensor's keys: see driver.h. */
 static int a02_check(const cJSON *sensor, const char *pointer, const cg_driver_env_t *env,
-		     cg_diag_t *diag)
+                     cg_diag_t *diag)
 {
 	a02_options_t o;
 
@@ -169,7 +169,7 @@ static int a02_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 	s->status = a02_decide(s, f.distance_mm);
 	snprintf(r->kind, sizeof(r->kind), "parking");
 	if ((rc = cg_reading_add_string(r, "status",
-					s->status == A02_OCCUPIED ? "occupied" : "free")) ||
+	                                s->status == A02_OCCUPIED ? "occupied" : "free")) ||
 	    (rc = cg_reading_add_number(r, "distance", f.distance_mm / 1000.0, "m")))
 		return rc;
 	if (f.distance_mm < A02_MIN_MM || f.distance_mm > A02_MAX_MM)

@@ -14,9 +14,9 @@
 
 /* Commands are `42 4D CMD DH DL sumH sumL`, sum = the 16-bit sum of the five bytes before it. */
 #define PMS_COMMAND_LEN 7
-#define PMS_CMD_READ 0xE2 /* read one frame in passive mode; data 0 */
-#define PMS_CMD_MODE 0xE1 /* data 0: passive, 1: active */
-#define PMS_CMD_POWER 0xE4 /* data 0: sleep, 1: wake */
+#define PMS_CMD_READ    0xE2 /* read one frame in passive mode; data 0 */
+#define PMS_CMD_MODE    0xE1 /* data 0: passive, 1: active */
+#define PMS_CMD_POWER   0xE4 /* data 0: sleep, 1: wake */
 
 /* Mass concentrations above this are beyond the sensor's maximum range (datasheet: >= 1000). */
 #define PMS_PM_MAX 1000
@@ -28,7 +28,11 @@ typedef struct pms_options {
 } pms_options_t;
 
 static const cg_int_option_t pms_option_table[] = {
-    {.key = "warmup_s", .min = 0, .max = 600, .def = 30, .offset = offsetof(pms_options_t, warmup_s)},
+    {.key = "warmup_s",
+     .min = 0,
+     .max = 600,
+     .def = 30,
+     .offset = offsetof(pms_options_t, warmup_s)},
 };
 
 #define PMS_N_OPTIONS (sizeof(pms_option_table) / sizeof(pms_option_table[0]))
@@ -88,12 +92,12 @@ int cg_pms5003_parse(const uint8_t *buf, size_t len, size_t *frame_len, void *fr
 
 /* Checks the sensor's keys: see driver.h. */
 static int pms_check(const cJSON *sensor, const char *pointer, const cg_driver_env_t *env,
-		     cg_diag_t *diag)
+                     cg_diag_t *diag)
 {
 	pms_options_t o;
 
 	return cg_int_options_parse(sensor, pointer, cg_driver_env_file(env), pms_option_table,
-				    PMS_N_OPTIONS, &o, diag);
+	                            PMS_N_OPTIONS, &o, diag);
 }
 
 static void pms_close(void *state)
@@ -109,7 +113,7 @@ static int pms_open(const cJSON *sensor, const cg_driver_env_t *env, void **stat
 
 	*state = NULL;
 	if (cg_int_options_parse(sensor, "", cg_driver_env_file(env), pms_option_table,
-				 PMS_N_OPTIONS, &o, NULL))
+	                         PMS_N_OPTIONS, &o, NULL))
 		return CG_EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)

@@ -1,4 +1,4 @@
-/* Plantower PMS5003/PMS7003 particulate sensor: the 32-byte data frame, parsed as a pure function. */
+/* Plantower PMS5003/PMS7003 particulate sensor: the 32-byte data frame, as a pure parser. */
 #ifndef CG_PMS5003_H
 #define CG_PMS5003_H
 
@@ -11,8 +11,8 @@
 typedef struct cg_pms5003_frame {
 	uint16_t pm1_cf1, pm25_cf1, pm10_cf1; /* words 1-3: ug/m3 at CF=1 (factory standard) */
 	uint16_t pm1, pm25, pm10;             /* words 4-6: ug/m3 in atmospheric conditions */
-	uint16_t particles[6];                /* words 7-12: per 0.1 L, > 0.3 0.5 1.0 2.5 5.0 10 um */
-	uint16_t reserved;                    /* word 13 */
+	uint16_t particles[6]; /* words 7-12: per 0.1 L, > 0.3 0.5 1.0 2.5 5.0 10 um */
+	uint16_t reserved;     /* word 13 */
 } cg_pms5003_frame_t;
 
 /*

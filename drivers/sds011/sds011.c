@@ -19,8 +19,8 @@
  * of the data bytes at 17, and `AB` at 18.
  */
 #define SDS_CMD_REPORT_MODE 0x02 /* data 3: 0 active (reports every second), 1 query */
-#define SDS_CMD_QUERY 0x04       /* answered with one data frame */
-#define SDS_CMD_SLEEP 0x06       /* data 3: 0 sleep, 1 work */
+#define SDS_CMD_QUERY       0x04 /* answered with one data frame */
+#define SDS_CMD_SLEEP       0x06 /* data 3: 0 sleep, 1 work */
 
 /* The sensor's range is 0.0 to 999.9 ug/m3. */
 #define SDS_PM_MAX_RAW 9999
@@ -32,7 +32,11 @@ typedef struct sds_options {
 } sds_options_t;
 
 static const cg_int_option_t sds_option_table[] = {
-    {.key = "warmup_s", .min = 0, .max = 600, .def = 30, .offset = offsetof(sds_options_t, warmup_s)},
+    {.key = "warmup_s",
+     .min = 0,
+     .max = 600,
+     .def = 30,
+     .offset = offsetof(sds_options_t, warmup_s)},
 };
 
 #define SDS_N_OPTIONS (sizeof(sds_option_table) / sizeof(sds_option_table[0]))
@@ -72,12 +76,12 @@ int cg_sds011_parse(const uint8_t *buf, size_t len, size_t *frame_len, void *fra
 
 /* Checks the sensor's keys: see driver.h. */
 static int sds_check(const cJSON *sensor, const char *pointer, const cg_driver_env_t *env,
-		     cg_diag_t *diag)
+                     cg_diag_t *diag)
 {
 	sds_options_t o;
 
 	return cg_int_options_parse(sensor, pointer, cg_driver_env_file(env), sds_option_table,
-				    SDS_N_OPTIONS, &o, diag);
+	                            SDS_N_OPTIONS, &o, diag);
 }
 
 static void sds_close(void *state)
@@ -93,7 +97,7 @@ static int sds_open(const cJSON *sensor, const cg_driver_env_t *env, void **stat
 
 	*state = NULL;
 	if (cg_int_options_parse(sensor, "", cg_driver_env_file(env), sds_option_table,
-				 SDS_N_OPTIONS, &o, NULL))
+	                         SDS_N_OPTIONS, &o, NULL))
 		return CG_EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CG_SDS011_FRAME_LEN 10
+#define CG_SDS011_FRAME_LEN   10
 #define CG_SDS011_COMMAND_LEN 19
 
 /* One data frame, raw: the concentrations are in 0.1 ug/m3. */

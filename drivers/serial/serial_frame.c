@@ -18,7 +18,7 @@
  * a position gives the answer the scan had.
  */
 static void count_dropped(const uint8_t *buf, size_t len, cg_frame_parse_fn parse, void *frame,
-			  size_t from, size_t to, cg_frame_counts_t *counts, size_t *bad_until)
+                          size_t from, size_t to, cg_frame_counts_t *counts, size_t *bad_until)
 {
 	size_t n;
 
@@ -41,8 +41,8 @@ static void count_dropped(const uint8_t *buf, size_t len, cg_frame_parse_fn pars
  * looks like a frame start claiming a long frame must not hide a complete
  * good frame behind it.
  */
-static int scan(const uint8_t *buf, size_t len, cg_frame_parse_fn parse, void *frame,
-		size_t *start, size_t *frame_len, cg_frame_counts_t *counts, size_t *bad_until)
+static int scan(const uint8_t *buf, size_t len, cg_frame_parse_fn parse, void *frame, size_t *start,
+                size_t *frame_len, cg_frame_counts_t *counts, size_t *bad_until)
 {
 	size_t first_incomplete = len, n;
 	int rc;
@@ -66,13 +66,13 @@ static int scan(const uint8_t *buf, size_t len, cg_frame_parse_fn parse, void *f
 }
 
 int cg_frame_scan(const uint8_t *buf, size_t len, cg_frame_parse_fn parse, void *frame,
-		  size_t *start, size_t *frame_len, cg_frame_counts_t *counts)
+                  size_t *start, size_t *frame_len, cg_frame_counts_t *counts)
 {
 	cg_frame_counts_t ignored = {0};
 	size_t bad_until = 0;
 
 	return scan(buf, len, parse, frame, start, frame_len, counts ? counts : &ignored,
-		    &bad_until);
+	            &bad_until);
 }
 
 /*
@@ -119,7 +119,7 @@ static ssize_t read_some(int fd, uint8_t *buf, size_t size)
 }
 
 int cg_serial_read_frame(int fd, int timeout_ms, cg_frame_parse_fn parse, void *frame,
-			 cg_frame_counts_t *counts)
+                         cg_frame_counts_t *counts)
 {
 	uint8_t buf[CG_SERIAL_FRAME_MAX];
 	cg_frame_counts_t c = {0};

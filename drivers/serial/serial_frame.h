@@ -44,7 +44,7 @@ typedef struct cg_frame_counts {
  * whose corrupt start byte repeats inside it counts once.
  */
 int cg_frame_scan(const uint8_t *buf, size_t len, cg_frame_parse_fn parse, void *frame,
-		  size_t *start, size_t *frame_len, cg_frame_counts_t *counts);
+                  size_t *start, size_t *frame_len, cg_frame_counts_t *counts);
 
 /*
  * Reads from fd (a UART in raw mode, or any pollable fd) until the first good
@@ -61,7 +61,7 @@ int cg_frame_scan(const uint8_t *buf, size_t len, cg_frame_parse_fn parse, void 
  *                 or a hang-up (read() gives 0 once a pty's master closes).
  */
 int cg_serial_read_frame(int fd, int timeout_ms, cg_frame_parse_fn parse, void *frame,
-			 cg_frame_counts_t *counts);
+                         cg_frame_counts_t *counts);
 
 /* Discards the input waiting on fd (tcflush TCIFLUSH), so that a stale
  * answer is not taken for the next one. Returns 0, or CG_EIO when the device

@@ -1,4 +1,4 @@
-/* Integer sensor keys of the serial-frame drivers, parsed by a table and reported with JSON pointers. */
+/* Integer sensor keys of serial-frame drivers: parsed by a table, reported with JSON pointers. */
 #include "serial/serial_options.h"
 
 #include <math.h>
@@ -6,7 +6,7 @@
 #include "error.h"
 
 int cg_int_options_parse(const cJSON *sensor, const char *pointer, const char *file,
-			 const cg_int_option_t *opts, size_t n, void *out, cg_diag_t *diag)
+                         const cg_int_option_t *opts, size_t n, void *out, cg_diag_t *diag)
 {
 	char ptr[256];
 	int rc = 0;
@@ -25,7 +25,7 @@ int cg_int_options_parse(const cJSON *sensor, const char *pointer, const char *f
 			if (diag) {
 				cg_pointer_key(ptr, sizeof(ptr), pointer, o->key);
 				cg_diag_add(diag, file, ptr, "must be an integer from %ld to %ld",
-					    o->min, o->max);
+				            o->min, o->max);
 			}
 			rc = CG_EINVAL;
 			continue;

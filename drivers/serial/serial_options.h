@@ -1,4 +1,4 @@
-/* Integer sensor keys of the serial-frame drivers, parsed by a table and reported with JSON pointers. */
+/* Integer sensor keys of serial-frame drivers: parsed by a table, reported with JSON pointers. */
 #ifndef CG_SERIAL_OPTIONS_H
 #define CG_SERIAL_OPTIONS_H
 
@@ -24,7 +24,7 @@ typedef struct cg_int_option {
  * CG_EINVAL.
  */
 int cg_int_options_parse(const cJSON *sensor, const char *pointer, const char *file,
-			 const cg_int_option_t *opts, size_t n, void *out, cg_diag_t *diag);
+                         const cg_int_option_t *opts, size_t n, void *out, cg_diag_t *diag);
 
 /* The file name a driver's diag lines carry: the config's path, or "config". */
 const char *cg_driver_env_file(const cg_driver_env_t *env);

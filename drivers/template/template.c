@@ -1,4 +1,4 @@
-/* The template driver of docs/drivers.md: a complete serial-frame driver to copy, never registered. */
+/* The template driver of docs/drivers.md: a complete serial-frame driver to copy; unregistered. */
 #include "template/template.h"
 
 #include <stdio.h>
@@ -65,12 +65,12 @@ int cg_template_parse(const uint8_t *buf, size_t len, size_t *frame_len, void *f
 /* Checks the sensor's keys: see driver.h. Each bad key is one diag line
  * with its JSON pointer, e.g. "/sensors/3/address". */
 static int template_check(const cJSON *sensor, const char *pointer, const cg_driver_env_t *env,
-			  cg_diag_t *diag)
+                          cg_diag_t *diag)
 {
 	template_options_t o;
 
-	return cg_int_options_parse(sensor, pointer, cg_driver_env_file(env),
-				    template_option_table, TEMPLATE_N_OPTIONS, &o, diag);
+	return cg_int_options_parse(sensor, pointer, cg_driver_env_file(env), template_option_table,
+	                            TEMPLATE_N_OPTIONS, &o, diag);
 }
 
 /* Frees the state; accepts NULL like every close(). */
@@ -87,7 +87,7 @@ static int template_open(const cJSON *sensor, const cg_driver_env_t *env, void *
 
 	*state = NULL;
 	if (cg_int_options_parse(sensor, "", cg_driver_env_file(env), template_option_table,
-				 TEMPLATE_N_OPTIONS, &o, NULL))
+	                         TEMPLATE_N_OPTIONS, &o, NULL))
 		return CG_EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)

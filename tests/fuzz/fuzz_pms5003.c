@@ -1,4 +1,4 @@
-/* libFuzzer target: the Plantower PMS5003 frame parser, alone and under the frame scanner, on any bytes. */
+/* libFuzzer target: the PMS5003 frame parser, alone and under the frame scanner, on any bytes. */
 #include <stddef.h>
 #include <stdint.h>
 

@@ -1,4 +1,4 @@
-/* libFuzzer target: the Nova SDS011 frame parser, alone and under the frame scanner, on any bytes. */
+/* libFuzzer target: the SDS011 frame parser, alone and under the frame scanner, on any bytes. */
 #include <stddef.h>
 #include <stdint.h>
 

@@ -286,3 +286,22 @@ def main(tests):
                     print("---- %s (tail)\n%s" % (name, tail), flush=True)
     print("%d passed, %d failed" % (passed, failed), flush=True)
     sys.exit(1 if failed else 0)
+
+
+class SubscriberWith(Subscriber):
+    """A Subscriber whose mosquitto_sub gets extra arguments (e.g. -u/-P for a
+    broker that refuses anonymous clients, or --cafile and a port for TLS)."""
+
+    def __init__(self, broker, topic, extra_args, client_id=None, retained=True):
+        self.messages = []
+        self.lock = threading.Lock()
+        args = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", topic,
+                "-q", "1", "-v", "-c", "-i", client_id or "cg-test-sub-%d" % os.getpid(),
+                "-k", "5"] + list(extra_args)
+        if not retained:
+            args.append("-R")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True, bufsize=1)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        time.sleep(0.3)

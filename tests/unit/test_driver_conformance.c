@@ -26,7 +26,7 @@ extern const cg_driver_t cg_template_driver;
 static const cg_driver_t *const extra_drivers[] = {&cg_template_driver, NULL};
 
 #define FUZZ_ITERATIONS 100000
-#define FUZZ_SEED 0x5EED1234u
+#define FUZZ_SEED       0x5EED1234u
 
 /*
  * What the test needs to know of each driver, keyed by its name. A driver
@@ -89,12 +89,11 @@ static const char *const template_bad[] = {
     NULL,
 };
 
-static const uint8_t pms5003_valid[32] = {0x42, 0x4D, 0x00, 0x1C, 0x00, 0x05, 0x00, 0x07,
-					  0x00, 0x09, 0x00, 0x04, 0x00, 0x06, 0x00, 0x08,
-					  0x03, 0x20, 0x00, 0xF0, 0x00, 0x32, 0x00, 0x06,
-					  0x00, 0x02, 0x00, 0x01, 0x97, 0x00, 0x02, 0xB7};
+static const uint8_t pms5003_valid[32] = {
+    0x42, 0x4D, 0x00, 0x1C, 0x00, 0x05, 0x00, 0x07, 0x00, 0x09, 0x00, 0x04, 0x00, 0x06, 0x00, 0x08,
+    0x03, 0x20, 0x00, 0xF0, 0x00, 0x32, 0x00, 0x06, 0x00, 0x02, 0x00, 0x01, 0x97, 0x00, 0x02, 0xB7};
 static const uint8_t sds011_valid[10] = {0xAA, 0xC0, 0xD4, 0x04, 0x3A,
-					 0x0A, 0xA1, 0x60, 0x1D, 0xAB};
+                                         0x0A, 0xA1, 0x60, 0x1D, 0xAB};
 static const uint8_t a02yyuw_valid[4] = {0xFF, 0x07, 0xA1, 0xA7};
 static const uint8_t template_valid[8] = {0x5A, 0x05, 0x01, 0x00, 0x7B, 0x01, 0xC8, 0xA4};
 
@@ -109,8 +108,8 @@ static void modbus_feed(const uint8_t *bytes, size_t len)
 		regs[i] = (uint16_t)(bytes[2 * i] << 8 | bytes[2 * i + 1]);
 	for (int t = CG_TYPE_U16; t <= CG_TYPE_F64; t++)
 		for (int o = CG_ORDER_ABCD; o <= CG_ORDER_DCBA; o++)
-			assert_int_equal(cg_decode_registers(regs, (cg_type_t)t, (cg_order_t)o, &raw),
-					 0);
+			assert_int_equal(
+			    cg_decode_registers(regs, (cg_type_t)t, (cg_order_t)o, &raw), 0);
 	assert_int_not_equal(cg_decode_registers(regs, CG_TYPE_BOOL, CG_ORDER_ABCD, &raw), 0);
 }
 
@@ -156,7 +155,7 @@ static const char *const common_keys[] = {"id", "bus", "driver", "interval_s", "
 
 static const char *const profile_dirs[] = {CG_SOURCE_DIR "/drivers/profiles", NULL};
 static const cg_driver_env_t env = {.config_path = "conformance.json",
-				    .profile_dirs = profile_dirs};
+                                    .profile_dirs = profile_dirs};
 
 /* ---- helpers ---- */
 
@@ -183,8 +182,8 @@ static const sample_t *require_sample(const cg_driver_t *d)
 
 	if (!s)
 		fail_msg("driver \"%s\" has no conformance samples: add a row for it to samples[] "
-			 "in tests/unit/test_driver_conformance.c",
-			 d->name);
+		         "in tests/unit/test_driver_conformance.c",
+		         d->name);
 	return s;
 }
 
@@ -215,9 +214,8 @@ static void ops_present(const cg_driver_t *d)
 	assert_non_null(d->poll);
 	assert_non_null(d->close);
 	assert_int_not_equal(d->bus_types, 0);
-	assert_int_equal(d->bus_types & ~(unsigned)(CG_BUS_MODBUS_RTU | CG_BUS_MODBUS_TCP |
-						   CG_BUS_SERIAL),
-			 0);
+	assert_int_equal(
+	    d->bus_types & ~(unsigned)(CG_BUS_MODBUS_RTU | CG_BUS_MODBUS_TCP | CG_BUS_SERIAL), 0);
 	assert_non_null(d->keys);
 	for (n = 0; n < 64 && d->keys[n]; n++) {
 		assert_true(d->keys[n][0] != '\0');
@@ -292,7 +290,7 @@ static void bad_configs_refused(const cg_driver_t *d)
 		for (size_t j = 0; j < diag.n; j++)
 			if (!strstr(diag.lines[j], "/sensors/7"))
 				fail_msg("driver %s: \"%s\" lacks the sensor's pointer", d->name,
-					 diag.lines[j]);
+				         diag.lines[j]);
 		/* open() refuses what check() refuses, and leaves no state. */
 		assert_int_not_equal(d->open(sensor, &env, &state), 0);
 		assert_null(state);

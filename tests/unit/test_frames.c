@@ -1,4 +1,4 @@
-/* Tests of the vendor frame parsers and the serial frame reader, with frames written from the datasheets. */
+/* Tests of the frame parsers and the serial frame reader, with frames from the datasheets. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -28,7 +28,7 @@
 /* PMS5003: 42 4D, length 28, 13 words; the checksum 0x02B7 is the sum of
  * the 30 bytes before it, worked out by hand and checked by pms_sum(). */
 static const uint8_t pms_frame[32] = {
-    0x42, 0x4D, 0x00, 0x1C, /* start, length 28 */
+    0x42, 0x4D, 0x00, 0x1C,             /* start, length 28 */
     0x00, 0x05, 0x00, 0x07, 0x00, 0x09, /* PM1, PM2.5, PM10 at CF=1 */
     0x00, 0x04, 0x00, 0x06, 0x00, 0x08, /* PM1, PM2.5, PM10 atmospheric */
     0x03, 0x20, 0x00, 0xF0, 0x00, 0x32, /* > 0.3, 0.5, 1.0 um: 800, 240, 50 */
@@ -242,8 +242,8 @@ static void test_scan_noise_before_and_between(void **state)
 	/* The rest of the buffer: noise again, then the second frame. */
 	memset(&f, 0, sizeof(f));
 	size_t next = start + n;
-	assert_int_equal(cg_frame_scan(buf + next, len - next, cg_pms5003_parse, &f, &start, &n, &c),
-			 0);
+	assert_int_equal(
+	    cg_frame_scan(buf + next, len - next, cg_pms5003_parse, &f, &start, &n, &c), 0);
 	assert_int_equal(start, sizeof(noise));
 	assert_int_equal(f.pm25, 6);
 	assert_int_equal(c.dropped_bytes, 2 * sizeof(noise));
@@ -426,7 +426,7 @@ static void test_scan_empty_and_pure_noise(void **state)
 	assert_int_equal(cg_frame_scan(buf, 0, cg_sds011_parse, &f, &start, &n, &c), CG_EAGAIN);
 	assert_int_equal(start, 0);
 	assert_int_equal(cg_frame_scan(buf, sizeof(buf), cg_sds011_parse, &f, &start, &n, &c),
-			 CG_EAGAIN);
+	                 CG_EAGAIN);
 	assert_int_equal(start, sizeof(buf));
 	assert_int_equal(c.dropped_bytes, sizeof(buf));
 }
@@ -475,7 +475,8 @@ static void test_read_split_across_two_reads(void **state)
 	assert_int_equal(pipe(p), 0);
 	first[0] = 0x17; /* noise */
 	memcpy(first + 1, pms_frame, 7);
-	w = (writer_t){.fd = p[1], .a = first, .na = 8, .b = pms_frame + 7, .nb = 25, .delay_ms = 60};
+	w = (writer_t){
+	    .fd = p[1], .a = first, .na = 8, .b = pms_frame + 7, .nb = 25, .delay_ms = 60};
 	assert_int_equal(pthread_create(&w.thread, NULL, writer_main, &w), 0);
 	assert_int_equal(cg_serial_read_frame(p[0], 500, cg_pms5003_parse, &f, &c), 0);
 	pthread_join(w.thread, NULL);

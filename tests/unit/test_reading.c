@@ -96,12 +96,36 @@ static void test_split_lanes(void **state)
 	assert_null(cg_reading_find(&out[0], "laneId"));
 }
 
+static void test_differs(void **state)
+{
+	cg_reading_t a, b;
+
+	cg_reading_init(&a);
+	cg_reading_add_number(&a, "pm25", 10, "ug/m3");
+	cg_reading_add_string(&a, "status", "free");
+	b = a;
+	assert_false(cg_reading_differs(&a, &b, 0));
+	b.values[0].number = 10.5;
+	assert_false(cg_reading_differs(&a, &b, 0.5));
+	assert_true(cg_reading_differs(&a, &b, 0.4));
+	b = a;
+	strcpy(b.values[1].string, "occupied");
+	assert_true(cg_reading_differs(&a, &b, 100));
+	b = a;
+	strcpy(b.quality, "out-of-range");
+	assert_true(cg_reading_differs(&a, &b, 100));
+	b = a;
+	b.n_values = 1;
+	assert_true(cg_reading_differs(&a, &b, 100));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_add_and_find),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_split_lanes),
+		cmocka_unit_test(test_differs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

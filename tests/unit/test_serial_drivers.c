@@ -57,17 +57,17 @@ typedef struct device {
 	pthread_mutex_t lock;
 	/* Set by the test, under lock. */
 	bool stop;
-	bool silent;     /* answers and streams nothing (powered off) */
-	bool active;     /* PMS5003/SDS011: sends frames on its own, as after power-up */
-	bool noise;      /* noise bytes and a bad-checksum frame before every good frame */
-	bool only_bad;   /* every frame it sends has a bad checksum */
-	uint16_t value;  /* PMS5003 PM2.5 (ug/m3), SDS011 PM2.5 (0.1 ug/m3), A02YYUW mm */
-	int period_ms;   /* between frames it sends on its own */
+	bool silent;    /* answers and streams nothing (powered off) */
+	bool active;    /* PMS5003/SDS011: sends frames on its own, as after power-up */
+	bool noise;     /* noise bytes and a bad-checksum frame before every good frame */
+	bool only_bad;  /* every frame it sends has a bad checksum */
+	uint16_t value; /* PMS5003 PM2.5 (ug/m3), SDS011 PM2.5 (0.1 ug/m3), A02YYUW mm */
+	int period_ms;  /* between frames it sends on its own */
 	/* Seen by the device, under lock. */
-	int mode_commands;  /* passive (PMS5003) or query-mode (SDS011) */
-	int wake_commands;  /* wake (PMS5003) or work (SDS011) */
-	int reads;          /* read or query commands answered */
-	int bad_commands;   /* commands with a wrong checksum or layout */
+	int mode_commands;        /* passive (PMS5003) or query-mode (SDS011) */
+	int wake_commands;        /* wake (PMS5003) or work (SDS011) */
+	int reads;                /* read or query commands answered */
+	int bad_commands;         /* commands with a wrong checksum or layout */
 	uint8_t log[LOG_MAX][19]; /* the commands received, in order */
 	int n_log;
 } device_t;
@@ -315,7 +315,7 @@ static fixture_t *fixture_new(device_type_t type, const cg_driver_t *drv, const 
 	assert_int_equal(tcsetattr(f->slave, TCSANOW, &tio), 0);
 	f->t = (cg_transport_t){.type = CG_BUS_SERIAL, .fd = f->slave, .timeout_ms = 300};
 	f->dev.type = type;
-	f->dev.period_ms = type == DEV_A02YYUW ? 30 : 100;
+	f->dev.period_ms = type == DEV_A02YYUW ? 30 : 150;
 	f->dev.value = type == DEV_A02YYUW ? 2000 : 25;
 	/* A PMS5003 or SDS011 starts in active mode, as after power-up. */
 	f->dev.active = type != DEV_A02YYUW;
@@ -376,6 +376,14 @@ static int dev_get(fixture_t *f, const int *field)
 	return v;
 }
 
+/* Waits up to a second for the device to have seen n commands: a frame the
+ * device sent on its own can answer a poll before it reads the last ones. */
+static void wait_commands(fixture_t *f, int n)
+{
+	for (int i = 0; i < 100 && dev_get(f, &f->dev.n_log) < n; i++)
+		sleep_ms(10);
+}
+
 static int poll_once(fixture_t *f, cg_reading_t *r)
 {
 	cg_reading_init(r);
@@ -432,6 +440,7 @@ static void test_pms5003_values_and_commands(void **state)
 	assert_number(&r, "particles100", 500, "count");
 
 	/* The exact bytes of the datasheet's commands, in order. */
+	wait_commands(f, 3);
 	pthread_mutex_lock(&f->dev.lock);
 	assert_int_equal(f->dev.n_log, 3);
 	assert_memory_equal(f->dev.log[0], passive, 7);
@@ -548,12 +557,12 @@ static void test_pms5003_device_gone(void **state)
 static void test_sds011_values_and_commands(void **state)
 {
 	/* Data bytes 1-15 at offsets 2-16, the checksum (low byte of their sum) at 17. */
-	static const uint8_t work[19] = {0xAA, 0xB4, 0x06, 0x01, 0x01, 0, 0, 0, 0, 0,
-					 0,    0,    0,    0,    0,    0xFF, 0xFF, 0x06, 0xAB};
-	static const uint8_t query_mode[19] = {0xAA, 0xB4, 0x02, 0x01, 0x01, 0, 0, 0, 0, 0,
-					       0,    0,    0,    0,    0,    0xFF, 0xFF, 0x02, 0xAB};
+	static const uint8_t work[19] = {0xAA, 0xB4, 0x06, 0x01, 0x01, 0,    0,    0,    0,   0,
+	                                 0,    0,    0,    0,    0,    0xFF, 0xFF, 0x06, 0xAB};
+	static const uint8_t query_mode[19] = {
+	    0xAA, 0xB4, 0x02, 0x01, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0x02, 0xAB};
 	static const uint8_t query[19] = {0xAA, 0xB4, 0x04, 0, 0, 0,    0,    0,    0,   0,
-					  0,    0,    0,    0, 0, 0xFF, 0xFF, 0x02, 0xAB};
+	                                  0,    0,    0,    0, 0, 0xFF, 0xFF, 0x02, 0xAB};
 	fixture_t *f = fixture_new(DEV_SDS011, &cg_sds011_driver, SDS_JSON);
 	cg_reading_t r;
 
@@ -565,6 +574,7 @@ static void test_sds011_values_and_commands(void **state)
 	assert_number(&r, "pm25", 123.6, "ug/m3");
 	assert_number(&r, "pm10", 247.2, "ug/m3");
 
+	wait_commands(f, 3);
 	pthread_mutex_lock(&f->dev.lock);
 	assert_int_equal(f->dev.n_log, 3);
 	assert_memory_equal(f->dev.log[0], work, 19);
@@ -590,7 +600,7 @@ static void test_sds011_values_and_commands(void **state)
 static void test_sds011_warming_up_and_reboot(void **state)
 {
 	fixture_t *f = fixture_new(DEV_SDS011, &cg_sds011_driver,
-				   "{\"id\":\"pm-2\",\"driver\":\"sds011\",\"warmup_s\":1}");
+	                           "{\"id\":\"pm-2\",\"driver\":\"sds011\",\"warmup_s\":1}");
 	cg_reading_t r;
 
 	assert_int_equal(poll_once(f, &r), 0);
@@ -633,7 +643,8 @@ static void test_sds011_noise_silence_and_gone(void **state)
 /* ---- A02YYUW ---- */
 
 #define A02_JSON                                                                                   \
-	"{\"id\":\"bay-1\",\"driver\":\"a02yyuw\",\"occupied_below_mm\":1500,\"hysteresis_mm\":100}"
+	"{\"id\":\"bay-1\",\"driver\":\"a02yyuw\",\"occupied_below_mm\":1500,\"hysteresis_mm\":"   \
+	"100}"
 
 /* Sets the distance the sensor sees, and polls. */
 static int poll_at(fixture_t *f, uint16_t mm, cg_reading_t *r)

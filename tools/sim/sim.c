@@ -25,6 +25,7 @@
 #include "diag.h"
 #include "error.h"
 #include "log.h"
+#include "sim_serial.h"
 #include "sim_slave.h"
 
 #define SIM_TICK_MS     1000 /* values move about once a second */
@@ -96,6 +97,8 @@ typedef struct sim {
 	int status_fd;
 	sim_endpoint_t **eps;
 	size_t n_eps;
+	sim_serial_t **serials; /* --serial endpoints, each with its own device */
+	size_t n_serials;
 } sim_t;
 
 static void sim_on_signal(int sig)
@@ -112,12 +115,18 @@ static void sim_usage(void)
 	       "  --rtu [LINK] [--baud B]  Modbus RTU on a new pseudo-terminal; LINK becomes a\n"
 	       "                           symlink to it; --baud paces answers at B baud\n"
 	       "  --tcp PORT               Modbus TCP on 127.0.0.1:PORT (0 picks a free port)\n"
+	       "  --serial [LINK] --device TYPE[:OPTION[,OPTION]...]\n"
+	       "                           a vendor-frame sensor on a new pseudo-terminal:\n"
+	       "                           pms5003, sds011 or a02yyuw; options noise=P badsum=P\n"
+	       "                           silent after=S until=S, reboot=S (pms5003, sds011),\n"
+	       "                           period=S (a02yyuw)\n"
 	       "  --slave UNIT:PROFILE...  a slave on the endpoint before it; PROFILE is a name\n"
 	       "                           looked up in the profile folders, or a .json path\n"
 	       "faults (each may be combined):\n"
 	       "  silent  exception[=N]  crc  slow=MS  flaky=P  after=S  until=S\n"
-	       "prints \"rtu LINK_OR_PTS PTS\" and \"tcp 127.0.0.1 PORT\" per endpoint, then\n"
-	       "\"ready\"; runs until SIGTERM or SIGINT.");
+	       "prints \"rtu LINK_OR_PTS PTS\", \"serial LINK_OR_PTS PTS\" or\n"
+	       "\"tcp 127.0.0.1 PORT\" per endpoint, then \"ready\"; runs until SIGTERM\n"
+	       "or SIGINT.");
 }
 
 /* Writes one line of status output: to stdout through the log module, or to
@@ -195,6 +204,7 @@ static sim_endpoint_t *sim_endpoint_new(sim_t *sim, sim_kind_t kind)
 static int sim_parse_args(sim_t *sim, int argc, char **argv)
 {
 	sim_endpoint_t *ep = NULL;
+	sim_serial_t *ser = NULL;
 	const char **dirs;
 	long v;
 
@@ -241,6 +251,7 @@ static int sim_parse_args(sim_t *sim, int argc, char **argv)
 			ep = sim_endpoint_new(sim, SIM_RTU);
 			if (!ep)
 				goto nomem;
+			ser = NULL;
 			if (opt[5] == '=')
 				ep->link = opt + 6;
 			else if (arg && arg[0] != '-')
@@ -268,7 +279,38 @@ static int sim_parse_args(sim_t *sim, int argc, char **argv)
 			ep = sim_endpoint_new(sim, SIM_TCP);
 			if (!ep)
 				goto nomem;
+			ser = NULL;
 			ep->port = (int)v;
+			i++;
+		} else if (strcmp(opt, "--serial") == 0 || strncmp(opt, "--serial=", 9) == 0) {
+			const char *link = opt[8] == '=' ? opt + 9 : NULL;
+			sim_serial_t **serials;
+
+			if (!link && arg && arg[0] != '-')
+				link = argv[++i];
+			if (link && !link[0]) {
+				cg_err("citygate-sim: --serial: empty link name");
+				return SIM_EXIT_USAGE;
+			}
+			serials = realloc(sim->serials, (sim->n_serials + 1) * sizeof(*serials));
+			if (!serials)
+				goto nomem;
+			sim->serials = serials;
+			if (sim_serial_new(link, &ser))
+				goto nomem;
+			sim->serials[sim->n_serials++] = ser;
+			ep = NULL;
+		} else if (strcmp(opt, "--device") == 0 && arg) {
+			char err[256];
+
+			if (!ser || sim_serial_has_device(ser)) {
+				cg_err("citygate-sim: --device %s: one after each --serial", arg);
+				return SIM_EXIT_USAGE;
+			}
+			if (sim_serial_set_device(ser, arg, err, sizeof(err))) {
+				cg_err("citygate-sim: --device %s: %s", arg, err);
+				return SIM_EXIT_USAGE;
+			}
 			i++;
 		} else if (strcmp(opt, "--slave") == 0 && arg) {
 			const char **specs;
@@ -290,10 +332,17 @@ static int sim_parse_args(sim_t *sim, int argc, char **argv)
 			return SIM_EXIT_USAGE;
 		}
 	}
-	if (!sim->n_eps) {
-		cg_err("citygate-sim: give at least one --rtu or --tcp endpoint");
+	if (!sim->n_eps && !sim->n_serials) {
+		cg_err("citygate-sim: give at least one --rtu, --tcp or --serial endpoint");
 		sim_usage();
 		return SIM_EXIT_USAGE;
+	}
+	for (size_t s = 0; s < sim->n_serials; s++) {
+		if (!sim_serial_has_device(sim->serials[s])) {
+			cg_err("citygate-sim: --serial %s needs a --device",
+			       sim_serial_name(sim->serials[s]));
+			return SIM_EXIT_USAGE;
+		}
 	}
 	return 0;
 nomem:
@@ -1091,6 +1140,14 @@ int main(int argc, char **argv)
 	rc = sim_open_endpoints(&sim);
 	if (rc)
 		goto out_endpoints;
+	for (size_t s = 0; s < sim.n_serials; s++) {
+		if (sim_serial_open(sim.serials[s], sim_make_link)) {
+			rc = SIM_EXIT_FAIL;
+			goto out_endpoints;
+		}
+		sim_status(&sim, "serial %s %s", sim_serial_name(sim.serials[s]),
+		           sim_serial_pts(sim.serials[s]));
+	}
 	if (pipe2(wake, O_CLOEXEC) != 0) {
 		cg_log(CG_LOG_ERR, "sim: pipe: %s", strerror(errno));
 		rc = SIM_EXIT_FAIL;
@@ -1109,6 +1166,16 @@ int main(int argc, char **argv)
 		}
 		ep->running = true;
 	}
+	for (size_t s = 0; s < sim.n_serials; s++) {
+		/* Each device gets its own reproducible stream from the seed. */
+		uint64_t seed = sim.seed ^ ((uint64_t)(s + 1) << 48);
+
+		sim_random_next(&seed);
+		if (sim_serial_start(sim.serials[s], wake[0], start, seed)) {
+			rc = SIM_EXIT_FAIL;
+			goto out_threads;
+		}
+	}
 	sim_status(&sim, "ready");
 	while (!sim_stop)
 		sigsuspend(&old);
@@ -1121,6 +1188,8 @@ out_threads:
 	for (size_t e = 0; e < sim.n_eps; e++)
 		if (sim.eps[e]->running)
 			pthread_join(sim.eps[e]->thread, NULL);
+	for (size_t s = 0; s < sim.n_serials; s++)
+		sim_serial_join(sim.serials[s]);
 	sim_log_stats(&sim);
 	close(wake[0]);
 	close(wake[1]);
@@ -1128,6 +1197,9 @@ out_endpoints:
 	for (size_t e = 0; e < sim.n_eps; e++)
 		sim_endpoint_free(sim.eps[e]);
 	free(sim.eps);
+	for (size_t s = 0; s < sim.n_serials; s++)
+		sim_serial_free(sim.serials[s]);
+	free(sim.serials);
 	free(sim.dirs);
 	return rc < 0 ? SIM_EXIT_OK : rc;
 }

@@ -1,0 +1,30 @@
+/* Parking lots: bay statuses counted into available, occupied and total spots. */
+#ifndef CG_LOT_H
+#define CG_LOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "reading.h"
+
+typedef struct cg_lots cg_lots_t;
+
+/* Creates the lots of cfg (none is fine). cfg must outlive them. */
+int cg_lots_new(const cg_config_t *cfg, cg_lots_t **out);
+
+/* Frees; accepts NULL. */
+void cg_lots_free(cg_lots_t *l);
+
+/* Takes a reading: when it is the status of a bay of some lot, records it,
+ * and writes into out (at most max) a reading for each such lot whose
+ * counts changed. A lot speaks first once each of its bays has reported, or
+ * when its max_interval_s has passed since start. Returns how many were
+ * written. now_mono_ms is the monotonic time. */
+size_t cg_lots_update(cg_lots_t *l, const cg_reading_t *r, int64_t now_mono_ms, cg_reading_t *out,
+		      size_t max);
+
+/* Writes a reading for each lot whose last one is max_interval_s old. */
+size_t cg_lots_due(cg_lots_t *l, int64_t now_mono_ms, cg_reading_t *out, size_t max);
+
+#endif

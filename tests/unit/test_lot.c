@@ -1,0 +1,120 @@
+/* Unit tests of parking lots: bay statuses counted, published on change and on time. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lot.h"
+
+static char *bay_ids[] = { "bay-1", "bay-2", "bay-3" };
+
+static cg_config_t config(cg_lot_config_t *lot)
+{
+	cg_config_t cfg = { 0 };
+
+	lot->id = "lot-a";
+	lot->bays = bay_ids;
+	lot->n_bays = 3;
+	lot->max_interval_s = 60;
+	cfg.lots = lot;
+	cfg.n_lots = 1;
+	return cfg;
+}
+
+static cg_reading_t bay(const char *id, const char *status, int64_t ts)
+{
+	cg_reading_t r;
+
+	cg_reading_init(&r);
+	snprintf(r.sensor, sizeof(r.sensor), "%s", id);
+	snprintf(r.kind, sizeof(r.kind), "parking");
+	r.ts_ms = ts;
+	cg_reading_add_string(&r, "status", status);
+	return r;
+}
+
+static double num(const cg_reading_t *r, const char *name)
+{
+	const cg_value_t *v = cg_reading_find(r, name);
+
+	assert_non_null(v);
+	return v->number;
+}
+
+static void test_counts_once_every_bay_reported(void **state)
+{
+	cg_lot_config_t lc;
+	cg_config_t cfg = config(&lc);
+	cg_lots_t *l;
+	cg_reading_t out[4], r;
+
+	assert_int_equal(cg_lots_new(&cfg, &l), 0);
+	r = bay("bay-1", "occupied", 1000);
+	assert_int_equal(cg_lots_update(l, &r, 0, out, 4), 0);
+	r = bay("bay-2", "free", 1001);
+	assert_int_equal(cg_lots_update(l, &r, 0, out, 4), 0);
+	/* The third bay completes the picture: the first lot reading. */
+	r = bay("bay-3", "free", 1002);
+	assert_int_equal(cg_lots_update(l, &r, 0, out, 4), 1);
+	assert_string_equal(out[0].sensor, "lot-a");
+	assert_string_equal(out[0].kind, "parking");
+	assert_int_equal(out[0].ts_ms, 1002);
+	assert_true(num(&out[0], "availableSpotNumber") == 2);
+	assert_true(num(&out[0], "occupiedSpotNumber") == 1);
+	assert_true(num(&out[0], "totalSpotNumber") == 3);
+	assert_true(num(&out[0], "occupancy") == 1.0 / 3);
+	assert_string_equal(cg_reading_find(&out[0], "totalSpotNumber")->unit, "count");
+
+	/* The same status again changes nothing. */
+	r = bay("bay-3", "free", 2000);
+	assert_int_equal(cg_lots_update(l, &r, 10, out, 4), 0);
+	/* A bay whose sensor went silent counts as neither. */
+	r = bay("bay-1", "unknown", 3000);
+	assert_int_equal(cg_lots_update(l, &r, 20, out, 4), 1);
+	assert_true(num(&out[0], "availableSpotNumber") == 2);
+	assert_true(num(&out[0], "occupiedSpotNumber") == 0);
+	assert_true(num(&out[0], "totalSpotNumber") == 3);
+	/* Readings of other sensors and kinds are ignored. */
+	r = bay("bay-9", "occupied", 3000);
+	assert_int_equal(cg_lots_update(l, &r, 30, out, 4), 0);
+	cg_reading_init(&r);
+	strcpy(r.kind, "air-quality");
+	strcpy(r.sensor, "bay-2");
+	assert_int_equal(cg_lots_update(l, &r, 30, out, 4), 0);
+	cg_lots_free(l);
+	cg_lots_free(NULL);
+}
+
+static void test_published_at_least_every_max_interval(void **state)
+{
+	cg_lot_config_t lc;
+	cg_config_t cfg = config(&lc);
+	cg_lots_t *l;
+	cg_reading_t out[4], r;
+
+	assert_int_equal(cg_lots_new(&cfg, &l), 0);
+	/* A bay that never reports does not silence the lot for ever. */
+	r = bay("bay-1", "occupied", 1000);
+	assert_int_equal(cg_lots_update(l, &r, 1, out, 4), 0);
+	assert_int_equal(cg_lots_due(l, INT64_MAX / 2, out, 4), 1);
+	assert_true(num(&out[0], "occupiedSpotNumber") == 1);
+	assert_true(num(&out[0], "availableSpotNumber") == 0);
+	/* Right after a reading nothing is due; 60 s later it is. */
+	assert_int_equal(cg_lots_due(l, INT64_MAX / 2 + 59000, out, 4), 0);
+	assert_int_equal(cg_lots_due(l, INT64_MAX / 2 + 60000, out, 4), 1);
+	cg_lots_free(l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_counts_once_every_bay_reported),
+		cmocka_unit_test(test_published_at_least_every_max_interval),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
