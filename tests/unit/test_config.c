@@ -800,6 +800,53 @@ static void test_references(void **state)
 	free(text);
 }
 
+/* Lots, aligned polling and report on change. */
+static void test_lots_and_sensor_options(void **state)
+{
+	cg_config_t *cfg;
+	char *text = edit("/sensors/1",
+	                  "{ 'id': 'bay-1', 'bus': 'rs485-1', 'driver': 'modbus', 'profile': '@P',"
+	                  "  'unit_id': 2, 'aligned': true,"
+	                  "  'report_on_change': { 'deadband': 0.5 } }",
+	                  "/lots", "[ { 'id': 'lot-1', 'bays': [ 'aq-001', 'bay-1' ] } ]", NULL);
+
+	cfg = expect_valid(text);
+	free(text);
+	assert_false(cfg->sensors[0].aligned);
+	assert_false(cfg->sensors[0].report_on_change);
+	assert_true(cfg->sensors[1].aligned);
+	assert_true(cfg->sensors[1].report_on_change);
+	assert_true(cfg->sensors[1].deadband == 0.5);
+	assert_true(cfg->sensors[1].max_silence_s == 300);
+	assert_int_equal(cfg->n_lots, 1);
+	assert_string_equal(cfg->lots[0].id, "lot-1");
+	assert_int_equal(cfg->lots[0].n_bays, 2);
+	assert_string_equal(cfg->lots[0].bays[1], "bay-1");
+	assert_true(cfg->lots[0].max_interval_s == 60);
+	cg_config_free(cfg);
+
+	expect_edit("/lots", "[ { 'id': 'lot-1', 'bays': [ 'nope' ] } ]",
+	            "cfg.json: /lots/0/bays/0: no sensor \"nope\"");
+	expect_edit("/lots", "[ { 'id': 'lot-1', 'bays': [ 'aq-001', 'aq-001' ] } ]",
+	            "cfg.json: /lots/0/bays/1: bay \"aq-001\" named twice");
+	expect_edit("/lots", "[ { 'id': 'aq-001', 'bays': [ 'aq-001' ] } ]",
+	            "cfg.json: /lots/0/id: \"aq-001\" is a sensor id; a lot needs its own");
+	expect_edit("/lots", "[ { 'id': 'lot-1' } ]", "cfg.json: /lots/0/bays: required");
+	expect_edit("/lots", "[ { 'id': 'lot-1', 'bays': [] } ]",
+	            "cfg.json: /lots/0/bays: must name at least one bay");
+	expect_edit("/lots",
+	            "[ { 'id': 'l', 'bays': [ 'aq-001' ] }, { 'id': 'l', 'bays': [ 'aq-001' ] } ]",
+	            "cfg.json: /lots/1/id: duplicate id \"l\" (first at /lots/0)");
+	expect_edit("/lots", "[ { 'id': 'l', 'bays': [ 'aq-001' ], 'max_interval_s': 0 } ]",
+	            "cfg.json: /lots/0/max_interval_s: must be a number from 1 to 86400");
+	expect_edit("/sensors/0/aligned", "1", "cfg.json: /sensors/0/aligned: must be true or false");
+	expect_edit("/sensors/0/report_on_change", "{ 'deadband': -1 }",
+	            "cfg.json: /sensors/0/report_on_change/deadband: must be a number from 0 to "
+	            "1000000000000");
+	expect_edit("/sensors/0/report_on_change", "{ 'every': 3 }",
+	            "cfg.json: /sensors/0/report_on_change/every: unknown key");
+}
+
 /* The driver's own keys are judged by the driver's check(), under the
  * sensor's pointer; the exact words are the driver's. */
 static void test_driver_keys(void **state)
@@ -1190,6 +1237,7 @@ int main(void)
 	    cmocka_unit_test(test_required),
 	    cmocka_unit_test(test_duplicates),
 	    cmocka_unit_test(test_references),
+	    cmocka_unit_test(test_lots_and_sensor_options),
 	    cmocka_unit_test(test_driver_keys),
 	    cmocka_unit_test(test_tls),
 	    cmocka_unit_test(test_reconnect_order),
