@@ -44,8 +44,9 @@ static const char *const pms_particle_names[6] = {
 
 typedef struct pms_state {
 	int64_t warmup_ms;
-	bool passive;    /* passive mode set and awake since the last failure */
-	int64_t woke_ms; /* monotonic time the wake command was sent */
+	bool passive;        /* passive mode set and awake since the last failure */
+	bool may_have_slept; /* never woken, or silent since: the warm-up starts over */
+	int64_t woke_ms;     /* monotonic time of the wake command that started the warm-up */
 } pms_state_t;
 
 static uint16_t be16(const uint8_t *p)
@@ -119,6 +120,7 @@ static int pms_open(const cJSON *sensor, const cg_driver_env_t *env, void **stat
 	if (!s)
 		return CG_ENOMEM;
 	s->warmup_ms = o.warmup_s * 1000;
+	s->may_have_slept = true;
 	*state = s;
 	return 0;
 }
@@ -166,6 +168,7 @@ static int pms_read(pms_state_t *s, cg_transport_t *t, const char *sensor, cg_pm
 			       "setting passive mode again",
 			       sensor);
 			s->passive = false;
+			s->may_have_slept = true;
 		}
 	}
 	if (!s->passive) {
@@ -174,7 +177,9 @@ static int pms_read(pms_state_t *s, cg_transport_t *t, const char *sensor, cg_pm
 			rc = pms_send(t, PMS_CMD_POWER, 1);
 		if (rc)
 			return rc;
-		s->woke_ms = cg_mono_ms();
+		if (s->may_have_slept)
+			s->woke_ms = cg_mono_ms();
+		s->may_have_slept = false;
 		s->passive = true;
 	}
 	rc = pms_send(t, PMS_CMD_READ, 0);
@@ -191,9 +196,12 @@ static int pms_read(pms_state_t *s, cg_transport_t *t, const char *sensor, cg_pm
 /*
  * Polls once: see driver.h. Values pm1, pm25, pm10 (ug/m3, atmospheric) and
  * the particle counts (count per 0.1 L). Quality "warming-up" within
- * warmup_s of the wake command, else "out-of-range" when a mass
- * concentration is above the sensor's maximum range. After any failure the
- * next poll sets the mode and wakes the sensor again.
+ * warmup_s of the wake command that followed the first poll, a timeout, a
+ * lost device or a restart seen (a wake sent to a sensor that kept talking
+ * does not restart its fan, so it does not restart the warm-up), else
+ * "out-of-range" when a mass concentration is above the sensor's maximum
+ * range. After any failure the next poll sets passive mode and wakes the
+ * sensor again.
  */
 static int pms_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 {
@@ -207,7 +215,11 @@ static int pms_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 		return CG_EINVAL;
 	rc = pms_read(s, t, r->sensor, &f);
 	if (rc) {
+		/* The modes are set again after any failure; a silent or gone
+		 * sensor may also have been off, so its warm-up starts over. */
 		s->passive = false;
+		if (rc == CG_ETIMEDOUT || rc == CG_EIO)
+			s->may_have_slept = true;
 		return rc;
 	}
 	snprintf(r->kind, sizeof(r->kind), "air-quality");

@@ -43,8 +43,9 @@ static const cg_int_option_t sds_option_table[] = {
 
 typedef struct sds_state {
 	int64_t warmup_ms;
-	bool query_mode; /* query mode set and working since the last failure */
-	int64_t woke_ms; /* monotonic time the work command was sent */
+	bool query_mode;     /* query mode set and working since the last failure */
+	bool may_have_slept; /* never woken, or silent since: the warm-up starts over */
+	int64_t woke_ms;     /* monotonic time of the work command that started the warm-up */
 } sds_state_t;
 
 int cg_sds011_parse(const uint8_t *buf, size_t len, size_t *frame_len, void *frame)
@@ -103,6 +104,7 @@ static int sds_open(const cJSON *sensor, const cg_driver_env_t *env, void **stat
 	if (!s)
 		return CG_ENOMEM;
 	s->warmup_ms = o.warmup_s * 1000;
+	s->may_have_slept = true;
 	*state = s;
 	return 0;
 }
@@ -154,6 +156,7 @@ static int sds_read(sds_state_t *s, cg_transport_t *t, const char *sensor, cg_sd
 			       "setting query mode again",
 			       sensor);
 			s->query_mode = false;
+			s->may_have_slept = true;
 		}
 	}
 	if (!s->query_mode) {
@@ -163,7 +166,9 @@ static int sds_read(sds_state_t *s, cg_transport_t *t, const char *sensor, cg_sd
 			rc = sds_send(t, SDS_CMD_REPORT_MODE, 1, 1);
 		if (rc)
 			return rc;
-		s->woke_ms = cg_mono_ms();
+		if (s->may_have_slept)
+			s->woke_ms = cg_mono_ms();
+		s->may_have_slept = false;
 		s->query_mode = true;
 	}
 	rc = sds_send(t, SDS_CMD_QUERY, 0, 0);
@@ -179,7 +184,8 @@ static int sds_read(sds_state_t *s, cg_transport_t *t, const char *sensor, cg_sd
 
 /*
  * Polls once: see driver.h. Values pm25 and pm10 in ug/m3. Quality
- * "warming-up" within warmup_s of the work command, else "out-of-range"
+ * "warming-up" within warmup_s of the work command that followed the first
+ * poll, a timeout, a lost device or a restart seen, else "out-of-range"
  * above the sensor's 999.9 ug/m3. After any failure the next poll sets the
  * modes again.
  */
@@ -195,7 +201,11 @@ static int sds_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 		return CG_EINVAL;
 	rc = sds_read(s, t, r->sensor, &f);
 	if (rc) {
+		/* The modes are set again after any failure; a silent or gone
+		 * sensor may also have been off, so its warm-up starts over. */
 		s->query_mode = false;
+		if (rc == CG_ETIMEDOUT || rc == CG_EIO)
+			s->may_have_slept = true;
 		return rc;
 	}
 	snprintf(r->kind, sizeof(r->kind), "air-quality");

@@ -531,10 +531,16 @@ static void test_pms5003_noise_and_bad_checksums(void **state)
 	DEV_SET(f, noise, true);
 	assert_int_equal(poll_once(f, &r), 0);
 	assert_number(&r, "pm25", 25, "ug/m3");
+	sleep_ms(1000);
 	DEV_SET(f, only_bad, true);
 	assert_int_equal(poll_once(f, &r), CG_ECRC);
 	DEV_SET(f, only_bad, false);
+
+	/* The modes are set again, but a sensor that kept talking was not
+	 * asleep: no new warm-up. */
 	assert_int_equal(poll_once(f, &r), 0);
+	assert_string_equal(r.quality, "ok");
+	assert_int_equal(dev_get(f, &f->dev.mode_commands), 2);
 	fixture_free(f);
 }
 
