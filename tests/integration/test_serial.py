@@ -104,16 +104,16 @@ def test_serial_faults_and_recovery(tmp):
     active mode, and only bad checksums from a bay sensor: failures are counted
     and logged, and readings come back."""
     links = {name: os.path.join(tmp.path, "tty" + name) for name in ("PM", "SDS", "BAY")}
-    sim = Sim(tmp, ["--serial", links["PM"], "--device", "pms5003:reboot=6",
+    sim = Sim(tmp, ["--serial", links["PM"], "--device", "pms5003:reboot=9",
                     "--serial", links["SDS"], "--device", "sds011:silent,until=3",
                     "--serial", links["BAY"], "--device", "a02yyuw:badsum=100"])
     broker = Broker(tmp)
     buses = [dict(serial_bus("uart-pm", links["PM"]), backoff_max_s=2),
              dict(serial_bus("uart-sds", links["SDS"]), backoff_max_s=2),
              dict(serial_bus("uart-bay", links["BAY"]), backoff_max_s=2)]
-    # 2.5 s between PMS5003 polls: the frames it streams after a power cycle
+    # 4 s between PMS5003 polls: the frames it streams after a power cycle
     # (one a second) pile up, which is how the driver tells it restarted.
-    sensors = [{"id": "pm-001", "bus": "uart-pm", "driver": "pms5003", "interval_s": 2.5,
+    sensors = [{"id": "pm-001", "bus": "uart-pm", "driver": "pms5003", "interval_s": 4,
                 "warmup_s": 1},
                {"id": "pm-002", "bus": "uart-sds", "driver": "sds011", "interval_s": 0.5,
                 "warmup_s": 0},
