@@ -220,10 +220,10 @@ static void *run_gateway_thread(void *arg)
 	return NULL;
 }
 
-/* Reads, through its own read-only connection, the outbox's next seq and
- * whether any row is left. Both by index, so the query costs the same with a
+/* Reads, through its own read-only connection, the outbox's next seq, its
+ * oldest row's seq and whether any row is left. Both by index, so the query costs the same with a
  * million rows as with none. Returns 0 or -1. */
-static int watch_outbox(sqlite3 *db, int64_t *next_seq, bool *empty)
+static int watch_outbox(sqlite3 *db, int64_t *next_seq, int64_t *oldest_seq, bool *empty)
 {
 	static const char sql[] = "SELECT (SELECT value FROM meta WHERE key = 'next_seq'),"
 				  " (SELECT min(seq) FROM messages)";
@@ -236,6 +236,7 @@ static int watch_outbox(sqlite3 *db, int64_t *next_seq, bool *empty)
 	if (rc == SQLITE_ROW) {
 		*next_seq = sqlite3_column_int64(st, 0);
 		*empty = sqlite3_column_type(st, 1) == SQLITE_NULL;
+		*oldest_seq = sqlite3_column_int64(st, 1);
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 0 : -1;
@@ -259,7 +260,7 @@ static int run_gateway(const char *uri, long n, int window, const char *dir, dou
 	producer_t prod[16];
 	runner_t rn = {0};
 	sqlite3 *db = NULL;
-	int64_t next_seq = 1, last_seq = 0;
+	int64_t next_seq = 1, oldest = 0, last_seq = 0, last_oldest = 0;
 	bool empty = false;
 	double t0, t_end, last_progress;
 	int rc;
@@ -317,10 +318,12 @@ static int run_gateway(const char *uri, long n, int window, const char *dir, dou
 
 		bench_sleep_ms(5);
 		now = bench_now_s();
-		if (watch_outbox(db, &next_seq, &empty) == 0) {
-			if (next_seq != last_seq)
+		if (watch_outbox(db, &next_seq, &oldest, &empty) == 0) {
+			/* Progress is a reading stored or one delivered. */
+			if (next_seq != last_seq || oldest != last_oldest)
 				last_progress = now;
 			last_seq = next_seq;
+			last_oldest = oldest;
 			if (next_seq - 1 >= n && empty)
 				break;
 		}

@@ -65,7 +65,7 @@ void cg_buf_json_string(cg_buf_t *b, const char *s)
 	cg_buf_append(b, "\"", 1);
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if (*p == '"' || *p == '\\') {
-			char esc[2] = { '\\', (char)*p };
+			char esc[2] = {'\\', (char)*p};
 			cg_buf_append(b, esc, 2);
 		} else if (*p < 0x20) {
 			cg_buf_printf(b, "\\u%04x", *p);

@@ -21,14 +21,14 @@
 
 typedef struct bus_sensor {
 	const cg_sensor_config_t *cfg;
-	void *state;          /* the driver's; NULL if open() failed */
-	double next_due_ms;   /* monotonic */
-	int64_t due_wall_ms;  /* aligned sensors: the wall-clock boundary of the next poll */
-	int last_error;       /* of the current failure streak */
-	bool is_bay;          /* its readings are a parking bay's status */
+	void *state;             /* the driver's; NULL if open() failed */
+	double next_due_ms;      /* monotonic */
+	int64_t due_wall_ms;     /* aligned sensors: the wall-clock boundary of the next poll */
+	int last_error;          /* of the current failure streak */
+	bool is_bay;             /* its readings are a parking bay's status */
 	cg_reading_t *last_sent; /* report_on_change: the last reading handed on */
 	int64_t last_sent_ms;    /* monotonic */
-	cg_sensor_stats_t st; /* under the bus lock */
+	cg_sensor_stats_t st;    /* under the bus lock */
 } bus_sensor_t;
 
 struct cg_bus {
@@ -39,7 +39,7 @@ struct cg_bus {
 	void *sink_ctx;
 	bus_sensor_t *sensors;
 	size_t n_sensors;
-	cg_reading_t *lanes;  /* MAX_LANES readings, for splitting */
+	cg_reading_t *lanes; /* MAX_LANES readings, for splitting */
 	cg_transport_t t;
 	pthread_t thread;
 	bool started;
@@ -126,7 +126,8 @@ static void hand_on(cg_bus_t *b, bus_sensor_t *s, const cg_reading_t *r, int64_t
 	size_t n;
 
 	if (s->last_sent) {
-		if (s->last_sent_ms && now_mono - s->last_sent_ms < s->cfg->max_silence_s * 1000.0 &&
+		if (s->last_sent_ms &&
+		    now_mono - s->last_sent_ms < s->cfg->max_silence_s * 1000.0 &&
 		    !cg_reading_differs(s->last_sent, r, s->cfg->deadband))
 			return;
 		*s->last_sent = *r;
@@ -173,8 +174,9 @@ static void poll_failed(cg_bus_t *b, bus_sensor_t *s, int rc, double now)
 	s->st.backoff_s = failing > 1 ? backoff : 0;
 	pthread_mutex_unlock(&b->lock);
 	if (failing == 1 || rc != s->last_error)
-		cg_log(CG_LOG_WARNING, "sensor %s on bus %s: %s; retrying with back-off (up to %.0f s)",
-		       s->cfg->id, b->bc->id, cg_strerror(rc), b->bc->backoff_max_s);
+		cg_log(CG_LOG_WARNING,
+		       "sensor %s on bus %s: %s; retrying with back-off (up to %.0f s)", s->cfg->id,
+		       b->bc->id, cg_strerror(rc), b->bc->backoff_max_s);
 	s->last_error = rc;
 	if (s->is_bay && failing == BAY_UNKNOWN_AFTER)
 		report_bay_unknown(b, s);
@@ -221,7 +223,7 @@ static void poll_sensor(cg_bus_t *b, bus_sensor_t *s)
 	r.ts_ms = s->cfg->aligned && r.interval_s > 0 ? s->due_wall_ms : cg_now_ms();
 	if (r.n_values) {
 		s->is_bay |= strcmp(r.kind, "parking") == 0 && cg_reading_find(&r, "status") &&
-			     cg_reading_find(&r, "status")->type == CG_VALUE_STRING;
+		             cg_reading_find(&r, "status")->type == CG_VALUE_STRING;
 		hand_on(b, s, &r, (int64_t)now);
 	}
 	pthread_mutex_lock(&b->lock);
@@ -232,7 +234,8 @@ static void poll_sensor(cg_bus_t *b, bus_sensor_t *s)
 	s->st.backoff_s = 0;
 	pthread_mutex_unlock(&b->lock);
 	if (failed_polls)
-		cg_log(CG_LOG_INFO, "sensor %s on bus %s: answering again after %u failed polls (%s)",
+		cg_log(CG_LOG_INFO,
+		       "sensor %s on bus %s: answering again after %u failed polls (%s)",
 		       s->cfg->id, b->bc->id, failed_polls, cg_strerror(s->last_error));
 	s->last_error = 0;
 	advance(s, now);
@@ -312,7 +315,7 @@ static bool in_a_lot(const cg_config_t *cfg, const char *id)
 }
 
 int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sink, void *ctx,
-		 cg_bus_t **out)
+                 cg_bus_t **out)
 {
 	pthread_condattr_t ca;
 	cg_bus_t *b;

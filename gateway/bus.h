@@ -36,7 +36,7 @@ typedef struct cg_bus_stats {
  * cfg must outlive the worker. The transport is opened by the worker (and
  * reopened after I/O errors), so a missing device does not stop start-up. */
 int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sink, void *ctx,
-		 cg_bus_t **out);
+                 cg_bus_t **out);
 
 /* Asks the worker to stop, waits for its current request to end, joins and
  * frees; accepts NULL. */

@@ -14,33 +14,33 @@
 typedef struct cg_bus_config {
 	char *id;
 	cg_bus_type_t type;
-	char *device;        /* modbus-rtu, serial */
-	int baud;            /* default 9600 */
-	char parity;         /* 'N', 'E', 'O'; default 'N' */
-	int data_bits;       /* default 8 */
-	int stop_bits;       /* default 1 */
-	bool rs485;          /* set MODBUS_RTU_RS485 mode; default false */
-	char *host;          /* modbus-tcp */
-	int port;            /* default 502 */
-	int timeout_ms;      /* per request, default 500 */
-	int gap_ms;          /* silence between requests, default 0 (RTU keeps 3.5 chars anyway) */
-	double backoff_max_s;/* longest back-off of a silent sensor, default 60 */
+	char *device;         /* modbus-rtu, serial */
+	int baud;             /* default 9600 */
+	char parity;          /* 'N', 'E', 'O'; default 'N' */
+	int data_bits;        /* default 8 */
+	int stop_bits;        /* default 1 */
+	bool rs485;           /* set MODBUS_RTU_RS485 mode; default false */
+	char *host;           /* modbus-tcp */
+	int port;             /* default 502 */
+	int timeout_ms;       /* per request, default 500 */
+	int gap_ms;           /* silence between requests, default 0 (RTU keeps 3.5 chars anyway) */
+	double backoff_max_s; /* longest back-off of a silent sensor, default 60 */
 } cg_bus_config_t;
 
 typedef struct cg_sensor_config {
 	char *id;
 	char *bus;
 	char *driver_name;
-	double interval_s;           /* > 0, fractions allowed */
-	int format;                  /* a cg_format_t, or -1 to use mqtt.format */
-	const cg_driver_t *driver;   /* resolved */
-	size_t bus_index;            /* index into cg_config_t.buses */
-	cJSON *json;                 /* a copy of the sensor object, for the driver's keys */
-	char *pointer;               /* "/sensors/N" */
-	bool aligned;                /* polls at wall-clock multiples of interval_s */
-	bool report_on_change;       /* publish only changes beyond the deadband ... */
-	double deadband;             /* ... of any number (absolute), */
-	double max_silence_s;        /* ... or when this long has passed since the last */
+	double interval_s;         /* > 0, fractions allowed */
+	int format;                /* a cg_format_t, or -1 to use mqtt.format */
+	const cg_driver_t *driver; /* resolved */
+	size_t bus_index;          /* index into cg_config_t.buses */
+	cJSON *json;               /* a copy of the sensor object, for the driver's keys */
+	char *pointer;             /* "/sensors/N" */
+	bool aligned;              /* polls at wall-clock multiples of interval_s */
+	bool report_on_change;     /* publish only changes beyond the deadband ... */
+	double deadband;           /* ... of any number (absolute), */
+	double max_silence_s;      /* ... or when this long has passed since the last */
 } cg_sensor_config_t;
 
 /* A parking lot: bays (sensor ids) counted into available/occupied/total. */
@@ -48,31 +48,31 @@ typedef struct cg_lot_config {
 	char *id;
 	char **bays;
 	size_t n_bays;
-	double max_interval_s;       /* publish at least this often; default 60 */
+	double max_interval_s; /* publish at least this often; default 60 */
 } cg_lot_config_t;
 
 typedef struct cg_mqtt_config {
-	char *uri;             /* "tcp://host:port", "ssl://host:port" */
+	char *uri; /* "tcp://host:port", "ssl://host:port" */
 	char *topic_prefix;
-	char *client_id;       /* default: gateway id */
-	char *username;        /* NULL when none */
-	char *password_file;   /* NULL when none; read by cg_config_read_secret() */
-	int qos;               /* 0 or 1, default 1 */
-	cg_format_t format;    /* default native */
+	char *client_id;                      /* default: gateway id */
+	char *username;                       /* NULL when none */
+	char *password_file;                  /* NULL when none; read by cg_config_read_secret() */
+	int qos;                              /* 0 or 1, default 1 */
+	cg_format_t format;                   /* default native */
 	char *ca_file, *cert_file, *key_file; /* NULL when not set */
-	int inflight;          /* in-flight window, default 64 */
-	int keepalive_s;       /* default 30 */
+	int inflight;                         /* in-flight window, default 64 */
+	int keepalive_s;                      /* default 30 */
 	double reconnect_min_s, reconnect_max_s; /* default 1 and 60 */
-	double replay_rate;    /* backlog messages/s after a reconnect; 0 (default): no limit */
+	double replay_rate; /* backlog messages/s after a reconnect; 0 (default): no limit */
 } cg_mqtt_config_t;
 
 typedef struct cg_store_config {
 	char *path;
-	int64_t max_rows;      /* default 1000000 */
-	int64_t max_bytes;     /* default 268435456 */
-	int64_t max_age_s;     /* default 604800 */
-	bool sync_full;        /* "full"; default "normal" */
-	int batch_ms;          /* longest a reading waits to be committed, default 100 */
+	int64_t max_rows;  /* default 1000000 */
+	int64_t max_bytes; /* default 268435456 */
+	int64_t max_age_s; /* default 604800 */
+	bool sync_full;    /* "full"; default "normal" */
+	int batch_ms;      /* longest a reading waits to be committed, default 100 */
 } cg_store_config_t;
 
 typedef struct cg_config {
@@ -85,7 +85,7 @@ typedef struct cg_config {
 	double health_interval_s; /* default 60 */
 	cg_mqtt_config_t mqtt;
 	cg_store_config_t store;
-	char **profile_dirs;      /* NULL-terminated: "profile_dirs" from the file, then the defaults */
+	char **profile_dirs; /* NULL-terminated: "profile_dirs" from the file, then the defaults */
 	cg_bus_config_t *buses;
 	size_t n_buses;
 	cg_sensor_config_t *sensors;
@@ -103,7 +103,7 @@ int cg_config_load(const char *path, cg_config_t **out, cg_diag_t *diag);
 /* The same over a text already in memory; path only names it in diag lines
  * and anchors relative profile paths. */
 int cg_config_parse(const char *text, size_t len, const char *path, cg_config_t **out,
-		    cg_diag_t *diag);
+                    cg_diag_t *diag);
 
 /* Frees cfg; accepts NULL. */
 void cg_config_free(cg_config_t *cfg);

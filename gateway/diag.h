@@ -15,7 +15,7 @@ typedef struct cg_diag {
  * whole document). Memory failure is silently ignored: the caller also gets an
  * error code from the validator, so the file is still refused. */
 void cg_diag_add(cg_diag_t *d, const char *file, const char *pointer, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* Frees the lines; d may be NULL; d is left empty and reusable. */
 void cg_diag_free(cg_diag_t *d);

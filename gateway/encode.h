@@ -25,14 +25,14 @@ typedef struct cg_encode_ctx {
  * NUL-terminated string the caller frees, *len its length. CG_ENOMEM or
  * CG_EINVAL for an unknown format. */
 int cg_encode(cg_format_t f, const cg_encode_ctx_t *ctx, const cg_reading_t *r, int64_t seq,
-	      char **out, size_t *len);
+              char **out, size_t *len);
 
 /* Writes "{prefix}/{gateway}/{kind}/{sensor}" into buf; CG_ERANGE if it does not fit. */
 int cg_topic_reading(char *buf, size_t size, const char *prefix, const char *gateway,
-		     const char *kind, const char *sensor);
+                     const char *kind, const char *sensor);
 /* Writes "{prefix}/{gateway}/{leaf}" ("status", "health"); CG_ERANGE if it does not fit. */
 int cg_topic_gateway(char *buf, size_t size, const char *prefix, const char *gateway,
-		     const char *leaf);
+                     const char *leaf);
 
 /* Format names as in the config ("native", "ngsi-ld", "senml"), and back (-1 when unknown). */
 const char *cg_format_name(cg_format_t f);

@@ -37,14 +37,14 @@ typedef struct queued {
 } queued_t;
 
 struct cg_gateway {
-	cg_config_t *cfg;          /* owned; replaced by a reload */
+	cg_config_t *cfg; /* owned; replaced by a reload */
 	cg_signals_t *sig;
 	cg_encode_ctx_t ectx;
 	cg_outbox_t *ob;
 	cg_publisher_t *pub;
 	cg_bus_t **buses;
 	cg_lots_t *lots;
-	cg_reading_t *lot_out;      /* LOTS_OUT_MAX readings */
+	cg_reading_t *lot_out; /* LOTS_OUT_MAX readings */
 	char status_topic[512];
 	char health_topic[512];
 
@@ -58,26 +58,26 @@ struct cg_gateway {
 	uint64_t made;
 
 	/* The main loop's own. */
-	queued_t *work;             /* the queue swapped out */
+	queued_t *work; /* the queue swapped out */
 	size_t cap_work;
-	cg_outbox_row_t *pending;   /* encoded, seq assigned, not yet committed */
+	cg_outbox_row_t *pending; /* encoded, seq assigned, not yet committed */
 	size_t n_pending, cap_pending;
 	int64_t pending_since;
 	int64_t next_seq;
 	bool store_full;
 	int64_t store_retry_ms;
-	int64_t *acks;              /* acknowledged seqs not yet deleted */
+	int64_t *acks; /* acknowledged seqs not yet deleted */
 	size_t n_acks, cap_acks;
 	int64_t acks_since;
 	/* Sending: rows with seq >= live_from go out oldest first as fast as
 	 * the window allows; older ones (the backlog at the last reconnect)
 	 * at mqtt.replay_rate. Without a replay rate live_from is 1. */
 	int64_t live_from;
-	int64_t cursor_live;        /* highest live seq sent on this connection */
-	int64_t cursor_back;        /* highest backlog seq sent on this connection */
-	double tokens;              /* backlog messages that may go now */
+	int64_t cursor_live; /* highest live seq sent on this connection */
+	int64_t cursor_back; /* highest backlog seq sent on this connection */
+	double tokens;       /* backlog messages that may go now */
 	int64_t tokens_ms;
-	uint64_t generation;        /* of the connection the cursors belong to */
+	uint64_t generation; /* of the connection the cursors belong to */
 	bool connected;
 	uint64_t published;
 	uint64_t pending_dropped;
@@ -86,6 +86,7 @@ struct cg_gateway {
 	int64_t next_expire_ms;
 	int64_t next_watchdog_ms;
 	uint64_t watchdog_usec;
+	uint64_t password_digest; /* of the password in use, 0 without one */
 };
 
 typedef struct cg_gateway gw_t;
@@ -163,7 +164,7 @@ static void stage(gw_t *g, const cg_reading_t *r, int format)
 {
 	int fmt = format >= 0 ? format : (int)g->cfg->mqtt.format;
 	char topic[512];
-	cg_outbox_row_t row = { 0 };
+	cg_outbox_row_t row = {0};
 	int rc;
 
 	if (g->n_pending == g->cap_pending) {
@@ -177,7 +178,7 @@ static void stage(gw_t *g, const cg_reading_t *r, int format)
 		g->cap_pending = cap;
 	}
 	rc = cg_topic_reading(topic, sizeof(topic), g->cfg->mqtt.topic_prefix, g->cfg->gateway_id,
-			      r->kind, r->sensor);
+	                      r->kind, r->sensor);
 	if (rc == CG_OK)
 		rc = cg_encode((cg_format_t)fmt, &g->ectx, r, g->next_seq, &row.payload, &row.len);
 	if (rc == CG_OK && !(row.topic = strdup(topic)))
@@ -288,7 +289,8 @@ static void flush_acks(gw_t *g, bool force)
 
 	if (g->n_acks == 0)
 		return;
-	if (!force && g->n_acks < PUT_BATCH && cg_mono_ms() - g->acks_since < g->cfg->store.batch_ms)
+	if (!force && g->n_acks < PUT_BATCH &&
+	    cg_mono_ms() - g->acks_since < g->cfg->store.batch_ms)
 		return;
 	rc = cg_outbox_ack(g->ob, g->acks, g->n_acks);
 	if (rc < 0) {
@@ -318,7 +320,7 @@ static void add_ack(gw_t *g, int64_t seq)
 /* Builds the retained status message. */
 static char *status_payload(const gw_t *g, const char *state, bool with_ts)
 {
-	cg_buf_t b = { 0 };
+	cg_buf_t b = {0};
 	char ts[32];
 
 	cg_buf_puts(&b, "{\"gateway\":");
@@ -374,7 +376,8 @@ static void take_events(gw_t *g)
 		g->tokens_ms = cg_mono_ms();
 		rewind_cursors(g);
 		if (online) {
-			cg_publisher_send(g->pub, -1, g->status_topic, online, strlen(online), 1, true);
+			cg_publisher_send(g->pub, -1, g->status_topic, online, strlen(online), 1,
+			                  true);
 			free(online);
 		}
 	}
@@ -393,7 +396,7 @@ static size_t send_stream(gw_t *g, int64_t *cursor, int64_t before_seq, size_t m
 		return 0;
 	for (; sent < n; sent++) {
 		rc = cg_publisher_send(g->pub, rows[sent].seq, rows[sent].topic, rows[sent].payload,
-				       rows[sent].len, g->cfg->mqtt.qos, false);
+		                       rows[sent].len, g->cfg->mqtt.qos, false);
 		if (rc < 0)
 			break;
 		*cursor = rows[sent].seq;
@@ -453,7 +456,7 @@ static void health_bus(cg_buf_t *b, const cg_bus_stats_t *bs, bool first, uint64
 	cg_buf_printf(b, "%s{\"id\":", first ? "" : ",");
 	cg_buf_json_string(b, bs->id);
 	cg_buf_printf(b, ",\"open\":%s,\"requests\":%llu,\"sensors\":[",
-		      bs->open ? "true" : "false", (unsigned long long)bs->requests);
+	              bs->open ? "true" : "false", (unsigned long long)bs->requests);
 	for (size_t j = 0; j < bs->n_sensors; j++) {
 		const cg_sensor_stats_t *s = &bs->sensors[j];
 
@@ -461,13 +464,14 @@ static void health_bus(cg_buf_t *b, const cg_bus_stats_t *bs, bool first, uint64
 		cg_buf_printf(b, "%s{\"id\":", j ? "," : "");
 		cg_buf_json_string(b, s->id);
 		cg_buf_printf(b,
-			      ",\"polls\":%llu,\"ok\":%llu,\"timeouts\":%llu,\"crc_errors\":%llu,"
-			      "\"exceptions\":%llu,\"frame_errors\":%llu,\"io_errors\":%llu,"
-			      "\"last_success\":",
-			      (unsigned long long)s->polls, (unsigned long long)s->ok,
-			      (unsigned long long)s->timeouts, (unsigned long long)s->crc_errors,
-			      (unsigned long long)s->exceptions, (unsigned long long)s->frame_errors,
-			      (unsigned long long)s->io_errors);
+		              ",\"polls\":%llu,\"ok\":%llu,\"timeouts\":%llu,\"crc_errors\":%llu,"
+		              "\"exceptions\":%llu,\"frame_errors\":%llu,\"io_errors\":%llu,"
+		              "\"last_success\":",
+		              (unsigned long long)s->polls, (unsigned long long)s->ok,
+		              (unsigned long long)s->timeouts, (unsigned long long)s->crc_errors,
+		              (unsigned long long)s->exceptions,
+		              (unsigned long long)s->frame_errors,
+		              (unsigned long long)s->io_errors);
 		if (s->last_success_ms) {
 			cg_rfc3339(s->last_success_ms, ts, sizeof(ts));
 			cg_buf_printf(b, "\"%s\"", ts);
@@ -487,8 +491,8 @@ static void health_bus(cg_buf_t *b, const cg_bus_stats_t *bs, bool first, uint64
  * gathered first because the readings' "failed" sums them. */
 static void publish_health(gw_t *g)
 {
-	cg_outbox_stats_t os = { 0 };
-	cg_buf_t buses = { 0 }, b = { 0 };
+	cg_outbox_stats_t os = {0};
+	cg_buf_t buses = {0}, b = {0};
 	char ts[32];
 	uint64_t made, qdrop, failed = 0;
 	int64_t now = cg_now_ms();
@@ -512,28 +516,28 @@ static void publish_health(gw_t *g)
 	cg_buf_puts(&b, "{\"gateway\":");
 	cg_buf_json_string(&b, g->cfg->gateway_id);
 	cg_buf_printf(&b, ",\"ts\":\"%s\",\"uptime_s\":%lld", ts,
-		      (long long)((now - g->started_ms) / 1000));
+	              (long long)((now - g->started_ms) / 1000));
 	cg_buf_printf(&b,
-		      ",\"outbox\":{\"rows\":%lld,\"bytes\":%lld,\"oldest_age_s\":%lld,"
-		      "\"next_seq\":%lld,\"dropped\":%lld}",
-		      (long long)os.rows, (long long)os.bytes,
-		      (long long)(os.oldest_ms ? (now - os.oldest_ms) / 1000 : 0),
-		      (long long)os.next_seq, (long long)os.dropped);
+	              ",\"outbox\":{\"rows\":%lld,\"bytes\":%lld,\"oldest_age_s\":%lld,"
+	              "\"next_seq\":%lld,\"dropped\":%lld}",
+	              (long long)os.rows, (long long)os.bytes,
+	              (long long)(os.oldest_ms ? (now - os.oldest_ms) / 1000 : 0),
+	              (long long)os.next_seq, (long long)os.dropped);
 	cg_buf_printf(&b,
-		      ",\"readings\":{\"made\":%llu,\"published\":%llu,\"failed\":%llu,"
-		      "\"dropped\":%llu}",
-		      (unsigned long long)made, (unsigned long long)g->published,
-		      (unsigned long long)failed, (unsigned long long)(qdrop + g->pending_dropped));
+	              ",\"readings\":{\"made\":%llu,\"published\":%llu,\"failed\":%llu,"
+	              "\"dropped\":%llu}",
+	              (unsigned long long)made, (unsigned long long)g->published,
+	              (unsigned long long)failed, (unsigned long long)(qdrop + g->pending_dropped));
 	cg_buf_printf(&b, ",\"mqtt\":{\"connected\":%s,\"reconnects\":%llu}",
-		      g->connected ? "true" : "false",
-		      (unsigned long long)cg_publisher_reconnects(g->pub));
+	              g->connected ? "true" : "false",
+	              (unsigned long long)cg_publisher_reconnects(g->pub));
 	cg_buf_puts(&b, ",\"buses\":[");
 	if (buses.len)
 		cg_buf_append(&b, buses.data, buses.len);
 	cg_buf_puts(&b, "]}");
 	if (!cg_buf_failed(&b) && !cg_buf_failed(&buses))
 		cg_publisher_send(g->pub, -1, g->health_topic, b.data, b.len, g->cfg->mqtt.qos,
-				  false);
+		                  false);
 	cg_buf_free(&buses);
 	cg_buf_free(&b);
 }
@@ -558,13 +562,25 @@ static void chores(gw_t *g)
 		g->next_health_ms = now + (int64_t)(g->cfg->health_interval_s * 1000.0);
 	}
 	if (g->watchdog_usec && now >= g->next_watchdog_ms) {
-		cg_outbox_stats_t os = { 0 };
+		cg_outbox_stats_t os = {0};
 
 		cg_outbox_stats(g->ob, &os);
 		sd_notifyf(0, "WATCHDOG=1\nSTATUS=%s; %lld readings waiting in the outbox",
-			   g->connected ? "connected" : "broker unreachable", (long long)os.rows);
+		           g->connected ? "connected" : "broker unreachable", (long long)os.rows);
 		g->next_watchdog_ms = now + (int64_t)(g->watchdog_usec / 2000);
 	}
+}
+
+/* A digest of the password, so that a reload can tell a changed password
+ * file without keeping the secret itself (FNV-1a; not a security measure,
+ * only a change detector). */
+static uint64_t secret_digest(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; s && *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return s ? h : 0;
 }
 
 /* Reads the password file, if any. */
@@ -579,7 +595,7 @@ static int read_password(const cg_config_t *cfg, char **out)
 	if (rc < 0)
 		cg_log(CG_LOG_ERR, "mqtt: password file %s: %s", cfg->mqtt.password_file,
 		       rc == CG_EPERM ? "readable by group or others; chmod 600 it"
-				      : "cannot be read");
+		                      : "cannot be read");
 	return rc;
 }
 
@@ -588,10 +604,10 @@ static int open_outbox(gw_t *g)
 {
 	const cg_config_t *cfg = g->cfg;
 	cg_outbox_opts_t oo = {
-		.max_rows = cfg->store.max_rows,
-		.max_bytes = cfg->store.max_bytes,
-		.max_age_s = cfg->store.max_age_s,
-		.sync_full = cfg->store.sync_full,
+	    .max_rows = cfg->store.max_rows,
+	    .max_bytes = cfg->store.max_bytes,
+	    .max_age_s = cfg->store.max_age_s,
+	    .sync_full = cfg->store.sync_full,
 	};
 	int64_t stored_next;
 	int rc = cg_outbox_open(cfg->store.path, &oo, &g->ob);
@@ -611,16 +627,17 @@ static int open_outbox(gw_t *g)
 static int open_publisher(gw_t *g)
 {
 	const cg_config_t *cfg = g->cfg;
-	cg_publisher_opts_t po = { 0 };
+	cg_publisher_opts_t po = {0};
 	char *offline = NULL, *password = NULL;
 	int rc = read_password(cfg, &password);
+	uint64_t digest = secret_digest(password);
 
 	if (rc < 0)
 		return rc;
 	cg_topic_gateway(g->status_topic, sizeof(g->status_topic), cfg->mqtt.topic_prefix,
-			 cfg->gateway_id, "status");
+	                 cfg->gateway_id, "status");
 	cg_topic_gateway(g->health_topic, sizeof(g->health_topic), cfg->mqtt.topic_prefix,
-			 cfg->gateway_id, "health");
+	                 cfg->gateway_id, "health");
 	/* The Last Will is registered once, so its ts is the time of start-up;
 	 * a clean stop publishes a fresh one. */
 	offline = status_payload(g, "offline", true);
@@ -645,6 +662,7 @@ static int open_publisher(gw_t *g)
 		free(password);
 	}
 	free(offline);
+	g->password_digest = digest;
 	/* A new client starts a new session: everything unacknowledged goes again. */
 	g->generation = 0;
 	g->connected = false;
@@ -704,8 +722,8 @@ static bool same_str(const char *a, const char *b)
 }
 
 /* True when two configs reach the broker the same way, so that a reload can
- * keep the MQTT session. The password file is read again only when the
- * session is renewed. */
+ * keep the MQTT session. A changed password in the same file is caught by
+ * password_changed(). */
 static bool same_broker(const cg_config_t *a, const cg_config_t *b)
 {
 	const cg_mqtt_config_t *x = &a->mqtt, *y = &b->mqtt;
@@ -717,6 +735,24 @@ static bool same_broker(const cg_config_t *a, const cg_config_t *b)
 	       same_str(x->key_file, y->key_file) && x->keepalive_s == y->keepalive_s &&
 	       x->inflight == y->inflight && x->reconnect_min_s == y->reconnect_min_s &&
 	       x->reconnect_max_s == y->reconnect_max_s;
+}
+
+/* Whether the password in next's file differs from the one in use; an
+ * unreadable file counts as changed, so that the new session reports it. */
+static bool password_changed(const gw_t *g, const cg_config_t *next)
+{
+	char *password = NULL;
+	uint64_t digest;
+
+	if (next->mqtt.password_file &&
+	    cg_config_read_secret(next->mqtt.password_file, &password) < 0)
+		return true;
+	digest = secret_digest(password);
+	if (password) {
+		memset(password, 0, strlen(password));
+		free(password);
+	}
+	return digest != g->password_digest;
 }
 
 static bool same_store(const cg_store_config_t *a, const cg_store_config_t *b)
@@ -740,7 +776,7 @@ static void set_encode_ctx(gw_t *g)
  * change without a restart (the undelivered rows are in the old file). */
 static void reload(gw_t *g)
 {
-	cg_diag_t diag = { 0 };
+	cg_diag_t diag = {0};
 	cg_config_t *next = NULL;
 	bool keep_session, reopen_store;
 	int rc;
@@ -757,8 +793,10 @@ static void reload(gw_t *g)
 		return;
 	}
 	if (strcmp(next->store.path, g->cfg->store.path) != 0) {
-		cg_log(CG_LOG_WARNING, "reload: store.path changed to %s; it takes effect at the "
-		       "next restart, the outbox stays %s", next->store.path, g->cfg->store.path);
+		cg_log(CG_LOG_WARNING,
+		       "reload: store.path changed to %s; it takes effect at the "
+		       "next restart, the outbox stays %s",
+		       next->store.path, g->cfg->store.path);
 		free(next->store.path);
 		next->store.path = strdup(g->cfg->store.path);
 		if (!next->store.path) {
@@ -767,7 +805,7 @@ static void reload(gw_t *g)
 			return;
 		}
 	}
-	keep_session = same_broker(g->cfg, next);
+	keep_session = same_broker(g->cfg, next) && !password_changed(g, next);
 	reopen_store = !same_store(&g->cfg->store, &next->store);
 
 	/* Everything made under the old config is encoded with it first. */
@@ -876,7 +914,8 @@ int cg_gateway_run(cg_gateway_t *g, cg_signals_t *sig)
 	g->next_health_ms = cg_mono_ms() + (int64_t)(g->cfg->health_interval_s * 1000.0);
 	if (sd_watchdog_enabled(0, &g->watchdog_usec) <= 0)
 		g->watchdog_usec = 0;
-	cg_log(CG_LOG_INFO, "citygate %s: gateway %s, %zu buses, %zu sensors, outbox %s (next seq %lld)",
+	cg_log(CG_LOG_INFO,
+	       "citygate %s: gateway %s, %zu buses, %zu sensors, outbox %s (next seq %lld)",
 	       CG_VERSION, g->cfg->gateway_id, g->cfg->n_buses, g->cfg->n_sensors,
 	       g->cfg->store.path, (long long)g->next_seq);
 	sd_notify(0, "READY=1\nSTATUS=running");

@@ -10,19 +10,19 @@
 #include "error.h"
 
 typedef enum bay_state {
-	BAY_NEVER,    /* not heard from since start */
+	BAY_NEVER, /* not heard from since start */
 	BAY_FREE,
 	BAY_OCCUPIED,
-	BAY_OTHER,    /* closed or unknown: counted as neither */
+	BAY_OTHER, /* closed or unknown: counted as neither */
 } bay_state_t;
 
 typedef struct lot {
 	const cg_lot_config_t *cfg;
 	bay_state_t *bays;
 	size_t available, occupied;
-	bool spoken;          /* a reading was published since start */
+	bool spoken; /* a reading was published since start */
 	int64_t started_ms;
-	int64_t last_ms;      /* monotonic time of the last reading */
+	int64_t last_ms; /* monotonic time of the last reading */
 } lot_t;
 
 struct cg_lots {
@@ -44,8 +44,8 @@ int cg_lots_new(const cg_config_t *cfg, cg_lots_t **out)
 	for (size_t i = 0; i < cfg->n_lots; i++) {
 		l->lots[i].cfg = &cfg->lots[i];
 		l->lots[i].started_ms = now;
-		l->lots[i].bays = calloc(cfg->lots[i].n_bays ? cfg->lots[i].n_bays : 1,
-					 sizeof(*l->lots[i].bays));
+		l->lots[i].bays =
+		    calloc(cfg->lots[i].n_bays ? cfg->lots[i].n_bays : 1, sizeof(*l->lots[i].bays));
 		l->n++;
 		if (!l->lots[i].bays)
 			goto free_lots;
@@ -81,7 +81,7 @@ static void lot_reading(lot_t *lot, int64_t ts_ms, int64_t now_mono, cg_reading_
 	cg_reading_add_number(out, "occupiedSpotNumber", (double)lot->occupied, "count");
 	cg_reading_add_number(out, "totalSpotNumber", (double)total, "count");
 	cg_reading_add_number(out, "occupancy", total ? (double)lot->occupied / (double)total : 0,
-			      "/");
+	                      "/");
 	lot->spoken = true;
 	lot->last_ms = now_mono;
 }
@@ -111,7 +111,7 @@ static bool all_heard(const lot_t *lot)
 }
 
 size_t cg_lots_update(cg_lots_t *l, const cg_reading_t *r, int64_t now_mono, cg_reading_t *out,
-		      size_t max)
+                      size_t max)
 {
 	const cg_value_t *status;
 	bay_state_t state;
@@ -123,8 +123,8 @@ size_t cg_lots_update(cg_lots_t *l, const cg_reading_t *r, int64_t now_mono, cg_
 	if (!status || status->type != CG_VALUE_STRING)
 		return 0;
 	state = strcmp(status->string, "free") == 0       ? BAY_FREE
-		: strcmp(status->string, "occupied") == 0 ? BAY_OCCUPIED
-							  : BAY_OTHER;
+	        : strcmp(status->string, "occupied") == 0 ? BAY_OCCUPIED
+	                                                  : BAY_OTHER;
 	for (size_t i = 0; i < l->n && n < max; i++) {
 		lot_t *lot = &l->lots[i];
 		bool member = false, changed, ready;
@@ -139,7 +139,7 @@ size_t cg_lots_update(cg_lots_t *l, const cg_reading_t *r, int64_t now_mono, cg_
 			continue;
 		changed = recount(lot);
 		ready = lot->spoken || all_heard(lot) ||
-			now_mono - lot->started_ms >= (int64_t)(lot->cfg->max_interval_s * 1000.0);
+		        now_mono - lot->started_ms >= (int64_t)(lot->cfg->max_interval_s * 1000.0);
 		if (ready && (changed || !lot->spoken))
 			lot_reading(lot, r->ts_ms, now_mono, &out[n++]);
 	}

@@ -22,7 +22,7 @@ void cg_lots_free(cg_lots_t *l);
  * when its max_interval_s has passed since start. Returns how many were
  * written. now_mono_ms is the monotonic time. */
 size_t cg_lots_update(cg_lots_t *l, const cg_reading_t *r, int64_t now_mono_ms, cg_reading_t *out,
-		      size_t max);
+                      size_t max);
 
 /* Writes a reading for each lot whose last one is max_interval_s old. */
 size_t cg_lots_due(cg_lots_t *l, int64_t now_mono_ms, cg_reading_t *out, size_t max);

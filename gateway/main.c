@@ -30,22 +30,21 @@ static void on_reload(int sig)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: citygate -c FILE            run the gateway in the foreground\n"
-		"       citygate --check -c FILE    validate the config and its profiles\n"
-		"       citygate --once -c FILE     poll every sensor once, print NDJSON\n"
-		"       citygate --status -c FILE   print the outbox state\n"
-		"       citygate --version | --help\n"
-		"Options: -v, --verbose  also log debug messages\n"
-		"Exit status: 0 ok, 1 invalid config or failure, 2 usage error,\n"
-		"             3 --once: a sensor did not answer\n");
+	fprintf(f, "Usage: citygate -c FILE            run the gateway in the foreground\n"
+	           "       citygate --check -c FILE    validate the config and its profiles\n"
+	           "       citygate --once -c FILE     poll every sensor once, print NDJSON\n"
+	           "       citygate --status -c FILE   print the outbox state\n"
+	           "       citygate --version | --help\n"
+	           "Options: -v, --verbose  also log debug messages\n"
+	           "Exit status: 0 ok, 1 invalid config or failure, 2 usage error,\n"
+	           "             3 --once: a sensor did not answer\n");
 }
 
 /* Loads the config. Every problem is one line "FILE: /pointer: message":
  * on stdout for --check, in the log (as errors) otherwise. */
 static cg_config_t *load(const char *path, bool check)
 {
-	cg_diag_t diag = { 0 };
+	cg_diag_t diag = {0};
 	cg_config_t *cfg = NULL;
 
 	cg_config_load(path, &cfg, &diag);
@@ -72,11 +71,11 @@ static int print_status(const cg_config_t *cfg)
 		return 1;
 	}
 	snprintf(line, sizeof(line),
-		 "{\"store\":\"%s\",\"rows\":%lld,\"bytes\":%lld,\"oldest_age_s\":%lld,"
-		 "\"next_seq\":%lld,\"dropped\":%lld}",
-		 cfg->store.path, (long long)st.rows, (long long)st.bytes,
-		 (long long)(st.oldest_ms ? (now - st.oldest_ms) / 1000 : 0), (long long)st.next_seq,
-		 (long long)st.dropped);
+	         "{\"store\":\"%s\",\"rows\":%lld,\"bytes\":%lld,\"oldest_age_s\":%lld,"
+	         "\"next_seq\":%lld,\"dropped\":%lld}",
+	         cfg->store.path, (long long)st.rows, (long long)st.bytes,
+	         (long long)(st.oldest_ms ? (now - st.oldest_ms) / 1000 : 0),
+	         (long long)st.next_seq, (long long)st.dropped);
 	cg_out(line);
 	return 0;
 }
@@ -107,14 +106,10 @@ int main(int argc, char **argv)
 {
 	enum { MODE_RUN, MODE_CHECK, MODE_ONCE, MODE_STATUS } mode = MODE_RUN;
 	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "check", no_argument, NULL, 'k' },
-		{ "once", no_argument, NULL, 'o' },
-		{ "status", no_argument, NULL, 's' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
+	    {"once", no_argument, NULL, 'o'},         {"status", no_argument, NULL, 's'},
+	    {"verbose", no_argument, NULL, 'v'},      {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
 	const char *path = NULL;
 	cg_config_t *cfg;
@@ -133,7 +128,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc || !path) {
-		fprintf(stderr, "citygate: %s\n", path ? "unexpected argument" : "-c FILE is required");
+		fprintf(stderr, "citygate: %s\n",
+		        path ? "unexpected argument" : "-c FILE is required");
 		usage(stderr);
 		return 2;
 	}
@@ -142,15 +138,9 @@ int main(int argc, char **argv)
 	if (!cfg)
 		return 1;
 	switch (mode) {
-	case MODE_CHECK:
-		rc = 0;
-		break;
-	case MODE_ONCE:
-		rc = cg_once_run(cfg);
-		break;
-	case MODE_STATUS:
-		rc = print_status(cfg);
-		break;
+	case MODE_CHECK: rc = 0; break;
+	case MODE_ONCE: rc = cg_once_run(cfg); break;
+	case MODE_STATUS: rc = print_status(cfg); break;
 	default:
 		rc = run(cfg);
 		cfg = NULL; /* the gateway took it */

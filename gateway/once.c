@@ -62,10 +62,10 @@ static size_t once_bus(const cg_config_t *cfg, size_t bus_index, const cg_encode
 int cg_once_run(const cg_config_t *cfg)
 {
 	cg_encode_ctx_t ectx = {
-		.gateway_id = cfg->gateway_id,
-		.has_location = cfg->has_location,
-		.lat = cfg->lat,
-		.lon = cfg->lon,
+	    .gateway_id = cfg->gateway_id,
+	    .has_location = cfg->has_location,
+	    .lat = cfg->lat,
+	    .lon = cfg->lon,
 	};
 	size_t failed = 0;
 

@@ -11,10 +11,10 @@
 typedef struct cg_outbox cg_outbox_t;
 
 typedef struct cg_outbox_opts {
-	int64_t max_rows;   /* 0: no limit */
-	int64_t max_bytes;  /* payload + topic bytes; 0: no limit */
-	int64_t max_age_s;  /* 0: no limit */
-	bool sync_full;     /* synchronous=FULL instead of NORMAL */
+	int64_t max_rows;       /* 0: no limit */
+	int64_t max_bytes;      /* payload + topic bytes; 0: no limit */
+	int64_t max_age_s;      /* 0: no limit */
+	bool sync_full;         /* synchronous=FULL instead of NORMAL */
 	int64_t max_page_count; /* 0: SQLite's default; tests set it to simulate a full disk */
 } cg_outbox_opts_t;
 
@@ -31,9 +31,9 @@ typedef struct cg_outbox_row {
 typedef struct cg_outbox_stats {
 	int64_t rows;
 	int64_t bytes;
-	int64_t oldest_ms;  /* created_ms of the oldest row, 0 when empty */
+	int64_t oldest_ms; /* created_ms of the oldest row, 0 when empty */
 	int64_t next_seq;
-	int64_t dropped;    /* rows evicted by a limit, since the store was created */
+	int64_t dropped; /* rows evicted by a limit, since the store was created */
 } cg_outbox_stats_t;
 
 /* Opens (creating if needed) the store at path in WAL mode and checks its
@@ -64,7 +64,7 @@ int cg_outbox_ack(cg_outbox_t *ob, const int64_t *seqs, size_t n);
  * cg_outbox_rows_free) and *n may be 0. The upper bound lets the publisher
  * drain an old backlog separately from live rows. */
 int cg_outbox_fetch(cg_outbox_t *ob, int64_t after_seq, int64_t before_seq, size_t max,
-		    cg_outbox_row_t **rows, size_t *n);
+                    cg_outbox_row_t **rows, size_t *n);
 void cg_outbox_rows_free(cg_outbox_row_t *rows, size_t n);
 
 /* Evicts rows older than max_age_s relative to now_ms; counts them as dropped. */

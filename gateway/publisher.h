@@ -9,13 +9,13 @@
 typedef struct cg_publisher cg_publisher_t;
 
 typedef struct cg_publisher_opts {
-	const char *uri;        /* tcp://, ssl://, mqtt://, mqtts:// */
+	const char *uri; /* tcp://, ssl://, mqtt://, mqtts:// */
 	const char *client_id;
-	const char *username;   /* NULL: none */
-	const char *password;   /* NULL: none; copied, wiped on free, never logged */
+	const char *username; /* NULL: none */
+	const char *password; /* NULL: none; copied, wiped on free, never logged */
 	const char *ca_file, *cert_file, *key_file; /* NULL: not set */
 	int keepalive_s;
-	int max_inflight;       /* the owner's window; sends beyond it get CG_EAGAIN */
+	int max_inflight; /* the owner's window; sends beyond it get CG_EAGAIN */
 	double reconnect_min_s, reconnect_max_s;
 	const char *status_topic;    /* retained online/offline; the Last Will goes here */
 	const char *offline_payload; /* the Last Will, and what a clean stop publishes */
@@ -27,9 +27,9 @@ typedef struct cg_publisher_opts {
 
 /* Events since the last call to cg_publisher_take(); arrays owned by the publisher. */
 typedef struct cg_publisher_events {
-	int64_t *acked;      /* seqs the broker acknowledged (QoS 1) or that were written (QoS 0) */
+	int64_t *acked; /* seqs the broker acknowledged (QoS 1) or that were written (QoS 0) */
 	size_t n_acked;
-	int64_t *failed;     /* seqs whose send failed; they must be sent again */
+	int64_t *failed; /* seqs whose send failed; they must be sent again */
 	size_t n_failed;
 	uint64_t generation; /* increments on every new connection: resend from the oldest row */
 	bool connected;
@@ -46,7 +46,7 @@ void cg_publisher_tick(cg_publisher_t *p, int64_t now_mono_ms);
 /* Sends one message; seq comes back in an event. CG_ESTATE when not
  * connected, CG_EMQTT when Paho refuses. Paho copies the payload. */
 int cg_publisher_send(cg_publisher_t *p, int64_t seq, const char *topic, const void *payload,
-		      size_t len, int qos, bool retained);
+                      size_t len, int qos, bool retained);
 
 /* How many more messages may be sent before the window is full. */
 size_t cg_publisher_room(cg_publisher_t *p);

@@ -7,10 +7,10 @@
 #include <stdint.h>
 
 #define CG_READING_MAX_VALUES 32
-#define CG_NAME_MAX 32 /* quantity names, e.g. "relativeHumidity" */
-#define CG_UNIT_MAX 12 /* SenML unit symbols, e.g. "ug/m3" */
-#define CG_STR_MAX 16  /* string values, e.g. parking "occupied" */
-#define CG_ID_MAX 64   /* gateway and sensor ids */
+#define CG_NAME_MAX           32 /* quantity names, e.g. "relativeHumidity" */
+#define CG_UNIT_MAX           12 /* SenML unit symbols, e.g. "ug/m3" */
+#define CG_STR_MAX            16 /* string values, e.g. parking "occupied" */
+#define CG_ID_MAX             64 /* gateway and sensor ids */
 
 typedef enum cg_value_type {
 	CG_VALUE_NUMBER,
@@ -25,18 +25,18 @@ typedef struct cg_value {
 	double number;
 	bool boolean;
 	char string[CG_STR_MAX];
-	int lane;      /* 0 for the whole sensor; 1... for one lane of a traffic sensor */
+	int lane; /* 0 for the whole sensor; 1... for one lane of a traffic sensor */
 } cg_value_t;
 
 /* A reading owns all its strings (no pointers), so it can be queued across
  * threads and outlive the sensor that made it, e.g. across a reload. */
 typedef struct cg_reading {
 	char sensor[CG_ID_MAX];
-	char kind[16];      /* "air-quality", "parking", "traffic" */
-	int64_t ts_ms;      /* time of measurement, Unix epoch milliseconds */
-	double interval_s;  /* > 0 for interval measures; ts is the interval's end */
-	char quality[32];   /* "ok" unless a driver or range check says otherwise */
-	int lane;           /* the lane that cg_reading_add_*() gives new values */
+	char kind[16];     /* "air-quality", "parking", "traffic" */
+	int64_t ts_ms;     /* time of measurement, Unix epoch milliseconds */
+	double interval_s; /* > 0 for interval measures; ts is the interval's end */
+	char quality[32];  /* "ok" unless a driver or range check says otherwise */
+	int lane;          /* the lane that cg_reading_add_*() gives new values */
 	size_t n_values;
 	cg_value_t values[CG_READING_MAX_VALUES];
 } cg_reading_t;

@@ -71,7 +71,7 @@ static int open_modbus(const cg_bus_config_t *bc, cg_transport_t *t)
 	if (!mb)
 		return errno == ENOMEM ? CG_ENOMEM : CG_EIO;
 	modbus_set_response_timeout(mb, (uint32_t)(bc->timeout_ms / 1000),
-				    (uint32_t)(bc->timeout_ms % 1000) * 1000);
+	                            (uint32_t)(bc->timeout_ms % 1000) * 1000);
 	/* A byte timeout as long as the response timeout would let a slow
 	 * device hold the bus twice; keep libmodbus's default between bytes. */
 	if (modbus_connect(mb) < 0) {

@@ -605,13 +605,15 @@ class NoisyLine:
     another master would send), and every second or so noise or a broadcast
     arrives between polls."""
 
-    def __init__(self, link, units, noise_every=5, broadcast_every=7, seed=7):
+    def __init__(self, link, units, noise_every=5, broadcast_every=7, idle_s=(0.8, 1.6),
+                 seed=7):
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
         os.symlink(os.ttyname(self.slave), link)
         self.link = link
         self.units = set(units)
         self.noise_every, self.broadcast_every = noise_every, broadcast_every
+        self.idle_s = idle_s
         self.rng = random.Random(seed)
         self.counts = {"requests": 0, "answers": 0, "noise": 0, "broadcasts": 0,
                        "idle_noise": 0, "idle_broadcasts": 0}
@@ -635,7 +637,7 @@ class NoisyLine:
 
     def _run(self):
         buf = b""
-        next_idle = time.monotonic() + 1.0
+        next_idle = time.monotonic() + (self.idle_s[0] if self.idle_s else 1e9)
         while not self.stopping:
             r, _, _ = select.select([self.master], [], [], 0.05)
             now = time.monotonic()
@@ -649,7 +651,7 @@ class NoisyLine:
                     else:
                         os.write(self.master, self._broadcast())
                         self.counts["idle_broadcasts"] += 1
-                    next_idle = now + self.rng.uniform(0.8, 1.6)
+                    next_idle = now + self.rng.uniform(*self.idle_s)
                 continue
             try:
                 buf += os.read(self.master, 512)
@@ -690,7 +692,8 @@ def test_rtu_noise_and_broadcast(tmp):
     the poll it lands in, is counted, and the line keeps working for both
     sensors on it."""
     link = os.path.join(tmp.path, "ttyNOISY")
-    line = NoisyLine(link, (1, 2))
+    idle = os.environ.get("CG_NOISE_IDLE")
+    line = NoisyLine(link, (1, 2), idle_s=tuple(map(float, idle.split(","))) if idle else None)
     broker = Broker(tmp)
     timeout = 0.3
     interval = 0.25
@@ -722,6 +725,8 @@ def test_rtu_noise_and_broadcast(tmp):
         lines = sum(1 for l in log.splitlines() if "sensor %s on bus" % sid in l)
         figures.append((sid, len(mine), s["polls"], s["ok"], s["crc_errors"], s["frame_errors"],
                         s["timeouts"], s["io_errors"], max(gaps) if gaps else 0, lines))
+        print("  rtu noise: %s readings %d, polls %d, ok %d, crc %d, frame %d, timeouts %d, "
+              "io %d, longest gap %.2f s, log lines %d" % figures[-1], flush=True)
         check(len(mine) >= 0.6 * seconds / interval, "%s made only %d readings in %d s"
               % (sid, len(mine), seconds))
         check(errors >= 1, "%s: the spoilt polls are not counted: %r" % (sid, s))
@@ -737,9 +742,6 @@ def test_rtu_noise_and_broadcast(tmp):
           "broadcasts between polls, %d requests" % (
               line.counts["noise"], line.counts["broadcasts"], line.counts["idle_noise"],
               line.counts["idle_broadcasts"], line.counts["requests"]), flush=True)
-    for f in figures:
-        print("  rtu noise: %s readings %d, polls %d, ok %d, crc %d, frame %d, timeouts %d, "
-              "io %d, longest gap %.2f s, log lines %d" % f, flush=True)
 
 
 def test_serial_adapter_unplugged(tmp):
