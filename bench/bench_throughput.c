@@ -113,6 +113,8 @@ static int run_limit(const char *uri, long n, int window, double *rate, size_t *
 	pthread_mutex_init(&s.lock, NULL);
 	pthread_cond_init(&s.cond, NULL);
 	co.MQTTVersion = MQTTVERSION_3_1_1;
+	/* Paho refuses sends beyond 100 queued ones unless told otherwise. */
+	co.maxBufferedMessages = window;
 	if (MQTTAsync_createWithOptions(&client, uri, "bench-limit", MQTTCLIENT_PERSISTENCE_NONE,
 					NULL, &co) != MQTTASYNC_SUCCESS)
 		goto free_payload;

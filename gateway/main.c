@@ -28,16 +28,34 @@ static void on_reload(int sig)
 	signals_seen.reload = 1;
 }
 
-static void usage(FILE *f)
+/* The help text, on stdout for --help and on stderr after a usage error. */
+static void usage(bool to_stdout)
 {
-	fprintf(f, "Usage: citygate -c FILE            run the gateway in the foreground\n"
-	           "       citygate --check -c FILE    validate the config and its profiles\n"
-	           "       citygate --once -c FILE     poll every sensor once, print NDJSON\n"
-	           "       citygate --status -c FILE   print the outbox state\n"
-	           "       citygate --version | --help\n"
-	           "Options: -v, --verbose  also log debug messages\n"
-	           "Exit status: 0 ok, 1 invalid config or failure, 2 usage error,\n"
-	           "             3 --once: a sensor did not answer\n");
+	static const char *const lines[] = {
+		"Usage: citygate -c FILE            run the gateway in the foreground",
+		"       citygate --check -c FILE    validate the config and its profiles",
+		"       citygate --once -c FILE     poll every sensor once, print NDJSON",
+		"       citygate --status -c FILE   print the outbox state",
+		"       citygate --version | --help",
+		"Options: -v, --verbose  also log debug messages",
+		"Exit status: 0 ok, 1 invalid config or failure, 2 usage error,",
+		"             3 --once: a sensor did not answer",
+	};
+	char drivers[256];
+	size_t o = (size_t)snprintf(drivers, sizeof(drivers), "Drivers:");
+
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		if (to_stdout)
+			cg_out(lines[i]);
+		else
+			cg_err("%s", lines[i]);
+	}
+	for (size_t i = 0; cg_drivers[i] && o < sizeof(drivers); i++)
+		o += (size_t)snprintf(drivers + o, sizeof(drivers) - o, " %s", cg_drivers[i]->name);
+	if (to_stdout)
+		cg_out(drivers);
+	else
+		cg_err("%s", drivers);
 }
 
 /* Loads the config. Every problem is one line "FILE: /pointer: message":
@@ -122,15 +140,14 @@ int main(int argc, char **argv)
 		case 'o': mode = MODE_ONCE; break;
 		case 's': mode = MODE_STATUS; break;
 		case 'v': cg_log_set_level(CG_LOG_DEBUG); break;
-		case 'V': printf("citygate %s\n", CG_VERSION); return 0;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'V': cg_out("citygate " CG_VERSION); return 0;
+		case 'h': usage(true); return 0;
+		default: usage(false); return 2;
 		}
 	}
 	if (optind < argc || !path) {
-		fprintf(stderr, "citygate: %s\n",
-		        path ? "unexpected argument" : "-c FILE is required");
-		usage(stderr);
+		cg_err("citygate: %s", path ? "unexpected argument" : "-c FILE is required");
+		usage(false);
 		return 2;
 	}
 

@@ -281,6 +281,11 @@ int cg_publisher_new(const cg_publisher_opts_t *o, cg_publisher_t **out)
 	 * disk and refuses sends while disconnected, so every reading is either
 	 * acknowledged or still a row to resend. */
 	copts.sendWhileDisconnected = 0;
+	/* Paho refuses a send while more than maxBufferedMessages (default
+	 * 100) publishes wait in its queue, connected or not: with a window
+	 * above 100 a burst of sends would be refused and retried. Every slot
+	 * may be queued at once. */
+	copts.maxBufferedMessages = (int)p->n_slots;
 	copts.MQTTVersion = MQTTVERSION_3_1_1;
 	rc = MQTTAsync_createWithOptions(&p->client, p->uri, p->client_id,
 					 MQTTCLIENT_PERSISTENCE_NONE, NULL, &copts);
