@@ -183,19 +183,28 @@ static void slot_release(cg_publisher_t *p, pub_slot_t *s)
 
 /* Reports the slot's seq in list (acked or failed) and frees the slot; a
  * slot already taken back is ignored. Status messages carry seq -1 and are
- * not reported. */
+ * not reported. The owner is woken only by the first event it has not yet
+ * taken: it takes all of them at once, so waking it for each of the
+ * following ones would only cost a futex call and a lock, in Paho's thread,
+ * per PUBACK. */
 static void settle(pub_slot_t *s, bool ok)
 {
 	cg_publisher_t *p = s->p;
+	bool first = false;
 
 	pthread_mutex_lock(&p->lock);
 	if (s->used) {
-		if (s->seq >= 0)
+		if (s->seq >= 0) {
 			seq_push(ok ? &p->acked : &p->failed, s->seq);
+			first = p->acked.n + p->failed.n == 1;
+		} else {
+			first = true;
+		}
 		slot_release(p, s);
 	}
 	pthread_mutex_unlock(&p->lock);
-	wake(p);
+	if (first)
+		wake(p);
 }
 
 static void on_send_success(void *ctx, MQTTAsync_successData *resp)

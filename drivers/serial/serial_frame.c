@@ -118,27 +118,25 @@ static ssize_t read_some(int fd, uint8_t *buf, size_t size)
 	return CG_EIO;
 }
 
-int cg_serial_read_frame(int fd, int timeout_ms, cg_frame_parse_fn parse, void *frame,
-                         cg_frame_counts_t *counts)
+/* The loop behind cg_serial_read_frame(), counting into *c. */
+static int read_frame(int fd, int64_t deadline, cg_frame_parse_fn parse, void *frame,
+                      cg_frame_counts_t *c)
 {
 	uint8_t buf[CG_SERIAL_FRAME_MAX];
-	cg_frame_counts_t c = {0};
-	int64_t deadline = cg_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	size_t len = 0, start, frame_len, bad_until = 0, received = 0;
 	ssize_t n;
 	int rc;
 
 	for (;;) {
 		if (len > 0) {
-			rc = scan(buf, len, parse, frame, &start, &frame_len, &c, &bad_until);
-			if (rc == 0)
-				goto done;
+			if (scan(buf, len, parse, frame, &start, &frame_len, c, &bad_until) == 0)
+				return 0;
 			/* A full buffer that is one incomplete candidate would
 			 * never complete: the parser claims more than the reader
 			 * holds, so that start byte is noise. */
 			if (start == 0 && len == sizeof(buf)) {
 				start = 1;
-				c.dropped_bytes++;
+				c->dropped_bytes++;
 			}
 			memmove(buf, buf + start, len - start);
 			len -= start;
@@ -146,26 +144,29 @@ int cg_serial_read_frame(int fd, int timeout_ms, cg_frame_parse_fn parse, void *
 		}
 		rc = wait_readable(fd, deadline);
 		if (rc < 0)
-			goto done;
+			return rc;
 		if (rc == 0)
 			break;
 		n = read_some(fd, buf + len, sizeof(buf) - len);
-		if (n < 0) {
-			rc = (int)n;
-			goto done;
-		}
+		if (n < 0)
+			return (int)n;
 		len += (size_t)n;
 		received += (size_t)n;
 	}
 	/* Deadline: whatever is left was a frame cut short, or noise. */
-	count_dropped(buf, len, parse, frame, 0, len, &c, &bad_until);
-	if (c.bad_checksums > 0)
-		rc = CG_ECRC;
-	else if (received > 0)
-		rc = CG_EFRAME;
-	else
-		rc = CG_ETIMEDOUT;
-done:
+	count_dropped(buf, len, parse, frame, 0, len, c, &bad_until);
+	if (c->bad_checksums > 0)
+		return CG_ECRC;
+	return received > 0 ? CG_EFRAME : CG_ETIMEDOUT;
+}
+
+int cg_serial_read_frame(int fd, int timeout_ms, cg_frame_parse_fn parse, void *frame,
+                         cg_frame_counts_t *counts)
+{
+	cg_frame_counts_t c = {0};
+	int64_t deadline = cg_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int rc = read_frame(fd, deadline, parse, frame, &c);
+
 	if (counts)
 		*counts = c;
 	return rc;
