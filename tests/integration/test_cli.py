@@ -80,6 +80,31 @@ def test_once(tmp):
         sim.stop()
 
 
+def test_once_on_the_aqt530_example(tmp):
+    """The example config as shipped, against the simulator its README names."""
+    example = os.path.join(SRC, "examples", "aqt530-rtu.json")
+    device = json.load(open(example))["buses"][0]["device"]
+    sim = Sim(tmp, ["--rtu", device, "--slave", "1:aqt530"])
+    try:
+        r = run([CITYGATE, "--once", "-c", example])
+    finally:
+        sim.stop()
+    check(r.returncode == 0, "--once on the example: exit %d: %s" % (r.returncode, r.stderr))
+    lines = r.stdout.splitlines()
+    check(len(lines) == 1, "one reading: %r" % lines)
+    reading = json.loads(lines[0])
+    v, u = reading["values"], reading["units"]
+    check(reading["sensor"] == "aq-001" and reading["kind"] == "air-quality", "%r" % reading)
+    for name, lo, hi, unit in (("pm25", 5, 35, "ug/m3"), ("pm10", 10, 60, "ug/m3"),
+                               ("no2", 5, 60, "ppb"), ("o3", 10, 80, "ppb"),
+                               ("temperature", -5, 30, "Cel"),
+                               ("relativeHumidity", 30, 90, "%RH"),
+                               ("pressure", 990, 1030, "hPa")):
+        check(lo <= v[name] <= hi and u[name] == unit, "%s = %r %s" % (name, v[name], u[name]))
+    check(reading["quality"] == "ok", "quality %r" % reading["quality"])
+    print("  " + lines[0][:160])
+
+
 if __name__ == "__main__":
     main([test_version_help_usage, test_check_examples_valid, test_check_reports_pointers,
-          test_once])
+          test_once, test_once_on_the_aqt530_example])

@@ -616,6 +616,7 @@ class NoisyLine:
         self.rng = random.Random(seed)
         self.counts = {"requests": 0, "answers": 0, "noise": 0, "broadcasts": 0,
                        "idle_noise": 0, "idle_broadcasts": 0}
+        self.written = {}  # answer number (register 0) -> (unit, wall time written)
         self.stopping = False
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -628,9 +629,13 @@ class NoisyLine:
         return bytes(self.rng.randrange(256) for _ in range(self.rng.randrange(3, 16)))
 
     def _answer(self, req):
+        """The answer to req; register 0 (no2) carries the answer's number, so
+        that a reading tells which answer it was decoded from."""
         unit, fc = req[0], req[1]
         start, count = int.from_bytes(req[2:4], "big"), int.from_bytes(req[4:6], "big")
         regs = [AQT530_REGS[a] if a < len(AQT530_REGS) else 0 for a in range(start, start + count)]
+        if start == 0 and count:
+            regs[0] = self.counts["requests"] % 30000
         body = bytes([unit, fc, 2 * count]) + b"".join(v.to_bytes(2, "big") for v in regs)
         return body + crc16(body)
 
@@ -675,7 +680,9 @@ class NoisyLine:
                     out += self._broadcast()
                     self.counts["broadcasts"] += 1
                 time.sleep(0.005)
-                os.write(self.master, out + self._answer(req))
+                answer = self._answer(req)
+                self.written[self.counts["requests"] % 30000] = (req[0], time.time())
+                os.write(self.master, out + answer)
                 self.counts["answers"] += 1
 
     def stop(self):
@@ -688,8 +695,9 @@ class NoisyLine:
 
 def test_rtu_noise_and_broadcast(tmp):
     """Noise bytes and broadcast frames on the RTU line: each spoils at most
-    the poll it lands in, is counted, and the line keeps working for both
-    sensors on it."""
+    the poll it lands in, is counted, the line keeps working for both
+    sensors on it, and every reading is decoded from the answer to its own
+    request, never from a late answer to an earlier one."""
     link = os.path.join(tmp.path, "ttyNOISY")
     line = NoisyLine(link, (1, 2))
     broker = Broker(tmp)
@@ -705,7 +713,10 @@ def test_rtu_noise_and_broadcast(tmp):
     seconds = 20
     try:
         time.sleep(seconds)
-        health = wait_for(lambda: last_health(sub), 10, "health")
+        ended = time.time()
+        before = len(sub.received("/health"))
+        wait_for(lambda: len(sub.received("/health")) > before, 10, "a last health message")
+        health = last_health(sub)
         check(gw.stop() == 0, "clean stop")
     finally:
         sub.stop()
@@ -714,32 +725,46 @@ def test_rtu_noise_and_broadcast(tmp):
     readings = [r for _, r, _ in sub.readings()]
     st = {s["id"]: s for b in health["buses"] for s in b["sensors"]}
     log = gw.log_text()
-    figures = []
-    for sid in ("aq-n1", "aq-n2"):
-        mine = sorted(ts_s(r) for r in readings if r["sensor"] == sid)
-        gaps = [b - a for a, b in zip(mine, mine[1:])]
+    c = line.counts
+    print("  rtu noise: %d requests; injected %d noise + %d broadcasts before answers, %d noise "
+          "+ %d broadcasts between polls" % (c["requests"], c["noise"], c["broadcasts"],
+                                             c["idle_noise"], c["idle_broadcasts"]), flush=True)
+    figures = {}
+    for sid, unit in (("aq-n1", 1), ("aq-n2", 2)):
+        mine = sorted((r for r in readings if r["sensor"] == sid), key=ts_s)
+        stamps = [ts_s(r) for r in mine]
+        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+        # A reading decoded from a late answer (one that arrived after its
+        # own request had failed and was read by a later request) carries
+        # an answer number written long before the reading's ts.
+        stale = []
+        for r in mine:
+            who, written = line.written.get(int(r["values"]["no2"]), (None, 0))
+            if who != unit or ts_s(r) - written > 0.1:
+                stale.append((r["seq"], r["values"]["no2"], who, round(ts_s(r) - written, 3)))
         s = st[sid]
         errors = s["crc_errors"] + s["frame_errors"] + s["timeouts"] + s["io_errors"]
         lines = sum(1 for l in log.splitlines() if "sensor %s on bus" % sid in l)
-        figures.append((sid, len(mine), s["polls"], s["ok"], s["crc_errors"], s["frame_errors"],
-                        s["timeouts"], s["io_errors"], max(gaps) if gaps else 0, lines))
-        print("  rtu noise: %s readings %d, polls %d, ok %d, crc %d, frame %d, timeouts %d, "
-              "io %d, longest gap %.2f s, log lines %d" % figures[-1], flush=True)
+        figures[sid] = (mine, stamps, gaps, stale, s, errors)
+        print("  rtu noise: %s readings %d (stale %d), polls %d, ok %d, crc %d, frame %d, "
+              "timeouts %d, io %d, longest gap %.2f s, log lines %d"
+              % (sid, len(mine), len(stale), s["polls"], s["ok"], s["crc_errors"],
+                 s["frame_errors"], s["timeouts"], s["io_errors"], max(gaps) if gaps else 0,
+                 lines), flush=True)
+    check("bus rs485-n: cannot open" not in log, "the line was reopened")
+    for sid, (mine, stamps, gaps, stale, s, errors) in figures.items():
+        check(not stale, "%s: %d readings decoded from a late answer to an earlier request "
+              "(seq, answer, unit, s late): %r" % (sid, len(stale), stale[:5]))
         check(len(mine) >= 0.5 * seconds / interval, "%s made only %d readings in %d s"
               % (sid, len(mine), seconds))
         check(errors >= 1, "%s: the spoilt polls are not counted: %r" % (sid, s))
         check(s["polls"] - s["ok"] == errors + s["exceptions"],
               "%s: every failed poll is counted once: %r" % (sid, s))
-        check(mine and mine[-1] > time.time() - 12, "%s stopped answering" % sid)
+        check(stamps and stamps[-1] > ended - 3, "%s stopped answering" % sid)
         # A spoilt poll costs at most its timeout; a sensor whose polls keep
         # failing is backed off up to backoff_max_s: never a stall of the line.
         check(max(gaps) < 2 + interval + 2 * timeout + 1.0,
               "%s waited %.2f s between readings" % (sid, max(gaps)))
-    check("bus rs485-n: cannot open" not in log, "the line was reopened: %s" % log[-2000:])
-    print("  rtu noise: injected %d noise + %d broadcasts before answers, %d noise + %d "
-          "broadcasts between polls, %d requests" % (
-              line.counts["noise"], line.counts["broadcasts"], line.counts["idle_noise"],
-              line.counts["idle_broadcasts"], line.counts["requests"]), flush=True)
 
 
 def test_serial_adapter_unplugged(tmp):
