@@ -256,6 +256,9 @@ static int watch_outbox(sqlite3 *db, int64_t *next_seq, int64_t *oldest_seq, boo
 static int run_gateway(const char *uri, long n, int window, const char *dir, double offered,
 		       int n_producers, double *rate, long *stored)
 {
+	/* store.batch_ms, the config's default unless BENCH_BATCH_MS says otherwise. */
+	const char *batch_env = getenv("BENCH_BATCH_MS");
+	int batch_ms = batch_env ? atoi(batch_env) : 100;
 	char path[PATH_MAX], db_path[PATH_MAX + 16], text[PATH_MAX + 8192];
 	cg_diag_t diag = {0};
 	cg_config_t *cfg = NULL;
@@ -273,12 +276,12 @@ static int run_gateway(const char *uri, long n, int window, const char *dir, dou
 		 "{\"gateway\": {\"id\": \"%s\", \"health_interval_s\": 3600},"
 		 " \"mqtt\": {\"uri\": \"%s\", \"topic_prefix\": \"%s\", \"inflight\": %d,"
 		 "  \"reconnect_min_s\": 0.1, \"reconnect_max_s\": 0.5},"
-		 " \"store\": {\"path\": \"%s\", \"sync\": \"normal\"},"
+		 " \"store\": {\"path\": \"%s\", \"sync\": \"normal\", \"batch_ms\": %d},"
 		 " \"buses\": [{\"id\": \"lan\", \"type\": \"modbus-tcp\", \"host\": \"127.0.0.1\","
 		 "  \"port\": %d}],"
 		 " \"sensors\": [{\"id\": \"%s\", \"bus\": \"lan\", \"driver\": \"modbus\","
 		 "  \"profile\": \"aqt530\", \"unit_id\": 1, \"interval_s\": 3600}]}",
-		 BENCH_GATEWAY_ID, uri, BENCH_PREFIX, window, db_path, CLOSED_PORT,
+		 BENCH_GATEWAY_ID, uri, BENCH_PREFIX, window, db_path, batch_ms, CLOSED_PORT,
 		 BENCH_SENSOR_ID);
 	rc = cg_config_parse(text, strlen(text), path, &cfg, &diag);
 	for (size_t i = 0; i < diag.n; i++)

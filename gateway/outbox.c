@@ -18,6 +18,7 @@
 #define OB_BUSY_TIMEOUT_MS 5000
 /* A WAL that grew during a burst is cut back to this size after a checkpoint. */
 #define OB_JOURNAL_SIZE_LIMIT (4 * 1024 * 1024)
+#define OB_AUTOCHECKPOINT 4000
 
 /* What a row counts for against max_bytes: the bytes of its topic and payload. The
  * cast makes length() count bytes, not characters, of a UTF-8 topic. */
@@ -324,6 +325,13 @@ static int configure(cg_outbox_t *ob)
 	rc = sqlite3_exec(ob->db, sql, NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return db_fail(ob, "journal_size_limit", rc);
+	rc = sqlite3_exec(ob->db, "PRAGMA secure_delete = OFF", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(ob, "secure_delete", rc);
+	snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint = %d", OB_AUTOCHECKPOINT);
+	rc = sqlite3_exec(ob->db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(ob, "wal_autocheckpoint", rc);
 	if (ob->opts.max_page_count > 0) {
 		snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld",
 		         (long long)ob->opts.max_page_count);

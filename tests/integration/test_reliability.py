@@ -90,10 +90,18 @@ def rate_of(readings):
     return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
-def status(gw):
+def status(gw, must=True):
+    """citygate --status; None (unless must) while the outbox is not created yet."""
     r = run([CITYGATE, "--status", "-c", gw.config_path])
+    if r.returncode != 0 and not must:
+        return None
     check(r.returncode == 0, "--status failed: %s" % r.stderr)
     return json.loads(r.stdout)
+
+
+def next_seq_over(gw, n):
+    st = status(gw, must=False)
+    return st and st["next_seq"] > n
 
 
 def outbox_seqs(path):
@@ -367,7 +375,7 @@ def test_outbox_max_rows(tmp):
     cfg = config(tmp, broker, buses, sensors, store={"max_rows": max_rows})
     gw = Gateway(tmp, cfg).start()
     try:
-        wait_for(lambda: status(gw)["next_seq"] > 6 * max_rows, 60, "readings to pile up")
+        wait_for(lambda: next_seq_over(gw, 6 * max_rows), 60, "readings to pile up")
         time.sleep(1)
         st = status(gw)
         check(st["rows"] <= max_rows, "%d rows stored, max_rows %d" % (st["rows"], max_rows))
@@ -390,15 +398,19 @@ def test_outbox_max_rows(tmp):
     health = last_health(sub)
     dropped = health["outbox"]["dropped"]
     evict_lines = [l for l in gw.log_text().splitlines() if "max_rows or max_bytes reached" in l]
-    print("  max_rows=%d: made %d, dropped %d (health outbox.dropped %d), delivered %d "
-          "(seq %d-%d), gaps %d, stored while away %d, eviction log lines %d"
-          % (max_rows, a["made"], lo - 1, dropped, a["delivered"], lo, hi, len(gaps),
-             st["rows"], len(evict_lines)), flush=True)
+    print("  max_rows=%d: made %d, seqs dropped %d (health outbox.dropped %d, %d of them "
+          "evicted after they were sent), delivered %d (seq %d-%d), gaps %d, stored while "
+          "away %d, eviction log lines %d"
+          % (max_rows, a["made"], lo - 1, dropped, dropped - (lo - 1), a["delivered"], lo, hi,
+             len(gaps), st["rows"], len(evict_lines)), flush=True)
     check(lo > 1, "nothing was dropped: the limit was not reached")
     check(not gaps, "the delivered seqs are not one newest range: %d gaps %s"
           % (len(gaps), gaps[:10]))
-    check(dropped == lo - 1, "health counts %d drops, the seqs below %d are %d"
-          % (dropped, lo, lo - 1))
+    # Right after the reconnect the outbox is still full while its oldest rows
+    # are in flight or acknowledged but not yet deleted (deletes are batched):
+    # new rows evict them, and they count as dropped although they arrive.
+    check(lo - 1 <= dropped <= lo - 1 + INFLIGHT + 1000,
+          "health counts %d drops, the seqs below %d are %d" % (dropped, lo, lo - 1))
     check(health["readings"]["dropped"] == 0, "readings dropped before the outbox: %r"
           % health["readings"])
     check(not a["missing"] or a["missing"][-1] < lo, "seqs missing above the dropped range")
@@ -417,7 +429,8 @@ def test_outbox_max_bytes(tmp):
     cfg = config(tmp, broker, buses, sensors, store={"max_bytes": max_bytes})
     gw = Gateway(tmp, cfg).start()
     try:
-        wait_for(lambda: status(gw)["dropped"] > 2000, 60, "rows to be dropped")
+        wait_for(lambda: (status(gw, must=False) or {}).get("dropped", 0) > 2000, 60,
+                 "rows to be dropped")
         check(gw.stop() == 0, "clean stop")
     finally:
         sim.stop()
@@ -474,28 +487,22 @@ def test_refused_credentials(tmp):
                        "reconnect_min_s": 0.5, "reconnect_max_s": 4})
     gw = Gateway(tmp, cfg).start()
     window = 12.0
-    how = None
     try:
         time.sleep(window)
         refused_log = broker.tmp.file("mosquitto-%d.log" % broker.port)
         with open(refused_log) as f:
             attempts = [int(l.split(":")[0]) for l in f if "disconnected, not authorised" in l]
+        gaps = [b - a for a, b in zip(attempts, attempts[1:])]
         check(gw.proc.poll() is None, "the gateway keeps running")
         check(not sub.readings(), "nothing arrives with the wrong password")
         # Fix the password in place (same path) and ask for a reload.
         with open(secret, "w") as f:
             f.write("right-horse-battery\n")
         gw.proc.send_signal(signal.SIGHUP)
-        try:
-            wait_for(lambda: "mqtt: connected" in gw.log_text(), 10, "a connection after SIGHUP")
-            how = "SIGHUP"
-        except AssertionError:
-            # A reload keeps the MQTT session when the broker settings are the
-            # same, and the password file is the same path: restart instead.
-            check(gw.stop() == 0, "clean stop with the broker refusing")
-            gw = Gateway(tmp, cfg).start()
-            wait_for(lambda: "mqtt: connected" in gw.log_text(), 20, "a connection after restart")
-            how = "restart (SIGHUP kept the refused session)"
+        # The broker settings are the same, but the password file's content
+        # changed: the reload renews the MQTT session with the new password.
+        wait_for(lambda: "mqtt: connected" in gw.log_text(), 20, "a connection after SIGHUP")
+        how = "SIGHUP"
         wait_drained(sub, time.time() + 1, 60)
         time.sleep(1)
         check(gw.stop() == 0, "clean stop")
@@ -507,16 +514,18 @@ def test_refused_credentials(tmp):
     a = account(gw, sub, cfg)
     log = gw.log_text()
     refused = [l for l in log.splitlines() if "broker refused" in l]
-    span = (attempts[-1] - attempts[0]) if len(attempts) > 1 else 0
-    print("  refused credentials: %d attempts in %.0f s (first to last %d s), refusal log "
+    print("  refused credentials: %d connections in %.0f s (s between them: %s), refusal log "
           "lines %d %r; fixed by %s; made %d, delivered %d, duplicates %d, missing %d"
-          % (len(attempts), window, span, len(refused), refused[0] if refused else "",
+          % (len(attempts), window, ",".join(map(str, gaps)), len(refused),
+             refused[0] if refused else "",
              how, a["made"], a["delivered"], a["duplicates"], len(a["missing"])), flush=True)
     check(len(refused) == 1, "the refusal is logged once, not per attempt: %d lines"
           % len(refused))
     check("user name or password" in refused[0] or "not authorised" in refused[0],
           "the log line says why: %r" % refused[0])
-    check(2 <= len(attempts) <= 15, "%d attempts in %.0f s: no back-off (min 0.5 s, max 4 s)"
+    # Each refused attempt is two connections (Paho retries with MQTT 3.1)
+    # about 1.1 s apart; back-off keeps them from becoming a tight loop.
+    check(2 <= len(attempts) <= window, "%d connections in %.0f s: no back-off"
           % (len(attempts), window))
     check("right-horse-battery" not in log and "wrong-horse-battery" not in log,
           "the password appears in the log")
@@ -563,7 +572,10 @@ def test_replay_rate(tmp):
     latency = sorted(wall(at) - ts_s(r) for r, at in live)
     med = statistics.median(latency) if latency else float("inf")
     p95 = latency[int(0.95 * (len(latency) - 1))] if latency else float("inf")
-    rate = rate_of(firsts)
+    # Some of the backlog is still stored: the rate is what was made over
+    # the time the delivered readings span.
+    stamps = [ts_s(r) for _, r, _ in firsts]
+    rate = a["made"] / (max(stamps) - min(stamps))
     print("  replay: rate %.0f/s, replay_rate %.0f/s, backlog ~%d, drained %d in %.0f s at "
           "%.1f/s (%.2fx), still stored at stop %d; live %d readings, latency median %.2f s, "
           "p95 %.2f s, max %.2f s; made %d, delivered %d, duplicates %d, missing %d"
@@ -593,6 +605,12 @@ def crc16(data):
     return bytes([crc & 0xFF, crc >> 8])
 
 
+# A reading stamped this long after its answer was written was decoded from
+# an answer that waited in the line's buffer: one that came after its own
+# request had given up. Correct reads take milliseconds; a stale one waits a
+# poll interval (0.25 s here).
+STALE_S = 0.15
+
 # Plausible AQT530 holding registers 0-12 (ppb, 0.1 ug/m3, 0.1 Cel, 0.1 %RH, 0.1 hPa).
 AQT530_REGS = [12, 3, 250, 0, 30, 5, 0, 0, 123, 245, 215, 480, 10132]
 
@@ -605,14 +623,15 @@ class NoisyLine:
     send) with probability p_broadcast, and every idle_s seconds or so noise
     or a broadcast arrives between polls. Seeded: the same run each time."""
 
-    def __init__(self, link, units, p_noise=0.06, p_broadcast=0.04, idle_s=(2.0, 4.0), seed=7):
+    def __init__(self, link, units, p_noise=0.06, p_broadcast=0.04, idle_s=(2.0, 4.0),
+                 p_idle_noise=0.5, seed=7):
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
         os.symlink(os.ttyname(self.slave), link)
         self.link = link
         self.units = set(units)
         self.p_noise, self.p_broadcast = p_noise, p_broadcast
-        self.idle_s = idle_s
+        self.idle_s, self.p_idle_noise = idle_s, p_idle_noise
         self.rng = random.Random(seed)
         self.counts = {"requests": 0, "answers": 0, "noise": 0, "broadcasts": 0,
                        "idle_noise": 0, "idle_broadcasts": 0}
@@ -649,7 +668,7 @@ class NoisyLine:
                 buf = b""  # silence ends a frame
                 if now >= next_idle:
                     # Between polls: something on the line nobody asked for.
-                    if self.rng.random() < 0.5:
+                    if self.rng.random() < self.p_idle_noise:
                         os.write(self.master, self._noise())
                         self.counts["idle_noise"] += 1
                     else:
@@ -740,7 +759,7 @@ def test_rtu_noise_and_broadcast(tmp):
         stale = []
         for r in mine:
             who, written = line.written.get(int(r["values"]["no2"]), (None, 0))
-            if who != unit or ts_s(r) - written > 0.1:
+            if who != unit or ts_s(r) - written > STALE_S:
                 stale.append((r["seq"], r["values"]["no2"], who, round(ts_s(r) - written, 3)))
         s = st[sid]
         errors = s["crc_errors"] + s["frame_errors"] + s["timeouts"] + s["io_errors"]
@@ -765,6 +784,46 @@ def test_rtu_noise_and_broadcast(tmp):
         # failing is backed off up to backoff_max_s: never a stall of the line.
         check(max(gaps) < 2 + interval + 2 * timeout + 1.0,
               "%s waited %.2f s between readings" % (sid, max(gaps)))
+
+
+def test_rtu_late_answer_after_broadcast(tmp):
+    """One sensor on a line where a broadcast frame arrives between polls now
+    and then. The next request reads the broadcast, fails and flushes at
+    once, before the slave's answer is on the line; that answer must not be
+    taken for the answer to the request after it. Every reading must come
+    from the answer to its own request."""
+    link = os.path.join(tmp.path, "ttyBCAST")
+    line = NoisyLine(link, (1,), p_noise=0, p_broadcast=0, idle_s=(1.5, 2.5), p_idle_noise=0)
+    broker = Broker(tmp)
+    interval = 0.25
+    buses = [{"id": "rs485-b", "type": "modbus-rtu", "device": link, "baud": 9600,
+              "timeout_ms": 300, "backoff_max_s": 2}]
+    sensors = [{"id": "aq-b1", "bus": "rs485-b", "driver": "modbus", "profile": "aqt530",
+                "unit_id": 1, "interval_s": interval}]
+    sub = Subscriber(broker, "city/test/#", retained=False)
+    gw = Gateway(tmp, config(tmp, broker, buses, sensors)).start()
+    try:
+        time.sleep(15)
+        check(gw.stop() == 0, "clean stop")
+    finally:
+        sub.stop()
+        line.stop()
+        broker.stop()
+    mine = sorted((r for _, r, _ in sub.readings()), key=ts_s)
+    stale = []
+    for r in mine:
+        who, written = line.written.get(int(r["values"]["no2"]), (None, 0))
+        if who != 1 or ts_s(r) - written > STALE_S:
+            stale.append((r["seq"], r["values"]["no2"], round(ts_s(r) - written, 3)))
+    failed = sum(1 for l in gw.log_text().splitlines() if "retrying with back-off" in l)
+    print("  rtu late answer: %d broadcasts between polls, %d requests, %d readings, %d stale "
+          "(decoded from the previous request's answer), %d failure streaks logged"
+          % (line.counts["idle_broadcasts"], line.counts["requests"], len(mine), len(stale),
+             failed), flush=True)
+    check(line.counts["idle_broadcasts"] >= 4, "too few broadcasts were injected")
+    check(len(mine) >= 0.5 * 15 / interval, "only %d readings in 15 s" % len(mine))
+    check(not stale, "%d of %d readings were decoded from the late answer to an earlier, "
+          "failed request (seq, answer number, s late): %r" % (len(stale), len(mine), stale[:8]))
 
 
 def test_serial_adapter_unplugged(tmp):
@@ -832,4 +891,5 @@ def test_serial_adapter_unplugged(tmp):
 if __name__ == "__main__":
     main([test_outage_60s, test_sigkill_10_times, test_sync_full_is_durable_before_sent,
           test_outbox_max_rows, test_outbox_max_bytes, test_refused_credentials,
-          test_replay_rate, test_rtu_noise_and_broadcast, test_serial_adapter_unplugged])
+          test_replay_rate, test_rtu_noise_and_broadcast, test_rtu_late_answer_after_broadcast,
+          test_serial_adapter_unplugged])

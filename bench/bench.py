@@ -1,0 +1,611 @@
+"""citygate benchmarks: each figure against a baseline measured in the same run.
+
+Run through bench/run.sh, which builds the programs first. Every figure is
+measured REPS times (at least 3); a repetition measures the baseline and
+citygate one after the other, so that both see the same machine at the same
+moment, and the figure is the median of the per-repetition ratios with their
+spread (min-max). Targets are printed as met or not met; nothing here fails.
+
+Sections: 1 durable throughput, 2 backlog drain, 3 footprint against collectd,
+4 bus efficiency, 5 profile. QUICK=1 shortens every run.
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.dirname(HERE)
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", required=True, help="the build folder (configured with CG_BENCH=ON)")
+    ap.add_argument("--only", default="1,2,3,4,5", help="sections to run, e.g. 1,4")
+    ap.add_argument("--json", default=None, help="also write the figures to this file")
+    return ap.parse_args()
+
+
+ARGS = parse_args()
+os.environ["CG_BINARY_DIR"] = os.path.abspath(ARGS.build)
+os.environ["CG_SOURCE_DIR"] = SRC
+sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
+import harness  # noqa: E402  (reads CG_BINARY_DIR at import)
+
+QUICK = os.environ.get("QUICK", "0") not in ("", "0")
+REPS = max(3, int(os.environ.get("REPS", "3" if QUICK else "5")))
+BENCH = os.path.join(ARGS.build, "bench")
+CITYGATE = os.path.join(ARGS.build, "citygate")
+WINDOW = int(os.environ.get("WINDOW", "64"))  # mqtt.inflight's default
+TICK = os.sysconf("SC_CLK_TCK")
+RESULTS = {"quick": QUICK, "reps": REPS}
+
+
+# ---- figures ----
+
+def spread(values):
+    return "%s-%s" % (fmt(min(values)), fmt(max(values)))
+
+
+def fmt(v):
+    if abs(v) >= 1000:
+        return "{:,.0f}".format(v)
+    if abs(v) >= 10:
+        return "%.1f" % v
+    return "%.2f" % v
+
+
+def line(label, values, unit=""):
+    """Prints the median and spread of one measured quantity."""
+    print("  %-44s median %10s %-10s spread %s" % (label, fmt(statistics.median(values)), unit,
+                                                   spread(values)), flush=True)
+
+
+def verdict(label, value, target, ok):
+    print("  %-44s %-10s target %s: %s" % (label, fmt(value), target,
+                                          "met" if ok else "NOT MET"), flush=True)
+    return ok
+
+
+def record(section, **kw):
+    RESULTS.setdefault(section, {}).update(kw)
+
+
+# ---- processes ----
+
+def proc_status(pid):
+    """VmRSS and VmHWM of a process in kB."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for ln in f:
+            k, _, v = ln.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                out[k] = int(v.split()[0])
+    return out
+
+
+def proc_cpu(pid):
+    """User plus system CPU seconds of a process (all its threads)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def run_line(args, env=None, timeout=900):
+    """Runs a bench program; returns its key=value result line as a dict."""
+    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
+    if r.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s" % (args[0], r.returncode, r.stderr[-2000:]))
+    for ln in r.stdout.splitlines():
+        if "=" in ln:
+            return dict(kv.split("=", 1) for kv in ln.split())
+    raise RuntimeError("%s printed no result" % args[0])
+
+
+def rm_store(path):
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+
+
+def limit_rate(broker, n):
+    """The plain Paho QoS 1 loop's messages/s with the same window: the limit."""
+    r = run_line([os.path.join(BENCH, "bench_throughput"), "limit",
+                  "tcp://127.0.0.1:%d" % broker.port, str(n), str(WINDOW)])
+    return float(r["rate"]), int(r["payload"])
+
+
+def gateway_config(tmp, broker_port, store, buses, sensors, **extra):
+    cfg = {
+        "gateway": {"id": "gw-bench-0001", "health_interval_s": extra.pop("health", 3600)},
+        "mqtt": {"uri": "tcp://127.0.0.1:%d" % broker_port, "topic_prefix": "city/bench",
+                 "inflight": WINDOW, "reconnect_min_s": 0.1, "reconnect_max_s": 0.2},
+        "store": {"path": store, "sync": "normal"},
+        "buses": buses,
+        "sensors": sensors,
+    }
+    return cfg
+
+
+def start_citygate(tmp, cfg, name):
+    path = tmp.file(name + ".json", json.dumps(cfg, indent=1))
+    log = open(tmp.file(name + ".log"), "a")
+    proc = subprocess.Popen([CITYGATE, "-c", path], stdout=log, stderr=subprocess.STDOUT)
+    proc.log_file = log
+    return proc
+
+
+def stop(proc, timeout=30):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    log = getattr(proc, "log_file", None)
+    if log:
+        log.close()
+
+
+# A bus to a loopback port nothing serves: a config needs one, and it polls nothing.
+IDLE_BUS = [{"id": "lan", "type": "modbus-tcp", "host": "127.0.0.1", "port": 9}]
+IDLE_SENSOR = [{"id": "aq-001", "bus": "lan", "driver": "modbus", "profile": "aqt530",
+                "unit_id": 1, "interval_s": 3600}]
+
+
+# ---- 1. durable throughput ----
+
+def bench_throughput(tmp, broker):
+    n = 60000 if QUICK else 200000
+    print("\n== 1. Durable throughput: cg_gateway_submit to PUBACK, QoS 1, window %d, "
+          "sync=normal, %d readings a run" % (WINDOW, n), flush=True)
+    limits, gws, ratios = [], [], []
+    store = os.path.join(tmp.path, "tp")
+    os.makedirs(store, exist_ok=True)
+    for _ in range(REPS):
+        lim, payload = limit_rate(broker, n)
+        rm_store(os.path.join(store, "outbox.db"))
+        # Offered load above the limit, so that the gateway is never short of readings.
+        r = run_line([os.path.join(BENCH, "bench_throughput"), "gateway",
+                      "tcp://127.0.0.1:%d" % broker.port, str(n), str(WINDOW), store,
+                      str(int(lim * 1.5)), "2"])
+        if int(r["lost"]):
+            print("  warning: the gateway dropped %s readings" % r["lost"])
+        limits.append(lim)
+        gws.append(float(r["rate"]))
+        ratios.append(gws[-1] / lim)
+    print("  payload %d bytes; each run: the limit, then citygate" % payload)
+    line("limit: plain Paho MQTTAsync loop", limits, "msg/s")
+    line("citygate: produced, committed, PUBACKed", gws, "readings/s")
+    line("ratio citygate / limit", ratios)
+    ok = verdict("durable throughput ratio", statistics.median(ratios), ">= 0.90",
+                 statistics.median(ratios) >= 0.9)
+    record("throughput", limit=limits, citygate=gws, ratio=ratios, payload=payload, n=n,
+           met=ok)
+
+
+# ---- 2. backlog drain ----
+
+def first_seq(db_path):
+    """The oldest row's seq (by the primary key, cheap with a million rows), or None."""
+    con = sqlite3.connect("file:%s?mode=ro" % db_path, uri=True, timeout=5)
+    try:
+        return con.execute("SELECT min(seq) FROM messages").fetchone()[0]
+    finally:
+        con.close()
+
+
+def bench_drain(tmp):
+    n = 200000 if QUICK else 1000000
+    print("\n== 2. Backlog drain: %d readings in the outbox, then the broker comes back"
+          % n, flush=True)
+    template = os.path.join(tmp.path, "backlog.db")
+    r = run_line([os.path.join(BENCH, "bench_fill"), template, str(n)])
+    print("  filled by bench_fill in %s s (cg_outbox_put, 1000 rows a transaction)"
+          % r["seconds"])
+    limits, drains, ratios = [], [], []
+    rss_empty, rss_full, hwm_drain, after_drain = [], [], [], []
+    for rep in range(REPS):
+        port = harness.free_port()
+        work = os.path.join(tmp.path, "drain%d" % rep)
+        os.makedirs(work)
+        store = os.path.join(work, "outbox.db")
+        # Resident memory at empty: the same gateway on an empty store, broker up.
+        broker = harness.Broker(tmp, port=port)
+        empty_store = os.path.join(work, "empty.db")
+        gw = start_citygate(tmp, gateway_config(tmp, port, empty_store, IDLE_BUS, IDLE_SENSOR),
+                            "drain-empty%d" % rep)
+        time.sleep(3)
+        rss_empty.append(proc_status(gw.pid)["VmRSS"] / 1024)
+        stop(gw)
+        lim, _ = limit_rate(broker, 60000 if QUICK else 200000)
+        limits.append(lim)
+        broker.stop()
+
+        shutil.copyfile(template, store)
+        gw = start_citygate(tmp, gateway_config(tmp, port, store, IDLE_BUS, IDLE_SENSOR),
+                            "drain%d" % rep)
+        time.sleep(3)
+        rss_full.append(proc_status(gw.pid)["VmRSS"] / 1024)
+        broker = harness.Broker(tmp, port=port)
+        t0 = time.monotonic()
+        hwm = 0
+        while True:
+            hwm = max(hwm, proc_status(gw.pid)["VmRSS"])
+            if first_seq(store) is None:
+                break
+            if time.monotonic() - t0 > 900:
+                raise RuntimeError("the backlog did not drain in 900 s")
+            time.sleep(0.1)
+        t1 = time.monotonic()
+        st = proc_status(gw.pid)
+        hwm_drain.append(max(hwm, st["VmHWM"]) / 1024)
+        after_drain.append(st["VmRSS"] / 1024)
+        drains.append(n / (t1 - t0))
+        ratios.append(drains[-1] / lim)
+        stop(gw)
+        broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    line("limit: plain Paho MQTTAsync loop", limits, "msg/s")
+    line("citygate drain (broker up to outbox empty)", drains, "rows/s")
+    line("ratio drain / limit", ratios)
+    line("citygate VmRSS, empty store", rss_empty, "MB")
+    line("citygate VmRSS, %d rows, broker away" % n, rss_full, "MB")
+    line("citygate VmHWM, start to drained", hwm_drain, "MB")
+    line("citygate VmRSS, drained", after_drain, "MB")
+    apart = [max(f, h) - e for e, f, h in zip(rss_empty, rss_full, hwm_drain)]
+    line("peak with rows minus empty", apart, "MB")
+    ok1 = verdict("drain ratio", statistics.median(ratios), ">= 0.90",
+                  statistics.median(ratios) >= 0.9)
+    ok2 = verdict("RSS apart, %d rows vs empty (MB)" % n, statistics.median(apart), "< 5",
+                  statistics.median(apart) < 5)
+    record("drain", n=n, limit=limits, drain=drains, ratio=ratios, rss_empty_mb=rss_empty,
+           rss_full_mb=rss_full, hwm_drain_mb=hwm_drain, rss_drained_mb=after_drain,
+           apart_mb=apart, met=[ok1, ok2])
+
+
+# ---- 3. footprint against collectd ----
+
+class Counter:
+    """Counts messages per first topic level (citygate's and collectd's)."""
+
+    def __init__(self, broker):
+        self.counts = {}
+        self.lock = threading.Lock()
+        self.proc = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port),
+                                      "-t", "city/#", "-t", "collectd/#", "-F", "%t"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        time.sleep(0.3)
+
+    def _read(self):
+        for ln in self.proc.stdout:
+            top = ln.split("/", 1)[0]
+            with self.lock:
+                self.counts[top] = self.counts.get(top, 0) + 1
+
+    def get(self, top):
+        with self.lock:
+            return self.counts.get(top, 0)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
+AQT530_POINTS = [  # name, register, collectd RegisterType, scale (drivers/profiles/aqt530.json)
+    ("no2", 0, "Int16", 1), ("so2", 1, "Int16", 1), ("co", 2, "Int16", 1),
+    ("h2s", 4, "Int16", 1), ("o3", 5, "Int16", 1), ("no", 6, "Int16", 1),
+    ("pm25", 8, "Int16", 0.1), ("pm10", 9, "Int16", 0.1), ("temperature", 10, "Int16", 0.1),
+    ("relativeHumidity", 11, "Int16", 0.1), ("pressure", 12, "Int16", 0.1),
+]
+
+
+def collectd_config(tmp, broker, endpoints, per_endpoint):
+    """collectd with its modbus plugin reading the aqt530's eleven registers of every
+    slave every second, and its mqtt plugin publishing each value with QoS 1."""
+    base = os.path.join(tmp.path, "collectd")
+    os.makedirs(base, exist_ok=True)
+    out = ['Hostname "gw-bench-0001"', "FQDNLookup false", 'BaseDir "%s"' % base,
+           'PIDFile "%s/collectd.pid"' % base, 'TypesDB "/usr/share/collectd/types.db"',
+           "Interval 1", "LoadPlugin logfile",
+           '<Plugin logfile>\n  LogLevel "warning"\n  File "%s/collectd.log"\n</Plugin>' % base,
+           "LoadPlugin modbus", "LoadPlugin mqtt", "<Plugin modbus>"]
+    for name, reg, rtype, scale in AQT530_POINTS:
+        out.append('  <Data "%s">\n    RegisterBase %d\n    RegisterType %s\n'
+                   '    RegisterCmd ReadHolding\n    Type gauge\n    Instance "%s"\n'
+                   '    Scale %s\n  </Data>' % (name, reg, rtype, name, scale))
+    for e, port in enumerate(endpoints):
+        out.append('  <Host "ep%02d">\n    Address "127.0.0.1"\n    Port "%d"\n    Interval 1'
+                   % (e, port))
+        for unit in range(1, per_endpoint + 1):
+            out.append("    <Slave %d>\n      Instance \"aq-%02d-%03d\"" % (unit, e, unit))
+            out.extend('      Collect "%s"' % p[0] for p in AQT530_POINTS)
+            out.append("    </Slave>")
+        out.append("  </Host>")
+    out.append("</Plugin>")
+    out.append('<Plugin mqtt>\n  <Publish "broker">\n    Host "127.0.0.1"\n    Port "%d"\n'
+               '    ClientId "collectd-bench"\n    QoS 1\n    Prefix "collectd"\n'
+               '    Retain false\n    StoreRates false\n  </Publish>\n</Plugin>' % broker.port)
+    return tmp.file("collectd.conf", "\n".join(out) + "\n")
+
+
+def measure(proc, seconds):
+    """CPU seconds and peak RSS (MB) of proc after it has run for seconds."""
+    time.sleep(seconds)
+    if proc.poll() is not None:
+        raise RuntimeError("the process under test exited early")
+    return proc_cpu(proc.pid), proc_status(proc.pid)["VmHWM"] / 1024
+
+
+def bench_footprint(tmp, broker):
+    endpoints_n, per = 10, 20
+    seconds = 15 if QUICK else 60
+    print("\n== 3. Footprint: %d Modbus TCP sensors (%d endpoints x %d slaves, aqt530) polled "
+          "every second for %d s, published to mosquitto" % (endpoints_n * per, endpoints_n, per,
+                                                            seconds), flush=True)
+    if not os.path.exists("/usr/lib/collectd/modbus.so"):
+        print("  collectd-core is not installed: skipped")
+        return
+    args = []
+    for _ in range(endpoints_n):
+        args += ["--tcp", "0"] + sum((["--slave", "%d:aqt530" % u] for u in range(1, per + 1)),
+                                     [])
+    sim = harness.Sim(tmp, args)
+    ports = [int(e[2]) for e in sim.endpoints if e[0] == "tcp"]
+    counter = Counter(broker)
+    buses = [{"id": "ep%02d" % e, "type": "modbus-tcp", "host": "127.0.0.1", "port": p}
+             for e, p in enumerate(ports)]
+    sensors = [{"id": "aq-%02d-%03d" % (e, u), "bus": "ep%02d" % e, "driver": "modbus",
+                "profile": "aqt530", "unit_id": u, "interval_s": 1}
+               for e in range(len(ports)) for u in range(1, per + 1)]
+    conf = collectd_config(tmp, broker, ports, per)
+    cg_cpu, cg_rss, cd_cpu, cd_rss, cg_rate, cd_rate, idle = [], [], [], [], [], [], []
+    try:
+        for rep in range(REPS):
+            # Idle: one sensor polled once a minute, connected, empty store.
+            store = os.path.join(tmp.path, "idle%d.db" % rep)
+            gw = start_citygate(tmp, gateway_config(tmp, broker.port, store, buses[:1],
+                                                    [dict(sensors[0], interval_s=60)]),
+                                "idle%d" % rep)
+            time.sleep(5)
+            idle.append(proc_status(gw.pid)["VmRSS"] / 1024)
+            stop(gw)
+
+            store = os.path.join(tmp.path, "footprint%d.db" % rep)
+            before = counter.get("city")
+            gw = start_citygate(tmp, gateway_config(tmp, broker.port, store, buses, sensors),
+                                "footprint%d" % rep)
+            cpu, rss = measure(gw, seconds)
+            cg_rate.append((counter.get("city") - before) / seconds)
+            stop(gw)
+            cg_cpu.append(cpu)
+            cg_rss.append(rss)
+
+            before = counter.get("collectd")
+            log = open(tmp.file("collectd%d.log" % rep), "w")
+            cd = subprocess.Popen(["collectd", "-f", "-C", conf], stdout=log,
+                                  stderr=subprocess.STDOUT)
+            cd.log_file = log
+            cpu, rss = measure(cd, seconds)
+            cd_rate.append((counter.get("collectd") - before) / seconds)
+            stop(cd)
+            cd_cpu.append(cpu)
+            cd_rss.append(rss)
+    finally:
+        counter.stop()
+        sim.stop()
+    line("citygate CPU seconds", cg_cpu, "s")
+    line("collectd CPU seconds", cd_cpu, "s")
+    cpu_ratio = [a / b for a, b in zip(cg_cpu, cd_cpu)]
+    line("CPU ratio citygate / collectd", cpu_ratio)
+    line("citygate peak RSS (VmHWM)", cg_rss, "MB")
+    line("collectd peak RSS (VmHWM)", cd_rss, "MB")
+    rss_ratio = [a / b for a, b in zip(cg_rss, cd_rss)]
+    line("RSS ratio citygate / collectd", rss_ratio)
+    line("citygate idle RSS (1 sensor, connected)", idle, "MB")
+    line("citygate messages/s (one per reading)", cg_rate, "msg/s")
+    line("collectd messages/s (one per value)", cd_rate, "msg/s")
+    ok1 = verdict("CPU ratio", statistics.median(cpu_ratio), "<= 0.50",
+                  statistics.median(cpu_ratio) <= 0.5)
+    ok2 = verdict("RSS ratio", statistics.median(rss_ratio), "<= 1.00",
+                  statistics.median(rss_ratio) <= 1.0)
+    ok3 = verdict("idle RSS (MB)", statistics.median(idle), "< 8", statistics.median(idle) < 8)
+    record("footprint", seconds=seconds, sensors=len(sensors), citygate_cpu_s=cg_cpu,
+           collectd_cpu_s=cd_cpu, cpu_ratio=cpu_ratio, citygate_hwm_mb=cg_rss,
+           collectd_hwm_mb=cd_rss, rss_ratio=rss_ratio, idle_rss_mb=idle,
+           citygate_msg_s=cg_rate, collectd_msg_s=cd_rate, met=[ok1, ok2, ok3])
+
+
+# ---- 4. bus efficiency ----
+
+def health_messages(sub):
+    out = []
+    for _, payload, _ in sub.received("/health"):
+        out.append(json.loads(payload))
+    return out
+
+
+def rfc3339_s(ts):
+    t = time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")
+    return time.mktime(t) + float("0" + ts[19:-1])
+
+
+def bench_bus(tmp, broker):
+    print("\n== 4. Bus efficiency: requests and bytes per poll (RTU framing), and polls/s at "
+          "9600 baud on a pty", flush=True)
+    profiles = os.path.join(SRC, "drivers", "profiles")
+    r = subprocess.run([os.path.join(BENCH, "bench_plan"), profiles, "9600"],
+                       capture_output=True, text=True, check=True)
+    plans = [dict(kv.split("=", 1) for kv in ln.split()) for ln in r.stdout.splitlines()]
+    print("  %-16s %6s %9s %9s %9s %9s %11s %11s" % (
+        "profile", "points", "requests", "minimum", "bytes", "minimum", "per-point",
+        "ms at 9600"))
+    for p in plans:
+        print("  %-16s %6s %9s %9s %9s %9s %5s/%-5s %11s" % (
+            p["profile"], p["points"], p["cg_requests"], p["min_requests"], p["cg_bytes"],
+            p["min_bytes"], p["per_point_requests"], p["per_point_bytes"], p["cg_poll_ms"]))
+    print("  (per-point: one request per point, as collectd's modbus plugin reads; ms: "
+          "request, answer and two 3.5-character silences, 11-bit characters)")
+    seconds = 5 if QUICK else 10
+    results = {}
+    for p in plans:
+        name = p["profile"]
+        limit = float(p["limit_polls_s"])
+        rates, req_per_poll = [], []
+        for rep in range(REPS):
+            link = os.path.join(tmp.path, "tty-%s-%d" % (name, rep))
+            sim = harness.Sim(tmp, ["--rtu", link, "--baud", "9600"] +
+                              sum((["--slave", "%d:%s" % (u, name)] for u in range(1, 5)), []))
+            sub = harness.Subscriber(broker, "city/bench/+/health", client_id="bench-h-%s-%d" % (name, rep),
+                                     retained=False)
+            bus = [{"id": "rs485", "type": "modbus-rtu", "device": link, "baud": 9600,
+                    "timeout_ms": 300}]
+            # Four slaves asked for ten polls a second each: more than the line can carry,
+            # so the bus is never idle and the rate is the line's.
+            sens = [{"id": "s%d" % u, "bus": "rs485", "driver": "modbus", "profile": name,
+                     "unit_id": u, "interval_s": 0.1} for u in range(1, 5)]
+            store = os.path.join(tmp.path, "bus-%s-%d.db" % (name, rep))
+            cfg = gateway_config(tmp, broker.port, store, bus, sens, health=1)
+            gw = start_citygate(tmp, cfg, "bus-%s-%d" % (name, rep))
+            harness.wait_for(lambda: len(health_messages(sub)) >= 2, 20, "health messages")
+            first = health_messages(sub)[-1]
+            time.sleep(seconds)
+            last = health_messages(sub)[-1]
+            stop(gw)
+            sub.stop()
+            sim.stop()
+
+            def totals(h):
+                b = h["buses"][0]
+                return sum(s["ok"] for s in b["sensors"]), b["requests"]
+            ok0, req0 = totals(first)
+            ok1, req1 = totals(last)
+            dt = rfc3339_s(last["ts"]) - rfc3339_s(first["ts"])
+            rates.append((ok1 - ok0) / dt)
+            req_per_poll.append((req1 - req0) / max(1, ok1 - ok0))
+        ratio = [x / limit for x in rates]
+        print("  %s: physical limit %.2f polls/s (its fewest-characters plan)" % (name, limit))
+        line("  citygate polls/s, 9600 baud pty", rates, "polls/s")
+        line("  requests per poll (measured)", req_per_poll)
+        line("  ratio polls/s / physical limit", ratio)
+        results[name] = {"plan": p, "polls_s": rates, "ratio": ratio,
+                         "requests_per_poll": req_per_poll}
+    record("bus", profiles=results)
+
+
+# ---- 5. profile ----
+
+def perf_works():
+    r = subprocess.run(["perf", "stat", "-e", "instructions", "true"], capture_output=True,
+                       text=True)
+    return r.returncode == 0 and "not supported" not in r.stderr
+
+
+def bench_profile(tmp, broker):
+    n = 5000 if QUICK else 20000
+    store = os.path.join(tmp.path, "prof")
+    os.makedirs(store, exist_ok=True)
+    args = [os.path.join(BENCH, "bench_throughput"), "gateway",
+            "tcp://127.0.0.1:%d" % broker.port, str(n), str(WINDOW), store, "2000", "1"]
+    out = os.path.join(tmp.path, "profile.txt")
+    if shutil.which("perf") and perf_works():
+        tool = "perf"
+        data = os.path.join(tmp.path, "perf.data")
+        subprocess.run(["perf", "record", "-g", "-o", data] + args, capture_output=True,
+                       check=True)
+        rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio",
+                              "-g", "none", "--sort", "dso,sym"], capture_output=True, text=True)
+        text = rep.stdout
+    else:
+        tool = "callgrind"
+        cg_out = os.path.join(tmp.path, "callgrind.out")
+        subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + cg_out] + args,
+                       capture_output=True, check=True, timeout=1800)
+        incl = subprocess.run(["callgrind_annotate", "--inclusive=yes", cg_out],
+                              capture_output=True, text=True).stdout
+        excl = subprocess.run(["callgrind_annotate", cg_out], capture_output=True,
+                              text=True).stdout
+        text = "== inclusive ==\n" + incl + "\n== exclusive ==\n" + excl
+    with open(out, "w") as f:
+        f.write(text)
+    keep = os.environ.get("PROFILE_OUT")
+    if keep:
+        shutil.copyfile(out, keep)
+    print("\n== 5. Profile of the throughput run (%s, %d readings, offered 2,000/s)" % (tool, n))
+    shown = 0
+    for ln in text.splitlines():
+        if shown >= 25:
+            break
+        if tool == "callgrind" and ("(" in ln and ")" in ln and ":" in ln) or (
+                tool == "perf" and ln.strip() and not ln.startswith("#")):
+            print("  " + ln.strip()[:140])
+            shown += 1
+    print("  (full listing: %s)" % (keep or "set PROFILE_OUT=FILE to keep it"))
+    record("profile", tool=tool, n=n)
+
+
+# ---- main ----
+
+def machine():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for ln in f:
+            if ln.startswith("model name"):
+                cpu = ln.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) // 1024
+    head = subprocess.run(["git", "-C", SRC, "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", SRC, "status", "--porcelain"], capture_output=True,
+                           text=True).stdout.strip()
+    return {"nproc": os.cpu_count(), "cpu": cpu, "mem_mb": mem, "kernel": platform.release(),
+            "commit": head, "uncommitted": bool(dirty),
+            "load": open("/proc/loadavg").read().split()[:3]}
+
+
+def main():
+    m = machine()
+    RESULTS["machine"] = m
+    print("citygate benchmarks%s: %d repetitions each" % (" (QUICK)" if QUICK else "", REPS))
+    print("machine: %d CPUs, %s, %d MB; load %s; commit %s%s" % (
+        m["nproc"], m["cpu"], m["mem_mb"], " ".join(m["load"]), m["commit"][:12],
+        " with uncommitted changes" if m["uncommitted"] else ""), flush=True)
+    only = set(ARGS.only.split(","))
+    tmp = harness.TempDir()
+    broker = harness.Broker(tmp)
+    try:
+        if "1" in only:
+            bench_throughput(tmp, broker)
+        if "2" in only:
+            bench_drain(tmp)
+        if "3" in only:
+            bench_footprint(tmp, broker)
+        if "4" in only:
+            bench_bus(tmp, broker)
+        if "5" in only:
+            bench_profile(tmp, broker)
+    finally:
+        broker.stop()
+        if ARGS.json:
+            with open(ARGS.json, "w") as f:
+                json.dump(RESULTS, f, indent=1)
+        if os.environ.get("KEEP_TMP"):
+            print("kept %s" % tmp.path)
+        else:
+            tmp.remove()
+
+
+if __name__ == "__main__":
+    main()
