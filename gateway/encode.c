@@ -1,8 +1,10 @@
 /* Encoders: a reading to a payload in the configured format, and its topic. */
 #include "encode.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "buf.h"
 #include "clock.h"
@@ -30,13 +32,203 @@ int cg_format_from_name(const char *s)
 	return -1;
 }
 
+/*
+ * The native encoder runs once per reading on the gateway's main loop, which
+ * also feeds the MQTT window: the helpers below write the same bytes as
+ * cg_buf_json_string(), cg_buf_json_number() and cg_rfc3339() without going
+ * through printf for integers and timestamps, nor appending strings one
+ * character at a time. Values they do not cover (fractions, years outside
+ * 0-9999) go to the general functions.
+ */
+
+/* Appends s as a JSON string literal: runs of characters that need no escape
+ * in one append each; '"' and '\\' backslashed, other controls as \u00XX. */
+static void put_string(cg_buf_t *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *run = s;
+
+	cg_buf_append(b, "\"", 1);
+	for (const char *p = s;; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		if (p > run)
+			cg_buf_append(b, run, (size_t)(p - run));
+		if (c == 0)
+			break;
+		if (c == '"' || c == '\\') {
+			char esc[2] = {'\\', (char)c};
+
+			cg_buf_append(b, esc, 2);
+		} else {
+			char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+
+			cg_buf_append(b, esc, 6);
+		}
+		run = p + 1;
+	}
+	cg_buf_append(b, "\"", 1);
+}
+
+/* Appends v in decimal. */
+static void put_int(cg_buf_t *b, int64_t v)
+{
+	char d[24];
+	size_t i = sizeof(d);
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+	do {
+		d[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		d[--i] = '-';
+	cg_buf_append(b, d + i, sizeof(d) - i);
+}
+
+/*
+ * Appends a fraction as printf's "%.15g" writes it, for 1e-4 <= |v| < 1e15,
+ * where %g uses fixed notation; returns false for anything else. %g rounds v
+ * to 15 significant digits, q = v * 10^(14 - X) with X the decimal exponent
+ * of the rounded value, then drops trailing zeros. q is computed exactly:
+ * v = m * 2^e with a 53-bit m, so m * 10^k fits in 128 bits, and the shift
+ * by -e rounds half to even on the exact value as glibc does. X starts from
+ * log10() and is corrected until q has 15 digits.
+ */
+static bool put_fraction(cg_buf_t *b, double v)
+{
+	static const uint64_t pow10[19] = {
+		1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+		100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL,
+		1000000000000ULL, 10000000000000ULL, 100000000000000ULL,
+		1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
+		1000000000000000000ULL,
+	};
+	double a = fabs(v);
+	int e, x;
+	uint64_t m;
+
+	if (!(a >= 1e-4 && a < 1e15))
+		return false;
+	m = (uint64_t)ldexp(frexp(a, &e), 53);
+	e -= 53;
+	if (e >= 0 || e <= -120)
+		return false;
+	x = (int)floor(log10(a));
+	for (int tries = 0; tries < 4; tries++) {
+		int k = 14 - x, s = -e;
+		unsigned __int128 p, q, rest, half;
+		char d[40];
+		size_t n = 0, end;
+
+		if (k < 0 || k > 18)
+			return false;
+		p = (unsigned __int128)m * pow10[k];
+		q = p >> s;
+		rest = p & (((unsigned __int128)1 << s) - 1);
+		half = (unsigned __int128)1 << (s - 1);
+		if (rest > half || (rest == half && (q & 1)))
+			q++;
+		if (q >= pow10[15]) {
+			x++;
+			continue;
+		}
+		if (q < pow10[14]) {
+			x--;
+			continue;
+		}
+		if (x < -4 || x >= 15)
+			return false;
+		if (v < 0)
+			d[n++] = '-';
+		if (x < 0) {
+			d[n++] = '0';
+			d[n++] = '.';
+			for (int i = 0; i < -x - 1; i++)
+				d[n++] = '0';
+		}
+		for (int i = 14; i >= 0; i--) {
+			d[n + (size_t)i] = (char)('0' + (int)(q % 10));
+			q /= 10;
+		}
+		if (x >= 0) {
+			/* Room for the point after the integer part's x + 1 digits. */
+			memmove(d + n + x + 2, d + n + x + 1, (size_t)(14 - x));
+			d[n + (size_t)x + 1] = '.';
+			n += 16;
+		} else {
+			n += 15;
+		}
+		end = n;
+		while (d[end - 1] == '0')
+			end--;
+		if (d[end - 1] == '.')
+			end--;
+		cg_buf_append(b, d, end);
+		return true;
+	}
+	return false;
+}
+
+/* Appends a JSON number as cg_buf_json_number() does: integers below 10^15
+ * (where "%.0f" prints the integer itself, "-0" for negative zero) and
+ * fractions in fixed notation directly, everything else through it. */
+static void put_number(cg_buf_t *b, double v)
+{
+	if (isfinite(v) && v == floor(v) && fabs(v) < 1e15) {
+		if (v == 0 && signbit(v))
+			cg_buf_append(b, "-0", 2);
+		else
+			put_int(b, (int64_t)v);
+		return;
+	}
+	if (isfinite(v) && put_fraction(b, v))
+		return;
+	cg_buf_json_number(b, v);
+}
+
+/* Writes n digits of v, zero-padded, at p. */
+static void digits(char *p, int v, int n)
+{
+	while (n-- > 0) {
+		p[n] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
+/* Appends the RFC 3339 time of ms as cg_rfc3339() writes it. */
+static void put_time(cg_buf_t *b, int64_t ms)
+{
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+	char t[32];
+
+	if (ms < 0 || !gmtime_r(&secs, &tm) || tm.tm_year < -1900 || tm.tm_year > 9999 - 1900) {
+		cg_rfc3339(ms, t, sizeof(t));
+		cg_buf_puts(b, t);
+		return;
+	}
+	/* YYYY-MM-DDTHH:MM:SS.mmmZ */
+	memcpy(t, "0000-00-00T00:00:00.000Z", 24);
+	digits(t, tm.tm_year + 1900, 4);
+	digits(t + 5, tm.tm_mon + 1, 2);
+	digits(t + 8, tm.tm_mday, 2);
+	digits(t + 11, tm.tm_hour, 2);
+	digits(t + 14, tm.tm_min, 2);
+	digits(t + 17, tm.tm_sec, 2);
+	digits(t + 20, (int)(ms % 1000), 3);
+	cg_buf_append(b, t, 24);
+}
+
 /* Appends one value of a reading as a JSON value. */
 static void put_value(cg_buf_t *b, const cg_value_t *v)
 {
 	switch (v->type) {
-	case CG_VALUE_NUMBER: cg_buf_json_number(b, v->number); break;
+	case CG_VALUE_NUMBER: put_number(b, v->number); break;
 	case CG_VALUE_BOOL: cg_buf_puts(b, v->boolean ? "true" : "false"); break;
-	case CG_VALUE_STRING: cg_buf_json_string(b, v->string); break;
+	case CG_VALUE_STRING: put_string(b, v->string); break;
 	}
 }
 
@@ -46,28 +238,30 @@ static void put_value(cg_buf_t *b, const cg_value_t *v)
 static void encode_native(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *r,
 			  int64_t seq)
 {
-	char ts[32];
 	bool first = true;
 
-	cg_rfc3339(r->ts_ms, ts, sizeof(ts));
 	cg_buf_puts(b, "{\"gateway\":");
-	cg_buf_json_string(b, ctx->gateway_id);
+	put_string(b, ctx->gateway_id);
 	cg_buf_puts(b, ",\"sensor\":");
-	cg_buf_json_string(b, r->sensor);
+	put_string(b, r->sensor);
 	cg_buf_puts(b, ",\"kind\":");
-	cg_buf_json_string(b, r->kind);
-	if (seq >= 0)
-		cg_buf_printf(b, ",\"seq\":%lld", (long long)seq);
-	cg_buf_printf(b, ",\"ts\":\"%s\"", ts);
+	put_string(b, r->kind);
+	if (seq >= 0) {
+		cg_buf_puts(b, ",\"seq\":");
+		put_int(b, seq);
+	}
+	cg_buf_puts(b, ",\"ts\":\"");
+	put_time(b, r->ts_ms);
+	cg_buf_puts(b, "\"");
 	if (r->interval_s > 0) {
 		cg_buf_puts(b, ",\"interval_s\":");
-		cg_buf_json_number(b, r->interval_s);
+		put_number(b, r->interval_s);
 	}
 	cg_buf_puts(b, ",\"values\":{");
 	for (size_t i = 0; i < r->n_values; i++) {
 		if (i)
 			cg_buf_puts(b, ",");
-		cg_buf_json_string(b, r->values[i].name);
+		put_string(b, r->values[i].name);
 		cg_buf_puts(b, ":");
 		put_value(b, &r->values[i]);
 	}
@@ -78,12 +272,12 @@ static void encode_native(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_read
 		if (!first)
 			cg_buf_puts(b, ",");
 		first = false;
-		cg_buf_json_string(b, r->values[i].name);
+		put_string(b, r->values[i].name);
 		cg_buf_puts(b, ":");
-		cg_buf_json_string(b, r->values[i].unit);
+		put_string(b, r->values[i].unit);
 	}
 	cg_buf_puts(b, "},\"quality\":");
-	cg_buf_json_string(b, r->quality);
+	put_string(b, r->quality);
 	cg_buf_puts(b, "}");
 }
 
