@@ -20,6 +20,27 @@ CITYGATE = os.path.join(BIN, "citygate")
 SIM = os.path.join(BIN, "citygate-sim")
 
 
+# Every process a test starts, so that a failing test leaves none running.
+_started = []
+
+
+def _track(proc):
+    _started.append(proc)
+    return proc
+
+
+def kill_leftovers():
+    """Kills what the last test started and did not stop (it failed midway)."""
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -80,8 +101,8 @@ class Broker:
 
     def start(self):
         self.log = open(self.tmp.file("mosquitto-%d.log" % self.port), "a")
-        self.proc = subprocess.Popen(["mosquitto", "-c", self.conf], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = _track(subprocess.Popen(["mosquitto", "-c", self.conf], stdout=self.log,
+                                            stderr=subprocess.STDOUT))
 
         def up():
             try:
@@ -111,8 +132,8 @@ class Subscriber:
                 "-k", "5"]
         if not retained:
             args.append("-R")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True, bufsize=1)
+        self.proc = _track(subprocess.Popen(args, stdout=subprocess.PIPE,
+                                            stderr=subprocess.DEVNULL, text=True, bufsize=1))
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
         time.sleep(0.3)  # let the subscription reach the broker
@@ -149,8 +170,8 @@ class Sim:
 
     def __init__(self, tmp, args):
         self.log = open(tmp.file("sim-%d.log" % len(os.listdir(tmp.path))), "w")
-        self.proc = subprocess.Popen([SIM] + args, stdout=subprocess.PIPE, stderr=self.log,
-                                     text=True, cwd=SRC)
+        self.proc = _track(subprocess.Popen([SIM] + args, stdout=subprocess.PIPE,
+                                            stderr=self.log, text=True, cwd=SRC))
         self.endpoints = []
         for line in self.proc.stdout:
             line = line.strip()
@@ -179,8 +200,8 @@ class Gateway:
 
     def start(self):
         self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([CITYGATE, "-c", self.config_path], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = _track(subprocess.Popen([CITYGATE, "-c", self.config_path], stdout=self.log,
+                                            stderr=subprocess.STDOUT))
         return self
 
     def stop(self, timeout=20):
@@ -273,10 +294,12 @@ def main(tests):
         started = time.monotonic()
         try:
             fn(tmp)
+            kill_leftovers()
             passed += 1
             print("PASS %s (%.1f s)" % (fn.__name__, time.monotonic() - started), flush=True)
             tmp.remove()
         except Exception as e:  # report and go on with the next test
+            kill_leftovers()
             failed += 1
             print("FAIL %s: %s (files kept in %s)" % (fn.__name__, e, tmp.path), flush=True)
             for name in sorted(os.listdir(tmp.path)):
@@ -300,8 +323,8 @@ class SubscriberWith(Subscriber):
                 "-k", "5"] + list(extra_args)
         if not retained:
             args.append("-R")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True, bufsize=1)
+        self.proc = _track(subprocess.Popen(args, stdout=subprocess.PIPE,
+                                            stderr=subprocess.DEVNULL, text=True, bufsize=1))
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
         time.sleep(0.3)
