@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
 import harness  # noqa: E402  (reads CG_BINARY_DIR at import)
 
 QUICK = os.environ.get("QUICK", "0") not in ("", "0")
-REPS = max(3, int(os.environ.get("REPS", "3" if QUICK else "5")))
+REPS = max(3, int(os.environ.get("REPS", "3")))
 BENCH = os.path.join(ARGS.build, "bench")
 CITYGATE = os.path.join(ARGS.build, "citygate")
 WINDOW = int(os.environ.get("WINDOW", "64"))  # mqtt.inflight's default

@@ -43,11 +43,11 @@ int main(int argc, char **argv)
 		size_t k = n - done < FILL_BATCH ? (size_t)(n - done) : FILL_BATCH;
 
 		for (size_t i = 0; i < k; i++) {
-			rows[i] = (cg_outbox_row_t){.seq = seq + (int64_t)i, .topic = topic,
-						    .created_ms = cg_now_ms()};
+			rows[i] = (cg_outbox_row_t){
+			    .seq = seq + (int64_t)i, .topic = topic, .created_ms = cg_now_ms()};
 			r.ts_ms = rows[i].created_ms;
 			rc = cg_encode(CG_FORMAT_NATIVE, &ectx, &r, rows[i].seq, &rows[i].payload,
-				       &rows[i].len);
+			               &rows[i].len);
 			if (rc < 0)
 				break;
 		}

@@ -76,8 +76,8 @@ static unsigned min_cost(span_t *sp, size_t n, bool gaps, size_t *requests)
 		best[j] = UINT_MAX;
 		/* The last group is sp[i..j-1]. */
 		for (size_t i = j; i-- > 0;) {
-			unsigned limit = bit_table(sp[i].table) ? CG_MAX_READ_BITS
-								: CG_MAX_READ_REGISTERS;
+			unsigned limit =
+			    bit_table(sp[i].table) ? CG_MAX_READ_BITS : CG_MAX_READ_REGISTERS;
 			unsigned cost;
 
 			if (sp[i].table != sp[j - 1].table)
@@ -150,19 +150,20 @@ static int bench_profile(const char *file, int baud)
 		const cg_point_t *p = &prof->points[i];
 		size_t w = bit_table(p->table) ? 1 : cg_type_registers(p->type);
 
-		sp[i] = (span_t){.table = p->table, .start = p->address,
-				 .end = p->address + (unsigned)(w ? w : 1)};
+		sp[i] = (span_t){.table = p->table,
+		                 .start = p->address,
+		                 .end = p->address + (unsigned)(w ? w : 1)};
 	}
 	plan_cost(&cg, &cg_bytes, &cg_chars);
 	plan_cost(&per_point, &pp_bytes, &pp_chars);
 	min_bytes = min_cost(sp, prof->n_points, false, &min_req_bytes);
 	min_chars = min_cost(sp, prof->n_points, true, &min_req_chars);
 	bench_result("profile=%s points=%zu cg_requests=%zu cg_bytes=%u min_requests=%zu "
-		     "min_bytes=%u per_point_requests=%zu per_point_bytes=%u baud=%d "
-		     "cg_poll_ms=%.2f min_poll_ms=%.2f limit_polls_s=%.2f",
-		     prof->name, prof->n_points, cg.n_requests, cg_bytes, min_req_bytes,
-		     min_bytes, per_point.n_requests, pp_bytes, baud, line_ms(cg_chars, baud),
-		     line_ms(min_chars, baud), 1000.0 / line_ms(min_chars, baud));
+	             "min_bytes=%u per_point_requests=%zu per_point_bytes=%u baud=%d "
+	             "cg_poll_ms=%.2f min_poll_ms=%.2f limit_polls_s=%.2f",
+	             prof->name, prof->n_points, cg.n_requests, cg_bytes, min_req_bytes, min_bytes,
+	             per_point.n_requests, pp_bytes, baud, line_ms(cg_chars, baud),
+	             line_ms(min_chars, baud), 1000.0 / line_ms(min_chars, baud));
 	(void)min_req_chars;
 
 free_all:

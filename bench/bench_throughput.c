@@ -1,4 +1,5 @@
-/* Durable throughput: readings from cg_gateway_submit to PUBACK, against a plain Paho QoS 1 loop. */
+/* Durable throughput: readings from cg_gateway_submit to PUBACK, against a plain Paho QoS 1 loop.
+ */
 #include <MQTTAsync.h>
 #include <limits.h>
 #include <pthread.h>
@@ -116,7 +117,7 @@ static int run_limit(const char *uri, long n, int window, double *rate, size_t *
 	/* Paho refuses sends beyond 100 queued ones unless told otherwise. */
 	co.maxBufferedMessages = window;
 	if (MQTTAsync_createWithOptions(&client, uri, "bench-limit", MQTTCLIENT_PERSISTENCE_NONE,
-					NULL, &co) != MQTTASYNC_SUCCESS)
+	                                NULL, &co) != MQTTASYNC_SUCCESS)
 		goto free_payload;
 	MQTTAsync_setCallbacks(client, &s, NULL, limit_message, NULL);
 	c.cleansession = 1;
@@ -147,7 +148,8 @@ static int run_limit(const char *uri, long n, int window, double *rate, size_t *
 		ro.onSuccess = limit_sent;
 		ro.onFailure = limit_send_failed;
 		ro.context = &s;
-		if (MQTTAsync_send(client, topic, (int)len, payload, 1, 0, &ro) != MQTTASYNC_SUCCESS) {
+		if (MQTTAsync_send(client, topic, (int)len, payload, 1, 0, &ro) !=
+		    MQTTASYNC_SUCCESS) {
 			cg_log(CG_LOG_ERR, "bench: Paho refused a send");
 			goto disconnect;
 		}
@@ -178,9 +180,9 @@ free_payload:
 typedef struct producer {
 	pthread_t thread;
 	cg_gateway_t *g;
-	long quota;   /* readings this producer submits */
-	double rate;  /* its share of the offered rate, readings/s */
-	double t0;    /* common start, monotonic seconds */
+	long quota;  /* readings this producer submits */
+	double rate; /* its share of the offered rate, readings/s */
+	double t0;   /* common start, monotonic seconds */
 } producer_t;
 
 /* Submits the producer's quota at its rate, in small bursts once a
@@ -228,7 +230,7 @@ static void *run_gateway_thread(void *arg)
 static int watch_outbox(sqlite3 *db, int64_t *next_seq, int64_t *oldest_seq, bool *empty)
 {
 	static const char sql[] = "SELECT (SELECT value FROM meta WHERE key = 'next_seq'),"
-				  " (SELECT min(seq) FROM messages)";
+	                          " (SELECT min(seq) FROM messages)";
 	sqlite3_stmt *st;
 	int rc;
 
@@ -244,7 +246,6 @@ static int watch_outbox(sqlite3 *db, int64_t *next_seq, int64_t *oldest_seq, boo
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
-
 /*
  * Runs a gateway from a config (one bus to a closed port, so it polls
  * nothing) and feeds it n readings from producers at the offered rate. The
@@ -254,7 +255,7 @@ static int watch_outbox(sqlite3 *db, int64_t *next_seq, int64_t *oldest_seq, boo
  * it into the store (fewer than n only if the gateway dropped some).
  */
 static int run_gateway(const char *uri, long n, int window, const char *dir, double offered,
-		       int n_producers, double *rate, long *stored)
+                       int n_producers, double *rate, long *stored)
 {
 	/* store.batch_ms, the config's default unless BENCH_BATCH_MS says otherwise. */
 	const char *batch_env = getenv("BENCH_BATCH_MS");
@@ -273,16 +274,16 @@ static int run_gateway(const char *uri, long n, int window, const char *dir, dou
 	snprintf(path, sizeof(path), "%s/bench-gateway.json", dir);
 	snprintf(db_path, sizeof(db_path), "%s/outbox.db", dir);
 	snprintf(text, sizeof(text),
-		 "{\"gateway\": {\"id\": \"%s\", \"health_interval_s\": 3600},"
-		 " \"mqtt\": {\"uri\": \"%s\", \"topic_prefix\": \"%s\", \"inflight\": %d,"
-		 "  \"reconnect_min_s\": 0.1, \"reconnect_max_s\": 0.5},"
-		 " \"store\": {\"path\": \"%s\", \"sync\": \"normal\", \"batch_ms\": %d},"
-		 " \"buses\": [{\"id\": \"lan\", \"type\": \"modbus-tcp\", \"host\": \"127.0.0.1\","
-		 "  \"port\": %d}],"
-		 " \"sensors\": [{\"id\": \"%s\", \"bus\": \"lan\", \"driver\": \"modbus\","
-		 "  \"profile\": \"aqt530\", \"unit_id\": 1, \"interval_s\": 3600}]}",
-		 BENCH_GATEWAY_ID, uri, BENCH_PREFIX, window, db_path, batch_ms, CLOSED_PORT,
-		 BENCH_SENSOR_ID);
+	         "{\"gateway\": {\"id\": \"%s\", \"health_interval_s\": 3600},"
+	         " \"mqtt\": {\"uri\": \"%s\", \"topic_prefix\": \"%s\", \"inflight\": %d,"
+	         "  \"reconnect_min_s\": 0.1, \"reconnect_max_s\": 0.5},"
+	         " \"store\": {\"path\": \"%s\", \"sync\": \"normal\", \"batch_ms\": %d},"
+	         " \"buses\": [{\"id\": \"lan\", \"type\": \"modbus-tcp\", \"host\": \"127.0.0.1\","
+	         "  \"port\": %d}],"
+	         " \"sensors\": [{\"id\": \"%s\", \"bus\": \"lan\", \"driver\": \"modbus\","
+	         "  \"profile\": \"aqt530\", \"unit_id\": 1, \"interval_s\": 3600}]}",
+	         BENCH_GATEWAY_ID, uri, BENCH_PREFIX, window, db_path, batch_ms, CLOSED_PORT,
+	         BENCH_SENSOR_ID);
 	rc = cg_config_parse(text, strlen(text), path, &cfg, &diag);
 	for (size_t i = 0; i < diag.n; i++)
 		cg_log(CG_LOG_ERR, "%s", diag.lines[i]);
@@ -311,9 +312,9 @@ static int run_gateway(const char *uri, long n, int window, const char *dir, dou
 	t0 = bench_now_s();
 	for (int i = 0; i < n_producers; i++) {
 		prod[i] = (producer_t){.g = rn.g,
-				       .quota = n / n_producers + (i < n % n_producers),
-				       .rate = offered / n_producers,
-				       .t0 = t0};
+		                       .quota = n / n_producers + (i < n % n_producers),
+		                       .rate = offered / n_producers,
+		                       .t0 = t0};
 		pthread_create(&prod[i].thread, NULL, produce, &prod[i]);
 	}
 	last_progress = t0;
@@ -387,7 +388,7 @@ int main(int argc, char **argv)
 		if (run_limit(argv[2], n, window, &rate, &len) < 0)
 			return 1;
 		bench_result("mode=limit n=%ld window=%d payload=%zu rate=%.1f", n, window, len,
-			     rate);
+		             rate);
 		return 0;
 	}
 	if (strcmp(argv[1], "gateway") == 0 && argc >= 7) {
@@ -395,10 +396,10 @@ int main(int argc, char **argv)
 		int producers = argc > 7 ? atoi(argv[7]) : 2;
 
 		if (run_gateway(argv[2], n, window, argv[5], atof(argv[6]), producers, &rate,
-				&stored) < 0)
+		                &stored) < 0)
 			return 1;
 		bench_result("mode=gateway n=%ld window=%d stored=%ld lost=%ld rate=%.1f", n,
-			     window, stored, n - stored, rate);
+		             window, stored, n - stored, rate);
 		return 0;
 	}
 	usage();

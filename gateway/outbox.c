@@ -18,7 +18,6 @@
 #define OB_BUSY_TIMEOUT_MS 5000
 /* A WAL that grew during a burst is cut back to this size after a checkpoint. */
 #define OB_JOURNAL_SIZE_LIMIT (4 * 1024 * 1024)
-#define OB_AUTOCHECKPOINT 4000
 
 /* What a row counts for against max_bytes: the bytes of its topic and payload. The
  * cast makes length() count bytes, not characters, of a UTF-8 topic. */
@@ -45,8 +44,6 @@ enum ob_stmt {
 	ST_DELETE_UPTO,
 	ST_ROW_SIZE,
 	ST_DELETE_ONE,
-	ST_RANGE_SIZE,
-	ST_DELETE_RANGE,
 	ST_EXPIRE,
 	ST_OLDEST,
 	ST_FETCH,
@@ -63,9 +60,6 @@ static const char *const ob_sql[ST_COUNT] = {
     [ST_DELETE_UPTO] = "DELETE FROM messages WHERE seq <= ?1",
     [ST_ROW_SIZE] = "SELECT " OB_ROW_SIZE " FROM messages WHERE seq = ?1",
     [ST_DELETE_ONE] = "DELETE FROM messages WHERE seq = ?1",
-    [ST_RANGE_SIZE] = "SELECT count(*), coalesce(sum(" OB_ROW_SIZE "), 0) FROM messages"
-                      " WHERE seq BETWEEN ?1 AND ?2",
-    [ST_DELETE_RANGE] = "DELETE FROM messages WHERE seq BETWEEN ?1 AND ?2",
     [ST_EXPIRE] = "DELETE FROM messages WHERE created_ms < ?1 RETURNING " OB_ROW_SIZE,
     [ST_OLDEST] = "SELECT created_ms FROM messages ORDER BY seq LIMIT 1",
     [ST_FETCH] = "SELECT seq, topic, payload, created_ms FROM messages WHERE seq > ?1"
@@ -325,13 +319,6 @@ static int configure(cg_outbox_t *ob)
 	rc = sqlite3_exec(ob->db, sql, NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return db_fail(ob, "journal_size_limit", rc);
-	rc = sqlite3_exec(ob->db, "PRAGMA secure_delete = OFF", NULL, NULL, NULL);
-	if (rc != SQLITE_OK)
-		return db_fail(ob, "secure_delete", rc);
-	snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint = %d", OB_AUTOCHECKPOINT);
-	rc = sqlite3_exec(ob->db, sql, NULL, NULL, NULL);
-	if (rc != SQLITE_OK)
-		return db_fail(ob, "wal_autocheckpoint", rc);
 	if (ob->opts.max_page_count > 0) {
 		snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld",
 		         (long long)ob->opts.max_page_count);
@@ -718,42 +705,8 @@ static int ack_one(cg_outbox_t *ob, int64_t seq, int64_t *rows, int64_t *bytes)
 	return rc;
 }
 
-/* Deletes the rows with first <= seq <= last, adding them to *rows and *bytes: one
- * query for their count and size, one range delete. Returns SQLITE_DONE or SQLite's
- * error. */
-static int ack_range(cg_outbox_t *ob, int64_t first, int64_t last, int64_t *rows,
-                     int64_t *bytes)
-{
-	sqlite3_stmt *size = ob->st[ST_RANGE_SIZE];
-	sqlite3_stmt *del = ob->st[ST_DELETE_RANGE];
-	int64_t n = 0, range_bytes = 0;
-	int rc;
-
-	sqlite3_bind_int64(size, 1, first);
-	sqlite3_bind_int64(size, 2, last);
-	rc = sqlite3_step(size);
-	if (rc == SQLITE_ROW) {
-		n = sqlite3_column_int64(size, 0);
-		range_bytes = sqlite3_column_int64(size, 1);
-		rc = SQLITE_DONE;
-	}
-	sqlite3_reset(size);
-	if (rc != SQLITE_DONE || n == 0)
-		return rc;
-	sqlite3_bind_int64(del, 1, first);
-	sqlite3_bind_int64(del, 2, last);
-	rc = run(del);
-	if (rc == SQLITE_DONE) {
-		*rows += n;
-		*bytes += range_bytes;
-	}
-	return rc;
-}
-
 /* Deletes acknowledged rows by seq in one transaction, keeping the counters exact. An
- * unknown seq (already acked, or evicted by a limit) is ignored. PUBACKs come back in
- * the order of the sends, so the seqs mostly form runs of consecutive numbers: each run
- * goes with one range delete, which costs a fraction of a statement per row. */
+ * unknown seq (already acked, or evicted by a limit) is ignored. */
 int cg_outbox_ack(cg_outbox_t *ob, const int64_t *seqs, size_t n)
 {
 	int64_t rows = 0, bytes = 0, oldest_ms;
@@ -770,18 +723,10 @@ int cg_outbox_ack(cg_outbox_t *ob, const int64_t *seqs, size_t n)
 		err = db_fail(ob, "ack", rc);
 		goto unlock;
 	}
-	for (i = 0; i < n;) {
-		size_t j = i + 1;
-
-		while (j < n && seqs[j - 1] < INT64_MAX && seqs[j] == seqs[j - 1] + 1)
-			j++;
-		if (j - i == 1)
-			rc = ack_one(ob, seqs[i], &rows, &bytes);
-		else
-			rc = ack_range(ob, seqs[i], seqs[j - 1], &rows, &bytes);
+	for (i = 0; i < n; i++) {
+		rc = ack_one(ob, seqs[i], &rows, &bytes);
 		if (rc != SQLITE_DONE)
 			goto rollback;
-		i = j;
 	}
 	oldest_ms = ob->oldest_ms;
 	if (rows > 0) {
