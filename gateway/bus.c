@@ -18,6 +18,8 @@
 #define BAY_UNKNOWN_AFTER 3
 /* The most lanes one reading is split into. */
 #define MAX_LANES 16
+/* The shortest time between two logged fault streaks of one sensor. */
+#define FAULT_LOG_EVERY_MS 60000
 
 typedef struct bus_sensor {
 	const cg_sensor_config_t *cfg;
@@ -25,6 +27,9 @@ typedef struct bus_sensor {
 	double next_due_ms;      /* monotonic */
 	int64_t due_wall_ms;     /* aligned sensors: the wall-clock boundary of the next poll */
 	int last_error;          /* of the current failure streak */
+	int64_t logged_ms;       /* monotonic time of the last fault logged, 0: never */
+	unsigned unlogged;       /* failure streaks since then that were not logged */
+	bool streak_logged;      /* the current streak was logged (so its end is too) */
 	bool is_bay;             /* its readings are a parking bay's status */
 	cg_reading_t *last_sent; /* report_on_change: the last reading handed on */
 	int64_t last_sent_ms;    /* monotonic */
@@ -173,10 +178,28 @@ static void poll_failed(cg_bus_t *b, bus_sensor_t *s, int rc, double now)
 		backoff = interval;
 	s->st.backoff_s = failing > 1 ? backoff : 0;
 	pthread_mutex_unlock(&b->lock);
-	if (failing == 1 || rc != s->last_error)
-		cg_log(CG_LOG_WARNING,
-		       "sensor %s on bus %s: %s; retrying with back-off (up to %.0f s)", s->cfg->id,
-		       b->bc->id, cg_strerror(rc), b->bc->backoff_max_s);
+	if (failing == 1 || rc != s->last_error) {
+		/* A flaky line fails a poll now and then: log a new streak at
+		 * most once a minute and count the rest into the next line. */
+		if (!s->logged_ms || now - (double)s->logged_ms >= FAULT_LOG_EVERY_MS) {
+			if (s->unlogged)
+				cg_log(CG_LOG_WARNING,
+				       "sensor %s on bus %s: %s; retrying with back-off (up to %.0f "
+				       "s); %u more short faults since the last report",
+				       s->cfg->id, b->bc->id, cg_strerror(rc), b->bc->backoff_max_s,
+				       s->unlogged);
+			else
+				cg_log(CG_LOG_WARNING,
+				       "sensor %s on bus %s: %s; retrying with back-off (up to %.0f s)",
+				       s->cfg->id, b->bc->id, cg_strerror(rc), b->bc->backoff_max_s);
+			s->logged_ms = (int64_t)now;
+			s->unlogged = 0;
+			s->streak_logged = true;
+		} else if (failing == 1) {
+			s->unlogged++;
+			s->streak_logged = false;
+		}
+	}
 	s->last_error = rc;
 	if (s->is_bay && failing == BAY_UNKNOWN_AFTER)
 		report_bay_unknown(b, s);
@@ -233,7 +256,7 @@ static void poll_sensor(cg_bus_t *b, bus_sensor_t *s)
 	s->st.failing = 0;
 	s->st.backoff_s = 0;
 	pthread_mutex_unlock(&b->lock);
-	if (failed_polls)
+	if (failed_polls && s->streak_logged)
 		cg_log(CG_LOG_INFO,
 		       "sensor %s on bus %s: answering again after %u failed polls (%s)",
 		       s->cfg->id, b->bc->id, failed_polls, cg_strerror(s->last_error));

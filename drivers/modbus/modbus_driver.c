@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <math.h>
 #include <modbus.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "driver.h"
 #include "error.h"
 #include "log.h"
@@ -278,6 +280,27 @@ free_diag:
 	return rc;
 }
 
+/* After a bad frame the slave's real answer may still be on its way: noise
+ * or another master's broadcast was read in its place. Taken for the answer
+ * to the next request, it would give a reading of the wrong registers or
+ * time. So discard input until the response timeout of the failed request
+ * has run out, as libmodbus's own protocol recovery does, then flush. This
+ * costs the bus at most one timeout per bad frame. */
+static void drain_line(cg_transport_t *t, int64_t started_ms)
+{
+	int64_t left = started_ms + t->timeout_ms - cg_mono_ms();
+	int fd = modbus_get_socket(t->mb);
+
+	while (left > 0 && fd >= 0) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+
+		if (poll(&p, 1, (int)left) > 0)
+			modbus_flush(t->mb);
+		left = started_ms + t->timeout_ms - cg_mono_ms();
+	}
+	modbus_flush(t->mb);
+}
+
 /* Maps libmodbus's errno after a failed read to a CG_E* code. */
 static int map_errno(int err)
 {
@@ -294,12 +317,13 @@ static int map_errno(int err)
 }
 
 /* Sends request i and stores its answer in the state's buffers. Returns 0
- * or the mapped error; after a timeout, CRC or frame error the link is
- * flushed, so that a late or partial answer cannot be taken for the answer
- * to the next request. */
+ * or the mapped error; after a timeout the link is flushed, after a CRC or
+ * frame error drained (drain_line), so that a late or partial answer cannot
+ * be taken for the answer to the next request. */
 static int read_request(driver_state_t *s, size_t i, cg_transport_t *t)
 {
 	const cg_request_t *q = &s->plan.requests[i];
+	int64_t started;
 	int n, err, rc;
 
 	/* Setting the unit id does no I/O; done first so that an id the bus
@@ -307,6 +331,7 @@ static int read_request(driver_state_t *s, size_t i, cg_transport_t *t)
 	if (modbus_set_slave(t->mb, s->unit_id) == -1)
 		return CG_EINVAL;
 	cg_transport_pace(t);
+	started = cg_mono_ms();
 	switch (q->table) {
 	case CG_TABLE_COIL:
 		n = modbus_read_bits(t->mb, q->address, q->count, s->bits + s->offset[i]);
@@ -328,7 +353,9 @@ static int read_request(driver_state_t *s, size_t i, cg_transport_t *t)
 	if (n == q->count)
 		return 0;
 	rc = n < 0 ? map_errno(err) : CG_EFRAME;
-	if (rc == CG_ETIMEDOUT || rc == CG_ECRC || rc == CG_EFRAME)
+	if (rc == CG_ECRC || rc == CG_EFRAME)
+		drain_line(t, started);
+	else if (rc == CG_ETIMEDOUT)
 		modbus_flush(t->mb);
 	cg_log(CG_LOG_DEBUG, "modbus: unit %d %s %u+%u: %s", s->unit_id, cg_table_name(q->table),
 	       q->address, q->count, n < 0 ? modbus_strerror(err) : "short answer");
