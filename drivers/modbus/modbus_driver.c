@@ -363,20 +363,21 @@ static int read_request(driver_state_t *s, size_t i, cg_transport_t *t)
 }
 
 /* The increase of a cumulative counter from last to now, for a register of
- * the point's width. A counter below its last value has either wrapped
- * (it was in the top quarter of its range and is now in the bottom quarter)
- * or the device restarted and counts from 0 again: then the increase is the
- * value itself (a lower bound) and *reset is set, never a huge count. */
+ * the point's width. A counter below its last value has either wrapped, when
+ * the increase that implies is under an eighth of the register's range (no
+ * lane counts 8192 vehicles in one interval of a u16 counter), or the device
+ * restarted and counts from 0 again: then the increase is the value itself
+ * (a lower bound) and *reset is set, never a huge count. */
 static uint64_t counter_increase(const cg_point_t *pt, uint64_t last, uint64_t now, bool *reset)
 {
 	unsigned bits = pt->type == CG_TYPE_U16 ? 16 : pt->type == CG_TYPE_U32 ? 32 : 64;
 	uint64_t mask = bits == 64 ? UINT64_MAX : ((uint64_t)1 << bits) - 1;
-	uint64_t quarter = (mask >> 2) + 1;
+	uint64_t wrapped = (now - last) & mask;
 
 	if (now >= last)
 		return now - last;
-	if (last >= mask - quarter + 1 && now < quarter)
-		return (now - last) & mask;
+	if (wrapped <= (mask >> 3))
+		return wrapped;
 	*reset = true;
 	return now;
 }

@@ -183,10 +183,14 @@ static int sim_fault_item(char *item, sim_fault_t *f, char *err, size_t err_size
 		rc = sim_fault_number(item, value, 0, 1e9, &f->until_s, err, err_size);
 		if (rc)
 			return rc;
+	} else if (strcmp(item, "restart") == 0) {
+		rc = sim_fault_number(item, value, 1, 1e9, &f->restart_s, err, err_size);
+		if (rc)
+			return rc;
 	} else {
 		snprintf(err, err_size,
 		         "unknown fault \"%s\" (silent, exception[=N], crc, slow=MS, flaky=P, "
-		         "after=S, until=S)",
+		         "after=S, until=S, restart=S)",
 		         item);
 		return CG_EINVAL;
 	}
@@ -209,7 +213,7 @@ int sim_fault_parse(const char *spec, sim_fault_t *f, char *err, size_t err_size
 	free(copy);
 	if (rc)
 		return rc;
-	if (!f->silent && !f->exception && !f->crc && !f->slow_ms) {
+	if (!f->silent && !f->exception && !f->crc && !f->slow_ms && !f->restart_s) {
 		snprintf(err, err_size,
 		         "\"%s\" names no fault (silent, exception, crc or slow) for flaky, "
 		         "after or until to apply to",
@@ -401,7 +405,8 @@ static double sim_counter_raw(uint64_t count, cg_type_t t)
 }
 
 /* Advances g to time t and returns the point's raw value. */
-static double sim_gen_step(sim_gen_t *g, const cg_point_t *p, double t, uint64_t *rng)
+static double sim_gen_step(sim_gen_t *g, const cg_point_t *p, double t, double restart_s,
+                           uint64_t *rng)
 {
 	double v, range, whole;
 
@@ -418,6 +423,11 @@ static double sim_gen_step(sim_gen_t *g, const cg_point_t *p, double t, uint64_t
 		}
 		return g->state;
 	case SIM_GEN_COUNTER:
+		/* A device restart starts its counters again from 0. */
+		if (restart_s > 0 && floor(t / restart_s) > floor(g->last_s / restart_s)) {
+			g->count = 0;
+			g->carry = 0;
+		}
 		if (t > g->last_s) {
 			/* A little jitter keeps counts from looking machine-made. */
 			g->carry += (t - g->last_s) * g->rate * sim_random_between(rng, 0.5, 1.5);
@@ -521,7 +531,7 @@ void sim_slave_update(sim_slave_t *s, double t)
 {
 	for (size_t i = 0; i < s->profile->n_points; i++) {
 		const cg_point_t *p = &s->profile->points[i];
-		double raw = sim_gen_step(&s->gens[i], p, t, &s->rng);
+		double raw = sim_gen_step(&s->gens[i], p, t, s->fault.restart_s, &s->rng);
 
 		switch (p->table) {
 		case CG_TABLE_COIL: s->map->tab_bits[p->address] = raw != 0; break;

@@ -10,7 +10,7 @@
 #include "modbus/profile.h"
 
 /* The faults of one slave, parsed from "silent,exception=4,crc,slow=MS,
- * flaky=P,after=S,until=S". A request is faulted when the time since start
+ * flaky=P,after=S,until=S,restart=S". A request is faulted when the time since start
  * lies in [after_s, until_s) and a draw with probability flaky_pct percent
  * succeeds; a faulted request then gets every fault that is set. */
 typedef struct sim_fault {
@@ -21,6 +21,8 @@ typedef struct sim_fault {
 	double flaky_pct; /* probability in percent that a request is faulted */
 	double after_s;   /* window start, seconds since the simulator was ready */
 	double until_s;   /* window end; INFINITY for none */
+	double restart_s; /* the device restarts every this many seconds: its
+			     counters start again from 0; 0 for never */
 } sim_fault_t;
 
 /* What to do with one request, as decided by sim_slave_decide(). */
