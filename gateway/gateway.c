@@ -658,7 +658,7 @@ static int open_publisher(gw_t *g)
 	po.notify_ctx = g;
 	rc = offline ? cg_publisher_new(&po, &g->pub) : CG_ENOMEM;
 	if (password) {
-		memset(password, 0, strlen(password));
+		explicit_bzero(password, strlen(password));
 		free(password);
 	}
 	free(offline);
@@ -749,7 +749,7 @@ static bool password_changed(const gw_t *g, const cg_config_t *next)
 		return true;
 	digest = secret_digest(password);
 	if (password) {
-		memset(password, 0, strlen(password));
+		explicit_bzero(password, strlen(password));
 		free(password);
 	}
 	return digest != g->password_digest;

@@ -3,6 +3,7 @@
 
 #include <MQTTAsync.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,18 +45,20 @@ struct cg_publisher {
 	pthread_mutex_t lock;
 	pub_slot_t *slots;
 	size_t n_slots;
-	size_t *free_slots;        /* a stack of free slot indices */
+	size_t *free_slots; /* a stack of free slot indices */
 	size_t n_free;
-	seq_list_t acked, failed;  /* filled by callbacks */
+	seq_list_t acked, failed;         /* filled by callbacks */
 	seq_list_t out_acked, out_failed; /* handed to the owner by cg_publisher_take */
 	bool connected;
 	bool connecting;
 	bool ever_connected;
 	uint64_t generation;
 	uint64_t reconnects;
-	int last_failure;          /* last connect failure code, to log each kind once */
+	int last_failure;         /* last connect failure code, to log each kind once */
+	char tls_error[128];        /* OpenSSL's reason for the last failed handshake */
 
 	/* The owner's thread only. */
+	bool attempting; /* a connect was started and has not been waited for */
 	int64_t next_attempt_ms;
 	double backoff_s;
 	unsigned rng;
@@ -147,18 +150,26 @@ static void on_connect_failure(void *ctx, MQTTAsync_failureData *resp)
 {
 	cg_publisher_t *p = ctx;
 	int code = resp ? resp->code : -1;
+	char tls[sizeof(p->tls_error)];
 	bool first;
 
 	pthread_mutex_lock(&p->lock);
 	p->connecting = false;
 	first = p->last_failure != code;
 	p->last_failure = code;
+	snprintf(tls, sizeof(tls), "%s", p->tls_error);
+	p->tls_error[0] = '\0';
 	pthread_mutex_unlock(&p->lock);
 	/* A broker that stays away would otherwise log every attempt. */
-	if (first)
-		cg_log(CG_LOG_WARNING, "mqtt: %s: %s (code %d%s%s); retrying with back-off",
-		       p->uri, connect_failure_text(code), code,
-		       resp && resp->message ? ", " : "", resp && resp->message ? resp->message : "");
+	if (first && tls[0])
+		cg_log(CG_LOG_WARNING,
+		       "mqtt: %s: TLS handshake failed: %s (code %d); retrying with "
+		       "back-off, over TLS only",
+		       p->uri, tls, code);
+	else if (first)
+		cg_log(CG_LOG_WARNING, "mqtt: %s: %s (code %d%s%s); retrying with back-off", p->uri,
+		       connect_failure_text(code), code, resp && resp->message ? ", " : "",
+		       resp && resp->message ? resp->message : "");
 	wake(p);
 }
 
@@ -169,7 +180,8 @@ static void on_connection_lost(void *ctx, char *cause)
 	pthread_mutex_lock(&p->lock);
 	p->connected = false;
 	pthread_mutex_unlock(&p->lock);
-	cg_log(CG_LOG_WARNING, "mqtt: connection to %s lost%s%s; unacknowledged readings stay in the outbox",
+	cg_log(CG_LOG_WARNING,
+	       "mqtt: connection to %s lost%s%s; unacknowledged readings stay in the outbox",
 	       p->uri, cause ? ": " : "", cause ? cause : "");
 	wake(p);
 }
@@ -284,8 +296,8 @@ int cg_publisher_new(const cg_publisher_opts_t *o, cg_publisher_t **out)
 	p->n_slots = (size_t)(o->max_inflight > 0 ? o->max_inflight : 1) + STATUS_RESERVE;
 	p->slots = calloc(p->n_slots, sizeof(*p->slots));
 	p->free_slots = calloc(p->n_slots, sizeof(*p->free_slots));
-	if (!p->uri || !p->client_id || !p->status_topic || !p->offline_payload || !p->slots || !p->free_slots || (o->username && !p->username) ||
-	    (o->password && !p->password)) {
+	if (!p->uri || !p->client_id || !p->status_topic || !p->offline_payload || !p->slots ||
+	    !p->free_slots || (o->username && !p->username) || (o->password && !p->password)) {
 		rc = CG_ENOMEM;
 		goto free_p;
 	}
@@ -312,14 +324,15 @@ int cg_publisher_new(const cg_publisher_opts_t *o, cg_publisher_t **out)
 	copts.maxBufferedMessages = (int)p->n_slots;
 	copts.MQTTVersion = MQTTVERSION_3_1_1;
 	rc = MQTTAsync_createWithOptions(&p->client, p->uri, p->client_id,
-					 MQTTCLIENT_PERSISTENCE_NONE, NULL, &copts);
+	                                 MQTTCLIENT_PERSISTENCE_NONE, NULL, &copts);
 	if (rc != MQTTASYNC_SUCCESS) {
-		cg_log(CG_LOG_ERR, "mqtt: cannot create a client for %s (Paho code %d)", p->uri, rc);
+		cg_log(CG_LOG_ERR, "mqtt: cannot create a client for %s (Paho code %d)", p->uri,
+		       rc);
 		rc = CG_EMQTT;
 		goto free_p;
 	}
 	if (MQTTAsync_setCallbacks(p->client, p, on_connection_lost, on_message, NULL) !=
-		    MQTTASYNC_SUCCESS ||
+	        MQTTASYNC_SUCCESS ||
 	    MQTTAsync_setConnected(p->client, p, on_connected) != MQTTASYNC_SUCCESS) {
 		rc = CG_EMQTT;
 		goto free_p;
@@ -330,6 +343,31 @@ int cg_publisher_new(const cg_publisher_opts_t *o, cg_publisher_t **out)
 free_p:
 	cg_publisher_free(p);
 	return rc;
+}
+
+/* Keeps OpenSSL's reason for a failed handshake (unknown CA, host name
+ * mismatch, no client certificate), which Paho's failure code does not say,
+ * for the connect failure's log line. OpenSSL writes
+ * "thread:error:code:library:function:reason:file:line:"; the reason is
+ * the sixth field. */
+static int on_tls_error(const char *str, size_t len, void *ctx)
+{
+	cg_publisher_t *p = ctx;
+	const char *field = str, *end = str + len, *stop;
+
+	for (int i = 0; i < 5 && field < end; i++) {
+		const char *colon = memchr(field, ':', (size_t)(end - field));
+		field = colon ? colon + 1 : end;
+	}
+	if (field >= end)
+		field = str;
+	stop = memchr(field, ':', (size_t)(end - field));
+	if (!stop)
+		stop = end;
+	pthread_mutex_lock(&p->lock);
+	snprintf(p->tls_error, sizeof(p->tls_error), "%.*s", (int)(stop - field), field);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
 }
 
 /* Starts one connect attempt. The Last Will makes the broker publish the
@@ -344,6 +382,9 @@ static void start_connect(cg_publisher_t *p)
 	int rc;
 
 	c.keepAliveInterval = p->keepalive_s;
+	/* Without a version Paho retries a refused 3.1.1 connect as 3.1: two
+	 * connections per attempt. */
+	c.MQTTVersion = MQTTVERSION_3_1_1;
 	c.cleansession = 1;
 	c.automaticReconnect = 0;
 	c.connectTimeout = 10;
@@ -363,6 +404,8 @@ static void start_connect(cg_publisher_t *p)
 		ssl.privateKey = p->key_file;
 		ssl.enableServerCertAuth = 1;
 		ssl.verify = 1;
+		ssl.ssl_error_cb = on_tls_error;
+		ssl.ssl_error_context = p;
 		c.ssl = &ssl;
 	}
 	pthread_mutex_lock(&p->lock);
@@ -373,7 +416,8 @@ static void start_connect(cg_publisher_t *p)
 		pthread_mutex_lock(&p->lock);
 		p->connecting = false;
 		pthread_mutex_unlock(&p->lock);
-		cg_log(CG_LOG_WARNING, "mqtt: connect to %s not started (Paho code %d)", p->uri, rc);
+		cg_log(CG_LOG_WARNING, "mqtt: connect to %s not started (Paho code %d)", p->uri,
+		       rc);
 	}
 }
 
@@ -387,20 +431,29 @@ void cg_publisher_tick(cg_publisher_t *p, int64_t now)
 	if (p->connected)
 		p->backoff_s = p->reconnect_min_s;
 	pthread_mutex_unlock(&p->lock);
-	if (!idle || now < p->next_attempt_ms)
+	if (!idle)
+		return;
+	if (p->attempting) {
+		/* The attempt (or the connection) just ended: wait from now.
+		 * Jitter between half and the whole back-off, so that a city's
+		 * gateways do not all reconnect in the same second after an
+		 * outage. */
+		p->attempting = false;
+		jitter = 0.5 + 0.5 * (double)(rand_r(&p->rng) % 1000) / 1000.0;
+		p->next_attempt_ms = now + (int64_t)(p->backoff_s * jitter * 1000.0);
+		p->backoff_s *= 2;
+		if (p->backoff_s > p->reconnect_max_s)
+			p->backoff_s = p->reconnect_max_s;
+		return;
+	}
+	if (now < p->next_attempt_ms)
 		return;
 	start_connect(p);
-	/* Full jitter between half and the whole back-off, so that a city's
-	 * gateways do not all reconnect in the same second after an outage. */
-	jitter = 0.5 + 0.5 * (double)(rand_r(&p->rng) % 1000) / 1000.0;
-	p->next_attempt_ms = now + (int64_t)(p->backoff_s * jitter * 1000.0);
-	p->backoff_s *= 2;
-	if (p->backoff_s > p->reconnect_max_s)
-		p->backoff_s = p->reconnect_max_s;
+	p->attempting = true;
 }
 
 int cg_publisher_send(cg_publisher_t *p, int64_t seq, const char *topic, const void *payload,
-		      size_t len, int qos, bool retained)
+                      size_t len, int qos, bool retained)
 {
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	pub_slot_t *s;
@@ -525,7 +578,7 @@ void cg_publisher_free(cg_publisher_t *p)
 	if (p->client)
 		MQTTAsync_destroy(&p->client);
 	if (p->password)
-		memset(p->password, 0, strlen(p->password));
+		explicit_bzero(p->password, strlen(p->password));
 	free(p->uri);
 	free(p->client_id);
 	free(p->username);

@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 
+import harness
 from harness import (CITYGATE, Broker, Gateway, Sim, Subscriber, SubscriberWith, base_config,
                      check, main, run, wait_for)
 
@@ -278,8 +279,8 @@ def test_password_file_private(tmp):
 def start_verbose(gw):
     """Starts the daemon of gw with debug logging (-v)."""
     gw.log = open(gw.log_path, "a")
-    gw.proc = subprocess.Popen([CITYGATE, "-v", "-c", gw.config_path], stdout=gw.log,
-                               stderr=subprocess.STDOUT)
+    gw.proc = harness._track(subprocess.Popen([CITYGATE, "-v", "-c", gw.config_path],
+                                              stdout=gw.log, stderr=subprocess.STDOUT))
 
 
 def test_secrets_not_logged(tmp):

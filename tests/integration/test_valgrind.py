@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 
+import harness
 from harness import (BIN, CITYGATE, Broker, Gateway, Sim, Subscriber, base_config, check, main,
                      wait_for)
 
@@ -69,9 +70,9 @@ def test_daemon_under_valgrind(tmp):
     gw = Gateway(tmp, cfg)
     vg_log = os.path.join(tmp.path, "valgrind-daemon.log")
     gw.log = open(gw.log_path, "a")
-    gw.proc = subprocess.Popen(VALGRIND + ["--log-file=" + vg_log, CITYGATE, "-c",
-                                           gw.config_path],
-                               stdout=gw.log, stderr=subprocess.STDOUT)
+    gw.proc = harness._track(subprocess.Popen(
+        VALGRIND + ["--log-file=" + vg_log, CITYGATE, "-c", gw.config_path],
+        stdout=gw.log, stderr=subprocess.STDOUT))
     try:
         wait_for(lambda: {"aq-rtu", "aq-tcp"} <= {r["sensor"] for _, r, _ in sub.readings()},
                  60, "readings from both buses under valgrind")
