@@ -54,8 +54,8 @@ struct cg_publisher {
 	bool ever_connected;
 	uint64_t generation;
 	uint64_t reconnects;
-	int last_failure;         /* last connect failure code, to log each kind once */
-	char tls_error[128];        /* OpenSSL's reason for the last failed handshake */
+	int last_failure;    /* last connect failure code, to log each kind once */
+	char tls_error[128]; /* OpenSSL's reason for the last failed handshake */
 
 	/* The owner's thread only. */
 	bool attempting; /* a connect was started and has not been waited for */
