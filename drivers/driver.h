@@ -26,6 +26,8 @@ typedef struct cg_transport {
 	int gap_ms;          /* silence kept between two requests on this bus */
 	int64_t last_io_ms;  /* monotonic time the last request ended */
 	uint64_t requests;   /* requests sent on this bus, for health */
+	uint64_t noise_bytes; /* serial drivers: bytes skipped while looking for a frame */
+	uint64_t bad_frames;  /* serial drivers: whole frames that failed their checksum */
 } cg_transport_t;
 
 /* What a driver may need besides its sensor's JSON object: where the config

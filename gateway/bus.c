@@ -53,6 +53,7 @@ struct cg_bus {
 	bool stop;
 	bool open;
 	uint64_t requests;
+	uint64_t noise_bytes, bad_frames;
 	uint64_t open_failures;
 };
 
@@ -213,7 +214,7 @@ static void poll_failed(cg_bus_t *b, bus_sensor_t *s, int rc, double now)
 static void poll_sensor(cg_bus_t *b, bus_sensor_t *s)
 {
 	cg_reading_t r;
-	uint64_t before = b->t.requests;
+	uint64_t before = b->t.requests, noise = b->t.noise_bytes, bad = b->t.bad_frames;
 	double now;
 	uint32_t failed_polls;
 	int rc;
@@ -227,6 +228,8 @@ static void poll_sensor(cg_bus_t *b, bus_sensor_t *s)
 		rc = CG_OK, r.n_values = 0;
 	pthread_mutex_lock(&b->lock);
 	b->requests += b->t.requests - before;
+	b->noise_bytes += b->t.noise_bytes - noise;
+	b->bad_frames += b->t.bad_frames - bad;
 	s->st.polls++;
 	pthread_mutex_unlock(&b->lock);
 	if (rc < 0) {
@@ -440,6 +443,8 @@ int cg_bus_stats(cg_bus_t *b, cg_bus_stats_t *st)
 	pthread_mutex_lock(&b->lock);
 	st->open = b->open;
 	st->requests = b->requests;
+	st->noise_bytes = b->noise_bytes;
+	st->bad_frames = b->bad_frames;
 	st->open_failures = b->open_failures;
 	st->n_sensors = b->n_sensors;
 	for (size_t i = 0; i < b->n_sensors; i++)

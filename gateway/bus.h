@@ -27,6 +27,8 @@ typedef struct cg_bus_stats {
 	char id[CG_ID_MAX];
 	bool open;
 	uint64_t requests;
+	uint64_t noise_bytes;   /* serial buses: bytes skipped looking for frames */
+	uint64_t bad_frames;    /* serial buses: frames that failed their checksum */
 	uint64_t open_failures;
 	size_t n_sensors;
 	cg_sensor_stats_t *sensors; /* the caller frees */

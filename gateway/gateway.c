@@ -455,8 +455,11 @@ static void health_bus(cg_buf_t *b, const cg_bus_stats_t *bs, bool first, uint64
 
 	cg_buf_printf(b, "%s{\"id\":", first ? "" : ",");
 	cg_buf_json_string(b, bs->id);
-	cg_buf_printf(b, ",\"open\":%s,\"requests\":%llu,\"sensors\":[",
-	              bs->open ? "true" : "false", (unsigned long long)bs->requests);
+	cg_buf_printf(b,
+	              ",\"open\":%s,\"requests\":%llu,\"noise_bytes\":%llu,\"bad_frames\":%llu,"
+	              "\"sensors\":[",
+	              bs->open ? "true" : "false", (unsigned long long)bs->requests,
+	              (unsigned long long)bs->noise_bytes, (unsigned long long)bs->bad_frames);
 	for (size_t j = 0; j < bs->n_sensors; j++) {
 		const cg_sensor_stats_t *s = &bs->sensors[j];
 

@@ -159,6 +159,8 @@ static int a02_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 	if (rc == 0)
 		rc = cg_serial_read_frame(t->fd, t->timeout_ms, cg_a02yyuw_parse, &f, &counts);
 	cg_transport_done(t);
+	t->noise_bytes += counts.dropped_bytes;
+	t->bad_frames += counts.bad_checksums;
 	if (counts.dropped_bytes || counts.bad_checksums)
 		cg_log(CG_LOG_DEBUG, "a02yyuw %s: skipped %zu bytes, %zu bad checksums: %s",
 		       r->sensor, counts.dropped_bytes, counts.bad_checksums, cg_strerror(rc));

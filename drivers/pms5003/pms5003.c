@@ -187,6 +187,8 @@ static int pms_read(pms_state_t *s, cg_transport_t *t, const char *sensor, cg_pm
 		return rc;
 	rc = cg_serial_read_frame(t->fd, t->timeout_ms, cg_pms5003_parse, f, &counts);
 	cg_transport_done(t);
+	t->noise_bytes += counts.dropped_bytes;
+	t->bad_frames += counts.bad_checksums;
 	if (counts.dropped_bytes || counts.bad_checksums)
 		cg_log(CG_LOG_DEBUG, "pms5003 %s: skipped %zu bytes, %zu bad checksums: %s", sensor,
 		       counts.dropped_bytes, counts.bad_checksums, cg_strerror(rc));

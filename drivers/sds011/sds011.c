@@ -176,6 +176,8 @@ static int sds_read(sds_state_t *s, cg_transport_t *t, const char *sensor, cg_sd
 		return rc;
 	rc = cg_serial_read_frame(t->fd, t->timeout_ms, cg_sds011_parse, f, &counts);
 	cg_transport_done(t);
+	t->noise_bytes += counts.dropped_bytes;
+	t->bad_frames += counts.bad_checksums;
 	if (counts.dropped_bytes || counts.bad_checksums)
 		cg_log(CG_LOG_DEBUG, "sds011 %s: skipped %zu bytes, %zu bad checksums: %s", sensor,
 		       counts.dropped_bytes, counts.bad_checksums, cg_strerror(rc));

@@ -135,6 +135,8 @@ static int template_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 	cg_transport_done(t);
 	if (rc)
 		return rc;
+	t->noise_bytes += counts.dropped_bytes;
+	t->bad_frames += counts.bad_checksums;
 	if (counts.dropped_bytes || counts.bad_checksums)
 		cg_log(CG_LOG_DEBUG, "template %s: skipped %zu bytes, %zu bad checksums", r->sensor,
 		       counts.dropped_bytes, counts.bad_checksums);

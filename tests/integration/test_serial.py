@@ -35,7 +35,7 @@ def test_serial_readings_arrive(tmp):
                {"id": "bay-001", "bus": "uart-bay", "driver": "a02yyuw", "interval_s": 0.25,
                 "occupied_below_mm": 1500, "hysteresis_mm": 200}]
     sub = Subscriber(broker, "city/test/#")
-    gw = Gateway(tmp, base_config(tmp, broker, buses, sensors)).start()
+    gw = Gateway(tmp, base_config(tmp, broker, buses, sensors, health_interval_s=1)).start()
 
     def bay_states():
         return {r["values"]["status"] for _, r, _ in sub.readings() if r["sensor"] == "bay-001"}
@@ -59,8 +59,14 @@ def test_serial_readings_arrive(tmp):
         broker.stop()
 
     counts = validate_messages(tmp, sub.received())
-    check({"reading-air-quality", "reading-parking", "status"} <= set(counts),
+    check({"reading-air-quality", "reading-parking", "status", "health"} <= set(counts),
           "validated %r" % counts)
+    # The noise and bad checksums the simulator injected are counted per bus.
+    health = json.loads(sub.received("/health")[-1][1])
+    noisy = {b["id"]: (b["noise_bytes"], b["bad_frames"]) for b in health["buses"]}
+    check(all(n > 0 for n, _ in noisy.values()), "noise counted per bus: %r" % noisy)
+    check(sum(f for _, f in noisy.values()) > 0, "bad checksums counted: %r" % noisy)
+    print("  noise bytes and bad frames per bus: %r" % noisy)
     readings = sub.readings()
     for topic, r, _ in readings:
         check(topic == "city/test/gw-test-1/%s/%s" % (r["kind"], r["sensor"]),
