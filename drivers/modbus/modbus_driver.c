@@ -191,10 +191,11 @@ typedef struct driver_state {
 	size_t *offset;
 	uint16_t *regs;
 	uint8_t *bits;
-	double interval_s;    /* the sensor's; interval measures carry it */
+	double interval_s; /* the sensor's; interval measures carry it */
 	bool has_counters;
-	bool have_baseline;   /* counter values of the previous good poll are known */
-	uint64_t *last_count; /* per point; used by counter points only */
+	bool have_baseline;      /* counter values of the previous good poll are known */
+	uint64_t *last_count;    /* per point; used by counter points only */
+	uint64_t *last_increase; /* per point: the previous interval's increase */
 } driver_state_t;
 
 static bool is_bit_table(cg_table_t t)
@@ -214,6 +215,7 @@ static void driver_close(void *state)
 	free(s->regs);
 	free(s->bits);
 	free(s->last_count);
+	free(s->last_increase);
 	free(s);
 }
 
@@ -259,7 +261,8 @@ static int driver_open(const cJSON *sensor, const cg_driver_env_t *env, void **s
 	s->regs = calloc(n_regs ? n_regs : 1, sizeof(*s->regs));
 	s->bits = calloc(n_bits ? n_bits : 1, sizeof(*s->bits));
 	s->last_count = calloc(s->profile->n_points, sizeof(*s->last_count));
-	if (!s->regs || !s->bits || !s->last_count)
+	s->last_increase = calloc(s->profile->n_points, sizeof(*s->last_increase));
+	if (!s->regs || !s->bits || !s->last_count || !s->last_increase)
 		goto free_state;
 	for (size_t i = 0; i < s->profile->n_points; i++)
 		s->has_counters |= s->profile->points[i].counter;
@@ -363,12 +366,16 @@ static int read_request(driver_state_t *s, size_t i, cg_transport_t *t)
 }
 
 /* The increase of a cumulative counter from last to now, for a register of
- * the point's width. A counter below its last value has either wrapped, when
- * the increase that implies is under an eighth of the register's range (no
- * lane counts 8192 vehicles in one interval of a u16 counter), or the device
- * restarted and counts from 0 again: then the increase is the value itself
- * (a lower bound) and *reset is set, never a huge count. */
-static uint64_t counter_increase(const cg_point_t *pt, uint64_t last, uint64_t now, bool *reset)
+ * the point's width. A counter below its last value has either wrapped or
+ * its device restarted and counts from 0 again; the two look alike near the
+ * top of the range. It is taken for a wrap when the increase that implies
+ * is plausible: under an eighth of the register's range, and at most four
+ * times the previous interval's increase (prev, or 16 if that was smaller,
+ * so quiet intervals do not make a busy one suspect). Otherwise the
+ * increase is the value itself (a lower bound) and *reset is set, never a
+ * huge count. */
+static uint64_t counter_increase(const cg_point_t *pt, uint64_t last, uint64_t now, uint64_t prev,
+                                 bool *reset)
 {
 	unsigned bits = pt->type == CG_TYPE_U16 ? 16 : pt->type == CG_TYPE_U32 ? 32 : 64;
 	uint64_t mask = bits == 64 ? UINT64_MAX : ((uint64_t)1 << bits) - 1;
@@ -376,7 +383,7 @@ static uint64_t counter_increase(const cg_point_t *pt, uint64_t last, uint64_t n
 
 	if (now >= last)
 		return now - last;
-	if (wrapped <= (mask >> 3))
+	if (wrapped <= (mask >> 3) && wrapped <= 4 * (prev > 16 ? prev : 16))
 		return wrapped;
 	*reset = true;
 	return now;
@@ -449,11 +456,14 @@ static int driver_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 			continue;
 		}
 		if (pt->counter) {
-			uint64_t now = (uint64_t)raw;
+			uint64_t now = (uint64_t)raw, inc;
 			bool reset = false;
 
-			raw = (double)counter_increase(pt, s->last_count[j], now, &reset);
+			inc = counter_increase(pt, s->last_count[j], now, s->last_increase[j],
+			                       &reset);
+			raw = (double)inc;
 			s->last_count[j] = now;
+			s->last_increase[j] = s->have_baseline ? inc : 0;
 			if (reset)
 				snprintf(r->quality, sizeof(r->quality), "counter-reset");
 		}
