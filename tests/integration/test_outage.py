@@ -3,8 +3,8 @@ import random
 import signal
 import time
 
-from harness import (Broker, Gateway, Sim, Subscriber, base_config, check, main, seq_report,
-                     wait_for)
+from harness import (Broker, Gateway, Sim, Subscriber, Uplink, base_config, check, main,
+                     seq_report, wait_for)
 
 
 def load(tmp, n=8, interval=0.05):
@@ -19,6 +19,9 @@ def load(tmp, n=8, interval=0.05):
 
 
 def test_broker_down_10s(tmp):
+    """The broker itself stops for 10 s and comes back (persistent sessions):
+    nothing is missing. Duplicates may include the broker's own redelivery
+    to the subscriber; test_reliability's uplink outage bounds the gateway's."""
     broker = Broker(tmp)
     sim, buses, sensors = load(tmp)
     sub = Subscriber(broker, "city/test/gw-test-1/+/+", retained=False)
@@ -44,7 +47,8 @@ def test_broker_down_10s(tmp):
     unique, missing, dups = seq_report(readings)
     check(len(readings) > before + 100, "readings made during the outage were delivered")
     check(not missing, "%d seq missing after a 10 s outage: %s" % (len(missing), missing[:20]))
-    check(dups <= 64, "%d duplicates, more than the in-flight window" % dups)
+    check(dups <= 2 * 64, "%d duplicates: more than the gateway's window and the broker's "
+          "redelivery could make" % dups)
     log = gw.log_text()
     check(log.count("connection to") >= 1 and "lost" in log, "the outage is logged")
     print("  outage: %d readings, %d unique, %d duplicates, 0 missing"
