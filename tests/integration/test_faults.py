@@ -15,17 +15,18 @@ def gaps(readings, sensor):
 
 
 def test_faulty_slaves_do_not_delay_others(tmp):
-    """One RTU line: two good slaves and a silent, an exception and a CRC-corrupting one."""
+    """One RTU line: two good slaves and a silent, an exception, a CRC-corrupting
+    and a too slow one."""
     link = os.path.join(tmp.path, "ttyRS485")
     sim = Sim(tmp, ["--rtu", link, "--slave", "1:aqt530", "--slave", "2:aqt530:silent",
                     "--slave", "3:aqt530", "--slave", "4:aqt530:exception",
-                    "--slave", "5:aqt530:crc"])
+                    "--slave", "5:aqt530:crc", "--slave", "6:aqt530:slow=600"])
     broker = Broker(tmp)
     timeout = 0.3
     interval = 1.0
     buses = [{"id": "rs485-1", "type": "modbus-rtu", "device": link, "baud": 9600,
               "timeout_ms": int(timeout * 1000), "backoff_max_s": 8}]
-    names = {1: "good-1", 2: "silent", 3: "good-3", 4: "exception", 5: "crc"}
+    names = {1: "good-1", 2: "silent", 3: "good-3", 4: "exception", 5: "crc", 6: "slow"}
     sensors = [{"id": names[u], "bus": "rs485-1", "driver": "modbus", "profile": "aqt530",
                 "unit_id": u, "interval_s": interval} for u in names]
     sub = Subscriber(broker, "city/test/#")
@@ -60,10 +61,13 @@ def test_faulty_slaves_do_not_delay_others(tmp):
           % st["silent"]["polls"])
     check(st["exception"]["exceptions"] >= 2, "exceptions counted %r" % st["exception"])
     check(st["crc"]["crc_errors"] >= 2, "CRC errors counted %r" % st["crc"])
+    # A slave slower than the timeout: its answers come too late, counted as
+    # timeouts; where a late answer meets the next request it is a frame error.
+    check(st["slow"]["timeouts"] >= 2 and st["slow"]["ok"] == 0, "slow %r" % st["slow"])
     check(st["good-1"]["timeouts"] == 0 and st["good-3"]["crc_errors"] == 0,
           "good slaves clean: %r %r" % (st["good-1"], st["good-3"]))
     log = gw.log_text()
-    for s in ("silent", "exception", "crc"):
+    for s in ("silent", "exception", "crc", "slow"):
         n = log.count("sensor %s on bus" % s)
         check(n == 1, "a repeating fault of %s is logged once, got %d lines" % (s, n))
 
