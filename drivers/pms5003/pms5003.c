@@ -9,6 +9,7 @@
 #include "driver.h"
 #include "error.h"
 #include "log.h"
+#include "serial/query_mode.h"
 #include "serial/serial_frame.h"
 #include "serial/serial_options.h"
 
@@ -43,10 +44,7 @@ static const char *const pms_particle_names[6] = {
 };
 
 typedef struct pms_state {
-	int64_t warmup_ms;
-	bool passive;        /* passive mode set and awake since the last failure */
-	bool may_have_slept; /* never woken, or silent since: the warm-up starts over */
-	int64_t woke_ms;     /* monotonic time of the wake command that started the warm-up */
+	cg_query_mode_t mode; /* passive mode, wake-up and warm-up */
 } pms_state_t;
 
 static uint16_t be16(const uint8_t *p)
@@ -119,8 +117,7 @@ static int pms_open(const cJSON *sensor, const cg_driver_env_t *env, void **stat
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return CG_ENOMEM;
-	s->warmup_ms = o.warmup_s * 1000;
-	s->may_have_slept = true;
+	s->mode.warmup_ms = o.warmup_s * 1000;
 	*state = s;
 	return 0;
 }
@@ -145,6 +142,14 @@ static int pms_send(cg_transport_t *t, uint8_t cmd, uint16_t data)
 	return rc;
 }
 
+/* Puts the sensor in passive mode and wakes it. */
+static int pms_set_mode(cg_transport_t *t)
+{
+	int rc = pms_send(t, PMS_CMD_MODE, 0);
+
+	return rc ? rc : pms_send(t, PMS_CMD_POWER, 1);
+}
+
 /*
  * The I/O of one poll: puts the sensor in passive mode and wakes it when
  * that is not known to be done (first poll, after a failure, or when it is
@@ -154,34 +159,11 @@ static int pms_send(cg_transport_t *t, uint8_t cmd, uint16_t data)
 static int pms_read(pms_state_t *s, cg_transport_t *t, const char *sensor, cg_pms5003_frame_t *f)
 {
 	cg_frame_counts_t counts;
-	size_t unasked = 0;
 	int rc;
 
-	if (s->passive) {
-		rc = cg_serial_pending_frames(t->fd, cg_pms5003_parse, f, &unasked);
-		if (rc)
-			return rc;
-		/* One frame may be a late answer; two or more mean streaming. */
-		if (unasked >= 2) {
-			cg_log(CG_LOG_INFO,
-			       "pms5003 %s: sensor sends frames unasked (power cycled?): "
-			       "setting passive mode again",
-			       sensor);
-			s->passive = false;
-			s->may_have_slept = true;
-		}
-	}
-	if (!s->passive) {
-		rc = pms_send(t, PMS_CMD_MODE, 0);
-		if (rc == 0)
-			rc = pms_send(t, PMS_CMD_POWER, 1);
-		if (rc)
-			return rc;
-		if (s->may_have_slept)
-			s->woke_ms = cg_mono_ms();
-		s->may_have_slept = false;
-		s->passive = true;
-	}
+	rc = cg_query_prepare(&s->mode, t, cg_pms5003_parse, f, "pms5003", sensor, pms_set_mode);
+	if (rc)
+		return rc;
 	rc = pms_send(t, PMS_CMD_READ, 0);
 	if (rc)
 		return rc;
@@ -217,11 +199,7 @@ static int pms_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 		return CG_EINVAL;
 	rc = pms_read(s, t, r->sensor, &f);
 	if (rc) {
-		/* The modes are set again after any failure; a silent or gone
-		 * sensor may also have been off, so its warm-up starts over. */
-		s->passive = false;
-		if (rc == CG_ETIMEDOUT || rc == CG_EIO)
-			s->may_have_slept = true;
+		cg_query_failed(&s->mode, rc);
 		return rc;
 	}
 	snprintf(r->kind, sizeof(r->kind), "air-quality");
@@ -236,7 +214,7 @@ static int pms_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 	}
 	if (f.pm1 > PMS_PM_MAX || f.pm25 > PMS_PM_MAX || f.pm10 > PMS_PM_MAX)
 		snprintf(r->quality, sizeof(r->quality), "out-of-range");
-	if (cg_mono_ms() - s->woke_ms < s->warmup_ms)
+	if (cg_query_warming(&s->mode))
 		snprintf(r->quality, sizeof(r->quality), "warming-up");
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include "driver.h"
 #include "error.h"
 #include "log.h"
+#include "serial/query_mode.h"
 #include "serial/serial_frame.h"
 #include "serial/serial_options.h"
 
@@ -42,10 +43,7 @@ static const cg_int_option_t sds_option_table[] = {
 #define SDS_N_OPTIONS (sizeof(sds_option_table) / sizeof(sds_option_table[0]))
 
 typedef struct sds_state {
-	int64_t warmup_ms;
-	bool query_mode;     /* query mode set and working since the last failure */
-	bool may_have_slept; /* never woken, or silent since: the warm-up starts over */
-	int64_t woke_ms;     /* monotonic time of the work command that started the warm-up */
+	cg_query_mode_t mode; /* query mode, work state and warm-up */
 } sds_state_t;
 
 int cg_sds011_parse(const uint8_t *buf, size_t len, size_t *frame_len, void *frame)
@@ -103,8 +101,7 @@ static int sds_open(const cJSON *sensor, const cg_driver_env_t *env, void **stat
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return CG_ENOMEM;
-	s->warmup_ms = o.warmup_s * 1000;
-	s->may_have_slept = true;
+	s->mode.warmup_ms = o.warmup_s * 1000;
 	*state = s;
 	return 0;
 }
@@ -132,6 +129,14 @@ static int sds_send(cg_transport_t *t, uint8_t cmd, uint8_t set, uint8_t value)
 	return rc;
 }
 
+/* Wakes the sensor (a sleeping SDS011 answers nothing else) and sets query mode. */
+static int sds_set_mode(cg_transport_t *t)
+{
+	int rc = sds_send(t, SDS_CMD_SLEEP, 1, 1);
+
+	return rc ? rc : sds_send(t, SDS_CMD_REPORT_MODE, 1, 1);
+}
+
 /*
  * The I/O of one poll: sets work (the sensor may have been put to sleep)
  * and query mode when that is not known to be done (first poll, after a
@@ -142,35 +147,11 @@ static int sds_send(cg_transport_t *t, uint8_t cmd, uint8_t set, uint8_t value)
 static int sds_read(sds_state_t *s, cg_transport_t *t, const char *sensor, cg_sds011_frame_t *f)
 {
 	cg_frame_counts_t counts;
-	size_t unasked = 0;
 	int rc;
 
-	if (s->query_mode) {
-		rc = cg_serial_pending_frames(t->fd, cg_sds011_parse, f, &unasked);
-		if (rc)
-			return rc;
-		/* One frame may be a late answer; two or more mean streaming. */
-		if (unasked >= 2) {
-			cg_log(CG_LOG_INFO,
-			       "sds011 %s: sensor reports unasked (power cycled?): "
-			       "setting query mode again",
-			       sensor);
-			s->query_mode = false;
-			s->may_have_slept = true;
-		}
-	}
-	if (!s->query_mode) {
-		/* Work first: a sleeping sensor answers nothing else. */
-		rc = sds_send(t, SDS_CMD_SLEEP, 1, 1);
-		if (rc == 0)
-			rc = sds_send(t, SDS_CMD_REPORT_MODE, 1, 1);
-		if (rc)
-			return rc;
-		if (s->may_have_slept)
-			s->woke_ms = cg_mono_ms();
-		s->may_have_slept = false;
-		s->query_mode = true;
-	}
+	rc = cg_query_prepare(&s->mode, t, cg_sds011_parse, f, "sds011", sensor, sds_set_mode);
+	if (rc)
+		return rc;
 	rc = sds_send(t, SDS_CMD_QUERY, 0, 0);
 	if (rc)
 		return rc;
@@ -203,11 +184,7 @@ static int sds_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 		return CG_EINVAL;
 	rc = sds_read(s, t, r->sensor, &f);
 	if (rc) {
-		/* The modes are set again after any failure; a silent or gone
-		 * sensor may also have been off, so its warm-up starts over. */
-		s->query_mode = false;
-		if (rc == CG_ETIMEDOUT || rc == CG_EIO)
-			s->may_have_slept = true;
+		cg_query_failed(&s->mode, rc);
 		return rc;
 	}
 	snprintf(r->kind, sizeof(r->kind), "air-quality");
@@ -216,7 +193,7 @@ static int sds_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 		return rc;
 	if (f.pm25_raw > SDS_PM_MAX_RAW || f.pm10_raw > SDS_PM_MAX_RAW)
 		snprintf(r->quality, sizeof(r->quality), "out-of-range");
-	if (cg_mono_ms() - s->woke_ms < s->warmup_ms)
+	if (cg_query_warming(&s->mode))
 		snprintf(r->quality, sizeof(r->quality), "warming-up");
 	return 0;
 }
