@@ -13,9 +13,10 @@
 #include "log.h"
 #include "transport.h"
 
-/* A parking bay whose sensor fails this many polls in a row is reported
- * with status "unknown": one lost answer is noise, three are an outage. */
-#define BAY_UNKNOWN_AFTER 3
+/* This many failed polls in a row are an outage, not noise: a parking bay
+ * is then reported with status "unknown", and the fault is logged even if
+ * another was logged less than a minute ago. */
+#define PERSISTENT_AFTER 3
 /* The most lanes one reading is split into. */
 #define MAX_LANES 16
 /* The shortest time between two logged fault streaks of one sensor. */
@@ -168,6 +169,7 @@ static void poll_failed(cg_bus_t *b, bus_sensor_t *s, int rc, double now)
 	double interval = s->cfg->interval_s;
 	double backoff;
 	uint32_t failing;
+	bool persistent;
 
 	pthread_mutex_lock(&b->lock);
 	count_error(&s->st, rc);
@@ -179,20 +181,26 @@ static void poll_failed(cg_bus_t *b, bus_sensor_t *s, int rc, double now)
 		backoff = interval;
 	s->st.backoff_s = failing > 1 ? backoff : 0;
 	pthread_mutex_unlock(&b->lock);
-	if (failing == 1 || rc != s->last_error) {
-		/* A flaky line fails a poll now and then: log a new streak at
-		 * most once a minute and count the rest into the next line. */
-		if (!s->logged_ms || now - (double)s->logged_ms >= FAULT_LOG_EVERY_MS) {
+	/* A flaky line fails a poll now and then: log a new streak at most
+	 * once a minute and count the rest into the next line; but a streak
+	 * that goes on (a sensor that died) is always logged. */
+	persistent = !s->streak_logged && failing == PERSISTENT_AFTER;
+	if (failing == 1 || rc != s->last_error || persistent) {
+		if (persistent || !s->logged_ms ||
+		    now - (double)s->logged_ms >= FAULT_LOG_EVERY_MS) {
 			if (s->unlogged)
-				cg_log(CG_LOG_WARNING,
-				       "sensor %s on bus %s: %s; retrying with back-off (up to %.0f "
-				       "s); %u more short faults since the last report",
-				       s->cfg->id, b->bc->id, cg_strerror(rc), b->bc->backoff_max_s,
-				       s->unlogged);
+				cg_log(
+				    CG_LOG_WARNING,
+				    "sensor %s on bus %s: %s; retrying with back-off (up to %.0f "
+				    "s); %u more short faults since the last report",
+				    s->cfg->id, b->bc->id, cg_strerror(rc), b->bc->backoff_max_s,
+				    s->unlogged);
 			else
 				cg_log(CG_LOG_WARNING,
-				       "sensor %s on bus %s: %s; retrying with back-off (up to %.0f s)",
-				       s->cfg->id, b->bc->id, cg_strerror(rc), b->bc->backoff_max_s);
+				       "sensor %s on bus %s: %s; retrying with back-off (up to "
+				       "%.0f s)",
+				       s->cfg->id, b->bc->id, cg_strerror(rc),
+				       b->bc->backoff_max_s);
 			s->logged_ms = (int64_t)now;
 			s->unlogged = 0;
 			s->streak_logged = true;
@@ -202,7 +210,7 @@ static void poll_failed(cg_bus_t *b, bus_sensor_t *s, int rc, double now)
 		}
 	}
 	s->last_error = rc;
-	if (s->is_bay && failing == BAY_UNKNOWN_AFTER)
+	if (s->is_bay && failing == PERSISTENT_AFTER)
 		report_bay_unknown(b, s);
 	if (failing == 1)
 		advance(s, now);
