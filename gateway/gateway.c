@@ -26,6 +26,10 @@
 #define PENDING_MAX 100000
 /* Rows per outbox transaction at most. */
 #define PUT_BATCH 1000
+/* Readings the publisher may hold beyond the in-flight window: a whole
+ * commit batch, so that freshly committed rows go to it at once and the
+ * window is refilled from the acknowledgements without waiting for us. */
+#define SEND_AHEAD PUT_BATCH
 /* Lot readings one bay reading (or one tick) may cause at most. */
 #define LOTS_OUT_MAX 16
 /* How long a stopping gateway keeps publishing before it gives up. */
@@ -64,6 +68,7 @@ struct cg_gateway {
 	size_t n_pending, cap_pending;
 	int64_t pending_since;
 	int64_t next_seq;
+	int64_t stored_to; /* highest seq committed to the outbox */
 	bool store_full;
 	int64_t store_retry_ms;
 	int64_t *acks; /* acknowledged seqs not yet deleted */
@@ -71,7 +76,8 @@ struct cg_gateway {
 	int64_t acks_since;
 	/* Sending: rows with seq >= live_from go out oldest first as fast as
 	 * the window allows; older ones (the backlog at the last reconnect)
-	 * at mqtt.replay_rate. Without a replay rate live_from is 1. */
+	 * at mqtt.replay_rate. Without a replay rate live_from is 1. Sent
+	 * means handed to the publisher, which may still hold it in its queue. */
 	int64_t live_from;
 	int64_t cursor_live; /* highest live seq sent on this connection */
 	int64_t cursor_back; /* highest backlog seq sent on this connection */
@@ -239,6 +245,36 @@ static void take_readings(gw_t *g)
 	}
 }
 
+/* Queues one row for publishing, handing its strings to the publisher.
+ * Returns false when the publisher cannot take it now (the row keeps its
+ * strings). */
+static bool queue_row(gw_t *g, cg_outbox_row_t *row)
+{
+	if (cg_publisher_queue(g->pub, row->seq, row->topic, row->payload, row->len,
+	                       g->cfg->mqtt.qos) < 0)
+		return false;
+	row->topic = NULL;
+	row->payload = NULL;
+	return true;
+}
+
+/* Rows just committed go straight to the publisher when everything stored
+ * before them has been sent on this connection: reading them back from the
+ * outbox would only copy them again. What does not fit is freed and read
+ * back later. */
+static void hand_over(gw_t *g, cg_outbox_row_t *rows, size_t n, int64_t stored_before)
+{
+	size_t i = 0;
+
+	if (g->connected && g->cursor_live >= stored_before && n > 0 &&
+	    rows[0].seq > g->cursor_live) {
+		for (; i < n && queue_row(g, &rows[i]); i++)
+			g->cursor_live = rows[i].seq;
+	}
+	for (; i < n; i++)
+		free_row(&rows[i]);
+}
+
 /* Commits pending rows in batches when enough have gathered, when the oldest
  * has waited batch_ms, or when forced. A full disk keeps them pending and is
  * retried every second. */
@@ -265,15 +301,20 @@ static void store_pending(gw_t *g, bool force)
 			g->store_retry_ms = now + 1000;
 			break;
 		}
+		g->store_full = false;
 		if (rc < 0) {
 			/* Not a full disk: the rows cannot be stored at all. Dropping
 			 * them is better than retrying for ever; the gap in seq shows it. */
 			cg_log(CG_LOG_ERR, "outbox: %zu readings lost: %s", n, cg_strerror(rc));
 			g->pending_dropped += n;
+			for (size_t i = done; i < done + n; i++)
+				free_row(&g->pending[i]);
+		} else {
+			int64_t before = g->stored_to;
+
+			g->stored_to = g->pending[done + n - 1].seq;
+			hand_over(g, g->pending + done, n, before);
 		}
-		g->store_full = false;
-		for (size_t i = done; i < done + n; i++)
-			free_row(&g->pending[i]);
 		done += n;
 	}
 	memmove(g->pending, g->pending + done, (g->n_pending - done) * sizeof(*g->pending));
@@ -341,6 +382,7 @@ static char *status_payload(const gw_t *g, const char *state, bool with_ts)
 /* Starts sending again from the oldest unacknowledged row of each stream. */
 static void rewind_cursors(gw_t *g)
 {
+	cg_publisher_discard(g->pub);
 	g->cursor_live = g->live_from - 1;
 	g->cursor_back = 0;
 }
@@ -371,7 +413,7 @@ static void take_events(gw_t *g)
 		flush_acks(g, true);
 		/* What is stored now is the backlog; with a replay rate it drains
 		 * at that rate beside live readings. */
-		g->live_from = g->cfg->mqtt.replay_rate > 0 ? g->next_seq : 1;
+		g->live_from = g->cfg->mqtt.replay_rate > 0 ? g->stored_to + 1 : 1;
 		g->tokens = 0;
 		g->tokens_ms = cg_mono_ms();
 		rewind_cursors(g);
@@ -384,39 +426,42 @@ static void take_events(gw_t *g)
 }
 
 /* Sends up to max rows of one stream (after *cursor, before before_seq),
- * oldest first; returns how many went. Stops at the first refusal: a full
- * window, or a lost connection. */
-static size_t send_stream(gw_t *g, int64_t *cursor, int64_t before_seq, size_t max)
+ * oldest first; returns how many went and sets *all when the stream had no
+ * more. Stops at the first refusal: a full window, or a lost connection. */
+static size_t send_stream(gw_t *g, int64_t *cursor, int64_t before_seq, size_t max, bool *all)
 {
 	cg_outbox_row_t *rows = NULL;
 	size_t n = 0, sent = 0;
 	int rc = cg_outbox_fetch(g->ob, *cursor, before_seq, max, &rows, &n);
 
+	*all = false;
 	if (rc < 0)
 		return 0;
-	for (; sent < n; sent++) {
-		rc = cg_publisher_send(g->pub, rows[sent].seq, rows[sent].topic, rows[sent].payload,
-		                       rows[sent].len, g->cfg->mqtt.qos, false);
-		if (rc < 0)
-			break;
+	for (; sent < n && queue_row(g, &rows[sent]); sent++)
 		*cursor = rows[sent].seq;
-	}
 	cg_outbox_rows_free(rows, n);
-	if (rc == CG_ESTATE)
-		g->connected = false;
+	*all = sent == n && n < max;
 	return sent;
 }
 
-/* Keeps the in-flight window full: live rows first, oldest first, then the
- * backlog of the last reconnect as far as the replay rate's tokens allow, so
- * a day of backlog cannot flood the broker or hold back fresh readings. */
+/* Keeps the publisher's window and queue full: live rows first, oldest
+ * first, then the backlog of the last reconnect as far as the replay rate's
+ * tokens allow, so a day of backlog cannot flood the broker or hold back
+ * fresh readings. Rows committed while the live stream was caught up went
+ * to the publisher at the commit (hand_over), so the outbox is only read
+ * when the stream is behind what is stored. */
 static void send_rows(gw_t *g)
 {
 	double rate = g->cfg->mqtt.replay_rate;
 	size_t room;
+	bool all;
 
-	while (g->connected && (room = cg_publisher_room(g->pub)) > 0) {
-		if (send_stream(g, &g->cursor_live, 0, room) < room)
+	while (g->connected && g->cursor_live < g->stored_to &&
+	       (room = cg_publisher_room(g->pub)) > 0) {
+		size_t sent = send_stream(g, &g->cursor_live, 0, room, &all);
+		if (all)
+			g->cursor_live = g->stored_to;
+		if (sent < room)
 			break;
 	}
 	if (!g->connected || g->live_from <= 1 || g->cursor_back >= g->live_from - 1)
@@ -435,17 +480,10 @@ static void send_rows(gw_t *g)
 		room = (size_t)g->tokens;
 	if (room == 0)
 		return;
-	g->tokens -= (double)send_stream(g, &g->cursor_back, g->live_from, room);
-	if (g->cursor_back < g->live_from - 1 && room > 0) {
-		cg_outbox_row_t *rest = NULL;
-		size_t left = 0;
-
-		/* Nothing more below live_from: the backlog has drained. */
-		if (cg_outbox_fetch(g->ob, g->cursor_back, g->live_from, 1, &rest, &left) == 0 &&
-		    left == 0)
-			g->cursor_back = g->live_from - 1;
-		cg_outbox_rows_free(rest, left);
-	}
+	g->tokens -= (double)send_stream(g, &g->cursor_back, g->live_from, room, &all);
+	/* Nothing more below live_from: the backlog has drained. */
+	if (all)
+		g->cursor_back = g->live_from - 1;
 }
 
 /* Appends one bus's counters to a health message; adds its failed polls to *failed. */
@@ -623,6 +661,7 @@ static int open_outbox(gw_t *g)
 	stored_next = cg_outbox_next_seq(g->ob);
 	if (stored_next > g->next_seq)
 		g->next_seq = stored_next;
+	g->stored_to = stored_next - 1;
 	return CG_OK;
 }
 
@@ -653,6 +692,8 @@ static int open_publisher(gw_t *g)
 	po.key_file = cfg->mqtt.key_file;
 	po.keepalive_s = cfg->mqtt.keepalive_s;
 	po.max_inflight = cfg->mqtt.inflight;
+	po.max_queued = SEND_AHEAD;
+	po.ack_batch = PUT_BATCH;
 	po.reconnect_min_s = cfg->mqtt.reconnect_min_s;
 	po.reconnect_max_s = cfg->mqtt.reconnect_max_s;
 	po.status_topic = g->status_topic;

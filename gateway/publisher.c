@@ -26,6 +26,16 @@ typedef struct pub_slot {
 /* Slots kept free beyond the readings' window for status and health. */
 #define STATUS_RESERVE 8
 
+/* A message handed over with cg_publisher_queue(), waiting for a slot; the
+ * publisher owns its strings. */
+typedef struct pub_msg {
+	int64_t seq;
+	char *topic;
+	char *payload;
+	size_t len;
+	int qos;
+} pub_msg_t;
+
 typedef struct seq_list {
 	int64_t *v;
 	size_t n, cap;
@@ -48,6 +58,11 @@ struct cg_publisher {
 	size_t *free_slots; /* a stack of free slot indices */
 	size_t n_free;
 	seq_list_t acked, failed;         /* filled by callbacks */
+	pub_msg_t *queue;                 /* a ring of messages waiting for a slot */
+	size_t q_cap, q_head, q_len;
+	size_t max_queued;                /* the owner's send-ahead beyond the window */
+	size_t ack_batch;                 /* acknowledgements that wake the owner */
+	bool pumping, pump_again;         /* one thread sends from the queue at a time */
 	seq_list_t out_acked, out_failed; /* handed to the owner by cg_publisher_take */
 	bool connected;
 	bool connecting;
@@ -88,6 +103,19 @@ static void wake(cg_publisher_t *p)
 {
 	if (p->notify)
 		p->notify(p->notify_ctx);
+}
+
+/* Frees every queued message; the caller holds the lock. Their seqs are
+ * not reported: the owner sends again from its oldest unacknowledged row
+ * after a reconnect or a failure, which is when queues are dropped. */
+static void queue_clear(cg_publisher_t *p)
+{
+	for (; p->q_len > 0; p->q_len--) {
+		pub_msg_t *m = &p->queue[p->q_head];
+		free(m->topic);
+		free(m->payload);
+		p->q_head = (p->q_head + 1) % p->q_cap;
+	}
 }
 
 /* Marks the client connected once per connection, whichever of Paho's two
@@ -179,6 +207,7 @@ static void on_connection_lost(void *ctx, char *cause)
 
 	pthread_mutex_lock(&p->lock);
 	p->connected = false;
+	queue_clear(p);
 	pthread_mutex_unlock(&p->lock);
 	cg_log(CG_LOG_WARNING,
 	       "mqtt: connection to %s lost%s%s; unacknowledged readings stay in the outbox",
@@ -193,29 +222,123 @@ static void slot_release(cg_publisher_t *p, pub_slot_t *s)
 	p->free_slots[p->n_free++] = (size_t)(s - p->slots);
 }
 
-/* Reports the slot's seq in list (acked or failed) and frees the slot; a
- * slot already taken back is ignored. Status messages carry seq -1 and are
- * not reported. The owner is woken only by the first event it has not yet
- * taken: it takes all of them at once, so waking it for each of the
- * following ones would only cost a futex call and a lock, in Paho's thread,
- * per PUBACK. */
+static void on_send_success(void *ctx, MQTTAsync_successData *resp);
+static void on_send_failure(void *ctx, MQTTAsync_failureData *resp);
+
+/* Takes a free slot for seq; the caller holds the lock and has checked
+ * that one is free. */
+static pub_slot_t *slot_take(cg_publisher_t *p, int64_t seq)
+{
+	pub_slot_t *s = &p->slots[p->free_slots[--p->n_free]];
+
+	s->seq = seq;
+	s->generation = p->generation;
+	s->used = true;
+	return s;
+}
+
+/* Hands one message in slot s to Paho, which copies it; on a refusal the
+ * slot is freed again. Returns Paho's code. Called without our lock. */
+static int paho_send(cg_publisher_t *p, pub_slot_t *s, const char *topic, const void *payload,
+                     size_t len, int qos, bool retained)
+{
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	int rc;
+
+	ro.onSuccess = on_send_success;
+	ro.onFailure = on_send_failure;
+	ro.context = s;
+	rc = MQTTAsync_send(p->client, topic, (int)len, payload, qos, retained, &ro);
+	if (rc != MQTTASYNC_SUCCESS) {
+		pthread_mutex_lock(&p->lock);
+		if (s->used)
+			slot_release(p, s);
+		pthread_mutex_unlock(&p->lock);
+	}
+	return rc;
+}
+
+/*
+ * Sends queued messages, oldest first, while the readings' window has room.
+ * It runs in the owner's thread when it queues, and in Paho's thread when an
+ * acknowledgement frees a slot, so that the window is refilled the moment a
+ * PUBACK arrives rather than when the owner's loop next wakes up. One thread
+ * pumps at a time, so messages leave in the order queued; a thread that
+ * finds another pumping asks it to look again. Our lock is never held while
+ * calling Paho (which calls back with its own lock held). A message Paho
+ * refuses is reported as failed, so the owner sends it again. Returns true
+ * when the owner should be woken: a refusal, or the queue running below
+ * half, time to queue more.
+ */
+static bool pump(cg_publisher_t *p)
+{
+	size_t low = p->max_queued / 2;
+	bool wake_owner = false;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->pumping) {
+		p->pump_again = true;
+		pthread_mutex_unlock(&p->lock);
+		return false;
+	}
+	p->pumping = true;
+	do {
+		p->pump_again = false;
+		while (p->connected && p->q_len > 0 && p->n_free > STATUS_RESERVE) {
+			pub_msg_t m = p->queue[p->q_head];
+			pub_slot_t *s = slot_take(p, m.seq);
+			int rc;
+
+			p->q_head = (p->q_head + 1) % p->q_cap;
+			if (p->q_len-- == low)
+				wake_owner = true;
+			pthread_mutex_unlock(&p->lock);
+			rc = paho_send(p, s, m.topic, m.payload, m.len, m.qos, false);
+			free(m.topic);
+			free(m.payload);
+			pthread_mutex_lock(&p->lock);
+			if (rc != MQTTASYNC_SUCCESS) {
+				seq_push(&p->failed, m.seq);
+				wake_owner = true;
+			}
+		}
+	} while (p->pump_again);
+	p->pumping = false;
+	pthread_mutex_unlock(&p->lock);
+	return wake_owner;
+}
+
+/*
+ * Reports the slot's seq in list (acked or failed), frees the slot and
+ * sends the next queued message into it; a slot already taken back is
+ * ignored. Status messages carry seq -1 and are not reported. The owner
+ * takes events in batches, so it is woken only when it has something to
+ * do: the first failure, ack_batch acknowledgements waiting (deletes are
+ * batched anyway), the last message in flight acknowledged (a quiet
+ * moment: nothing more will come to wake it), or the queue running low.
+ * Waking it for every PUBACK would cost a futex call and a context switch
+ * per reading.
+ */
 static void settle(pub_slot_t *s, bool ok)
 {
 	cg_publisher_t *p = s->p;
-	bool first = false;
+	bool wake_owner = false, queued;
 
 	pthread_mutex_lock(&p->lock);
 	if (s->used) {
 		if (s->seq >= 0) {
 			seq_push(ok ? &p->acked : &p->failed, s->seq);
-			first = p->acked.n + p->failed.n == 1;
-		} else {
-			first = true;
+			wake_owner = ok ? p->acked.n == p->ack_batch : p->failed.n == 1;
 		}
 		slot_release(p, s);
+		if (p->n_free == p->n_slots && p->q_len == 0 && p->acked.n + p->failed.n > 0)
+			wake_owner = true;
 	}
+	queued = p->q_len > 0;
 	pthread_mutex_unlock(&p->lock);
-	if (first)
+	if (queued && pump(p))
+		wake_owner = true;
+	if (wake_owner)
 		wake(p);
 }
 
@@ -295,9 +418,14 @@ int cg_publisher_new(const cg_publisher_opts_t *o, cg_publisher_t **out)
 	/* Room for the window plus the status and health messages. */
 	p->n_slots = (size_t)(o->max_inflight > 0 ? o->max_inflight : 1) + STATUS_RESERVE;
 	p->slots = calloc(p->n_slots, sizeof(*p->slots));
+	p->max_queued = o->max_queued;
+	p->ack_batch = o->ack_batch > 0 ? o->ack_batch : 1;
+	/* Whatever cg_publisher_room() allows fits in the ring. */
+	p->q_cap = p->n_slots + p->max_queued;
+	p->queue = calloc(p->q_cap, sizeof(*p->queue));
 	p->free_slots = calloc(p->n_slots, sizeof(*p->free_slots));
 	if (!p->uri || !p->client_id || !p->status_topic || !p->offline_payload || !p->slots ||
-	    !p->free_slots || (o->username && !p->username) || (o->password && !p->password)) {
+	    !p->free_slots || !p->queue || (o->username && !p->username) || (o->password && !p->password)) {
 		rc = CG_ENOMEM;
 		goto free_p;
 	}
@@ -455,7 +583,6 @@ void cg_publisher_tick(cg_publisher_t *p, int64_t now)
 int cg_publisher_send(cg_publisher_t *p, int64_t seq, const char *topic, const void *payload,
                       size_t len, int qos, bool retained)
 {
-	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	pub_slot_t *s;
 	int rc;
 
@@ -468,25 +595,52 @@ int cg_publisher_send(cg_publisher_t *p, int64_t seq, const char *topic, const v
 		pthread_mutex_unlock(&p->lock);
 		return CG_EAGAIN;
 	}
-	s = &p->slots[p->free_slots[--p->n_free]];
-	s->seq = seq;
-	s->generation = p->generation;
-	s->used = true;
+	s = slot_take(p, seq);
 	pthread_mutex_unlock(&p->lock);
-
-	ro.onSuccess = on_send_success;
-	ro.onFailure = on_send_failure;
-	ro.context = s;
-	rc = MQTTAsync_send(p->client, topic, (int)len, payload, qos, retained, &ro);
-	if (rc != MQTTASYNC_SUCCESS) {
-		pthread_mutex_lock(&p->lock);
-		if (s->used)
-			slot_release(p, s);
-		pthread_mutex_unlock(&p->lock);
-	}
+	rc = paho_send(p, s, topic, payload, len, qos, retained);
 	if (rc == MQTTASYNC_DISCONNECTED)
 		return CG_ESTATE;
 	return rc == MQTTASYNC_SUCCESS ? CG_OK : CG_EMQTT;
+}
+
+/* Room for the owner's readings: the free part of the window plus the
+ * send-ahead queue, less what is queued. The lock is held. */
+static size_t room_locked(const cg_publisher_t *p)
+{
+	size_t window = p->n_free > STATUS_RESERVE ? p->n_free - STATUS_RESERVE : 0;
+	size_t total = window + p->max_queued;
+
+	return total > p->q_len ? total - p->q_len : 0;
+}
+
+int cg_publisher_queue(cg_publisher_t *p, int64_t seq, char *topic, char *payload, size_t len,
+                       int qos)
+{
+	pub_msg_t *m;
+
+	pthread_mutex_lock(&p->lock);
+	if (!p->connected) {
+		pthread_mutex_unlock(&p->lock);
+		return CG_ESTATE;
+	}
+	if (room_locked(p) == 0 || p->q_len == p->q_cap) {
+		pthread_mutex_unlock(&p->lock);
+		return CG_EAGAIN;
+	}
+	m = &p->queue[(p->q_head + p->q_len) % p->q_cap];
+	*m = (pub_msg_t){.seq = seq, .topic = topic, .payload = payload, .len = len, .qos = qos};
+	p->q_len++;
+	pthread_mutex_unlock(&p->lock);
+	if (pump(p))
+		wake(p);
+	return CG_OK;
+}
+
+void cg_publisher_discard(cg_publisher_t *p)
+{
+	pthread_mutex_lock(&p->lock);
+	queue_clear(p);
+	pthread_mutex_unlock(&p->lock);
 }
 
 size_t cg_publisher_room(cg_publisher_t *p)
@@ -494,7 +648,7 @@ size_t cg_publisher_room(cg_publisher_t *p)
 	size_t n;
 
 	pthread_mutex_lock(&p->lock);
-	n = p->n_free > STATUS_RESERVE ? p->n_free - STATUS_RESERVE : 0;
+	n = room_locked(p);
 	pthread_mutex_unlock(&p->lock);
 	return n;
 }
@@ -550,6 +704,7 @@ void cg_publisher_stop(cg_publisher_t *p, const char *offline, int timeout_ms)
 	bool connected;
 
 	pthread_mutex_lock(&p->lock);
+	queue_clear(p);
 	connected = p->connected;
 	pthread_mutex_unlock(&p->lock);
 	if (!connected)
@@ -588,6 +743,9 @@ void cg_publisher_free(cg_publisher_t *p)
 	free(p->key_file);
 	free(p->status_topic);
 	free(p->offline_payload);
+	if (p->queue)
+		queue_clear(p);
+	free(p->queue);
 	free(p->slots);
 	free(p->free_slots);
 	free(p->acked.v);

@@ -16,11 +16,15 @@ typedef struct cg_publisher_opts {
 	const char *ca_file, *cert_file, *key_file; /* NULL: not set */
 	int keepalive_s;
 	int max_inflight; /* the owner's window; sends beyond it get CG_EAGAIN */
+	size_t max_queued; /* messages cg_publisher_queue() may hold beyond the window */
+	size_t ack_batch;  /* acknowledgements that wake the owner (0: 1); see notify */
 	double reconnect_min_s, reconnect_max_s;
 	const char *status_topic;    /* retained online/offline; the Last Will goes here */
 	const char *offline_payload; /* the Last Will, and what a clean stop publishes */
-	/* Called from Paho's thread after an event (ack, failure, connection
-	 * change) so the owner's loop wakes up; must only signal. */
+	/* Called from Paho's thread so the owner's loop wakes up: at a
+	 * connection change, the first failure, ack_batch acknowledgements
+	 * waiting, the last message in flight acknowledged, or the queue below
+	 * half of max_queued. Must only signal. */
 	void (*notify)(void *ctx);
 	void *notify_ctx;
 } cg_publisher_opts_t;
@@ -48,7 +52,22 @@ void cg_publisher_tick(cg_publisher_t *p, int64_t now_mono_ms);
 int cg_publisher_send(cg_publisher_t *p, int64_t seq, const char *topic, const void *payload,
                       size_t len, int qos, bool retained);
 
-/* How many more messages may be sent before the window is full. */
+/* Queues one message (a reading of the owner's, seq >= 0) and takes
+ * ownership of topic and payload, which must come from malloc. It goes out
+ * as soon as the window has room, in the order queued, sent either from
+ * this call or from Paho's thread when an acknowledgement frees a place;
+ * its seq then comes back in an event like a sent one. CG_ESTATE when not
+ * connected, CG_EAGAIN when window and queue are full (ownership stays with
+ * the caller). A lost connection drops the queue without reporting it. */
+int cg_publisher_queue(cg_publisher_t *p, int64_t seq, char *topic, char *payload, size_t len,
+                       int qos);
+
+/* Drops every queued message not yet sent, without reporting their seqs:
+ * the owner is about to send again from an older row. */
+void cg_publisher_discard(cg_publisher_t *p);
+
+/* How many more readings cg_publisher_queue() accepts now: the free part of
+ * the window plus the queue's. */
 size_t cg_publisher_room(cg_publisher_t *p);
 
 /* Moves the pending events into ev (valid until the next call). */
