@@ -532,6 +532,70 @@ static void test_expire(void **state)
 	cg_outbox_close(ob);
 }
 
+/* Counts the indexes of the messages table, through a connection of the test's own. */
+static int64_t index_count(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t n;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                                    "SELECT count(*) FROM sqlite_master WHERE type = "
+	                                    "'index' AND tbl_name = 'messages'",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/* Expiry goes by seq: rows made after the clock stepped back wait behind the newer
+ * rows before them, and a store made with the old index on created_ms loses it at
+ * the next open, keeping its rows. */
+static void test_expire_by_seq(void **state)
+{
+	const char *path = db_path("expire_seq");
+	cg_outbox_opts_t opts = {.max_age_s = 60};
+	cg_outbox_t *ob = open_ok(path, &opts);
+	cg_outbox_row_t *rows = NULL;
+	cg_outbox_stats_t st;
+	size_t n = 0;
+
+	assert_int_equal(index_count(path), 0);
+	/* Rows 1-10 at T0, 11-20 at T0 + 200 s, 21-30 at T0 again (the clock stepped back). */
+	assert_int_equal(put_range_at(ob, 1, 10, 10, T0), 0);
+	assert_int_equal(put_range_at(ob, 11, 10, 10, T0 + 200000), 0);
+	assert_int_equal(put_range_at(ob, 21, 10, 10, T0), 0);
+	cg_outbox_close(ob);
+	exec_sql(path, "CREATE INDEX messages_created ON messages (created_ms)");
+	assert_int_equal(index_count(path), 1);
+
+	ob = open_ok(path, &opts);
+	assert_int_equal(index_count(path), 0);
+	assert_int_equal(cg_outbox_expire(ob, T0 + 100000), 0);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 20);
+	assert_int_equal(st.dropped, 10);
+	assert_int_equal(st.bytes, 20 * (TOPIC_LEN + 10));
+	assert_int_equal(st.oldest_ms, T0 + 200000);
+	assert_int_equal(cg_outbox_fetch(ob, 0, 0, 100, &rows, &n), 0);
+	assert_int_equal(n, 20);
+	assert_int_equal(rows[0].seq, 11);
+	assert_int_equal(rows[19].seq, 30);
+	cg_outbox_rows_free(rows, n);
+	/* Once the newer rows are old enough, the ones behind them go too. */
+	assert_int_equal(cg_outbox_expire(ob, T0 + 260001), 0);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 0);
+	assert_int_equal(st.dropped, 30);
+	assert_int_equal(st.bytes, 0);
+	cg_outbox_close(ob);
+	check_integrity(path);
+}
+
 static void test_sync_full(void **state)
 {
 	const char *path = db_path("sync_full");
@@ -792,6 +856,7 @@ int main(void)
 	    cmocka_unit_test(test_max_rows),
 	    cmocka_unit_test(test_max_bytes),
 	    cmocka_unit_test(test_expire),
+	    cmocka_unit_test(test_expire_by_seq),
 	    cmocka_unit_test(test_sync_full),
 	    cmocka_unit_test(test_full_page_limit),
 	    cmocka_unit_test(test_peek),
