@@ -64,12 +64,12 @@ static const char *const ob_sql[ST_COUNT] = {
     [ST_DELETE_ONE] = "DELETE FROM messages WHERE seq = ?1",
     /* The rows before the oldest one made at or after the cutoff: a scan from the
      * oldest seq that stops at the first row young enough. */
-    [ST_EXPIRE] = "DELETE FROM messages WHERE seq < coalesce((SELECT seq FROM messages"
-                  " WHERE created_ms >= ?1 ORDER BY seq LIMIT 1), 9223372036854775807)"
-                  " RETURNING " OB_ROW_SIZE,
+    [ST_EXPIRE] = ("DELETE FROM messages WHERE seq < coalesce((SELECT seq FROM messages"
+                   " WHERE created_ms >= ?1 ORDER BY seq LIMIT 1), 9223372036854775807)"
+                   " RETURNING " OB_ROW_SIZE),
     [ST_OLDEST] = "SELECT created_ms FROM messages ORDER BY seq LIMIT 1",
-    [ST_FETCH] = "SELECT seq, topic, payload, created_ms FROM messages WHERE seq > ?1"
-                 " AND seq < ?3 ORDER BY seq LIMIT ?2",
+    [ST_FETCH] = ("SELECT seq, topic, payload, created_ms FROM messages WHERE seq > ?1"
+                  " AND seq < ?3 ORDER BY seq LIMIT ?2"),
 };
 
 /* A repeating condition that is logged when it starts and, with a count, when it ends. */
