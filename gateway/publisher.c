@@ -264,13 +264,17 @@ static int paho_send(cg_publisher_t *p, pub_slot_t *s, const char *topic, const 
  * that the window is refilled the moment a PUBACK arrives rather than when
  * the owner's loop next wakes up; being the thread that reads the PUBACKs,
  * it can only fill the slots free at that moment. The owner's thread pumps
- * when it queues, but only when nothing is in flight (no acknowledgement
- * will come to do it) and only into the slots free when it starts. Were it
- * to send while the receive thread does, the two would contend for Paho's
- * lock, which the receive thread takes back again and again: measured, the
- * owner's loop then stalled for 20 to 280 ms at a time, committing nothing.
- * It goes round again only if everything it sent was acknowledged
- * meanwhile, for the same reason.
+ * when it queues, but only into the slots free when it starts, and only
+ * when at least half the window is free: while the window stays full, the
+ * acknowledgements come thick and fast and the receive thread sends; had
+ * the owner sent too, the two would contend for Paho's lock, which the
+ * receive thread takes back again and again (measured: the owner's loop
+ * stalled for 20 to 280 ms at a time, committing nothing). With less than
+ * half free something is in flight, so an acknowledgement will come and
+ * pump; with a slow uplink and light traffic the window is mostly free and
+ * a reading goes at once rather than a round trip later. The owner goes
+ * round again only if nothing is in flight any more, since then no
+ * acknowledgement will come.
  *
  * One thread pumps at a time, so messages leave in the order queued; a
  * thread that finds another pumping leaves the work to it. Our lock is
@@ -282,10 +286,11 @@ static int paho_send(cg_publisher_t *p, pub_slot_t *s, const char *topic, const 
 static bool pump(cg_publisher_t *p, bool owner)
 {
 	size_t low = p->max_queued / 2;
+	size_t half_free = STATUS_RESERVE + (p->n_slots - STATUS_RESERVE + 1) / 2;
 	bool wake_owner = false, again;
 
 	pthread_mutex_lock(&p->lock);
-	if (p->pumping || (owner && p->n_free != p->n_slots)) {
+	if (p->pumping || (owner && p->n_free < half_free)) {
 		pthread_mutex_unlock(&p->lock);
 		return false;
 	}
