@@ -15,7 +15,7 @@ typedef struct cg_publisher_opts {
 	const char *password; /* NULL: none; copied, wiped on free, never logged */
 	const char *ca_file, *cert_file, *key_file; /* NULL: not set */
 	int keepalive_s;
-	int max_inflight; /* the owner's window; sends beyond it get CG_EAGAIN */
+	int max_inflight; /* the owner's window: readings sent and not yet acknowledged */
 	size_t max_queued; /* messages cg_publisher_queue() may hold beyond the window */
 	size_t ack_batch;  /* acknowledgements that wake the owner (0: 1); see notify */
 	double reconnect_min_s, reconnect_max_s;
