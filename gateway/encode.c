@@ -303,18 +303,39 @@ int cg_encode(cg_format_t f, const cg_encode_ctx_t *ctx, const cg_reading_t *r, 
 	return CG_OK;
 }
 
+/* Writes the n (>= 1) parts into buf joined by '/'; CG_ERANGE if they do not fit. Built
+ * by hand rather than with snprintf, which cost as much as the rest of a reading's
+ * staging but its encoding (callgrind, bench_throughput). */
+static int join_topic(char *buf, size_t size, const char *const *parts, size_t n)
+{
+	size_t used = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(parts[i]);
+
+		if (used + len + (i > 0) >= size)
+			return CG_ERANGE;
+		if (i > 0)
+			buf[used++] = '/';
+		memcpy(buf + used, parts[i], len);
+		used += len;
+	}
+	buf[used] = '\0';
+	return CG_OK;
+}
+
 int cg_topic_reading(char *buf, size_t size, const char *prefix, const char *gateway,
 		     const char *kind, const char *sensor)
 {
-	int n = snprintf(buf, size, "%s/%s/%s/%s", prefix, gateway, kind, sensor);
+	const char *parts[] = {prefix, gateway, kind, sensor};
 
-	return (n < 0 || (size_t)n >= size) ? CG_ERANGE : CG_OK;
+	return join_topic(buf, size, parts, 4);
 }
 
 int cg_topic_gateway(char *buf, size_t size, const char *prefix, const char *gateway,
 		     const char *leaf)
 {
-	int n = snprintf(buf, size, "%s/%s/%s", prefix, gateway, leaf);
+	const char *parts[] = {prefix, gateway, leaf};
 
-	return (n < 0 || (size_t)n >= size) ? CG_ERANGE : CG_OK;
+	return join_topic(buf, size, parts, 3);
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,9 +120,16 @@ void cg_gateway_submit(cg_gateway_t *g, const cg_reading_t *r, int format)
 		}
 	}
 	if (g->n_queue < g->cap_queue) {
-		g->queue[g->n_queue].r = *r;
-		g->queue[g->n_queue].format = format;
-		g->n_queue++;
+		queued_t *q = &g->queue[g->n_queue++];
+		/* The values in use only: a whole reading is about 3 KB, mostly
+		 * room for values few sensors have. */
+		size_t n = r->n_values;
+
+		if (n > CG_READING_MAX_VALUES)
+			n = CG_READING_MAX_VALUES;
+		memcpy(&q->r, r, offsetof(cg_reading_t, values) + n * sizeof(r->values[0]));
+		q->r.n_values = n;
+		q->format = format;
 		g->made++;
 	} else {
 		g->queue_dropped++;

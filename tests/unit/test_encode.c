@@ -789,6 +789,13 @@ static void test_topics(void **state)
 	assert_string_equal(buf, "city/gangneung/gw-gn-0001/status");
 	assert_int_equal(cg_topic_gateway(buf, 10, "city/gangneung", "gw-gn-0001", "health"),
 	                 CG_ERANGE);
+	/* "a/b/c/d" and its NUL take 8 bytes exactly: 7 is one short. */
+	assert_int_equal(cg_topic_reading(buf, 8, "a", "b", "c", "d"), CG_OK);
+	assert_string_equal(buf, "a/b/c/d");
+	assert_int_equal(cg_topic_reading(buf, 7, "a", "b", "c", "d"), CG_ERANGE);
+	assert_int_equal(cg_topic_reading(buf, 0, "", "", "", ""), CG_ERANGE);
+	assert_int_equal(cg_topic_reading(buf, 4, "", "", "", ""), CG_OK);
+	assert_string_equal(buf, "///");
 }
 
 int main(void)

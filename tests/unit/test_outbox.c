@@ -288,6 +288,17 @@ static void test_ack_updates_stats(void **state)
 	assert_int_equal(st.next_seq, 11);
 	assert_int_equal(st.dropped, 0);
 
+	/* A run of consecutive seqs over rows of different sizes, with one
+	 * already gone, is deleted in one go and counted exactly. */
+	assert_int_equal(put_range(ob, 11, 5, 50), 0);
+	assert_int_equal(put_range(ob, 16, 5, 70), 0);
+	ack_range(ob, 14, 1);
+	ack_range(ob, 12, 7);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 3);
+	assert_int_equal(st.bytes, (TOPIC_LEN + 50) + 2 * (TOPIC_LEN + 70));
+	assert_int_equal(st.oldest_ms, T0 + 11);
+
 	check_rows(rows, n, 1, 100);
 	cg_outbox_rows_free(rows, n);
 	assert_int_equal(cg_outbox_ack(ob, NULL, 0), 0);
