@@ -35,12 +35,24 @@ static const char ob_schema_sql[] =
     "INSERT INTO meta (key, value) VALUES ('schema_version', 1), ('next_seq', 1),"
     " ('dropped', 0);";
 
+/* Rows inserted by one statement: running a statement costs SQLite about as much
+ * again as the insert itself, so a batch goes in groups of 16 rows (callgrind,
+ * bench_outbox queue: 5,900 instructions per row put one by one, 4,400 in groups). */
+#define OB_GROUP        16
+#define OB_ROW_VALUES   "(?, ?, ?, ?)"
+#define OB_VALUES_4     OB_ROW_VALUES ", " OB_ROW_VALUES ", " OB_ROW_VALUES ", " OB_ROW_VALUES
+#define OB_GROUP_VALUES OB_VALUES_4 ", " OB_VALUES_4 ", " OB_VALUES_4 ", " OB_VALUES_4
+_Static_assert(sizeof(OB_GROUP_VALUES) ==
+                   OB_GROUP * (sizeof(OB_ROW_VALUES) - 1) + (OB_GROUP - 1) * 2 + 1,
+               "OB_GROUP_VALUES must hold OB_GROUP rows");
+
 /* The statements prepared once at open and kept for the connection's life. */
 enum ob_stmt {
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
 	ST_INSERT,
+	ST_INSERT_GROUP,
 	ST_SET_META,
 	ST_WALK,
 	ST_DELETE_UPTO,
@@ -56,7 +68,9 @@ static const char *const ob_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_INSERT] = "INSERT INTO messages (seq, topic, payload, created_ms) VALUES (?1, ?2, ?3, ?4)",
+    [ST_INSERT] = "INSERT INTO messages (seq, topic, payload, created_ms) VALUES (?, ?, ?, ?)",
+    [ST_INSERT_GROUP] =
+        ("INSERT INTO messages (seq, topic, payload, created_ms) VALUES " OB_GROUP_VALUES),
     [ST_SET_META] = "UPDATE meta SET value = ?2 WHERE key = ?1",
     [ST_WALK] = "SELECT seq, " OB_ROW_SIZE " FROM messages ORDER BY seq",
     [ST_DELETE_UPTO] = "DELETE FROM messages WHERE seq <= ?1",
@@ -357,8 +371,8 @@ static int setup_schema(cg_outbox_t *ob)
 		}
 		cg_log(CG_LOG_INFO, "outbox: %s: created a new store", ob->path);
 	} else {
-		rc = sqlite3_exec(ob->db, "DROP INDEX IF EXISTS messages_created", NULL, NULL,
-		                  NULL);
+		rc =
+		    sqlite3_exec(ob->db, "DROP INDEX IF EXISTS messages_created", NULL, NULL, NULL);
 		if (rc != SQLITE_OK) {
 			err = db_fail(ob, "dropping the old index", rc);
 			goto rollback;
@@ -595,6 +609,39 @@ static void episode_end(struct ob_episode *ep, const char *path, const char *wha
 	ep->count = 0;
 }
 
+/* Binds one row's four values from parameter first + 1 on. */
+static void bind_row(sqlite3_stmt *st, int first, const cg_outbox_row_t *row)
+{
+	sqlite3_bind_int64(st, first + 1, row->seq);
+	sqlite3_bind_text(st, first + 2, row->topic, -1, SQLITE_STATIC);
+	/* A NULL pointer would bind SQL NULL; an empty payload is a zero-length blob. */
+	sqlite3_bind_blob64(st, first + 3, row->payload ? row->payload : "", row->len,
+	                    SQLITE_STATIC);
+	sqlite3_bind_int64(st, first + 4, row->created_ms);
+}
+
+/* Inserts the rows, OB_GROUP at a time while that many are left, adding their sizes
+ * to *bytes. Returns SQLite's code, SQLITE_DONE on success. The statements keep no
+ * pointers into the caller's rows afterwards. */
+static int insert_rows(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n, int64_t *bytes)
+{
+	int rc = SQLITE_DONE;
+
+	for (size_t i = 0; i < n && rc == SQLITE_DONE;) {
+		size_t k = n - i >= OB_GROUP ? OB_GROUP : 1;
+		sqlite3_stmt *st = ob->st[k > 1 ? ST_INSERT_GROUP : ST_INSERT];
+
+		for (size_t j = 0; j < k; j++, i++) {
+			bind_row(st, (int)j * 4, &rows[i]);
+			*bytes += (int64_t)(strlen(rows[i].topic) + rows[i].len);
+		}
+		rc = run(st);
+	}
+	sqlite3_clear_bindings(ob->st[ST_INSERT]);
+	sqlite3_clear_bindings(ob->st[ST_INSERT_GROUP]);
+	return rc;
+}
+
 /* Stores a batch in one transaction: one insert per row and nothing else per row, then
  * next_seq, then eviction down to the limits, all committed together so that a crash
  * keeps either all of it or none. The in-memory counters change only after the commit,
@@ -602,9 +649,7 @@ static void episode_end(struct ob_episode *ep, const char *path, const char *wha
  * connection usable. */
 int cg_outbox_put(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n)
 {
-	sqlite3_stmt *ins;
 	int64_t new_rows, new_bytes, oldest_ms, evicted = 0, next_seq;
-	size_t i;
 	int rc, err;
 
 	if (!ob || (!rows && n > 0))
@@ -621,26 +666,11 @@ int cg_outbox_put(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n)
 		err = db_fail(ob, "put", rc);
 		goto unlock;
 	}
-	ins = ob->st[ST_INSERT];
-	new_rows = ob->rows;
+	new_rows = ob->rows + (int64_t)n;
 	new_bytes = ob->bytes;
-	for (i = 0; i < n; i++) {
-		const cg_outbox_row_t *row = &rows[i];
-
-		sqlite3_bind_int64(ins, 1, row->seq);
-		sqlite3_bind_text(ins, 2, row->topic, -1, SQLITE_STATIC);
-		/* A NULL pointer would bind SQL NULL; an empty payload is a zero-length blob. */
-		sqlite3_bind_blob64(ins, 3, row->payload ? row->payload : "", row->len,
-		                    SQLITE_STATIC);
-		sqlite3_bind_int64(ins, 4, row->created_ms);
-		rc = run(ins);
-		if (rc != SQLITE_DONE)
-			goto rollback;
-		new_rows++;
-		new_bytes += (int64_t)(strlen(row->topic) + row->len);
-	}
-	/* The statement must not keep pointers into the caller's rows. */
-	sqlite3_clear_bindings(ins);
+	rc = insert_rows(ob, rows, n, &new_bytes);
+	if (rc != SQLITE_DONE)
+		goto rollback;
 
 	next_seq = rows[n - 1].seq + 1;
 	rc = set_meta(ob, "next_seq", next_seq);
@@ -684,7 +714,6 @@ int cg_outbox_put(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n)
 	goto unlock;
 
 rollback:
-	sqlite3_clear_bindings(ins);
 	err = db_fail(ob, "put", rc);
 	rollback(ob);
 unlock:
@@ -697,8 +726,7 @@ unlock:
  * delete: a DELETE ... RETURNING would say the same in one statement, but measured here
  * it makes an ack about five times slower, as each run of it sets up a table for the
  * returned rows. */
-static int ack_range(cg_outbox_t *ob, int64_t first, int64_t last, int64_t *rows,
-                     int64_t *bytes)
+static int ack_range(cg_outbox_t *ob, int64_t first, int64_t last, int64_t *rows, int64_t *bytes)
 {
 	sqlite3_stmt *size = ob->st[ST_RANGE_SIZE];
 	sqlite3_stmt *del = ob->st[ST_DELETE_RANGE];
