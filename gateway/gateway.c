@@ -464,8 +464,12 @@ static void send_rows(gw_t *g)
 	size_t room;
 	bool all;
 
+	/* A fetch costs a statement and a read transaction however few rows it
+	 * brings, so the outbox is read in batches: while the publisher holds
+	 * more than half its send-ahead, that keeps the window full, and it
+	 * wakes us when it runs below half. */
 	while (g->connected && g->cursor_live < g->stored_to &&
-	       (room = cg_publisher_room(g->pub)) > 0) {
+	       (room = cg_publisher_room(g->pub)) >= SEND_AHEAD / 2) {
 		size_t sent = send_stream(g, &g->cursor_live, 0, room, &all);
 		if (all)
 			g->cursor_live = g->stored_to;
