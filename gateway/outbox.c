@@ -642,7 +642,7 @@ static int insert_rows(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n, i
 	return rc;
 }
 
-/* Stores a batch in one transaction: one insert per row and nothing else per row, then
+/* Stores a batch in one transaction: the rows (insert_rows), nothing else per row, then
  * next_seq, then eviction down to the limits, all committed together so that a crash
  * keeps either all of it or none. The in-memory counters change only after the commit,
  * so a failed put (CG_EFULL included) leaves the handle exactly as before it, and the
@@ -776,7 +776,7 @@ int cg_outbox_ack(cg_outbox_t *ob, const int64_t *seqs, size_t n)
 	/* Acknowledgements come in order, so the list is mostly one run of consecutive
 	 * seqs: each run is deleted as a range, a statement per run rather than per row. */
 	for (i = 0; i < n; i = j) {
-		for (j = i + 1; j < n && seqs[j] == seqs[j - 1] + 1; j++)
+		for (j = i + 1; j < n && seqs[j - 1] < INT64_MAX && seqs[j] == seqs[j - 1] + 1; j++)
 			;
 		rc = ack_range(ob, seqs[i], seqs[j - 1], &rows, &bytes);
 		if (rc != SQLITE_DONE)
