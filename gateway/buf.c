@@ -39,11 +39,6 @@ void cg_buf_append(cg_buf_t *b, const char *s, size_t n)
 	b->data[b->len] = '\0';
 }
 
-void cg_buf_puts(cg_buf_t *b, const char *s)
-{
-	cg_buf_append(b, s, strlen(s));
-}
-
 void cg_buf_printf(cg_buf_t *b, const char *fmt, ...)
 {
 	va_list ap;
@@ -60,20 +55,46 @@ void cg_buf_printf(cg_buf_t *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+/* The width of each byte inside a JSON string literal: controls as \u00XX, '"'
+ * and '\\' backslashed, everything else as it is (UTF-8 included). */
+static const unsigned char json_width[256] = {
+    [0 ... 0x1f] = 6,    [0x20 ... 0x21] = 1, ['"'] = 2,
+    [0x23 ... 0x5b] = 1, ['\\'] = 2,          [0x5d ... 0xff] = 1,
+};
+
+/* Two passes: the first sizes the literal, so the second writes it straight into
+ * the buffer after one reserve, instead of appending run by run. Every reading's
+ * payload holds about ten strings, so this is a good part of encoding it. */
 void cg_buf_json_string(cg_buf_t *b, const char *s)
 {
-	cg_buf_append(b, "\"", 1);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\') {
-			char esc[2] = {'\\', (char)*p};
-			cg_buf_append(b, esc, 2);
-		} else if (*p < 0x20) {
-			cg_buf_printf(b, "\\u%04x", *p);
-		} else {
-			cg_buf_append(b, (const char *)p, 1);
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p;
+	size_t len = 2;
+	char *o;
+
+	for (p = (const unsigned char *)s; *p; p++)
+		len += json_width[*p];
+	if (!reserve(b, len))
+		return;
+	o = b->data + b->len;
+	*o++ = '"';
+	for (p = (const unsigned char *)s; *p; p++) {
+		switch (json_width[*p]) {
+		case 1: *o++ = (char)*p; break;
+		case 2:
+			*o++ = '\\';
+			*o++ = (char)*p;
+			break;
+		default:
+			memcpy(o, "\\u00", 4);
+			o[4] = hex[*p >> 4];
+			o[5] = hex[*p & 15];
+			o += 6;
 		}
 	}
-	cg_buf_append(b, "\"", 1);
+	*o = '"';
+	b->len += len;
+	b->data[b->len] = '\0';
 }
 
 void cg_buf_json_number(cg_buf_t *b, double v)

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 /* Zero-initialise; data is NUL-terminated while len > 0. After a failed
  * allocation the buffer is marked failed and further appends do nothing, so
@@ -16,7 +17,12 @@ typedef struct cg_buf {
 } cg_buf_t;
 
 void cg_buf_append(cg_buf_t *b, const char *s, size_t n);
-void cg_buf_puts(cg_buf_t *b, const char *s);
+/* Inline, so that the length of a literal, which encoders append a dozen times
+ * per reading, is worked out by the compiler. */
+static inline void cg_buf_puts(cg_buf_t *b, const char *s)
+{
+	cg_buf_append(b, s, strlen(s));
+}
 void cg_buf_printf(cg_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal, quotes included, escaping as RFC 8259 says. */
 void cg_buf_json_string(cg_buf_t *b, const char *s);

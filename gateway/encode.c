@@ -41,37 +41,6 @@ int cg_format_from_name(const char *s)
  * 0-9999) go to the general functions.
  */
 
-/* Appends s as a JSON string literal: runs of characters that need no escape
- * in one append each; '"' and '\\' backslashed, other controls as \u00XX. */
-static void put_string(cg_buf_t *b, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	const char *run = s;
-
-	cg_buf_append(b, "\"", 1);
-	for (const char *p = s;; p++) {
-		unsigned char c = (unsigned char)*p;
-
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		if (p > run)
-			cg_buf_append(b, run, (size_t)(p - run));
-		if (c == 0)
-			break;
-		if (c == '"' || c == '\\') {
-			char esc[2] = {'\\', (char)c};
-
-			cg_buf_append(b, esc, 2);
-		} else {
-			char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-
-			cg_buf_append(b, esc, 6);
-		}
-		run = p + 1;
-	}
-	cg_buf_append(b, "\"", 1);
-}
-
 /* Appends v in decimal. */
 static void put_int(cg_buf_t *b, int64_t v)
 {
@@ -120,6 +89,7 @@ static bool put_fraction(cg_buf_t *b, double v)
 	for (int tries = 0; tries < 4; tries++) {
 		int k = 14 - x, s = -e;
 		unsigned __int128 p, q, rest, half;
+		uint64_t q64;
 		char d[40];
 		size_t n = 0, end;
 
@@ -149,9 +119,12 @@ static bool put_fraction(cg_buf_t *b, double v)
 			for (int i = 0; i < -x - 1; i++)
 				d[n++] = '0';
 		}
+		/* q < 10^15 now: 64-bit arithmetic, not the 128-bit division
+		 * calls that cost most of a number. */
+		q64 = (uint64_t)q;
 		for (int i = 14; i >= 0; i--) {
-			d[n + (size_t)i] = (char)('0' + (int)(q % 10));
-			q /= 10;
+			d[n + (size_t)i] = (char)('0' + (int)(q64 % 10));
+			q64 /= 10;
 		}
 		if (x >= 0) {
 			/* Room for the point after the integer part's x + 1 digits. */
@@ -228,7 +201,7 @@ static void put_value(cg_buf_t *b, const cg_value_t *v)
 	switch (v->type) {
 	case CG_VALUE_NUMBER: put_number(b, v->number); break;
 	case CG_VALUE_BOOL: cg_buf_puts(b, v->boolean ? "true" : "false"); break;
-	case CG_VALUE_STRING: put_string(b, v->string); break;
+	case CG_VALUE_STRING: cg_buf_json_string(b, v->string); break;
 	}
 }
 
@@ -241,11 +214,11 @@ static void encode_native(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_read
 	bool first = true;
 
 	cg_buf_puts(b, "{\"gateway\":");
-	put_string(b, ctx->gateway_id);
+	cg_buf_json_string(b, ctx->gateway_id);
 	cg_buf_puts(b, ",\"sensor\":");
-	put_string(b, r->sensor);
+	cg_buf_json_string(b, r->sensor);
 	cg_buf_puts(b, ",\"kind\":");
-	put_string(b, r->kind);
+	cg_buf_json_string(b, r->kind);
 	if (seq >= 0) {
 		cg_buf_puts(b, ",\"seq\":");
 		put_int(b, seq);
@@ -261,7 +234,7 @@ static void encode_native(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_read
 	for (size_t i = 0; i < r->n_values; i++) {
 		if (i)
 			cg_buf_puts(b, ",");
-		put_string(b, r->values[i].name);
+		cg_buf_json_string(b, r->values[i].name);
 		cg_buf_puts(b, ":");
 		put_value(b, &r->values[i]);
 	}
@@ -272,12 +245,12 @@ static void encode_native(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_read
 		if (!first)
 			cg_buf_puts(b, ",");
 		first = false;
-		put_string(b, r->values[i].name);
+		cg_buf_json_string(b, r->values[i].name);
 		cg_buf_puts(b, ":");
-		put_string(b, r->values[i].unit);
+		cg_buf_json_string(b, r->values[i].unit);
 	}
 	cg_buf_puts(b, "},\"quality\":");
-	put_string(b, r->quality);
+	cg_buf_json_string(b, r->quality);
 	cg_buf_puts(b, "}");
 }
 

@@ -766,6 +766,64 @@ static void test_unit_codes(void **state)
 	assert_null(cg_ngsi_unit_code(""));
 }
 
+/* Numbers in the native format are written without printf, and must read as
+ * printf's "%.15g" would write them (docs/topics.md): compared here for
+ * pseudo-random doubles of every magnitude the fast path takes, both signs,
+ * and the edges of its range. */
+static void test_numbers_as_printf(void **state)
+{
+	static const double edges[] = {1e-4, 0.1, 0.3, 2.5, 12.3, 999999999999999.0, 1e15 - 0.5,
+	                               123456789012345.6, 0.000123456789012345};
+	uint64_t x = 0x9e3779b97f4a7c15ULL;
+	cg_reading_t r;
+
+	for (int i = 0; i < 20000 + (int)(sizeof(edges) / sizeof(edges[0])); i++) {
+		double v;
+		char want[64], *out, *at;
+		size_t n;
+
+		if (i < (int)(sizeof(edges) / sizeof(edges[0]))) {
+			v = edges[i];
+		} else {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			/* 53 random bits scaled to 2^-14 .. 2^50. */
+			v = ldexp((double)(x >> 11), (int)(x % 64) - 67);
+			if (x & 1024)
+				v = -v;
+		}
+		cg_reading_init(&r);
+		strcpy(r.sensor, "n");
+		strcpy(r.kind, "air-quality");
+		assert_int_equal(cg_reading_add_number(&r, "v", v, NULL), CG_OK);
+		out = encode_ok(CG_FORMAT_NATIVE, &ctx_loc, &r, 1);
+		at = strstr(out, "\"v\":");
+		assert_non_null(at);
+		at += 4;
+		n = strcspn(at, ",}");
+		snprintf(want, sizeof(want), "%.15g", v);
+		if (strlen(want) != n || memcmp(at, want, n) != 0)
+			fail_msg("%.17g: wrote %.*s, printf %s", v, (int)n, at, want);
+		free(out);
+	}
+}
+
+/* JSON strings are sized before they are written: escapes of every width, an
+ * empty string, and appends after them land exactly. */
+static void test_json_string(void **state)
+{
+	cg_buf_t b = {0};
+
+	cg_buf_json_string(&b, "");
+	cg_buf_json_string(&b, "\x01\x1f\"\\\x7f/\xc3\xbc");
+	cg_buf_append(&b, "!", 1);
+	assert_false(cg_buf_failed(&b));
+	assert_string_equal(b.data, "\"\"\"\\u0001\\u001f\\\"\\\\\x7f/\xc3\xbc\"!");
+	assert_int_equal(b.len, strlen(b.data));
+	cg_buf_free(&b);
+}
+
 static void test_format_names(void **state)
 {
 	assert_string_equal(cg_format_name(CG_FORMAT_NATIVE), "native");
@@ -817,6 +875,8 @@ int main(void)
 	    cmocka_unit_test(test_reserved_names),
 	    cmocka_unit_test(test_unknown_kind),
 	    cmocka_unit_test(test_unit_codes),
+	    cmocka_unit_test(test_numbers_as_printf),
+	    cmocka_unit_test(test_json_string),
 	    cmocka_unit_test(test_format_names),
 	    cmocka_unit_test(test_topics),
 	};
