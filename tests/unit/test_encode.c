@@ -772,8 +772,15 @@ static void test_unit_codes(void **state)
  * and the edges of its range. */
 static void test_numbers_as_printf(void **state)
 {
-	static const double edges[] = {1e-4, 0.1, 0.3, 2.5, 12.3, 999999999999999.0, 1e15 - 0.5,
-	                               123456789012345.6, 0.000123456789012345};
+	static const double edges[] = {1e-4,
+	                               0.1,
+	                               0.3,
+	                               2.5,
+	                               12.3,
+	                               999999999999999.0,
+	                               1e15 - 0.5,
+	                               123456789012345.6,
+	                               0.000123456789012345};
 	uint64_t x = 0x9e3779b97f4a7c15ULL;
 	cg_reading_t r;
 
