@@ -35,10 +35,9 @@ int cg_format_from_name(const char *s)
 /*
  * The native encoder runs once per reading on the gateway's main loop, which
  * also feeds the MQTT window: the helpers below write the same bytes as
- * cg_buf_json_string(), cg_buf_json_number() and cg_rfc3339() without going
- * through printf for integers and timestamps, nor appending strings one
- * character at a time. Values they do not cover (fractions, years outside
- * 0-9999) go to the general functions.
+ * cg_buf_json_number() and cg_rfc3339() without going through printf for
+ * numbers and timestamps. Values they do not cover (numbers outside 1e-4 to
+ * 1e15, years outside 0-9999) go to the general functions.
  */
 
 /* Appends v in decimal. */
