@@ -795,7 +795,7 @@ static void test_numbers_as_printf(void **state)
 			x ^= x << 13;
 			x ^= x >> 7;
 			x ^= x << 17;
-			/* 53 random bits scaled to 2^-14 .. 2^50. */
+			/* Up to 53 random bits scaled to about 2^-15 .. 2^49. */
 			v = ldexp((double)(x >> 11), (int)(x % 64) - 67);
 			if (x & 1024)
 				v = -v;
