@@ -39,6 +39,7 @@ static const char ob_schema_sql[] =
  * again as the insert itself, so a batch goes in groups of 16 rows (callgrind,
  * bench_outbox queue: 5,900 instructions per row put one by one, 4,400 in groups). */
 #define OB_GROUP        16
+#define OB_INSERT       "INSERT INTO messages (seq, topic, payload, created_ms) VALUES "
 #define OB_ROW_VALUES   "(?, ?, ?, ?)"
 #define OB_VALUES_4     OB_ROW_VALUES ", " OB_ROW_VALUES ", " OB_ROW_VALUES ", " OB_ROW_VALUES
 #define OB_GROUP_VALUES OB_VALUES_4 ", " OB_VALUES_4 ", " OB_VALUES_4 ", " OB_VALUES_4
@@ -68,9 +69,8 @@ static const char *const ob_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_INSERT] = "INSERT INTO messages (seq, topic, payload, created_ms) VALUES (?, ?, ?, ?)",
-    [ST_INSERT_GROUP] =
-        ("INSERT INTO messages (seq, topic, payload, created_ms) VALUES " OB_GROUP_VALUES),
+    [ST_INSERT] = (OB_INSERT OB_ROW_VALUES),
+    [ST_INSERT_GROUP] = (OB_INSERT OB_GROUP_VALUES),
     [ST_SET_META] = "UPDATE meta SET value = ?2 WHERE key = ?1",
     [ST_WALK] = "SELECT seq, " OB_ROW_SIZE " FROM messages ORDER BY seq",
     [ST_DELETE_UPTO] = "DELETE FROM messages WHERE seq <= ?1",
