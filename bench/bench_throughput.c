@@ -18,6 +18,7 @@
 #include "gateway.h"
 #include "log.h"
 #include "outbox.h"
+#include "publisher.h"
 
 /* A run that makes no progress for this long has failed (a broker gone, a bug). */
 #define STALL_S 30.0
@@ -133,6 +134,9 @@ static int run_limit(const char *uri, long n, int window, double *rate, double *
 	*payload_len = len;
 	pthread_mutex_init(&s.lock, NULL);
 	pthread_cond_init(&s.cond, NULL);
+	/* The same Paho set-up as the gateway's (its trace at errors only):
+	 * the limit is the most any Paho client gets from this broker. */
+	cg_publisher_init_paho();
 	co.MQTTVersion = MQTTVERSION_3_1_1;
 	/* Paho refuses sends beyond 100 queued ones unless told otherwise. */
 	co.maxBufferedMessages = window;

@@ -39,6 +39,12 @@ typedef struct cg_publisher_events {
 	bool connected;
 } cg_publisher_events_t;
 
+/* Sets Paho up for this process (no OpenSSL initialisation of its own, its
+ * trace at errors only); cg_publisher_new() calls it. Anything else that
+ * makes Paho clients in the process (the benchmark's plain loop) calls it
+ * too, so that every client runs with the same Paho. */
+void cg_publisher_init_paho(void);
+
 /* Creates the client (persistence NONE); copies every string of opts. */
 int cg_publisher_new(const cg_publisher_opts_t *opts, cg_publisher_t **out);
 

@@ -1,4 +1,5 @@
-"""Lifecycle: sd_notify, SIGHUP reload, --status, and stopping with the broker away."""
+"""Lifecycle: sd_notify, SIGHUP reload, --status, stopping with the broker away, and
+Paho's own trace when asked for."""
 import json
 import os
 import signal
@@ -116,5 +117,29 @@ def test_stop_with_broker_away(tmp):
     check(st["next_seq"] > st["rows"], "--status shows next_seq: %r" % st)
 
 
+def test_paho_trace_on_request(tmp):
+    """citygate keeps Paho's trace at errors only (it costs a third of Paho's
+    work per message), but whoever sets Paho's own MQTT_C_CLIENT_TRACE
+    variables to debug a broker link gets its packet trace as before."""
+    broker = Broker(tmp)
+    sim, buses = tcp_sim(tmp, 1)
+    sub = Subscriber(broker, "city/test/#")
+    gw = Gateway(tmp, base_config(tmp, broker, buses, [sensor(1)]))
+    env = dict(os.environ, MQTT_C_CLIENT_TRACE="ON", MQTT_C_CLIENT_TRACE_LEVEL="PROTOCOL")
+    gw.log = open(gw.log_path, "a")
+    gw.proc = subprocess.Popen([CITYGATE, "-c", gw.config_path], stdout=gw.log,
+                               stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_for(lambda: len(sub.readings()) >= 3, 20, "three readings")
+        check(gw.stop() == 0, "clean stop")
+    finally:
+        sub.stop()
+        sim.stop()
+        broker.stop()
+    text = gw.log_text()
+    check("-> PUBLISH msgid:" in text and "<- PUBACK msgid:" in text,
+          "Paho's packet trace, asked for, is in the output:\n%s" % text[-2000:])
+
+
 if __name__ == "__main__":
-    main([test_sd_notify_and_reload, test_stop_with_broker_away])
+    main([test_sd_notify_and_reload, test_stop_with_broker_away, test_paho_trace_on_request])
