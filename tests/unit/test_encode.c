@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
+#include "clock.h"
 #include "encode.h"
 #include "encode_impl.h"
 #include "error.h"
@@ -816,6 +817,52 @@ static void test_numbers_as_printf(void **state)
 	}
 }
 
+/* The native encoder writes "ts" without printf and with the date kept from
+ * the day before: it must equal cg_rfc3339() for times around day, month,
+ * leap-day, century and 9999 boundaries, for 20,000 pseudo-random times up
+ * to 9999-12-31 in no order (each a new day for the cache), and for runs of
+ * times within one day. Years past 9999 and times before 1970 go through
+ * cg_rfc3339() itself. */
+static void test_times_as_rfc3339(void **state)
+{
+	static const int64_t edges[] = {0, 999, 86399999, 86400000, 951782400000 - 1,
+	                                951782400000, 951868800000, 4107542399999,
+	                                4107542400000, 253402300799999, 253402300800000,
+	                                -1, -86400001};
+	const int n_edges = (int)(sizeof(edges) / sizeof(edges[0]));
+	uint64_t x = 0x2545f4914f6cdd1dULL;
+	int64_t ms = 0;
+	cg_reading_t r;
+
+	for (int i = 0; i < n_edges + 20000 + 2000; i++) {
+		char want[64], *out, *at;
+
+		if (i < n_edges) {
+			ms = edges[i];
+		} else {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			if (i < n_edges + 20000)
+				ms = (int64_t)(x % 253402300800000ULL);
+			else
+				ms += (int64_t)(x % 60000); /* runs within a day, across midnights */
+		}
+		cg_reading_init(&r);
+		strcpy(r.sensor, "t");
+		strcpy(r.kind, "air-quality");
+		r.ts_ms = ms;
+		out = encode_ok(CG_FORMAT_NATIVE, &ctx_loc, &r, 1);
+		at = strstr(out, "\"ts\":\"");
+		assert_non_null(at);
+		at += 6;
+		cg_rfc3339(ms, want, sizeof(want));
+		if (strncmp(at, want, strlen(want)) != 0 || at[strlen(want)] != '"')
+			fail_msg("%lld: wrote %.30s, cg_rfc3339 %s", (long long)ms, at, want);
+		free(out);
+	}
+}
+
 /* JSON strings are sized before they are written: escapes of every width, an
  * empty string, and appends after them land exactly. */
 static void test_json_string(void **state)
@@ -883,6 +930,7 @@ int main(void)
 	    cmocka_unit_test(test_unknown_kind),
 	    cmocka_unit_test(test_unit_codes),
 	    cmocka_unit_test(test_numbers_as_printf),
+	    cmocka_unit_test(test_times_as_rfc3339),
 	    cmocka_unit_test(test_json_string),
 	    cmocka_unit_test(test_format_names),
 	    cmocka_unit_test(test_topics),
