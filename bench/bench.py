@@ -11,6 +11,7 @@ Sections: 1 durable throughput, 2 backlog drain, 3 footprint against collectd,
 """
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -73,6 +74,42 @@ def verdict(label, value, target, ok):
     print("  %-44s %-10s target %s: %s" % (label, fmt(value), target,
                                           "met" if ok else "NOT MET"), flush=True)
     return ok
+
+
+def median_ci(values, level=0.95):
+    """A distribution-free confidence interval for the median: the k-th
+    smallest and k-th largest value, k the largest for which the chance that
+    fewer than k of n values fall below the true median is at most
+    (1 - level) / 2. Returns (low, high, coverage); with few values no k
+    reaches the level and the interval is the whole range, at the coverage
+    that range has (94 % for 5 values, 75 % for 3)."""
+    xs = sorted(values)
+    n = len(xs)
+    below = [math.comb(n, i) / 2.0 ** n for i in range(n + 1)]
+    k, tail = 1, below[0]
+    while k < n // 2 and tail + below[k] <= (1 - level) / 2:
+        tail += below[k]
+        k += 1
+    return xs[k - 1], xs[n - k], 1 - 2 * tail
+
+
+def ratio_verdict(label, ratios, target):
+    """The verdict on a wall-clock ratio with a floor: met when even the low
+    end of the median's confidence interval reaches the target, at the
+    target when only the median does (this machine's speed drifts enough
+    for the two to differ), NOT MET when the median falls short."""
+    med = statistics.median(ratios)
+    low, high, coverage = median_ci(ratios)
+    if low >= target:
+        word = "met"
+    elif med >= target:
+        word = "met at the median, not beyond its interval"
+    else:
+        word = "NOT MET"
+    print("  %-44s %-10s target >= %.2f: %s (%.0f %% interval %s-%s)" % (
+        label, fmt(med), target, word, 100 * coverage, fmt(low), fmt(high)), flush=True)
+    return {"met": med >= target, "beyond_interval": low >= target,
+            "interval": [low, high], "coverage": coverage}
 
 
 def record(section, **kw):
@@ -198,11 +235,10 @@ def bench_throughput(tmp, broker):
     line("citygate: produced, committed, PUBACKed", gws, "readings/s")
     line("ratio citygate / limit", ratios)
     line("whole runs (connect to last delete): ratio", whole_ratios)
-    ok = verdict("durable throughput ratio", statistics.median(ratios), ">= 0.90",
-                 statistics.median(ratios) >= 0.9)
+    v = ratio_verdict("durable throughput ratio", ratios, 0.9)
     record("throughput", limit=limits, citygate=gws, ratio=ratios, payload=payload, n=n,
            whole_limit=whole_limits, whole_citygate=whole_gws, whole_ratio=whole_ratios,
-           met=ok)
+           met=v["met"], verdict=v)
 
 
 # ---- 2. backlog drain ----
@@ -289,14 +325,13 @@ def bench_drain(tmp):
     line("citygate VmRSS, drained", after_drain, "MB")
     apart = [max(f, h) - e for e, f, h in zip(rss_empty, rss_full, hwm_drain)]
     line("peak with rows minus empty", apart, "MB")
-    ok1 = verdict("drain ratio", statistics.median(ratios), ">= 0.90",
-                  statistics.median(ratios) >= 0.9)
+    v1 = ratio_verdict("drain ratio", ratios, 0.9)
     ok2 = verdict("RSS apart, %d rows vs empty (MB)" % n, statistics.median(apart), "< 5",
                   statistics.median(apart) < 5)
     record("drain", n=n, limit=limits, drain=drains, ratio=ratios, whole_drain=whole,
            rss_empty_mb=rss_empty,
            rss_full_mb=rss_full, hwm_drain_mb=hwm_drain, rss_drained_mb=after_drain,
-           apart_mb=apart, met=[ok1, ok2])
+           apart_mb=apart, met=[v1["met"], ok2], drain_verdict=v1)
 
 
 # ---- 3. footprint against collectd ----
