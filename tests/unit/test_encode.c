@@ -817,6 +817,66 @@ static void test_numbers_as_printf(void **state)
 	}
 }
 
+/* Short decimals, i / 10^k as sensors report them, take a path of their own
+ * in the native encoder: it must still write what "%.15g" writes, for
+ * 20,000 of them with 1 to 15 digits and 1 to 6 decimals, either sign, and
+ * at the edges (1e-4, where %g turns to exponents below it, 15 digits, a
+ * decimal whose double is not the nearest to a shorter one). */
+static void test_short_decimals_as_printf(void **state)
+{
+	static const double edges[] = {0.0001, 0.00011, 0.00009999, 0.1, 0.05, 1013.25,
+	                               -0.5, 99999999.999999, 12345678.901234,
+	                               123456789.012345, 0.3 + 0.6, 1e-5 * 3};
+	const int n_edges = (int)(sizeof(edges) / sizeof(edges[0]));
+	uint64_t x = 0x853c49e6748fea9bULL;
+	cg_reading_t r;
+
+	for (int i = 0; i < n_edges + 20000; i++) {
+		double v;
+		char want[64], *out, *at;
+		size_t n;
+
+		if (i < n_edges) {
+			v = edges[i];
+		} else {
+			int digits, k;
+			int64_t m = 1;
+
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			digits = 1 + (int)(x % 15);
+			k = 1 + (int)((x >> 8) % 6);
+			for (int d = 0; d < digits; d++)
+				m *= 10;
+			v = (double)(int64_t)((x >> 16) % (uint64_t)m);
+			/* One division gives the double nearest to the decimal;
+			 * k of them, often a neighbour of it. */
+			if (x & (1u << 13)) {
+				v /= pow(10, k);
+			} else {
+				for (int d = 0; d < k; d++)
+					v /= 10;
+			}
+			if (x & (1u << 12))
+				v = -v;
+		}
+		cg_reading_init(&r);
+		strcpy(r.sensor, "d");
+		strcpy(r.kind, "air-quality");
+		assert_int_equal(cg_reading_add_number(&r, "v", v, NULL), CG_OK);
+		out = encode_ok(CG_FORMAT_NATIVE, &ctx_loc, &r, 1);
+		at = strstr(out, "\"v\":");
+		assert_non_null(at);
+		at += 4;
+		n = strcspn(at, ",}");
+		snprintf(want, sizeof(want), "%.15g", v);
+		if (strlen(want) != n || memcmp(at, want, n) != 0)
+			fail_msg("%.17g: wrote %.*s, printf %s", v, (int)n, at, want);
+		free(out);
+	}
+}
+
 /* The native encoder writes "ts" without printf and with the date kept from
  * the day before: it must equal cg_rfc3339() for times around day, month,
  * leap-day, century and 9999 boundaries, for 20,000 pseudo-random times up
@@ -930,6 +990,7 @@ int main(void)
 	    cmocka_unit_test(test_unknown_kind),
 	    cmocka_unit_test(test_unit_codes),
 	    cmocka_unit_test(test_numbers_as_printf),
+	    cmocka_unit_test(test_short_decimals_as_printf),
 	    cmocka_unit_test(test_times_as_rfc3339),
 	    cmocka_unit_test(test_json_string),
 	    cmocka_unit_test(test_format_names),
