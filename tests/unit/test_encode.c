@@ -767,6 +767,38 @@ static void test_unit_codes(void **state)
 	assert_null(cg_ngsi_unit_code(""));
 }
 
+/* A xorshift step: the same pseudo-random sequence on every run. */
+static uint64_t next_random(uint64_t x)
+{
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return x;
+}
+
+/* Encodes a reading with the one value v and checks that the native encoder
+ * wrote v as printf's "%.15g" does. */
+static void assert_number_as_printf(double v)
+{
+	cg_reading_t r;
+	char want[64], *out, *at;
+	size_t n;
+
+	cg_reading_init(&r);
+	strcpy(r.sensor, "n");
+	strcpy(r.kind, "air-quality");
+	assert_int_equal(cg_reading_add_number(&r, "v", v, NULL), CG_OK);
+	out = encode_ok(CG_FORMAT_NATIVE, &ctx_loc, &r, 1);
+	at = strstr(out, "\"v\":");
+	assert_non_null(at);
+	at += 4;
+	n = strcspn(at, ",}");
+	snprintf(want, sizeof(want), "%.15g", v);
+	if (strlen(want) != n || memcmp(at, want, n) != 0)
+		fail_msg("%.17g: wrote %.*s, printf %s", v, (int)n, at, want);
+	free(out);
+}
+
 /* Numbers in the native format are written without printf, and must read as
  * printf's "%.15g" would write them (docs/topics.md): compared here for
  * pseudo-random doubles of every magnitude the fast path takes, both signs,
@@ -783,37 +815,20 @@ static void test_numbers_as_printf(void **state)
 	                               123456789012345.6,
 	                               0.000123456789012345};
 	uint64_t x = 0x9e3779b97f4a7c15ULL;
-	cg_reading_t r;
 
 	for (int i = 0; i < 20000 + (int)(sizeof(edges) / sizeof(edges[0])); i++) {
 		double v;
-		char want[64], *out, *at;
-		size_t n;
 
 		if (i < (int)(sizeof(edges) / sizeof(edges[0]))) {
 			v = edges[i];
 		} else {
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
+			x = next_random(x);
 			/* Up to 53 random bits scaled to about 2^-15 .. 2^49. */
 			v = ldexp((double)(x >> 11), (int)(x % 64) - 67);
 			if (x & 1024)
 				v = -v;
 		}
-		cg_reading_init(&r);
-		strcpy(r.sensor, "n");
-		strcpy(r.kind, "air-quality");
-		assert_int_equal(cg_reading_add_number(&r, "v", v, NULL), CG_OK);
-		out = encode_ok(CG_FORMAT_NATIVE, &ctx_loc, &r, 1);
-		at = strstr(out, "\"v\":");
-		assert_non_null(at);
-		at += 4;
-		n = strcspn(at, ",}");
-		snprintf(want, sizeof(want), "%.15g", v);
-		if (strlen(want) != n || memcmp(at, want, n) != 0)
-			fail_msg("%.17g: wrote %.*s, printf %s", v, (int)n, at, want);
-		free(out);
+		assert_number_as_printf(v);
 	}
 }
 
@@ -829,12 +844,9 @@ static void test_short_decimals_as_printf(void **state)
 	                               123456789.012345, 0.3 + 0.6, 1e-5 * 3};
 	const int n_edges = (int)(sizeof(edges) / sizeof(edges[0]));
 	uint64_t x = 0x853c49e6748fea9bULL;
-	cg_reading_t r;
 
 	for (int i = 0; i < n_edges + 20000; i++) {
 		double v;
-		char want[64], *out, *at;
-		size_t n;
 
 		if (i < n_edges) {
 			v = edges[i];
@@ -842,9 +854,7 @@ static void test_short_decimals_as_printf(void **state)
 			int digits, k;
 			int64_t m = 1;
 
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
+			x = next_random(x);
 			digits = 1 + (int)(x % 15);
 			k = 1 + (int)((x >> 8) % 6);
 			for (int d = 0; d < digits; d++)
@@ -861,19 +871,7 @@ static void test_short_decimals_as_printf(void **state)
 			if (x & (1u << 12))
 				v = -v;
 		}
-		cg_reading_init(&r);
-		strcpy(r.sensor, "d");
-		strcpy(r.kind, "air-quality");
-		assert_int_equal(cg_reading_add_number(&r, "v", v, NULL), CG_OK);
-		out = encode_ok(CG_FORMAT_NATIVE, &ctx_loc, &r, 1);
-		at = strstr(out, "\"v\":");
-		assert_non_null(at);
-		at += 4;
-		n = strcspn(at, ",}");
-		snprintf(want, sizeof(want), "%.15g", v);
-		if (strlen(want) != n || memcmp(at, want, n) != 0)
-			fail_msg("%.17g: wrote %.*s, printf %s", v, (int)n, at, want);
-		free(out);
+		assert_number_as_printf(v);
 	}
 }
 
@@ -900,9 +898,7 @@ static void test_times_as_rfc3339(void **state)
 		if (i < n_edges) {
 			ms = edges[i];
 		} else {
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
+			x = next_random(x);
 			if (i < n_edges + 20000)
 				ms = (int64_t)(x % 253402300800000ULL);
 			else
