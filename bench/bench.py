@@ -244,12 +244,18 @@ def bench_throughput(tmp, broker):
 # ---- 2. backlog drain ----
 
 def first_seq(db_path):
-    """The oldest row's seq (by the primary key, cheap with a million rows), or None."""
+    """The oldest reading's seq (the outbox's first row by its primary key, cheap with a
+    million readings, and the first reading in it not gone), or None."""
     con = sqlite3.connect("file:%s?mode=ro" % db_path, uri=True, timeout=5)
     try:
-        return con.execute("SELECT min(seq) FROM messages").fetchone()[0]
+        row = con.execute("SELECT first_seq, gone FROM batches ORDER BY first_seq"
+                          " LIMIT 1").fetchone()
     finally:
         con.close()
+    if row is None:
+        return None
+    first, gone = row[0], row[1] & (2 ** 64 - 1)
+    return first + next(i for i in range(64) if not (gone >> i) & 1)
 
 
 def bench_drain(tmp):

@@ -1,9 +1,11 @@
 /* The outbox: readings kept in an SQLite file (WAL, batched commits) until the broker acks them. */
 #include "outbox.h"
 
+#include "buf.h"
 #include "error.h"
 #include "log.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -12,40 +14,36 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* The only schema this code reads and writes; a file with another version is refused. */
-#define OB_SCHEMA_VERSION 1
+/* The only schema this code writes. Version 1 kept a row per reading; a store of that
+ * version is converted when it is opened, and a newer version is refused. */
+#define OB_SCHEMA_VERSION 2
 /* How long a statement waits for a lock held by another connection before failing. */
 #define OB_BUSY_TIMEOUT_MS 5000
 /* A WAL that grew during a burst is cut back to this size after a checkpoint. */
 #define OB_JOURNAL_SIZE_LIMIT (4 * 1024 * 1024)
 
-/* What a row counts for against max_bytes: the bytes of its topic and payload. The
- * cast makes length() count bytes, not characters, of a UTF-8 topic. */
-#define OB_ROW_SIZE "length(CAST(topic AS BLOB)) + length(payload)"
+/* Readings are stored in batches: a row holds up to OB_BATCH readings with consecutive
+ * seqs. SQLite's cost is per row, not per byte: putting a reading and deleting it after
+ * its PUBACK took about 9,500 instructions with a row per reading and 2,100 with a row
+ * per 64 (callgrind), most of the gateway's main loop. `gone` has bit i set once reading
+ * first_seq + i is acknowledged or dropped; a row goes when all its bits are set.
+ * `idx` holds OB_IDX_SIZE bytes per reading, little-endian: created_ms (int64), the
+ * topic's length and the payload's length (uint32 each); `data` holds each reading's
+ * topic then payload, in order. The two are apart so that acks, limits and expiry read
+ * idx only. There is no index on created_ms: readings are made in seq order, so expiry
+ * finds the expired ones from the oldest seq on. */
+#define OB_BATCH    64
+#define OB_IDX_SIZE 16
+#define OB_BATCHES_SQL                                                                     \
+	"CREATE TABLE batches (first_seq INTEGER PRIMARY KEY, n INTEGER NOT NULL,"          \
+	" gone INTEGER NOT NULL, idx BLOB NOT NULL, data BLOB NOT NULL);"
 
-/* The schema of version 1, created in one transaction in an empty file. There is no
- * index on created_ms: rows are made in seq order, so cg_outbox_expire() finds the
- * expired ones from the oldest seq on, and an index would cost every insert and every
- * delete a second B-tree update (about a quarter of the outbox's time per reading,
- * measured with bench_outbox). Stores made before kept one; opening drops it. */
+/* The schema, created in one transaction in an empty file. */
 static const char ob_schema_sql[] =
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE messages (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL,"
-    " payload BLOB NOT NULL, created_ms INTEGER NOT NULL);"
-    "INSERT INTO meta (key, value) VALUES ('schema_version', 1), ('next_seq', 1),"
+    OB_BATCHES_SQL
+    "INSERT INTO meta (key, value) VALUES ('schema_version', 2), ('next_seq', 1),"
     " ('dropped', 0);";
-
-/* Rows inserted by one statement: running a statement costs SQLite about as much
- * again as the insert itself, so a batch goes in groups of 16 rows (callgrind,
- * bench_outbox queue: 5,900 instructions per row put one by one, 4,400 in groups). */
-#define OB_GROUP        16
-#define OB_INSERT       "INSERT INTO messages (seq, topic, payload, created_ms) VALUES "
-#define OB_ROW_VALUES   "(?, ?, ?, ?)"
-#define OB_VALUES_4     OB_ROW_VALUES ", " OB_ROW_VALUES ", " OB_ROW_VALUES ", " OB_ROW_VALUES
-#define OB_GROUP_VALUES OB_VALUES_4 ", " OB_VALUES_4 ", " OB_VALUES_4 ", " OB_VALUES_4
-_Static_assert(sizeof(OB_GROUP_VALUES) ==
-                   OB_GROUP * (sizeof(OB_ROW_VALUES) - 1) + (OB_GROUP - 1) * 2 + 1,
-               "OB_GROUP_VALUES must hold OB_GROUP rows");
 
 /* The statements prepared once at open and kept for the connection's life. */
 enum ob_stmt {
@@ -53,14 +51,10 @@ enum ob_stmt {
 	ST_COMMIT,
 	ST_ROLLBACK,
 	ST_INSERT,
-	ST_INSERT_GROUP,
 	ST_SET_META,
-	ST_WALK,
-	ST_DELETE_UPTO,
-	ST_RANGE_SIZE,
+	ST_SCAN,
+	ST_SET_GONE,
 	ST_DELETE_RANGE,
-	ST_EXPIRE,
-	ST_OLDEST,
 	ST_FETCH,
 	ST_COUNT
 };
@@ -69,22 +63,33 @@ static const char *const ob_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_INSERT] = (OB_INSERT OB_ROW_VALUES),
-    [ST_INSERT_GROUP] = (OB_INSERT OB_GROUP_VALUES),
+    [ST_INSERT] = "INSERT INTO batches (first_seq, n, gone, idx, data) VALUES (?1, ?2, 0, ?3, ?4)",
     [ST_SET_META] = "UPDATE meta SET value = ?2 WHERE key = ?1",
-    [ST_WALK] = "SELECT seq, " OB_ROW_SIZE " FROM messages ORDER BY seq",
-    [ST_DELETE_UPTO] = "DELETE FROM messages WHERE seq <= ?1",
-    [ST_RANGE_SIZE] = ("SELECT count(*), coalesce(sum(" OB_ROW_SIZE "), 0) FROM messages"
-                       " WHERE seq BETWEEN ?1 AND ?2"),
-    [ST_DELETE_RANGE] = "DELETE FROM messages WHERE seq BETWEEN ?1 AND ?2",
-    /* The rows before the oldest one made at or after the cutoff: a scan from the
-     * oldest seq that stops at the first row young enough. */
-    [ST_EXPIRE] = ("DELETE FROM messages WHERE seq < coalesce((SELECT seq FROM messages"
-                   " WHERE created_ms >= ?1 ORDER BY seq LIMIT 1), 9223372036854775807)"
-                   " RETURNING " OB_ROW_SIZE),
-    [ST_OLDEST] = "SELECT created_ms FROM messages ORDER BY seq LIMIT 1",
-    [ST_FETCH] = ("SELECT seq, topic, payload, created_ms FROM messages WHERE seq > ?1"
-                  " AND seq < ?3 ORDER BY seq LIMIT ?2"),
+    /* The batches that may hold a seq in (?1 + OB_BATCH, ?2]: callers pass ?1 as the
+     * lowest seq wanted minus OB_BATCH. */
+    [ST_SCAN] = ("SELECT first_seq, n, gone, idx FROM batches WHERE first_seq > ?1"
+                 " AND first_seq <= ?2 ORDER BY first_seq"),
+    [ST_SET_GONE] = "UPDATE batches SET gone = ?2 WHERE first_seq = ?1",
+    [ST_DELETE_RANGE] = "DELETE FROM batches WHERE first_seq BETWEEN ?1 AND ?2",
+    [ST_FETCH] = ("SELECT first_seq, n, gone, idx, data FROM batches WHERE first_seq > ?1"
+                  " AND first_seq < ?2 ORDER BY first_seq"),
+};
+
+/* One batch row as read by a scan; idx points into the statement's row. */
+struct ob_batch {
+	int64_t first;
+	int n;
+	uint64_t gone;
+	const unsigned char *idx;
+};
+
+/* What a scan decided for a batch, applied once the scan is over. */
+enum ob_change_kind { CH_NONE, CH_UPDATE, CH_DELETE };
+
+struct ob_change {
+	int64_t first;
+	uint64_t gone;
+	enum ob_change_kind kind;
 };
 
 /* A repeating condition that is logged when it starts and, with a count, when it ends. */
@@ -111,6 +116,14 @@ struct cg_outbox {
 	struct ob_episode full;     /* puts refused because the disk or page limit is full */
 	struct ob_episode evicting; /* rows dropped by max_rows or max_bytes */
 	struct ob_episode expiring; /* rows dropped by max_age_s */
+	/* The batch being built from consecutive readings (put, conversion of version 1). */
+	int64_t batch_first;
+	int batch_n;
+	cg_buf_t batch_idx;
+	cg_buf_t batch_data;
+	/* The changes a scan decided, kept between calls to save allocations. */
+	struct ob_change *changes;
+	size_t n_changes, cap_changes;
 };
 
 /* The lock is not part of the logical state, so the const accessors may take it. */
@@ -144,16 +157,21 @@ static int map_rc(int rc)
  * that succeeds. Must run before a rollback, which would replace the error message. */
 static int db_fail(cg_outbox_t *ob, const char *what, int rc)
 {
+	/* A malformed batch or a failed allocation of ours is found by this code, not by
+	 * SQLite, whose last message would then be about something else. */
+	const char *msg = (sqlite3_errcode(ob->db) & 0xff) == (rc & 0xff) ? sqlite3_errmsg(ob->db)
+	                                                                 : sqlite3_errstr(rc);
+
 	if ((rc & 0xff) == SQLITE_FULL) {
 		if (!ob->full.active)
 			cg_log(CG_LOG_WARNING,
 			       "outbox: %s: %s: %s; new rows are refused until space is freed",
-			       ob->path, what, sqlite3_errmsg(ob->db));
+			       ob->path, what, msg);
 		ob->full.active = true;
 		ob->full.count++;
 		return CG_EFULL;
 	}
-	cg_log(CG_LOG_ERR, "outbox: %s: %s: %s", ob->path, what, sqlite3_errmsg(ob->db));
+	cg_log(CG_LOG_ERR, "outbox: %s: %s: %s", ob->path, what, msg);
 	return map_rc(rc) == CG_ENOMEM ? CG_ENOMEM : CG_EDB;
 }
 
@@ -202,23 +220,211 @@ static int query_int64(sqlite3 *db, const char *sql, int64_t *out)
 	return rc;
 }
 
-/* Checks that db holds a citygate outbox of the schema version this code knows. A
- * database without any table sets *empty and returns 0, so that the caller may create
- * the schema; a foreign database or an unknown version is refused with CG_EDB and a
- * logged reason, so that a newer store is never altered by older code. */
-static int check_schema(sqlite3 *db, const char *path, bool *empty)
+/* idx's integers are little-endian whatever the host, so that a store can move between
+ * machines; on a little-endian host these are plain loads and stores. */
+static void put_le64(unsigned char *p, uint64_t v)
 {
-	int64_t tables = 0, version = 0;
+	v = htole64(v);
+	memcpy(p, &v, sizeof(v));
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, sizeof(v));
+}
+
+static uint64_t get_le64(const unsigned char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return le64toh(v);
+}
+
+static uint32_t get_le32(const unsigned char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return le32toh(v);
+}
+
+/* The bits of the first n readings of a batch. */
+static uint64_t all_bits(int n)
+{
+	return n >= 64 ? UINT64_MAX : ((uint64_t)1 << n) - 1;
+}
+
+static int64_t entry_created(const struct ob_batch *b, int i)
+{
+	return (int64_t)get_le64(b->idx + i * OB_IDX_SIZE);
+}
+
+static size_t entry_topic_len(const struct ob_batch *b, int i)
+{
+	return get_le32(b->idx + i * OB_IDX_SIZE + 8);
+}
+
+static size_t entry_payload_len(const struct ob_batch *b, int i)
+{
+	return get_le32(b->idx + i * OB_IDX_SIZE + 12);
+}
+
+/* What reading i counts for against max_bytes: its topic's and its payload's bytes. */
+static int64_t entry_size(const struct ob_batch *b, int i)
+{
+	return (int64_t)(entry_topic_len(b, i) + entry_payload_len(b, i));
+}
+
+/* The smallest seq worth scanning for batches holding seq or later ones. */
+static int64_t scan_floor(int64_t seq)
+{
+	return seq > INT64_MIN + OB_BATCH ? seq - OB_BATCH : INT64_MIN;
+}
+
+/* Reads the first four columns of a scan or fetch row (first_seq, n, gone, idx) and
+ * checks that they agree, so that nothing after reads beyond idx. SQLITE_CORRUPT for a
+ * row this code did not write. */
+static int read_batch(sqlite3_stmt *st, struct ob_batch *b)
+{
+	int64_t n = sqlite3_column_int64(st, 1);
+
+	b->first = sqlite3_column_int64(st, 0);
+	b->gone = (uint64_t)sqlite3_column_int64(st, 2);
+	b->idx = sqlite3_column_blob(st, 3);
+	if (n < 1 || n > OB_BATCH || b->first > INT64_MAX - n ||
+	    sqlite3_column_bytes(st, 3) != n * OB_IDX_SIZE || (b->gone & ~all_bits((int)n)))
+		return SQLITE_CORRUPT;
+	b->n = (int)n;
+	return SQLITE_ROW;
+}
+
+/* Notes what to do with a batch once the scan that read it is over. */
+static int note_change(cg_outbox_t *ob, const struct ob_batch *b, uint64_t gone)
+{
+	struct ob_change *c;
+
+	if (ob->n_changes == ob->cap_changes) {
+		size_t cap = ob->cap_changes ? ob->cap_changes * 2 : 64;
+
+		c = realloc(ob->changes, cap * sizeof(*c));
+		if (!c)
+			return SQLITE_NOMEM;
+		ob->changes = c;
+		ob->cap_changes = cap;
+	}
+	c = &ob->changes[ob->n_changes++];
+	c->first = b->first;
+	c->gone = gone;
+	c->kind = gone == all_bits(b->n) ? CH_DELETE : gone != b->gone ? CH_UPDATE : CH_NONE;
+	return SQLITE_DONE;
+}
+
+/* Applies the noted changes: a batch that still holds readings gets its new gone bits,
+ * and each run of batches with none left, consecutive in the scan, goes in one range
+ * delete. The caller holds the write transaction. */
+static int apply_changes(cg_outbox_t *ob)
+{
+	sqlite3_stmt *del = ob->st[ST_DELETE_RANGE];
+	sqlite3_stmt *upd = ob->st[ST_SET_GONE];
+	size_t i = 0, j, n = ob->n_changes;
+	int rc = SQLITE_DONE;
+
+	ob->n_changes = 0;
+	while (i < n && rc == SQLITE_DONE) {
+		const struct ob_change *c = &ob->changes[i];
+
+		if (c->kind == CH_DELETE) {
+			for (j = i + 1; j < n && ob->changes[j].kind == CH_DELETE; j++)
+				;
+			sqlite3_bind_int64(del, 1, c->first);
+			sqlite3_bind_int64(del, 2, ob->changes[j - 1].first);
+			rc = run(del);
+			i = j;
+			continue;
+		}
+		if (c->kind == CH_UPDATE) {
+			sqlite3_bind_int64(upd, 1, c->first);
+			sqlite3_bind_int64(upd, 2, (int64_t)c->gone);
+			rc = run(upd);
+		}
+		i++;
+	}
+	return rc;
+}
+
+/* Forgets the batch being built. */
+static void reset_batch(cg_outbox_t *ob)
+{
+	ob->batch_n = 0;
+	ob->batch_idx.len = 0;
+	ob->batch_data.len = 0;
+	ob->batch_idx.failed = ob->batch_data.failed = false;
+}
+
+/* Stores the batch being built, if any, through ins and starts a new one. */
+static int flush_batch(cg_outbox_t *ob, sqlite3_stmt *ins)
+{
+	int rc = SQLITE_DONE;
+
+	if (ob->batch_n == 0)
+		return rc;
+	if (cg_buf_failed(&ob->batch_idx) || cg_buf_failed(&ob->batch_data)) {
+		rc = SQLITE_NOMEM;
+	} else {
+		sqlite3_bind_int64(ins, 1, ob->batch_first);
+		sqlite3_bind_int(ins, 2, ob->batch_n);
+		sqlite3_bind_blob(ins, 3, ob->batch_idx.data, (int)ob->batch_idx.len, SQLITE_STATIC);
+		/* An empty buffer has no data pointer, which would bind SQL NULL. */
+		sqlite3_bind_blob64(ins, 4, ob->batch_data.len ? ob->batch_data.data : "",
+		                    ob->batch_data.len, SQLITE_STATIC);
+		rc = run(ins);
+		sqlite3_clear_bindings(ins);
+	}
+	reset_batch(ob);
+	return rc;
+}
+
+/* Adds a reading to the batch being built, storing that batch first if it is full or
+ * the seq does not follow on. The data is copied, so the pointers may be transient. */
+static int add_to_batch(cg_outbox_t *ob, sqlite3_stmt *ins, int64_t seq, int64_t created_ms,
+                        const void *topic, size_t topic_len, const void *payload, size_t len)
+{
+	unsigned char e[OB_IDX_SIZE];
+	int rc = SQLITE_DONE;
+
+	if (ob->batch_n == OB_BATCH || (ob->batch_n > 0 && seq != ob->batch_first + ob->batch_n))
+		rc = flush_batch(ob, ins);
+	if (rc != SQLITE_DONE)
+		return rc;
+	if (ob->batch_n == 0)
+		ob->batch_first = seq;
+	put_le64(e, (uint64_t)created_ms);
+	put_le32(e + 8, (uint32_t)topic_len);
+	put_le32(e + 12, (uint32_t)len);
+	cg_buf_append(&ob->batch_idx, (const char *)e, sizeof(e));
+	cg_buf_append(&ob->batch_data, topic_len ? topic : "", topic_len);
+	cg_buf_append(&ob->batch_data, len ? payload : "", len);
+	ob->batch_n++;
+	return rc;
+}
+
+/* Checks that db holds a citygate outbox of a schema version this code knows, and sets
+ * *version: 0 for a database without any table, which the caller may create the schema
+ * in. A foreign database or an unknown version is refused with CG_EDB and a logged
+ * reason, so that a newer store is never altered by older code. */
+static int check_schema(sqlite3 *db, const char *path, int64_t *version)
+{
+	int64_t tables = 0;
 	int rc;
 
-	*empty = false;
+	*version = 0;
 	rc = query_int64(db, "SELECT count(*) FROM sqlite_master", &tables);
 	if (rc != SQLITE_OK)
 		goto db_error;
-	if (tables == 0) {
-		*empty = true;
+	if (tables == 0)
 		return 0;
-	}
 	rc = query_int64(
 	    db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
 	    &tables);
@@ -229,18 +435,18 @@ static int check_schema(sqlite3 *db, const char *path, bool *empty)
 		       path);
 		return CG_EDB;
 	}
-	rc = query_int64(db, "SELECT value FROM meta WHERE key = 'schema_version'", &version);
+	rc = query_int64(db, "SELECT value FROM meta WHERE key = 'schema_version'", version);
 	if (rc == SQLITE_NOTFOUND) {
 		cg_log(CG_LOG_ERR, "outbox: %s: not a citygate outbox (no schema version)", path);
 		return CG_EDB;
 	}
 	if (rc != SQLITE_OK)
 		goto db_error;
-	if (version != OB_SCHEMA_VERSION) {
+	if (*version != 1 && *version != OB_SCHEMA_VERSION) {
 		cg_log(CG_LOG_ERR,
 		       "outbox: %s: schema version %lld is unknown to this build (it knows %d); "
 		       "refusing to touch it",
-		       path, (long long)version, OB_SCHEMA_VERSION);
+		       path, (long long)*version, OB_SCHEMA_VERSION);
 		return CG_EDB;
 	}
 	return 0;
@@ -250,42 +456,40 @@ db_error:
 	return map_rc(rc) == CG_ENOMEM ? CG_ENOMEM : CG_EDB;
 }
 
-/* Reads the counters of a store by queries: one pass over the rows for their count,
- * bytes and largest seq, then the meta values and the oldest row through the primary
- * key. Used once at open and by peek; the caller holds a read or write transaction so
- * that the values agree with each other. */
+/* Reads the counters of a store: one pass over the batches for the readings still held,
+ * their bytes, the oldest one's created_ms and the largest seq stored, then the meta
+ * values. Used once at open and by peek; the caller holds a read or write transaction
+ * so that the values agree with each other. */
 static int read_counts(sqlite3 *db, const char *path, cg_outbox_stats_t *st)
 {
 	sqlite3_stmt *q;
+	struct ob_batch b;
 	int64_t max_seq = 0, meta_next = 1;
 	int rc;
 
 	memset(st, 0, sizeof(*st));
-	rc = sqlite3_prepare_v2(db,
-	                        "SELECT count(*), coalesce(sum(" OB_ROW_SIZE "), 0),"
-	                        " coalesce(max(seq), 0) FROM messages",
+	rc = sqlite3_prepare_v2(db, "SELECT first_seq, n, gone, idx FROM batches ORDER BY first_seq",
 	                        -1, &q, NULL);
 	if (rc != SQLITE_OK)
 		goto db_error;
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW) {
-		st->rows = sqlite3_column_int64(q, 0);
-		st->bytes = sqlite3_column_int64(q, 1);
-		max_seq = sqlite3_column_int64(q, 2);
-		rc = SQLITE_OK;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW && (rc = read_batch(q, &b)) == SQLITE_ROW) {
+		for (int i = 0; i < b.n; i++) {
+			if (b.gone >> i & 1)
+				continue;
+			if (st->rows++ == 0)
+				st->oldest_ms = entry_created(&b, i);
+			st->bytes += entry_size(&b, i);
+		}
+		max_seq = b.first + b.n - 1;
 	}
 	sqlite3_finalize(q);
-	if (rc != SQLITE_OK)
+	if (rc != SQLITE_DONE)
 		goto db_error;
 
 	rc = query_int64(db, "SELECT value FROM meta WHERE key = 'next_seq'", &meta_next);
 	if (rc != SQLITE_OK && rc != SQLITE_NOTFOUND)
 		goto db_error;
 	rc = query_int64(db, "SELECT value FROM meta WHERE key = 'dropped'", &st->dropped);
-	if (rc != SQLITE_OK && rc != SQLITE_NOTFOUND)
-		goto db_error;
-	rc =
-	    query_int64(db, "SELECT created_ms FROM messages ORDER BY seq LIMIT 1", &st->oldest_ms);
 	if (rc != SQLITE_OK && rc != SQLITE_NOTFOUND)
 		goto db_error;
 
@@ -297,7 +501,8 @@ static int read_counts(sqlite3 *db, const char *path, cg_outbox_stats_t *st)
 	return 0;
 
 db_error:
-	cg_log(CG_LOG_ERR, "outbox: %s: reading the counters: %s", path, sqlite3_errmsg(db));
+	cg_log(CG_LOG_ERR, "outbox: %s: reading the counters: %s", path,
+	       rc == SQLITE_CORRUPT ? sqlite3_errstr(rc) : sqlite3_errmsg(db));
 	return map_rc(rc) == CG_ENOMEM ? CG_ENOMEM : CG_EDB;
 }
 
@@ -350,33 +555,78 @@ static int configure(cg_outbox_t *ob)
 	return 0;
 }
 
-/* Creates the schema in an empty file, or checks the one found. This runs in a write
- * transaction so that two processes opening a new file at once cannot both create it. */
+/* Converts a store of schema version 1 (a row per reading, in a table `messages`) to
+ * batches, keeping every reading with its seq, topic, payload and created_ms; next_seq
+ * and dropped stay in meta. The caller holds the write transaction, so a failure or a
+ * crash leaves the file as it was. */
+static int convert_v1(cg_outbox_t *ob)
+{
+	sqlite3_stmt *rd = NULL, *ins = NULL;
+	int64_t n = 0;
+	int rc;
+
+	rc = sqlite3_exec(ob->db, "DROP INDEX IF EXISTS messages_created;" OB_BATCHES_SQL, NULL,
+	                  NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(ob->db,
+		                        "SELECT seq, topic, payload, created_ms FROM messages"
+		                        " ORDER BY seq",
+		                        -1, &rd, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(ob->db, ob_sql[ST_INSERT], -1, &ins, NULL);
+	if (rc != SQLITE_OK)
+		goto done;
+	while ((rc = sqlite3_step(rd)) == SQLITE_ROW) {
+		rc = add_to_batch(ob, ins, sqlite3_column_int64(rd, 0), sqlite3_column_int64(rd, 3),
+		                  sqlite3_column_text(rd, 1), (size_t)sqlite3_column_bytes(rd, 1),
+		                  sqlite3_column_blob(rd, 2), (size_t)sqlite3_column_bytes(rd, 2));
+		if (rc != SQLITE_DONE)
+			break;
+		n++;
+	}
+	if (rc == SQLITE_DONE)
+		rc = flush_batch(ob, ins);
+	reset_batch(ob);
+	if (rc == SQLITE_DONE)
+		rc = sqlite3_exec(ob->db,
+		                  "DROP TABLE messages;"
+		                  " UPDATE meta SET value = 2 WHERE key = 'schema_version'",
+		                  NULL, NULL, NULL);
+done:
+	sqlite3_finalize(rd);
+	sqlite3_finalize(ins);
+	if (rc != SQLITE_OK && rc != SQLITE_DONE)
+		return db_fail(ob, "converting schema version 1", rc);
+	cg_log(CG_LOG_INFO, "outbox: %s: converted %lld stored readings to schema version %d",
+	       ob->path, (long long)n, OB_SCHEMA_VERSION);
+	return 0;
+}
+
+/* Creates the schema in an empty file, converts a version 1 store, or checks the one
+ * found. This runs in a write transaction so that two processes opening a new file at
+ * once cannot both create it. */
 static int setup_schema(cg_outbox_t *ob)
 {
-	bool empty;
+	int64_t version;
 	int rc, err;
 
 	rc = sqlite3_exec(ob->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return db_fail(ob, "opening", rc);
-	err = check_schema(ob->db, ob->path, &empty);
+	err = check_schema(ob->db, ob->path, &version);
 	if (err)
 		goto rollback;
-	if (empty) {
+	if (version == 0) {
 		rc = sqlite3_exec(ob->db, ob_schema_sql, NULL, NULL, NULL);
 		if (rc != SQLITE_OK) {
 			err = db_fail(ob, "creating the schema", rc);
 			goto rollback;
 		}
 		cg_log(CG_LOG_INFO, "outbox: %s: created a new store", ob->path);
-	} else {
-		rc =
-		    sqlite3_exec(ob->db, "DROP INDEX IF EXISTS messages_created", NULL, NULL, NULL);
-		if (rc != SQLITE_OK) {
-			err = db_fail(ob, "dropping the old index", rc);
+	} else if (version == 1) {
+		err = convert_v1(ob);
+		if (err)
 			goto rollback;
-		}
 	}
 	rc = sqlite3_exec(ob->db, "COMMIT", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
@@ -484,6 +734,9 @@ void cg_outbox_close(cg_outbox_t *ob)
 	if (ob->db && sqlite3_close(ob->db) != SQLITE_OK)
 		cg_log(CG_LOG_ERR, "outbox: %s: close: %s", ob->path, sqlite3_errmsg(ob->db));
 	pthread_mutex_destroy(&ob->lock);
+	cg_buf_free(&ob->batch_idx);
+	cg_buf_free(&ob->batch_data);
+	free(ob->changes);
 	free(ob->path);
 	free(ob);
 }
@@ -510,18 +763,36 @@ static int set_meta(cg_outbox_t *ob, const char *key, int64_t value)
 	return run(st);
 }
 
-/* Reads the created_ms of the oldest row, which is the row with the smallest seq, so
- * the primary key finds it without a scan. 0 when the outbox is empty. */
+/* Starts a scan of the batches that may hold seqs from lo to hi. */
+static sqlite3_stmt *scan(cg_outbox_t *ob, int64_t lo, int64_t hi)
+{
+	sqlite3_stmt *st = ob->st[ST_SCAN];
+
+	sqlite3_bind_int64(st, 1, scan_floor(lo));
+	sqlite3_bind_int64(st, 2, hi);
+	return st;
+}
+
+/* Reads the created_ms of the oldest reading held: the first one not gone in the batch
+ * with the smallest seq, which the primary key finds without a scan. 0 when the outbox
+ * is empty. */
 static int read_oldest(cg_outbox_t *ob, int64_t *oldest_ms)
 {
-	sqlite3_stmt *st = ob->st[ST_OLDEST];
+	sqlite3_stmt *st = scan(ob, INT64_MIN, INT64_MAX);
+	struct ob_batch b;
 	int rc;
 
 	*oldest_ms = 0;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*oldest_ms = sqlite3_column_int64(st, 0);
-		rc = SQLITE_DONE;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && (rc = read_batch(st, &b)) == SQLITE_ROW) {
+		int i = 0;
+
+		while (i < b.n && (b.gone >> i & 1))
+			i++;
+		if (i < b.n) {
+			*oldest_ms = entry_created(&b, i);
+			rc = SQLITE_DONE;
+			break;
+		}
 	}
 	sqlite3_reset(st);
 	return rc;
@@ -533,49 +804,66 @@ static bool over_limits(const cg_outbox_t *ob, int64_t rows, int64_t bytes)
 	       (ob->opts.max_bytes > 0 && bytes > ob->opts.max_bytes);
 }
 
-/* Deletes the oldest rows until *rows and *bytes are within max_rows and max_bytes,
- * adjusting them and adding the number deleted to *evicted. It walks the rows in seq
- * order only as far as needed, then deletes that prefix with one range delete. The
- * caller holds the write transaction. Returns SQLITE_DONE or SQLite's error. */
-static int evict_oldest(cg_outbox_t *ob, int64_t *rows, int64_t *bytes, int64_t *evicted)
-{
-	sqlite3_stmt *walk = ob->st[ST_WALK];
-	sqlite3_stmt *del = ob->st[ST_DELETE_UPTO];
-	int64_t cut = 0, count = 0;
-	int rc = SQLITE_DONE;
+/* Whose oldest readings drop_oldest() drops: those over max_rows or max_bytes, or
+ * those made before a cutoff. */
+struct ob_drop {
+	bool by_age;
+	int64_t cutoff_ms;
+};
 
-	while (over_limits(ob, *rows, *bytes)) {
-		rc = sqlite3_step(walk);
-		if (rc != SQLITE_ROW)
+/* Drops the oldest readings held, in seq order, for as long as the rule says, taking
+ * each from *rows and *bytes and counting it in *dropped: the scan stops at the first
+ * reading the rule keeps, so with nothing to drop it reads one batch. A reading made
+ * after the clock stepped back waits behind the newer ones before it. The caller holds
+ * the write transaction. Returns SQLITE_DONE or SQLite's error. */
+static int drop_oldest(cg_outbox_t *ob, struct ob_drop rule, int64_t *rows, int64_t *bytes,
+                       int64_t *dropped)
+{
+	sqlite3_stmt *st = scan(ob, INT64_MIN, INT64_MAX);
+	struct ob_batch b;
+	bool more = true;
+	int rc;
+
+	while (more && (rc = sqlite3_step(st)) == SQLITE_ROW &&
+	       (rc = read_batch(st, &b)) == SQLITE_ROW) {
+		uint64_t gone = b.gone;
+
+		for (int i = 0; i < b.n && more; i++) {
+			if (gone >> i & 1)
+				continue;
+			more = rule.by_age ? entry_created(&b, i) < rule.cutoff_ms
+			                   : over_limits(ob, *rows, *bytes);
+			if (!more)
+				break;
+			gone |= (uint64_t)1 << i;
+			*rows -= 1;
+			*bytes -= entry_size(&b, i);
+			*dropped += 1;
+		}
+		if (gone != b.gone && (rc = note_change(ob, &b, gone)) != SQLITE_DONE)
 			break;
-		cut = sqlite3_column_int64(walk, 0);
-		*rows -= 1;
-		*bytes -= sqlite3_column_int64(walk, 1);
-		count++;
 	}
-	sqlite3_reset(walk);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		ob->n_changes = 0;
 		return rc;
-	if (count == 0)
-		return SQLITE_DONE;
-	sqlite3_bind_int64(del, 1, cut);
-	rc = run(del);
-	if (rc == SQLITE_DONE)
-		*evicted += count;
-	return rc;
+	}
+	return apply_changes(ob);
 }
 
 /* Validates a batch before any write: topics present, payload present unless empty,
- * seqs strictly increasing from at least next_seq, so that a seq is never reused. */
+ * lengths that idx can hold, seqs strictly increasing from at least next_seq, so that a
+ * seq is never reused. */
 static int check_batch(const cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n)
 {
 	int64_t min = ob->next_seq;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		if (!rows[i].topic || (!rows[i].payload && rows[i].len > 0)) {
-			cg_log(CG_LOG_ERR, "outbox: %s: row %zu has no topic or payload", ob->path,
-			       i);
+		if (!rows[i].topic || (!rows[i].payload && rows[i].len > 0) ||
+		    strlen(rows[i].topic) > UINT32_MAX || rows[i].len > UINT32_MAX) {
+			cg_log(CG_LOG_ERR, "outbox: %s: row %zu has no topic or payload, or a too long one",
+			       ob->path, i);
 			return CG_EINVAL;
 		}
 		if (rows[i].seq < min || rows[i].seq == INT64_MAX) {
@@ -609,36 +897,23 @@ static void episode_end(struct ob_episode *ep, const char *path, const char *wha
 	ep->count = 0;
 }
 
-/* Binds one row's four values from parameter first + 1 on. */
-static void bind_row(sqlite3_stmt *st, int first, const cg_outbox_row_t *row)
-{
-	sqlite3_bind_int64(st, first + 1, row->seq);
-	sqlite3_bind_text(st, first + 2, row->topic, -1, SQLITE_STATIC);
-	/* A NULL pointer would bind SQL NULL; an empty payload is a zero-length blob. */
-	sqlite3_bind_blob64(st, first + 3, row->payload ? row->payload : "", row->len,
-	                    SQLITE_STATIC);
-	sqlite3_bind_int64(st, first + 4, row->created_ms);
-}
-
-/* Inserts the rows, OB_GROUP at a time while that many are left, adding their sizes
- * to *bytes. Returns SQLite's code, SQLITE_DONE on success. The statements keep no
- * pointers into the caller's rows afterwards. */
+/* Inserts the rows as batches of consecutive seqs, adding their sizes to *bytes.
+ * Returns SQLite's code, SQLITE_DONE on success. */
 static int insert_rows(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n, int64_t *bytes)
 {
+	sqlite3_stmt *ins = ob->st[ST_INSERT];
 	int rc = SQLITE_DONE;
 
-	for (size_t i = 0; i < n && rc == SQLITE_DONE;) {
-		size_t k = n - i >= OB_GROUP ? OB_GROUP : 1;
-		sqlite3_stmt *st = ob->st[k > 1 ? ST_INSERT_GROUP : ST_INSERT];
+	for (size_t i = 0; i < n && rc == SQLITE_DONE; i++) {
+		size_t topic_len = strlen(rows[i].topic);
 
-		for (size_t j = 0; j < k; j++, i++) {
-			bind_row(st, (int)j * 4, &rows[i]);
-			*bytes += (int64_t)(strlen(rows[i].topic) + rows[i].len);
-		}
-		rc = run(st);
+		rc = add_to_batch(ob, ins, rows[i].seq, rows[i].created_ms, rows[i].topic, topic_len,
+		                  rows[i].payload, rows[i].len);
+		*bytes += (int64_t)(topic_len + rows[i].len);
 	}
-	sqlite3_clear_bindings(ob->st[ST_INSERT]);
-	sqlite3_clear_bindings(ob->st[ST_INSERT_GROUP]);
+	if (rc == SQLITE_DONE)
+		return flush_batch(ob, ins);
+	reset_batch(ob);
 	return rc;
 }
 
@@ -677,7 +952,7 @@ int cg_outbox_put(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n)
 	if (rc != SQLITE_DONE)
 		goto rollback;
 	if (over_limits(ob, new_rows, new_bytes)) {
-		rc = evict_oldest(ob, &new_rows, &new_bytes, &evicted);
+		rc = drop_oldest(ob, (struct ob_drop){0}, &new_rows, &new_bytes, &evicted);
 		if (rc != SQLITE_DONE)
 			goto rollback;
 	}
@@ -721,38 +996,43 @@ unlock:
 	return err;
 }
 
-/* Deletes the acknowledged rows from seq first to last, adding those that existed to
- * *rows and *bytes. Their count and size are read by the primary key just before the
- * delete: a DELETE ... RETURNING would say the same in one statement, but measured here
- * it makes an ack about five times slower, as each run of it sets up a table for the
- * returned rows. */
+/* Marks the readings with seqs first to last gone, adding those that were held to *rows
+ * and *bytes: each batch they touch gets its new bits, and batches left with nothing
+ * go. */
 static int ack_range(cg_outbox_t *ob, int64_t first, int64_t last, int64_t *rows, int64_t *bytes)
 {
-	sqlite3_stmt *size = ob->st[ST_RANGE_SIZE];
-	sqlite3_stmt *del = ob->st[ST_DELETE_RANGE];
-	int64_t n = 0, n_bytes = 0;
+	sqlite3_stmt *st = scan(ob, first, last);
+	struct ob_batch b;
 	int rc;
 
-	sqlite3_bind_int64(size, 1, first);
-	sqlite3_bind_int64(size, 2, last);
-	rc = sqlite3_step(size);
-	if (rc == SQLITE_ROW) {
-		n = sqlite3_column_int64(size, 0);
-		n_bytes = sqlite3_column_int64(size, 1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && (rc = read_batch(st, &b)) == SQLITE_ROW) {
+		int64_t end = b.first + b.n - 1;
+		int lo, hi;
+		uint64_t mask, fresh;
+
+		if (end < first)
+			continue;
+		lo = first > b.first ? (int)(first - b.first) : 0;
+		hi = last < end ? (int)(last - b.first) : b.n - 1;
+		mask = all_bits(hi + 1) & ~all_bits(lo);
+		fresh = mask & ~b.gone;
+		for (int i = lo; i <= hi; i++) {
+			if (fresh >> i & 1) {
+				*rows += 1;
+				*bytes += entry_size(&b, i);
+			}
+		}
+		/* Noted even when nothing changes, so that a range delete never spans it. */
+		rc = note_change(ob, &b, b.gone | fresh);
+		if (rc != SQLITE_DONE)
+			break;
 	}
-	sqlite3_reset(size);
-	if (rc != SQLITE_ROW)
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		ob->n_changes = 0;
 		return rc;
-	if (n == 0)
-		return SQLITE_DONE; /* unknown seqs, nothing to delete */
-	sqlite3_bind_int64(del, 1, first);
-	sqlite3_bind_int64(del, 2, last);
-	rc = run(del);
-	if (rc == SQLITE_DONE) {
-		*rows += n;
-		*bytes += n_bytes;
 	}
-	return rc;
+	return apply_changes(ob);
 }
 
 /* Deletes acknowledged rows by seq in one transaction, keeping the counters exact. An
@@ -774,7 +1054,7 @@ int cg_outbox_ack(cg_outbox_t *ob, const int64_t *seqs, size_t n)
 		goto unlock;
 	}
 	/* Acknowledgements come in order, so the list is mostly one run of consecutive
-	 * seqs: each run is deleted as a range, a statement per run rather than per row. */
+	 * seqs: each run is read and marked with one scan. */
 	for (i = 0; i < n; i = j) {
 		for (j = i + 1; j < n && seqs[j - 1] < INT64_MAX && seqs[j] == seqs[j - 1] + 1; j++)
 			;
@@ -805,18 +1085,17 @@ unlock:
 	return err;
 }
 
-/* Copies the current row of a fetch into row, which owns its copies: the topic as a
+/* Copies reading i of a fetched batch into row, which owns its copies: the topic as a
  * string and the payload with a NUL after its len bytes, for callers that treat it as
  * text. On failure row holds nothing that needs freeing. */
-static int copy_row(sqlite3_stmt *st, cg_outbox_row_t *row)
+static int copy_row(const struct ob_batch *b, int i, const unsigned char *data,
+                    cg_outbox_row_t *row)
 {
-	const unsigned char *topic = sqlite3_column_text(st, 1);
-	size_t topic_len = (size_t)sqlite3_column_bytes(st, 1);
-	const void *payload = sqlite3_column_blob(st, 2);
-	size_t len = (size_t)sqlite3_column_bytes(st, 2);
+	size_t topic_len = entry_topic_len(b, i);
+	size_t len = entry_payload_len(b, i);
 
-	row->seq = sqlite3_column_int64(st, 0);
-	row->created_ms = sqlite3_column_int64(st, 3);
+	row->seq = b->first + i;
+	row->created_ms = entry_created(b, i);
 	row->topic = malloc(topic_len + 1);
 	row->payload = malloc(len + 1);
 	if (!row->topic || !row->payload) {
@@ -827,13 +1106,43 @@ static int copy_row(sqlite3_stmt *st, cg_outbox_row_t *row)
 		return CG_ENOMEM;
 	}
 	if (topic_len > 0)
-		memcpy(row->topic, topic, topic_len);
+		memcpy(row->topic, data, topic_len);
 	row->topic[topic_len] = '\0';
 	if (len > 0)
-		memcpy(row->payload, payload, len);
+		memcpy(row->payload, data + topic_len, len);
 	row->payload[len] = '\0';
 	row->len = len;
 	return 0;
+}
+
+/* Copies the readings of the current fetch row with after_seq < seq < before_seq that
+ * are not gone into out, up to cap in all. SQLITE_CORRUPT when data and idx disagree. */
+static int copy_batch(sqlite3_stmt *st, int64_t after_seq, int64_t before_seq,
+                      cg_outbox_row_t *out, size_t cap, size_t *count)
+{
+	const unsigned char *data;
+	size_t size = 0, at = 0;
+	struct ob_batch b;
+	int rc = read_batch(st, &b);
+
+	if (rc != SQLITE_ROW)
+		return rc;
+	data = sqlite3_column_blob(st, 4);
+	for (int i = 0; i < b.n; i++)
+		size += (size_t)entry_size(&b, i);
+	if (size != (size_t)sqlite3_column_bytes(st, 4))
+		return SQLITE_CORRUPT;
+	for (int i = 0; i < b.n && *count < cap; i++) {
+		int64_t seq = b.first + i;
+
+		if (!(b.gone >> i & 1) && seq > after_seq && seq < before_seq) {
+			if (copy_row(&b, i, data + at, &out[*count]))
+				return SQLITE_NOMEM;
+			*count += 1;
+		}
+		at += (size_t)entry_size(&b, i);
+	}
+	return SQLITE_ROW;
 }
 
 /* Returns copies of up to max rows after after_seq, oldest first. The array is sized by
@@ -850,11 +1159,13 @@ int cg_outbox_fetch(cg_outbox_t *ob, int64_t after_seq, int64_t before_seq, size
 		return CG_EINVAL;
 	*rows = NULL;
 	*n = 0;
+	if (before_seq <= 0)
+		before_seq = INT64_MAX;
 	ob_lock(ob);
 	cap = ob->rows > 0 ? (size_t)ob->rows : 0;
 	if (max < cap)
 		cap = max;
-	if (cap == 0)
+	if (cap == 0 || after_seq >= before_seq)
 		goto unlock;
 	out = calloc(cap, sizeof(*out));
 	if (!out) {
@@ -862,17 +1173,13 @@ int cg_outbox_fetch(cg_outbox_t *ob, int64_t after_seq, int64_t before_seq, size
 		goto unlock;
 	}
 	st = ob->st[ST_FETCH];
-	sqlite3_bind_int64(st, 1, after_seq);
-	sqlite3_bind_int64(st, 2, (int64_t)cap);
-	sqlite3_bind_int64(st, 3, before_seq > 0 ? before_seq : INT64_MAX);
-	while (count < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		err = copy_row(st, &out[count]);
-		if (err)
-			break;
-		count++;
-	}
-	if (!err && count < cap && rc != SQLITE_DONE)
-		err = db_fail(ob, "fetch", rc);
+	sqlite3_bind_int64(st, 1, scan_floor(after_seq));
+	sqlite3_bind_int64(st, 2, before_seq);
+	while (count < cap && (rc = sqlite3_step(st)) == SQLITE_ROW &&
+	       (rc = copy_batch(st, after_seq, before_seq, out, cap, &count)) == SQLITE_ROW)
+		;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		err = rc == SQLITE_NOMEM ? CG_ENOMEM : db_fail(ob, "fetch", rc);
 	sqlite3_reset(st);
 	if (err)
 		goto free_out;
@@ -904,28 +1211,12 @@ void cg_outbox_rows_free(cg_outbox_row_t *rows, size_t n)
 	free(rows);
 }
 
-/* Runs a DELETE ... RETURNING size statement to the end, adding the rows it deleted
- * and their bytes. Returns SQLITE_DONE or SQLite's error. RETURNING has a cost per run,
- * not per row, so it suits the one range delete of an expiry. */
-static int delete_counted(sqlite3_stmt *st, int64_t *rows, int64_t *bytes)
-{
-	int rc;
-
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		*rows += 1;
-		*bytes += sqlite3_column_int64(st, 0);
-	}
-	sqlite3_reset(st);
-	return rc;
-}
-
-/* Deletes the rows created before now_ms - max_age_s and counts them as dropped, in one
- * transaction with the persisted dropped count. Rows go oldest seq first: a row made
- * after the clock stepped back waits behind the newer rows before it. The scan stops
- * at the first row young enough, so with nothing to expire it reads one row. */
+/* Drops the rows created before now_ms - max_age_s and counts them as dropped, in one
+ * transaction with the persisted dropped count (drop_oldest says in which order). */
 int cg_outbox_expire(cg_outbox_t *ob, int64_t now_ms)
 {
-	int64_t cutoff, rows = 0, bytes = 0, oldest_ms;
+	int64_t rows, bytes, dropped = 0, oldest_ms;
+	struct ob_drop rule = {.by_age = true};
 	int rc, err = 0;
 
 	if (!ob)
@@ -935,20 +1226,21 @@ int cg_outbox_expire(cg_outbox_t *ob, int64_t now_ms)
 	if (ob->opts.max_age_s == 0 || ob->opts.max_age_s > INT64_MAX / 1000 ||
 	    now_ms < INT64_MIN + ob->opts.max_age_s * 1000 || ob->rows == 0)
 		goto unlock;
-	cutoff = now_ms - ob->opts.max_age_s * 1000;
+	rule.cutoff_ms = now_ms - ob->opts.max_age_s * 1000;
 
 	rc = run(ob->st[ST_BEGIN]);
 	if (rc != SQLITE_DONE) {
 		err = db_fail(ob, "expire", rc);
 		goto unlock;
 	}
-	sqlite3_bind_int64(ob->st[ST_EXPIRE], 1, cutoff);
-	rc = delete_counted(ob->st[ST_EXPIRE], &rows, &bytes);
+	rows = ob->rows;
+	bytes = ob->bytes;
+	rc = drop_oldest(ob, rule, &rows, &bytes, &dropped);
 	if (rc != SQLITE_DONE)
 		goto rollback;
 	oldest_ms = ob->oldest_ms;
-	if (rows > 0) {
-		rc = set_meta(ob, "dropped", ob->dropped + rows);
+	if (dropped > 0) {
+		rc = set_meta(ob, "dropped", ob->dropped + dropped);
 		if (rc != SQLITE_DONE)
 			goto rollback;
 		rc = read_oldest(ob, &oldest_ms);
@@ -958,12 +1250,12 @@ int cg_outbox_expire(cg_outbox_t *ob, int64_t now_ms)
 	rc = run(ob->st[ST_COMMIT]);
 	if (rc != SQLITE_DONE)
 		goto rollback;
-	ob->rows -= rows;
-	ob->bytes -= bytes;
-	ob->dropped += rows;
+	ob->rows = rows;
+	ob->bytes = bytes;
+	ob->dropped += dropped;
 	ob->oldest_ms = oldest_ms;
-	if (rows > 0)
-		episode_add(&ob->expiring, rows, ob->path, "rows older than max_age_s");
+	if (dropped > 0)
+		episode_add(&ob->expiring, dropped, ob->path, "rows older than max_age_s");
 	else
 		episode_end(&ob->expiring, ob->path, "no rows older than max_age_s any more");
 	goto unlock;
@@ -998,7 +1290,7 @@ int cg_outbox_peek(const char *path, cg_outbox_stats_t *st)
 {
 	struct stat sb;
 	sqlite3 *db = NULL;
-	bool empty;
+	int64_t version;
 	int rc, err;
 
 	if (!path || !st)
@@ -1021,9 +1313,14 @@ int cg_outbox_peek(const char *path, cg_outbox_stats_t *st)
 		err = map_rc(rc) == CG_ENOMEM ? CG_ENOMEM : CG_EDB;
 		goto close_db;
 	}
-	err = check_schema(db, path, &empty);
-	if (!err && empty) {
+	err = check_schema(db, path, &version);
+	if (!err && version == 0) {
 		cg_log(CG_LOG_ERR, "outbox: %s: not a citygate outbox (it is empty)", path);
+		err = CG_EDB;
+	} else if (!err && version != OB_SCHEMA_VERSION) {
+		cg_log(CG_LOG_ERR,
+		       "outbox: %s: schema version %lld is converted when citygate next starts",
+		       path, (long long)version);
 		err = CG_EDB;
 	}
 	if (!err)

@@ -8,6 +8,8 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
+import struct
 import subprocess
 import sys
 import tempfile
@@ -228,6 +230,31 @@ def schema_for(topic, payload):
     if topic.endswith("/health"):
         return "health"
     return "reading-" + json.loads(payload)["kind"]
+
+
+def stored_readings(path):
+    """The readings an outbox file holds (undelivered, not lost), oldest first, as
+    (seq, topic, payload bytes, created_ms), decoded from its rows of up to 64 readings
+    as docs/operations.md describes, through a connection of the test's own."""
+    db = sqlite3.connect(path)
+    try:
+        batches = db.execute("SELECT first_seq, n, gone, idx, data FROM batches"
+                             " ORDER BY first_seq").fetchall()
+    finally:
+        db.close()
+    out = []
+    for first, n, gone, idx, data in batches:
+        at = 0
+        for i in range(n):
+            created, topic_len, payload_len = struct.unpack_from("<qII", idx, 16 * i)
+            topic = data[at:at + topic_len].decode()
+            payload = data[at + topic_len:at + topic_len + payload_len]
+            at += topic_len + payload_len
+            if not (gone >> i) & 1:
+                out.append((first + i, topic, payload, created))
+        if at != len(data):
+            raise AssertionError("outbox row at seq %d: idx and data disagree" % first)
+    return out
 
 
 def validate_messages(tmp, messages, schema_for=schema_for):

@@ -107,11 +107,7 @@ def next_seq_over(gw, n):
 
 def outbox_seqs(path):
     """Seqs still in the outbox file (undelivered, not lost), read with sqlite3."""
-    db = sqlite3.connect(path)
-    try:
-        return [s for (s,) in db.execute("SELECT seq FROM messages ORDER BY seq")]
-    finally:
-        db.close()
+    return [r[0] for r in harness.stored_readings(path)]
 
 
 def account(gw, sub, cfg):
@@ -463,13 +459,13 @@ def test_outbox_max_bytes(tmp):
     st = status(gw)
     db = sqlite3.connect(cfg["store"]["path"])
     try:
-        seqs = [s for (s,) in db.execute("SELECT seq FROM messages ORDER BY seq")]
-        size = db.execute("SELECT sum(length(CAST(topic AS BLOB)) + length(payload)) "
-                          "FROM messages").fetchone()[0]
         meta_dropped = db.execute("SELECT value FROM meta WHERE key = 'dropped'").fetchone()[0]
         integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
     finally:
         db.close()
+    kept = harness.stored_readings(cfg["store"]["path"])
+    seqs = [seq for seq, *_ in kept]
+    size = sum(len(topic.encode()) + len(payload) for _, topic, payload, _ in kept)
     lo, hi = seqs[0], seqs[-1]
     print("  max_bytes=%d: made %d, kept %d rows of %d bytes (seq %d-%d), dropped %d "
           "(counted %d), integrity %s"
