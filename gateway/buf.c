@@ -78,18 +78,24 @@ void cg_buf_json_string(cg_buf_t *b, const char *s)
 		return;
 	o = b->data + b->len;
 	*o++ = '"';
-	for (p = (const unsigned char *)s; *p; p++) {
-		switch (json_width[*p]) {
-		case 1: *o++ = (char)*p; break;
-		case 2:
-			*o++ = '\\';
-			*o++ = (char)*p;
-			break;
-		default:
-			memcpy(o, "\\u00", 4);
-			o[4] = hex[*p >> 4];
-			o[5] = hex[*p & 15];
-			o += 6;
+	if (len == (size_t)(p - (const unsigned char *)s) + 2) {
+		/* Nothing to escape, as in nearly every id, name and unit: s as it is. */
+		memcpy(o, s, len - 2);
+		o += len - 2;
+	} else {
+		for (p = (const unsigned char *)s; *p; p++) {
+			switch (json_width[*p]) {
+			case 1: *o++ = (char)*p; break;
+			case 2:
+				*o++ = '\\';
+				*o++ = (char)*p;
+				break;
+			default:
+				memcpy(o, "\\u00", 4);
+				o[4] = hex[*p >> 4];
+				o[5] = hex[*p & 15];
+				o += 6;
+			}
 		}
 	}
 	*o = '"';
