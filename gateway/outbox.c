@@ -65,8 +65,8 @@ static const char *const ob_sql[ST_COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_INSERT] = "INSERT INTO batches (first_seq, n, gone, idx, data) VALUES (?1, ?2, 0, ?3, ?4)",
     [ST_SET_META] = "UPDATE meta SET value = ?2 WHERE key = ?1",
-    /* The batches that may hold a seq in (?1 + OB_BATCH, ?2]: callers pass ?1 as the
-     * lowest seq wanted minus OB_BATCH. */
+    /* The batches that may hold a seq from ?1 + OB_BATCH to ?2, a batch holding at most
+     * OB_BATCH: callers pass ?1 as the lowest seq wanted minus OB_BATCH (scan_floor). */
     [ST_SCAN] = ("SELECT first_seq, n, gone, idx FROM batches WHERE first_seq > ?1"
                  " AND first_seq <= ?2 ORDER BY first_seq"),
     [ST_SET_GONE] = "UPDATE batches SET gone = ?2 WHERE first_seq = ?1",

@@ -1,4 +1,6 @@
-/* The outbox: readings kept in SQLite until the broker acknowledges them. */
+/* The outbox: readings kept in SQLite until the broker acknowledges them. Here a "row"
+ * is one reading (one MQTT message); in the file up to 64 share an SQLite row, which
+ * outbox.c describes. */
 #ifndef CG_OUTBOX_H
 #define CG_OUTBOX_H
 
