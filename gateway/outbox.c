@@ -1128,6 +1128,8 @@ static int copy_batch(sqlite3_stmt *st, int64_t after_seq, int64_t before_seq,
 	if (rc != SQLITE_ROW)
 		return rc;
 	data = sqlite3_column_blob(st, 4);
+	if (!data) /* an empty blob: every topic and payload empty */
+		data = (const unsigned char *)"";
 	for (int i = 0; i < b.n; i++)
 		size += (size_t)entry_size(&b, i);
 	if (size != (size_t)sqlite3_column_bytes(st, 4))
