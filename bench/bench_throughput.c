@@ -253,10 +253,9 @@ static void *run_gateway_thread(void *arg)
  * gone bits of its first row, which holds the oldest reading. Each a seek by primary
  * key, so it costs the same with a million readings as with none (a join here cost
  * the process three times as much as these three lookups, callgrind). */
-static const char watch_sql[] =
-    "SELECT (SELECT value FROM meta WHERE key = 'next_seq'),"
-    " (SELECT first_seq FROM batches ORDER BY first_seq LIMIT 1),"
-    " (SELECT gone FROM batches ORDER BY first_seq LIMIT 1)";
+static const char watch_sql[] = "SELECT (SELECT value FROM meta WHERE key = 'next_seq'),"
+                                " (SELECT first_seq FROM batches ORDER BY first_seq LIMIT 1),"
+                                " (SELECT gone FROM batches ORDER BY first_seq LIMIT 1)";
 
 /* Runs the watcher's query, prepared once so that watching every 5 ms costs the
  * machine little beside the gateway it measures. Returns 0 or -1. */

@@ -34,14 +34,13 @@
  * finds the expired ones from the oldest seq on. */
 #define OB_BATCH    64
 #define OB_IDX_SIZE 16
-#define OB_BATCHES_SQL                                                                     \
-	"CREATE TABLE batches (first_seq INTEGER PRIMARY KEY, n INTEGER NOT NULL,"          \
+#define OB_BATCHES_SQL                                                                             \
+	"CREATE TABLE batches (first_seq INTEGER PRIMARY KEY, n INTEGER NOT NULL,"                 \
 	" gone INTEGER NOT NULL, idx BLOB NOT NULL, data BLOB NOT NULL);"
 
 /* The schema, created in one transaction in an empty file. */
 static const char ob_schema_sql[] =
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
-    OB_BATCHES_SQL
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;" OB_BATCHES_SQL
     "INSERT INTO meta (key, value) VALUES ('schema_version', 2), ('next_seq', 1),"
     " ('dropped', 0);";
 
@@ -160,7 +159,7 @@ static int db_fail(cg_outbox_t *ob, const char *what, int rc)
 	/* A malformed batch or a failed allocation of ours is found by this code, not by
 	 * SQLite, whose last message would then be about something else. */
 	const char *msg = (sqlite3_errcode(ob->db) & 0xff) == (rc & 0xff) ? sqlite3_errmsg(ob->db)
-	                                                                 : sqlite3_errstr(rc);
+	                                                                  : sqlite3_errstr(rc);
 
 	if ((rc & 0xff) == SQLITE_FULL) {
 		if (!ob->full.active)
@@ -375,7 +374,8 @@ static int flush_batch(cg_outbox_t *ob, sqlite3_stmt *ins)
 	} else {
 		sqlite3_bind_int64(ins, 1, ob->batch_first);
 		sqlite3_bind_int(ins, 2, ob->batch_n);
-		sqlite3_bind_blob(ins, 3, ob->batch_idx.data, (int)ob->batch_idx.len, SQLITE_STATIC);
+		sqlite3_bind_blob(ins, 3, ob->batch_idx.data, (int)ob->batch_idx.len,
+		                  SQLITE_STATIC);
 		/* An empty buffer has no data pointer, which would bind SQL NULL. */
 		sqlite3_bind_blob64(ins, 4, ob->batch_data.len ? ob->batch_data.data : "",
 		                    ob->batch_data.len, SQLITE_STATIC);
@@ -468,8 +468,8 @@ static int read_counts(sqlite3 *db, const char *path, cg_outbox_stats_t *st)
 	int rc;
 
 	memset(st, 0, sizeof(*st));
-	rc = sqlite3_prepare_v2(db, "SELECT first_seq, n, gone, idx FROM batches ORDER BY first_seq",
-	                        -1, &q, NULL);
+	rc = sqlite3_prepare_v2(
+	    db, "SELECT first_seq, n, gone, idx FROM batches ORDER BY first_seq", -1, &q, NULL);
 	if (rc != SQLITE_OK)
 		goto db_error;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW && (rc = read_batch(q, &b)) == SQLITE_ROW) {
@@ -862,7 +862,8 @@ static int check_batch(const cg_outbox_t *ob, const cg_outbox_row_t *rows, size_
 	for (i = 0; i < n; i++) {
 		if (!rows[i].topic || (!rows[i].payload && rows[i].len > 0) ||
 		    strlen(rows[i].topic) > UINT32_MAX || rows[i].len > UINT32_MAX) {
-			cg_log(CG_LOG_ERR, "outbox: %s: row %zu has no topic or payload, or a too long one",
+			cg_log(CG_LOG_ERR,
+			       "outbox: %s: row %zu has no topic or payload, or a too long one",
 			       ob->path, i);
 			return CG_EINVAL;
 		}
@@ -907,8 +908,8 @@ static int insert_rows(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n, i
 	for (size_t i = 0; i < n && rc == SQLITE_DONE; i++) {
 		size_t topic_len = strlen(rows[i].topic);
 
-		rc = add_to_batch(ob, ins, rows[i].seq, rows[i].created_ms, rows[i].topic, topic_len,
-		                  rows[i].payload, rows[i].len);
+		rc = add_to_batch(ob, ins, rows[i].seq, rows[i].created_ms, rows[i].topic,
+		                  topic_len, rows[i].payload, rows[i].len);
 		*bytes += (int64_t)(topic_len + rows[i].len);
 	}
 	if (rc == SQLITE_DONE)
@@ -1117,8 +1118,8 @@ static int copy_row(const struct ob_batch *b, int i, const unsigned char *data,
 
 /* Copies the readings of the current fetch row with after_seq < seq < before_seq that
  * are not gone into out, up to cap in all. SQLITE_CORRUPT when data and idx disagree. */
-static int copy_batch(sqlite3_stmt *st, int64_t after_seq, int64_t before_seq,
-                      cg_outbox_row_t *out, size_t cap, size_t *count)
+static int copy_batch(sqlite3_stmt *st, int64_t after_seq, int64_t before_seq, cg_outbox_row_t *out,
+                      size_t cap, size_t *count)
 {
 	const unsigned char *data;
 	size_t size = 0, at = 0;

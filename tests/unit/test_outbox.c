@@ -869,11 +869,10 @@ static void test_peek(void **state)
 	/* Another connection holding the write lock with uncommitted rows does not block
 	 * peek, which sees the last commit. */
 	assert_int_equal(sqlite3_open(path, &writer), SQLITE_OK);
-	assert_int_equal(
-	    sqlite3_exec(writer,
-	                 "BEGIN IMMEDIATE; INSERT INTO meta VALUES ('other', 1)", NULL,
-	                 NULL, NULL),
-	    SQLITE_OK);
+	assert_int_equal(sqlite3_exec(writer,
+	                              "BEGIN IMMEDIATE; INSERT INTO meta VALUES ('other', 1)", NULL,
+	                              NULL, NULL),
+	                 SQLITE_OK);
 	assert_int_equal(cg_outbox_peek(path, &peeked), 0);
 	assert_memory_equal(&mem, &peeked, sizeof(mem));
 	assert_int_equal(sqlite3_exec(writer, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
