@@ -545,6 +545,13 @@ static int configure(cg_outbox_t *ob)
 	rc = sqlite3_exec(ob->db, sql, NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return db_fail(ob, "journal_size_limit", rc);
+	/* Debian builds SQLite to overwrite every freed page with zeros, and an
+	 * acknowledged row frees its overflow pages: off, the outbox writes 40 % less
+	 * (50,000 readings: 62.7 to 37.1 MB) and delivers 3 % more a second
+	 * (docs/benchmarks.md). It holds only what it publishes: wiping gains nothing. */
+	rc = sqlite3_exec(ob->db, "PRAGMA secure_delete = OFF", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(ob, "secure_delete", rc);
 	if (ob->opts.max_page_count > 0) {
 		snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld",
 		         (long long)ob->opts.max_page_count);
