@@ -53,7 +53,7 @@ RESULTS = {"quick": QUICK, "reps": REPS}
 # loop, the gateway). "shared": where the scheduler puts them, as on a default
 # box. "pinned": the broker on one CPU, the client on another. On this VM
 # threads woken across CPUs move both rates by up to a third from one run to
-# the next (the plain loop: 21,000-29,000 msg/s shared, 37,000-40,000 pinned,
+# the next (the plain loop: 21,000-29,000 msg/s shared, 34,000-41,000 pinned,
 # runs back to back), so the shared ratio can only be read from many runs; the
 # pinned one shows what the client costs when its CPU is the bound. Both are
 # measured in every repetition; a target holds when it holds in both.
