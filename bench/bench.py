@@ -176,13 +176,14 @@ def rm_store(path):
             os.remove(path + suffix)
 
 
-def limit_rate(broker, n, placement="shared"):
+def limit_rate(broker, n, placement="shared", batch=False):
     """The plain Paho QoS 1 loop's messages/s with the same window: the limit.
     Returns its steady rate (10 % to 90 % of the messages acknowledged), its rate
-    over the whole run, and the payload size."""
+    over the whole run, and the payload size. With batch, Paho's send thread runs
+    as SCHED_BATCH, as citygate sets it: the plain loop with citygate's Paho set-up."""
     r = run_line(client_prefix(placement) + [
         os.path.join(BENCH, "bench_throughput"), "limit", "tcp://127.0.0.1:%d" % broker.port,
-        str(n), str(WINDOW)])
+        str(n), str(WINDOW)] + (["batch"] if batch else []))
     return float(r["steady"]), float(r["rate"]), int(r["payload"])
 
 
@@ -232,7 +233,8 @@ def bench_throughput(tmp, broker):
     n = 60000 if QUICK else 200000
     print("\n== 1. Durable throughput: cg_gateway_submit to PUBACK, QoS 1, window %d, "
           "sync=normal, %d readings a run" % (WINDOW, n), flush=True)
-    keys = ("limit", "citygate", "ratio", "whole_limit", "whole_citygate", "whole_ratio")
+    keys = ("limit", "citygate", "ratio", "whole_limit", "whole_citygate", "whole_ratio",
+            "limit_batch", "ratio_batch")
     runs = {p: {k: [] for k in keys} for p in PLACEMENTS}
     store = os.path.join(tmp.path, "tp")
     os.makedirs(store, exist_ok=True)
@@ -250,6 +252,7 @@ def bench_throughput(tmp, broker):
                 "tcp://127.0.0.1:%d" % broker.port, str(n), str(WINDOW), store,
                 str(int(lim1 * 1.5)), "2"])
             lim2, whole2, _ = limit_rate(broker, n, p)
+            limb, _, _ = limit_rate(broker, n, p, batch=True)
             if int(r["lost"]):
                 print("  warning: the gateway dropped %s readings" % r["lost"])
             f["limit"].append((lim1 + lim2) / 2)
@@ -258,6 +261,8 @@ def bench_throughput(tmp, broker):
             f["whole_limit"].append((whole1 + whole2) / 2)
             f["whole_citygate"].append(float(r["rate"]))
             f["whole_ratio"].append(f["whole_citygate"][-1] / f["whole_limit"][-1])
+            f["limit_batch"].append(limb)
+            f["ratio_batch"].append(f["citygate"][-1] / limb)
     place_broker(broker, "shared")
     print("  payload %d bytes; each run: the limit, citygate, the limit again; rates from "
           "10 %% to 90 %% of the readings delivered" % payload)
@@ -269,6 +274,8 @@ def bench_throughput(tmp, broker):
         line("citygate: produced, committed, PUBACKed", f["citygate"], "readings/s")
         line("ratio citygate / limit", f["ratio"])
         line("whole runs (connect to last delete): ratio", f["whole_ratio"])
+        line("the loop, its send thread SCHED_BATCH", f["limit_batch"], "msg/s")
+        line("ratio citygate / that loop", f["ratio_batch"])
         f["verdict"] = ratio_verdict("durable throughput ratio, %s" % p, f["ratio"], 0.9)
         met = met and f["verdict"]["met"]
     # The shared figures keep the keys they had before placements were measured.
@@ -346,10 +353,12 @@ def drain_once(tmp, template, n, name, placement):
     out["after_drain"] = st["VmRSS"] / 1024
     stop(gw)
     lim2, _, _ = limit_rate(broker, 60000 if QUICK else 200000, placement)
+    out["limit_batch"], _, _ = limit_rate(broker, 60000 if QUICK else 200000, placement, True)
     out["limit"] = (lim1 + lim2) / 2
     out["drain"] = (n - 2 * (n // 10)) / (t_hi - t_lo)
     out["whole"] = n / (t1 - t0)
     out["ratio"] = out["drain"] / out["limit"]
+    out["ratio_batch"] = out["drain"] / out["limit_batch"]
     broker.stop()
     shutil.rmtree(work, ignore_errors=True)
     return out
@@ -374,6 +383,9 @@ def bench_drain(tmp):
         line("citygate drain, 10 % to 90 % of the rows", [d["drain"] for d in runs[p]], "rows/s")
         line("ratio drain / limit", [d["ratio"] for d in runs[p]])
         line("whole drain (broker up to outbox empty)", [d["whole"] for d in runs[p]], "rows/s")
+        line("the loop, its send thread SCHED_BATCH", [d["limit_batch"] for d in runs[p]],
+             "msg/s")
+        line("ratio drain / that loop", [d["ratio_batch"] for d in runs[p]])
         verdicts[p] = ratio_verdict("drain ratio, %s" % p, [d["ratio"] for d in runs[p]], 0.9)
     # Memory does not depend on where the processes run: every run counts.
     every = [d for p in PLACEMENTS for d in runs[p]]
@@ -390,6 +402,8 @@ def bench_drain(tmp):
     # The shared figures keep the keys they had before placements were measured.
     record("drain", n=n, limit=[d["limit"] for d in shared], drain=[d["drain"] for d in shared],
            ratio=[d["ratio"] for d in shared], whole_drain=[d["whole"] for d in shared],
+           limit_batch=[d["limit_batch"] for d in shared],
+           ratio_batch=[d["ratio_batch"] for d in shared],
            rss_empty_mb=[d["rss_empty"] for d in every],
            rss_full_mb=[d["rss_full"] for d in every],
            hwm_drain_mb=[d["hwm_drain"] for d in every],

@@ -2,7 +2,9 @@
 #include "publisher.h"
 
 #include <MQTTAsync.h>
+#include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +76,7 @@ struct cg_publisher {
 
 	/* The owner's thread only. */
 	bool attempting; /* a connect was started and has not been waited for */
+	uint64_t batched_generation; /* the connection Paho's send thread was last set for */
 	int64_t next_attempt_ms;
 	double backoff_s;
 	unsigned rng;
@@ -429,6 +432,40 @@ void cg_publisher_init_paho(void)
 	pthread_once(&paho_once, paho_init_once);
 }
 
+/* The name Paho (1.3) gives the thread that writes its packets. */
+#define PAHO_SEND_THREAD "MQTTAsync_send"
+
+int cg_publisher_batch_sender(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		struct sched_param sp = {.sched_priority = 0};
+		char path[64], comm[32] = "";
+		pid_t tid = (pid_t)atoi(e->d_name);
+		FILE *f;
+
+		if (tid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)tid);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f))
+			comm[strcspn(comm, "\n")] = '\0';
+		fclose(f);
+		if (strcmp(comm, PAHO_SEND_THREAD) == 0 &&
+		    sched_setscheduler(tid, SCHED_BATCH, &sp) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
 int cg_publisher_new(const cg_publisher_opts_t *o, cg_publisher_t **out)
 {
 	MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer;
@@ -588,12 +625,21 @@ void cg_publisher_tick(cg_publisher_t *p, int64_t now)
 {
 	bool idle;
 	double jitter;
+	uint64_t generation;
 
 	pthread_mutex_lock(&p->lock);
 	idle = !p->connected && !p->connecting;
 	if (p->connected)
 		p->backoff_s = p->reconnect_min_s;
+	generation = p->connected ? p->generation : p->batched_generation;
 	pthread_mutex_unlock(&p->lock);
+	if (generation != p->batched_generation) {
+		/* Paho starts its threads for a connection: once per connection is enough. */
+		p->batched_generation = generation;
+		if (cg_publisher_batch_sender() == 0)
+			cg_log(CG_LOG_DEBUG, "mqtt: no thread named %s to run as SCHED_BATCH",
+			       PAHO_SEND_THREAD);
+	}
 	if (!idle)
 		return;
 	if (p->attempting) {

@@ -45,6 +45,25 @@ typedef struct cg_publisher_events {
  * too, so that every client runs with the same Paho. */
 void cg_publisher_init_paho(void);
 
+/*
+ * Sets Paho's send thread to SCHED_BATCH, so that it no longer preempts the
+ * thread that wakes it; returns how many threads were set (0 when Paho's
+ * threads are not running, or under another name). cg_publisher_tick()
+ * calls it once per connection; the benchmark's plain loop calls it when
+ * asked to.
+ *
+ * Why: every MQTTAsync_send wakes Paho's send thread. Sent from the PUBACK
+ * callback, it runs in Paho's receive thread, which holds Paho's lock
+ * there: the woken send thread preempted it, blocked at once on that lock,
+ * and was woken again when the lock was free, two context switches and
+ * two futex calls a message, 8 % of the process's CPU (perf, pinned). As
+ * SCHED_BATCH the send thread waits for the receive thread to go to sleep
+ * or use up its slice, then writes everything queued by then. Nothing
+ * waits on it for long: a slice is a few milliseconds, and the window and
+ * the keepalive are counted in seconds.
+ */
+int cg_publisher_batch_sender(void);
+
 /* Creates the client (persistence NONE); copies every string of opts. */
 int cg_publisher_new(const cg_publisher_opts_t *opts, cg_publisher_t **out);
 

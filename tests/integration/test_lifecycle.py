@@ -141,5 +141,50 @@ def test_paho_trace_on_request(tmp):
           "Paho's packet trace, asked for, is in the output:\n%s" % text[-2000:])
 
 
+def thread_policies(pid):
+    """{thread name: [scheduling policy of each thread so named]} of a process."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+            out.setdefault(name, []).append(os.sched_getscheduler(int(tid)))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return out
+
+
+def test_paho_send_thread_batch(tmp):
+    """Paho's send thread runs as SCHED_BATCH, so that it does not preempt the
+    receive thread, which sends from the PUBACK callback holding Paho's lock;
+    the other threads keep the default policy. Set again after a reconnect."""
+    broker = Broker(tmp)
+    sim, buses = tcp_sim(tmp, 1)
+    sub = Subscriber(broker, "city/test/#")
+    gw = Gateway(tmp, base_config(tmp, broker, buses, [sensor(1)])).start()
+    try:
+        for round_ in ("first connection", "after a reconnect"):
+            if round_ != "first connection":
+                broker.stop()
+                wait_for(lambda: "connection to" in gw.log_text(), 10, "the lost connection")
+                broker.start()
+                wait_for(lambda: gw.log_text().count("mqtt: connected") >= 2, 20,
+                         "the reconnect")
+            seen = len(sub.readings())
+            wait_for(lambda: len(sub.readings()) >= seen + 3, 20, "readings, %s" % round_)
+            policies = thread_policies(gw.proc.pid)
+            check(policies.get("MQTTAsync_send") == [os.SCHED_BATCH],
+                  "Paho's send thread is SCHED_BATCH, %s: %r" % (round_, policies))
+            others = [p for name, ps in policies.items() if name != "MQTTAsync_send" for p in ps]
+            check(others and all(p == os.SCHED_OTHER for p in others),
+                  "every other thread keeps SCHED_OTHER, %s: %r" % (round_, policies))
+        check(gw.stop() == 0, "clean stop")
+    finally:
+        sub.stop()
+        sim.stop()
+        broker.stop()
+
+
 if __name__ == "__main__":
-    main([test_sd_notify_and_reload, test_stop_with_broker_away, test_paho_trace_on_request])
+    main([test_sd_notify_and_reload, test_stop_with_broker_away, test_paho_trace_on_request,
+          test_paho_send_thread_batch])
