@@ -161,7 +161,7 @@ static int run_limit(const char *uri, long n, int window, bool batch, double *ra
 	}
 	/* The same set-up for Paho's send thread as the gateway's, when asked
 	 * for: the plain loop with what citygate adds to Paho. */
-	if (batch && cg_publisher_batch_sender() == 0) {
+	if (batch && cg_publisher_batch_sender() <= 0) {
 		cg_log(CG_LOG_ERR, "bench: no Paho send thread to set as SCHED_BATCH");
 		goto disconnect;
 	}

@@ -3,6 +3,7 @@
 
 #include <MQTTAsync.h>
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -77,6 +78,7 @@ struct cg_publisher {
 	/* The owner's thread only. */
 	bool attempting; /* a connect was started and has not been waited for */
 	uint64_t batched_generation; /* the connection Paho's send thread was last set for */
+	bool batch_told;             /* a failure to set it was logged */
 	int64_t next_attempt_ms;
 	double backoff_s;
 	unsigned rng;
@@ -439,10 +441,10 @@ int cg_publisher_batch_sender(void)
 {
 	DIR *d = opendir("/proc/self/task");
 	struct dirent *e;
-	int n = 0;
+	int n = 0, err = 0;
 
 	if (!d)
-		return 0;
+		return -errno;
 	while ((e = readdir(d))) {
 		struct sched_param sp = {.sched_priority = 0};
 		char path[64], comm[32] = "";
@@ -458,12 +460,15 @@ int cg_publisher_batch_sender(void)
 		if (fgets(comm, sizeof(comm), f))
 			comm[strcspn(comm, "\n")] = '\0';
 		fclose(f);
-		if (strcmp(comm, PAHO_SEND_THREAD) == 0 &&
-		    sched_setscheduler(tid, SCHED_BATCH, &sp) == 0)
+		if (strcmp(comm, PAHO_SEND_THREAD) != 0)
+			continue;
+		if (sched_setscheduler(tid, SCHED_BATCH, &sp) == 0)
 			n++;
+		else
+			err = errno;
 	}
 	closedir(d);
-	return n;
+	return n > 0 || !err ? n : -err;
 }
 
 int cg_publisher_new(const cg_publisher_opts_t *o, cg_publisher_t **out)
@@ -634,11 +639,16 @@ void cg_publisher_tick(cg_publisher_t *p, int64_t now)
 	generation = p->connected ? p->generation : p->batched_generation;
 	pthread_mutex_unlock(&p->lock);
 	if (generation != p->batched_generation) {
-		/* Paho starts its threads for a connection: once per connection is enough. */
+		/* Paho starts its threads for a connection: once per connection is enough.
+		 * Without it citygate works the same, a little slower: said once. */
+		int n = cg_publisher_batch_sender();
+
 		p->batched_generation = generation;
-		if (cg_publisher_batch_sender() == 0)
-			cg_log(CG_LOG_DEBUG, "mqtt: no thread named %s to run as SCHED_BATCH",
-			       PAHO_SEND_THREAD);
+		if (n <= 0 && !p->batch_told) {
+			p->batch_told = true;
+			cg_log(CG_LOG_INFO, "mqtt: Paho's send thread (%s) not set to SCHED_BATCH: %s",
+			       PAHO_SEND_THREAD, n < 0 ? strerror(-n) : "no such thread");
+		}
 	}
 	if (!idle)
 		return;

@@ -47,10 +47,11 @@ void cg_publisher_init_paho(void);
 
 /*
  * Sets Paho's send thread to SCHED_BATCH, so that it no longer preempts the
- * thread that wakes it; returns how many threads were set (0 when Paho's
- * threads are not running, or under another name). cg_publisher_tick()
- * calls it once per connection; the benchmark's plain loop calls it when
- * asked to.
+ * thread that wakes it; returns how many threads were set: 0 when Paho's
+ * threads are not running (or run under another name), -errno when the
+ * system refused (a seccomp filter without sched_setscheduler).
+ * cg_publisher_tick() calls it once per connection; the benchmark's plain
+ * loop calls it when asked to.
  *
  * Why: every MQTTAsync_send wakes Paho's send thread. Sent from the PUBACK
  * callback, it runs in Paho's receive thread, which holds Paho's lock
