@@ -56,8 +56,8 @@ void cg_publisher_init_paho(void);
  * Why: every MQTTAsync_send wakes Paho's send thread. Sent from the PUBACK
  * callback, it runs in Paho's receive thread, which holds Paho's lock
  * there: the woken send thread preempted it, blocked at once on that lock,
- * and was woken again when the lock was free, two context switches and
- * two futex calls a message, 8 % of the process's CPU (perf, pinned). As
+ * and was woken again when the lock was free. Switching in and out of those
+ * futex waits took 8 % of the process's CPU in a drain (perf, pinned). As
  * SCHED_BATCH the send thread waits for the receive thread to go to sleep
  * or use up its slice, then writes everything queued by then. Nothing
  * waits on it for long: a slice is a few milliseconds, and the window and
