@@ -305,6 +305,7 @@ def drain_once(tmp, template, n, name, placement):
     """One drain of the n-row store template with the broker and citygate placed as
     told, the limit measured before and after; returns its figures."""
     port = harness.free_port()
+    lim_n = 60000 if QUICK else 200000
     work = os.path.join(tmp.path, name)
     os.makedirs(work)
     store = os.path.join(work, "outbox.db")
@@ -318,7 +319,7 @@ def drain_once(tmp, template, n, name, placement):
     time.sleep(3)
     out["rss_empty"] = proc_status(gw.pid)["VmRSS"] / 1024
     stop(gw)
-    lim1, _, _ = limit_rate(broker, 60000 if QUICK else 200000, placement)
+    lim1, _, _ = limit_rate(broker, lim_n, placement)
     broker.stop()
 
     shutil.copyfile(template, store)
@@ -352,8 +353,8 @@ def drain_once(tmp, template, n, name, placement):
     out["hwm_drain"] = max(hwm, st["VmHWM"]) / 1024
     out["after_drain"] = st["VmRSS"] / 1024
     stop(gw)
-    lim2, _, _ = limit_rate(broker, 60000 if QUICK else 200000, placement)
-    out["limit_batch"], _, _ = limit_rate(broker, 60000 if QUICK else 200000, placement, True)
+    lim2, _, _ = limit_rate(broker, lim_n, placement)
+    out["limit_batch"], _, _ = limit_rate(broker, lim_n, placement, True)
     out["limit"] = (lim1 + lim2) / 2
     out["drain"] = (n - 2 * (n // 10)) / (t_hi - t_lo)
     out["whole"] = n / (t1 - t0)

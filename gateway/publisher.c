@@ -628,17 +628,18 @@ static void start_connect(cg_publisher_t *p)
 
 void cg_publisher_tick(cg_publisher_t *p, int64_t now)
 {
-	bool idle;
+	bool idle, connected;
 	double jitter;
 	uint64_t generation;
 
 	pthread_mutex_lock(&p->lock);
-	idle = !p->connected && !p->connecting;
-	if (p->connected)
+	connected = p->connected;
+	idle = !connected && !p->connecting;
+	if (connected)
 		p->backoff_s = p->reconnect_min_s;
-	generation = p->connected ? p->generation : p->batched_generation;
+	generation = p->generation;
 	pthread_mutex_unlock(&p->lock);
-	if (generation != p->batched_generation) {
+	if (connected && generation != p->batched_generation) {
 		/* Paho starts its threads for a connection: once per connection is enough.
 		 * Without it citygate works the same, a little slower: said once. */
 		int n = cg_publisher_batch_sender();
