@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "reading.h"
+#include "base/reading.h"
 
 /* The ids every benchmark uses, so that topics and payloads have one size. */
 #define BENCH_GATEWAY_ID "gw-bench-0001"

@@ -2,12 +2,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
 #include "bench_common.h"
-#include "clock.h"
-#include "encode.h"
-#include "error.h"
-#include "log.h"
-#include "outbox.h"
+#include "store/outbox.h"
+#include "uplink/encode.h"
 
 #define FILL_BATCH 1000
 

@@ -1,7 +1,7 @@
 /* Benchmark of the outbox: put and ack throughput by batch size, synchronous NORMAL and FULL. */
-#include "error.h"
-#include "log.h"
-#include "outbox.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "store/outbox.h"
 
 #include <limits.h>
 #include <stdio.h>

@@ -5,13 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/diag.h"
+#include "base/error.h"
+#include "base/log.h"
 #include "bench_common.h"
-#include "decode.h"
-#include "diag.h"
-#include "error.h"
-#include "log.h"
-#include "plan.h"
-#include "profile.h"
+#include "drivers/modbus/decode.h"
+#include "drivers/modbus/plan.h"
+#include "drivers/modbus/profile.h"
 
 /* The generic driver's defaults (drivers/modbus/modbus_driver.c). */
 #define DRIVER_MERGE_GAP 8

@@ -10,15 +10,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
 #include "bench_common.h"
-#include "clock.h"
-#include "config.h"
-#include "encode.h"
-#include "error.h"
-#include "gateway.h"
-#include "log.h"
-#include "outbox.h"
-#include "publisher.h"
+#include "gateway/config.h"
+#include "gateway/gateway.h"
+#include "store/outbox.h"
+#include "uplink/encode.h"
+#include "uplink/publisher.h"
 
 /* A run that makes no progress for this long has failed (a broker gone, a bug). */
 #define STALL_S 30.0

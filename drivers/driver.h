@@ -3,32 +3,11 @@
 #define CG_DRIVER_H
 
 #include <cjson/cJSON.h>
-#include <modbus.h>
 #include <stdint.h>
 
-#include "diag.h"
-#include "reading.h"
-
-/* Bus types, as flags so that a driver can name every type it works on. */
-typedef enum cg_bus_type {
-	CG_BUS_MODBUS_RTU = 1,
-	CG_BUS_MODBUS_TCP = 2,
-	CG_BUS_SERIAL = 4,
-} cg_bus_type_t;
-
-/* The open transport of one bus, owned by its bus worker and lent to a
- * driver's poll(). Exactly one of mb (Modbus buses) and fd (serial) is set. */
-typedef struct cg_transport {
-	cg_bus_type_t type;
-	modbus_t *mb;
-	int fd;
-	int timeout_ms;      /* per request */
-	int gap_ms;          /* silence kept between two requests on this bus */
-	int64_t last_io_ms;  /* monotonic time the last request ended */
-	uint64_t requests;   /* requests sent on this bus, for health */
-	uint64_t noise_bytes; /* serial drivers: bytes skipped while looking for a frame */
-	uint64_t bad_frames;  /* serial drivers: whole frames that failed their checksum */
-} cg_transport_t;
+#include "base/diag.h"
+#include "base/reading.h"
+#include "drivers/transport.h"
 
 /* What a driver may need besides its sensor's JSON object: where the config
  * file is (relative profile paths are resolved against its folder) and the
@@ -72,11 +51,5 @@ extern const cg_driver_t *const cg_drivers[];
 
 /* The driver called name, or NULL. */
 const cg_driver_t *cg_driver_find(const char *name);
-
-/* Waits until the bus's gap since the last request has passed and counts a
- * request; drivers call it before every request they send. */
-void cg_transport_pace(cg_transport_t *t);
-/* Records that a request just ended, for the next gap. */
-void cg_transport_done(cg_transport_t *t);
 
 #endif

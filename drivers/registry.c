@@ -1,8 +1,7 @@
 /* The compile-time table of drivers: add one line here to register a driver. */
 #include <string.h>
 
-#include "clock.h"
-#include "driver.h"
+#include "drivers/driver.h"
 
 extern const cg_driver_t cg_modbus_driver;
 extern const cg_driver_t cg_pms5003_driver;
@@ -23,19 +22,4 @@ const cg_driver_t *cg_driver_find(const char *name)
 		if (strcmp(cg_drivers[i]->name, name) == 0)
 			return cg_drivers[i];
 	return NULL;
-}
-
-void cg_transport_pace(cg_transport_t *t)
-{
-	if (t->last_io_ms && t->gap_ms > 0) {
-		int64_t wait = t->last_io_ms + t->gap_ms - cg_mono_ms();
-		if (wait > 0)
-			cg_sleep_ms(wait);
-	}
-	t->requests++;
-}
-
-void cg_transport_done(cg_transport_t *t)
-{
-	t->last_io_ms = cg_mono_ms();
 }

@@ -1,5 +1,5 @@
 /* Bus workers: one thread per bus polls its sensors in turn on their schedules. */
-#include "bus.h"
+#include "gateway/bus.h"
 
 #include <errno.h>
 #include <math.h>
@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
-#include "error.h"
-#include "log.h"
-#include "transport.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "drivers/transport.h"
 
 /* This many failed polls in a row are an outage, not noise: a parking bay
  * is then reported with status "unknown", and the fault is logged even if
@@ -282,7 +282,7 @@ static bool ensure_open(cg_bus_t *b)
 
 	if (cg_transport_is_open(&b->t))
 		return true;
-	rc = cg_transport_open(b->bc, &b->t);
+	rc = cg_transport_open(b->bc->id, &b->bc->line, &b->t);
 	pthread_mutex_lock(&b->lock);
 	if (rc < 0)
 		b->open_failures++;
@@ -291,8 +291,7 @@ static bool ensure_open(cg_bus_t *b)
 	if (rc < 0) {
 		if (b->open_failures == 1)
 			cg_log(CG_LOG_ERR, "bus %s: cannot open %s: %s; retrying", b->bc->id,
-			       b->bc->type == CG_BUS_MODBUS_TCP ? b->bc->host : b->bc->device,
-			       strerror(errno));
+			       cg_bus_line_name(&b->bc->line), strerror(errno));
 		return false;
 	}
 	if (b->open_failures) {

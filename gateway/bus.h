@@ -5,8 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "reading.h"
+#include "base/reading.h"
+#include "gateway/config.h"
 
 typedef struct cg_bus cg_bus_t;
 

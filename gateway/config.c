@@ -1,5 +1,5 @@
 /* The config file: JSON checked by one key table per object; the tables also word each problem. */
-#include "config.h"
+#include "gateway/config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "build_config.h"
-#include "error.h"
+#include "base/build_config.h"
+#include "base/error.h"
 
 /* Enums are stored through int pointers by the generic walker. */
 _Static_assert(sizeof(cg_format_t) == sizeof(int), "cg_format_t must be int-sized");
@@ -269,31 +269,31 @@ static const cg_key_t cg_bus_keys[] = {
 	{.name = "id", .type = CG_J_STRING, .flags = CG_K_REQUIRED, .field = CG_F_STR,
 	 .offset = CG_BUS(id), .check = cg_check_id},
 	{.name = "type", .type = CG_J_STRING, .flags = CG_K_REQUIRED, .field = CG_F_INT,
-	 .offset = CG_BUS(type), .names = cg_bus_type_names, .values = cg_bus_type_values},
-	{.name = "device", .type = CG_J_STRING, .flags = CG_K_REQUIRED, .field = CG_F_STR,
-	 .offset = CG_BUS(device), .min = 1, .buses = CG_SERIAL_BUSES},
-	{.name = "baud", .type = CG_J_INTEGER, .field = CG_F_INT, .offset = CG_BUS(baud),
+	 .offset = CG_BUS(line.type), .names = cg_bus_type_names, .values = cg_bus_type_values},
+	{.name = "device", .type = CG_J_STRING, .flags = CG_K_REQUIRED | CG_K_PATH, .field = CG_F_STR,
+	 .offset = CG_BUS(line.device), .min = 1, .buses = CG_SERIAL_BUSES},
+	{.name = "baud", .type = CG_J_INTEGER, .field = CG_F_INT, .offset = CG_BUS(line.baud),
 	 .values = cg_bauds, .n_values = CG_COUNT(cg_bauds), .def = 9600,
 	 .buses = CG_SERIAL_BUSES},
-	{.name = "parity", .type = CG_J_STRING, .field = CG_F_CHAR, .offset = CG_BUS(parity),
+	{.name = "parity", .type = CG_J_STRING, .field = CG_F_CHAR, .offset = CG_BUS(line.parity),
 	 .names = cg_parity_names, .values = cg_parity_values, .def = 'N',
 	 .buses = CG_SERIAL_BUSES},
-	{.name = "data_bits", .type = CG_J_INTEGER, .field = CG_F_INT, .offset = CG_BUS(data_bits),
+	{.name = "data_bits", .type = CG_J_INTEGER, .field = CG_F_INT, .offset = CG_BUS(line.data_bits),
 	 .values = cg_data_bits, .n_values = CG_COUNT(cg_data_bits), .def = 8,
 	 .buses = CG_SERIAL_BUSES},
-	{.name = "stop_bits", .type = CG_J_INTEGER, .field = CG_F_INT, .offset = CG_BUS(stop_bits),
+	{.name = "stop_bits", .type = CG_J_INTEGER, .field = CG_F_INT, .offset = CG_BUS(line.stop_bits),
 	 .values = cg_stop_bits, .n_values = CG_COUNT(cg_stop_bits), .def = 1,
 	 .buses = CG_SERIAL_BUSES},
-	{.name = "rs485", .type = CG_J_BOOL, .field = CG_F_BOOL, .offset = CG_BUS(rs485),
+	{.name = "rs485", .type = CG_J_BOOL, .field = CG_F_BOOL, .offset = CG_BUS(line.rs485),
 	 .def = 0, .buses = CG_BUS_MODBUS_RTU},
 	{.name = "host", .type = CG_J_STRING, .flags = CG_K_REQUIRED, .field = CG_F_STR,
-	 .offset = CG_BUS(host), .min = 1, .buses = CG_BUS_MODBUS_TCP},
-	{.name = "port", .type = CG_J_INTEGER, .field = CG_F_INT, .offset = CG_BUS(port),
+	 .offset = CG_BUS(line.host), .min = 1, .buses = CG_BUS_MODBUS_TCP},
+	{.name = "port", .type = CG_J_INTEGER, .field = CG_F_INT, .offset = CG_BUS(line.port),
 	 .min = 1, .max = 65535, .def = 502, .buses = CG_BUS_MODBUS_TCP},
 	{.name = "timeout_ms", .type = CG_J_INTEGER, .field = CG_F_INT,
-	 .offset = CG_BUS(timeout_ms), .min = 10, .max = 60000, .def = 500},
+	 .offset = CG_BUS(line.timeout_ms), .min = 10, .max = 60000, .def = 500},
 	{.name = "gap_ms", .type = CG_J_INTEGER, .field = CG_F_INT,
-	 .offset = CG_BUS(gap_ms), .min = 0, .max = 10000, .def = 0},
+	 .offset = CG_BUS(line.gap_ms), .min = 0, .max = 10000, .def = 0},
 	{.name = "backoff_max_s", .type = CG_J_NUMBER, .field = CG_F_DOUBLE,
 	 .offset = CG_BUS(backoff_max_s), .min = 1, .max = 3600, .def = 60},
 	{.name = NULL},
@@ -798,11 +798,11 @@ static void cg_each_bus(cg_parse_t *p, const cJSON *array, const char *pointer)
 				break;
 			}
 		}
-		for (size_t j = 0; b->device && j < i; j++) {
-			if (cfg->buses[j].device && strcmp(b->device, cfg->buses[j].device) == 0) {
+		for (size_t j = 0; b->line.device && j < i; j++) {
+			if (cfg->buses[j].line.device && strcmp(b->line.device, cfg->buses[j].line.device) == 0) {
 				cg_pointer_key(key_ptr, sizeof(key_ptr), ptr, "device");
 				cg_problem(p, key_ptr, "\"%s\" is already used by %s/%zu",
-				           b->device, pointer, j);
+				           b->line.device, pointer, j);
 				break;
 			}
 		}
@@ -866,10 +866,10 @@ static void cg_sensor(cg_parse_t *p, const cJSON *e, size_t i, const char *ptr)
 		cg_problem(p, key_ptr, "no bus \"%s\"", s->bus);
 	} else if (s->bus && cfg->n_buses > 0) {
 		s->bus_index = (size_t)bus;
-		if (driver && cfg->buses[bus].type && !(driver->bus_types & cfg->buses[bus].type)) {
+		if (driver && cfg->buses[bus].line.type && !(driver->bus_types & cfg->buses[bus].line.type)) {
 			cg_pointer_key(key_ptr, sizeof(key_ptr), ptr, "driver");
 			cg_problem(p, key_ptr, "driver \"%s\" does not work on a %s bus",
-			           driver->name, cg_bus_type_name(cfg->buses[bus].type));
+			           driver->name, cg_bus_type_name(cfg->buses[bus].line.type));
 		}
 	}
 	if (driver && driver->check) {
@@ -1357,8 +1357,8 @@ void cg_config_free(cg_config_t *cfg)
 	free(cfg->profile_dirs);
 	for (size_t i = 0; i < cfg->n_buses; i++) {
 		free(cfg->buses[i].id);
-		free(cfg->buses[i].device);
-		free(cfg->buses[i].host);
+		free(cfg->buses[i].line.device);
+		free(cfg->buses[i].line.host);
 	}
 	free(cfg->buses);
 	for (size_t i = 0; i < cfg->n_sensors; i++) {

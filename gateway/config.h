@@ -7,23 +7,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "diag.h"
-#include "driver.h"
-#include "encode.h"
+#include "base/diag.h"
+#include "drivers/driver.h"
+#include "uplink/encode.h"
 
 typedef struct cg_bus_config {
 	char *id;
-	cg_bus_type_t type;
-	char *device;         /* modbus-rtu, serial */
-	int baud;             /* default 9600 */
-	char parity;          /* 'N', 'E', 'O'; default 'N' */
-	int data_bits;        /* default 8 */
-	int stop_bits;        /* default 1 */
-	bool rs485;           /* set MODBUS_RTU_RS485 mode; default false */
-	char *host;           /* modbus-tcp */
-	int port;             /* default 502 */
-	int timeout_ms;       /* per request, default 500 */
-	int gap_ms;           /* silence between requests, default 0 (RTU keeps 3.5 chars anyway) */
+	cg_bus_line_t line;   /* what the transport needs to open the bus */
 	double backoff_max_s; /* longest back-off of a silent sensor, default 60 */
 } cg_bus_config_t;
 

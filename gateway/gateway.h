@@ -4,7 +4,7 @@
 
 #include <signal.h>
 
-#include "config.h"
+#include "gateway/config.h"
 
 /* Flags that main's signal handlers set; the loop reads them. */
 typedef struct cg_signals {

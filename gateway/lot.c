@@ -1,13 +1,13 @@
 /* Parking lots: bay statuses counted into available, occupied and total spots. */
-#include "lot.h"
+#include "gateway/lot.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
-#include "error.h"
+#include "base/clock.h"
+#include "base/error.h"
 
 typedef enum bay_state {
 	BAY_NEVER, /* not heard from since start */

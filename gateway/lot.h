@@ -5,8 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "reading.h"
+#include "base/reading.h"
+#include "gateway/config.h"
 
 typedef struct cg_lots cg_lots_t;
 

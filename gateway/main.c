@@ -6,14 +6,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "build_config.h"
-#include "clock.h"
-#include "config.h"
-#include "error.h"
-#include "gateway.h"
-#include "log.h"
-#include "once.h"
-#include "outbox.h"
+#include "base/build_config.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "gateway/config.h"
+#include "gateway/gateway.h"
+#include "gateway/once.h"
+#include "store/outbox.h"
 
 static cg_signals_t signals_seen;
 

@@ -1,14 +1,14 @@
 /* citygate --once: poll every sensor once and print native readings as NDJSON. */
-#include "once.h"
+#include "gateway/once.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "clock.h"
-#include "encode.h"
-#include "error.h"
-#include "log.h"
-#include "transport.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "drivers/transport.h"
+#include "uplink/encode.h"
 
 /* Polls the sensors of one bus; returns how many failed. */
 static size_t once_bus(const cg_config_t *cfg, size_t bus_index, const cg_encode_ctx_t *ectx)
@@ -17,7 +17,7 @@ static size_t once_bus(const cg_config_t *cfg, size_t bus_index, const cg_encode
 	cg_driver_env_t env = cg_config_driver_env(cfg);
 	cg_transport_t t;
 	size_t failed = 0;
-	bool open = cg_transport_open(bc, &t) == CG_OK;
+	bool open = cg_transport_open(bc->id, &bc->line, &t) == CG_OK;
 
 	for (size_t i = 0; i < cfg->n_sensors; i++) {
 		const cg_sensor_config_t *sc = &cfg->sensors[i];
@@ -31,7 +31,7 @@ static size_t once_bus(const cg_config_t *cfg, size_t bus_index, const cg_encode
 			continue;
 		if (!open) {
 			cg_err("%s: bus %s: cannot open %s", sc->id, bc->id,
-			       bc->type == CG_BUS_MODBUS_TCP ? bc->host : bc->device);
+			       cg_bus_line_name(&bc->line));
 			failed++;
 			continue;
 		}
@@ -53,7 +53,7 @@ static size_t once_bus(const cg_config_t *cfg, size_t bus_index, const cg_encode
 		}
 		free(json);
 		if (rc == CG_EIO)
-			cg_transport_close(&t), open = cg_transport_open(bc, &t) == CG_OK;
+			cg_transport_close(&t), open = cg_transport_open(bc->id, &bc->line, &t) == CG_OK;
 	}
 	cg_transport_close(&t);
 	return failed;

@@ -2,7 +2,7 @@
 #ifndef CG_ONCE_H
 #define CG_ONCE_H
 
-#include "config.h"
+#include "gateway/config.h"
 
 /* Polls each sensor of cfg once, bus by bus, prints one native reading per
  * line on stdout (no seq: nothing is stored) and each failure on stderr.

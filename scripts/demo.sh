@@ -10,12 +10,14 @@ bash scripts/build.sh build >/dev/null
 
 work=$(mktemp -d /tmp/citygate-demo.XXXXXX)
 chmod 755 "$work"
+# The config's relative paths (store, serial line) resolve next to the copy.
+cp examples/street.json "$work/street.json"
 pids=()
 cleanup() {
 	# Stop in reverse order: the gateway first, so it can still say goodbye to the broker.
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; sleep 0.2; done
 	wait 2>/dev/null || true
-	rm -rf "$work" /tmp/citygate-street.db*
+	rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
 
@@ -23,7 +25,7 @@ printf 'listener 18830 127.0.0.1\nallow_anonymous true\nuser root\n' >"$work/mos
 mosquitto -c "$work/mosquitto.conf" 2>"$work/mosquitto.log" &
 pids+=($!)
 
-build/citygate-sim --rtu /tmp/citygate-street-rs485 --slave 1:aqt530 --slave 11:ld120 \
+build/citygate-sim --rtu "$work/street-rs485.pty" --slave 1:aqt530 --slave 11:ld120 \
 	--slave 12:ld120 --slave 13:ld120 \
 	--tcp 15020 --slave 1:aqt530 --slave 2:traffic-counter >"$work/sim.out" 2>"$work/sim.log" &
 pids+=($!)
@@ -34,7 +36,7 @@ mosquitto_sub -h 127.0.0.1 -p 18830 -t 'city/gangneung/#' -v &
 pids+=($!)
 sleep 0.5
 echo "== gateway log below, readings as they arrive (Ctrl-C to stop)"
-build/citygate -c examples/street.json &
+build/citygate -c "$work/street.json" &
 pids+=($!)
 if [[ -n "${DEMO_SECONDS:-}" ]]; then
 	sleep "$DEMO_SECONDS"

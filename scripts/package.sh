@@ -13,7 +13,7 @@ shift || true
 # /usr: the profile folder compiled into citygate and the paths in the unit
 # must be those the package installs to.
 cmake -S "$src" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
-	-DCG_TESTS=OFF "$@" >/dev/null
+	-DBUILD_TESTING=OFF "$@" >/dev/null
 cmake --build "$dir" -j"$(nproc)"
 (cd "$dir" && rm -f ./*.deb && cpack -G DEB >/dev/null)
 deb=$(ls "$dir"/citygate_*.deb)

@@ -1,14 +1,14 @@
 /* The a02yyuw driver: a DFRobot A02YYUW ultrasonic sensor over a parking bay, on a UART. */
-#include "a02yyuw/a02yyuw.h"
+#include "drivers/a02yyuw/a02yyuw.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "driver.h"
-#include "error.h"
-#include "log.h"
-#include "serial/serial_frame.h"
-#include "serial/serial_options.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "drivers/driver.h"
+#include "drivers/serial/serial_frame.h"
+#include "drivers/serial/serial_options.h"
 
 /* The sensor measures 30 to 4500 mm; it has a blind zone below. */
 #define A02_MIN_MM 30

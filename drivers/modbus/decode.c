@@ -1,11 +1,11 @@
 /* Register decoding: Modbus registers to numbers for every type and word order. */
-#include "decode.h"
+#include "drivers/modbus/decode.h"
 
 #include <float.h>
 #include <math.h>
 #include <string.h>
 
-#include "error.h"
+#include "base/error.h"
 
 size_t cg_type_registers(cg_type_t t)
 {

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "profile.h"
+#include "drivers/modbus/profile.h"
 
 /* Registers a value of type t occupies (1 for 16-bit, 2, 4; 0 for bool). */
 size_t cg_type_registers(cg_type_t t);

@@ -8,13 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
-#include "driver.h"
-#include "error.h"
-#include "log.h"
-#include "modbus/decode.h"
-#include "modbus/plan.h"
-#include "modbus/profile.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "drivers/driver.h"
+#include "drivers/modbus/decode.h"
+#include "drivers/modbus/plan.h"
+#include "drivers/modbus/profile.h"
 
 /* The sensor keys this driver owns, in the order of the table below. */
 static const char *const driver_keys[] = {"profile", "unit_id", "merge", "merge_gap", NULL};

@@ -1,10 +1,10 @@
 /* Request planning: merge a sensor's points into the fewest Modbus reads. */
-#include "plan.h"
+#include "drivers/modbus/plan.h"
 
 #include <stdlib.h>
 
-#include "decode.h"
-#include "error.h"
+#include "base/error.h"
+#include "drivers/modbus/decode.h"
 
 /* The units a point occupies in its table: registers for register tables,
  * one bit for coils and discrete inputs (and at least one in any case, so

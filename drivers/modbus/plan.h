@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "profile.h"
+#include "drivers/modbus/profile.h"
 
 #define CG_MAX_READ_REGISTERS 125
 #define CG_MAX_READ_BITS 2000

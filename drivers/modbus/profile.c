@@ -1,5 +1,5 @@
 /* Modbus device profiles: parse and validate a profile's JSON, and find it on disk. */
-#include "profile.h"
+#include "drivers/modbus/profile.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decode.h"
-#include "error.h"
-#include "reading.h"
+#include "base/error.h"
+#include "base/reading.h"
+#include "drivers/modbus/decode.h"
 
 /* A profile larger than this is not a register map; refuse it before parsing. */
 #define PROFILE_MAX_BYTES (1024 * 1024)

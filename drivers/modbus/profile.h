@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "diag.h"
+#include "base/diag.h"
 
 typedef enum cg_table {
 	CG_TABLE_COIL,     /* FC 01, bits */

@@ -1,17 +1,17 @@
 /* The pms5003 driver: Plantower PMS5003/PMS7003 particulate sensors in passive mode on a UART. */
-#include "pms5003/pms5003.h"
+#include "drivers/pms5003/pms5003.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "clock.h"
-#include "driver.h"
-#include "error.h"
-#include "log.h"
-#include "serial/query_mode.h"
-#include "serial/serial_frame.h"
-#include "serial/serial_options.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "drivers/driver.h"
+#include "drivers/serial/query_mode.h"
+#include "drivers/serial/serial_frame.h"
+#include "drivers/serial/serial_options.h"
 
 /* Commands are `42 4D CMD DH DL sumH sumL`, sum = the 16-bit sum of the five bytes before it. */
 #define PMS_COMMAND_LEN 7

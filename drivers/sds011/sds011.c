@@ -1,17 +1,17 @@
 /* The sds011 driver: Nova SDS011 particulate sensors in query mode on a UART. */
-#include "sds011/sds011.h"
+#include "drivers/sds011/sds011.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "clock.h"
-#include "driver.h"
-#include "error.h"
-#include "log.h"
-#include "serial/query_mode.h"
-#include "serial/serial_frame.h"
-#include "serial/serial_options.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "drivers/driver.h"
+#include "drivers/serial/query_mode.h"
+#include "drivers/serial/serial_frame.h"
+#include "drivers/serial/serial_options.h"
 
 /*
  * Commands are 19 bytes: `AA B4`, data bytes 1-15 at offsets 2-16 (data 1 is

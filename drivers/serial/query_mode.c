@@ -1,9 +1,9 @@
 /* Sensors polled in a query mode they forget on a power cycle: mode, restart detection, warm-up. */
-#include "serial/query_mode.h"
+#include "drivers/serial/query_mode.h"
 
-#include "clock.h"
-#include "error.h"
-#include "log.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
 
 int cg_query_prepare(cg_query_mode_t *q, cg_transport_t *t, cg_frame_parse_fn parse, void *frame,
                      const char *name, const char *sensor, int (*set_mode)(cg_transport_t *t))

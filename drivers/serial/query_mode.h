@@ -5,8 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "driver.h"
-#include "serial/serial_frame.h"
+#include "drivers/driver.h"
+#include "drivers/serial/serial_frame.h"
 
 /* The state of one such sensor. Zero it, then set warmup_ms. */
 typedef struct cg_query_mode {

@@ -1,5 +1,5 @@
 /* Reading vendor frames from a UART: resync on noise, check length and checksum, count drops. */
-#include "serial/serial_frame.h"
+#include "drivers/serial/serial_frame.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -7,8 +7,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "error.h"
+#include "base/clock.h"
+#include "base/error.h"
 
 /*
  * Counts what is dropped in buf[from, to): every byte, and every position

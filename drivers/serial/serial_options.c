@@ -1,9 +1,9 @@
 /* Integer sensor keys of serial-frame drivers: parsed by a table, reported with JSON pointers. */
-#include "serial/serial_options.h"
+#include "drivers/serial/serial_options.h"
 
 #include <math.h>
 
-#include "error.h"
+#include "base/error.h"
 
 int cg_int_options_parse(const cJSON *sensor, const char *pointer, const char *file,
                          const cg_int_option_t *opts, size_t n, void *out, cg_diag_t *diag)

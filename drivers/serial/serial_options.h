@@ -5,8 +5,8 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
-#include "diag.h"
-#include "driver.h"
+#include "base/diag.h"
+#include "drivers/driver.h"
 
 /* One optional integer key of a sensor object: its bounds, its default, and
  * where it goes (a long at offset in the driver's options struct). */

@@ -1,14 +1,14 @@
 /* The template driver of docs/drivers.md: a complete serial-frame driver to copy; unregistered. */
-#include "template/template.h"
+#include "drivers/template/template.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "driver.h"
-#include "error.h"
-#include "log.h"
-#include "serial/serial_frame.h"
-#include "serial/serial_options.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "drivers/driver.h"
+#include "drivers/serial/serial_frame.h"
+#include "drivers/serial/serial_options.h"
 
 /* The keys of this driver besides the common ones (id, bus, driver, ...). */
 static const char *const template_keys[] = {"address", NULL};

@@ -1,5 +1,5 @@
 /* libFuzzer target: the A02YYUW frame parser, alone and under the frame scanner, on any bytes. */
-#include "a02yyuw/a02yyuw.h"
+#include "drivers/a02yyuw/a02yyuw.h"
 #include "fuzz_frame.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

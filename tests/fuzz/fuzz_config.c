@@ -3,9 +3,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "config.h"
-#include "diag.h"
-#include "error.h"
+#include "base/diag.h"
+#include "base/error.h"
+#include "gateway/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

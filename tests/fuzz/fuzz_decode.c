@@ -5,10 +5,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "error.h"
-#include "modbus/decode.h"
-#include "modbus/plan.h"
-#include "modbus/profile.h"
+#include "base/error.h"
+#include "drivers/modbus/decode.h"
+#include "drivers/modbus/plan.h"
+#include "drivers/modbus/profile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

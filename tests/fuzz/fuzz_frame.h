@@ -5,8 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "serial/serial_frame.h"
+#include "base/error.h"
+#include "drivers/serial/serial_frame.h"
 
 /*
  * Besides not crashing, the parser must keep its contract: a good or bad

@@ -1,5 +1,5 @@
 /* libFuzzer target: the PMS5003 frame parser, alone and under the frame scanner, on any bytes. */
-#include "pms5003/pms5003.h"
+#include "drivers/pms5003/pms5003.h"
 #include "fuzz_frame.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -3,10 +3,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "diag.h"
-#include "error.h"
-#include "modbus/decode.h"
-#include "modbus/profile.h"
+#include "base/diag.h"
+#include "base/error.h"
+#include "drivers/modbus/decode.h"
+#include "drivers/modbus/profile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

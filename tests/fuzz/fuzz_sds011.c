@@ -1,5 +1,5 @@
 /* libFuzzer target: the SDS011 frame parser, alone and under the frame scanner, on any bytes. */
-#include "sds011/sds011.h"
+#include "drivers/sds011/sds011.h"
 #include "fuzz_frame.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

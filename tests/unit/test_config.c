@@ -18,9 +18,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "build_config.h"
-#include "config.h"
-#include "error.h"
+#include "base/build_config.h"
+#include "base/error.h"
+#include "gateway/config.h"
 
 /* A value for edit() that removes the key instead of setting it. */
 #define DEL "\x01"
@@ -301,26 +301,26 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->n_buses, 3);
 	for (size_t i = 0; i < cfg->n_buses; i++) {
 		const cg_bus_config_t *b = &cfg->buses[i];
-		assert_int_equal(b->timeout_ms, 500);
-		assert_int_equal(b->gap_ms, 0);
+		assert_int_equal(b->line.timeout_ms, 500);
+		assert_int_equal(b->line.gap_ms, 0);
 		assert_true(b->backoff_max_s == 60);
 	}
 	assert_string_equal(cfg->buses[0].id, "rs485-1");
-	assert_int_equal(cfg->buses[0].type, CG_BUS_MODBUS_RTU);
-	assert_string_equal(cfg->buses[0].device, "/dev/ttyUSB0");
-	assert_null(cfg->buses[0].host);
-	assert_int_equal(cfg->buses[0].baud, 9600);
-	assert_int_equal(cfg->buses[0].parity, 'N');
-	assert_int_equal(cfg->buses[0].data_bits, 8);
-	assert_int_equal(cfg->buses[0].stop_bits, 1);
-	assert_false(cfg->buses[0].rs485);
-	assert_int_equal(cfg->buses[1].type, CG_BUS_MODBUS_TCP);
-	assert_string_equal(cfg->buses[1].host, "192.0.2.10");
-	assert_null(cfg->buses[1].device);
-	assert_int_equal(cfg->buses[1].port, 502);
-	assert_int_equal(cfg->buses[2].type, CG_BUS_SERIAL);
-	assert_int_equal(cfg->buses[2].baud, 9600);
-	assert_int_equal(cfg->buses[2].parity, 'N');
+	assert_int_equal(cfg->buses[0].line.type, CG_BUS_MODBUS_RTU);
+	assert_string_equal(cfg->buses[0].line.device, "/dev/ttyUSB0");
+	assert_null(cfg->buses[0].line.host);
+	assert_int_equal(cfg->buses[0].line.baud, 9600);
+	assert_int_equal(cfg->buses[0].line.parity, 'N');
+	assert_int_equal(cfg->buses[0].line.data_bits, 8);
+	assert_int_equal(cfg->buses[0].line.stop_bits, 1);
+	assert_false(cfg->buses[0].line.rs485);
+	assert_int_equal(cfg->buses[1].line.type, CG_BUS_MODBUS_TCP);
+	assert_string_equal(cfg->buses[1].line.host, "192.0.2.10");
+	assert_null(cfg->buses[1].line.device);
+	assert_int_equal(cfg->buses[1].line.port, 502);
+	assert_int_equal(cfg->buses[2].line.type, CG_BUS_SERIAL);
+	assert_int_equal(cfg->buses[2].line.baud, 9600);
+	assert_int_equal(cfg->buses[2].line.parity, 'N');
 
 	assert_int_equal(cfg->n_sensors, 1);
 	assert_string_equal(cfg->sensors[0].id, "aq-001");
@@ -422,19 +422,19 @@ static void test_full(void **state)
 
 	const cg_bus_config_t *b = cfg->buses;
 	assert_int_equal(cfg->n_buses, 3);
-	assert_int_equal(b[0].baud, 19200);
-	assert_int_equal(b[0].parity, 'E');
-	assert_int_equal(b[0].data_bits, 7);
-	assert_int_equal(b[0].stop_bits, 2);
-	assert_true(b[0].rs485);
-	assert_int_equal(b[0].timeout_ms, 300);
-	assert_int_equal(b[0].gap_ms, 20);
+	assert_int_equal(b[0].line.baud, 19200);
+	assert_int_equal(b[0].line.parity, 'E');
+	assert_int_equal(b[0].line.data_bits, 7);
+	assert_int_equal(b[0].line.stop_bits, 2);
+	assert_true(b[0].line.rs485);
+	assert_int_equal(b[0].line.timeout_ms, 300);
+	assert_int_equal(b[0].line.gap_ms, 20);
 	assert_true(b[0].backoff_max_s == 120.5);
-	assert_string_equal(b[1].host, "192.0.2.10");
-	assert_int_equal(b[1].port, 1502);
-	assert_int_equal(b[1].timeout_ms, 1000);
-	assert_int_equal(b[2].baud, 115200);
-	assert_int_equal(b[2].parity, 'O');
+	assert_string_equal(b[1].line.host, "192.0.2.10");
+	assert_int_equal(b[1].line.port, 1502);
+	assert_int_equal(b[1].line.timeout_ms, 1000);
+	assert_int_equal(b[2].line.baud, 115200);
+	assert_int_equal(b[2].line.parity, 'O');
 
 	const cg_sensor_config_t *s = cfg->sensors;
 	assert_int_equal(cfg->n_sensors, 2);
@@ -510,12 +510,12 @@ static void test_schema(void **state)
 	    {cJSON_GetObjectItem(defs, "store"), "max_bytes", (double)cfg->store.max_bytes},
 	    {cJSON_GetObjectItem(defs, "store"), "max_age_s", (double)cfg->store.max_age_s},
 	    {cJSON_GetObjectItem(defs, "store"), "batch_ms", cfg->store.batch_ms},
-	    {cJSON_GetObjectItem(defs, "bus"), "baud", cfg->buses[0].baud},
-	    {cJSON_GetObjectItem(defs, "bus"), "data_bits", cfg->buses[0].data_bits},
-	    {cJSON_GetObjectItem(defs, "bus"), "stop_bits", cfg->buses[0].stop_bits},
-	    {cJSON_GetObjectItem(defs, "bus"), "port", cfg->buses[1].port},
-	    {cJSON_GetObjectItem(defs, "bus"), "timeout_ms", cfg->buses[0].timeout_ms},
-	    {cJSON_GetObjectItem(defs, "bus"), "gap_ms", cfg->buses[0].gap_ms},
+	    {cJSON_GetObjectItem(defs, "bus"), "baud", cfg->buses[0].line.baud},
+	    {cJSON_GetObjectItem(defs, "bus"), "data_bits", cfg->buses[0].line.data_bits},
+	    {cJSON_GetObjectItem(defs, "bus"), "stop_bits", cfg->buses[0].line.stop_bits},
+	    {cJSON_GetObjectItem(defs, "bus"), "port", cfg->buses[1].line.port},
+	    {cJSON_GetObjectItem(defs, "bus"), "timeout_ms", cfg->buses[0].line.timeout_ms},
+	    {cJSON_GetObjectItem(defs, "bus"), "gap_ms", cfg->buses[0].line.gap_ms},
 	    {cJSON_GetObjectItem(defs, "bus"), "backoff_max_s", cfg->buses[0].backoff_max_s},
 	    {cJSON_GetObjectItem(defs, "sensor"), "interval_s", cfg->sensors[0].interval_s},
 	};
@@ -540,7 +540,7 @@ static void test_schema(void **state)
 	    {cJSON_GetObjectItem(defs, "store"), "sync", cfg->store.sync_full ? "full" : "normal"},
 	    {cJSON_GetObjectItem(defs, "bus"), "parity", "N"},
 	};
-	assert_int_equal(cfg->buses[0].parity, 'N');
+	assert_int_equal(cfg->buses[0].line.parity, 'N');
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		const cJSON *p = cJSON_GetObjectItem(cJSON_GetObjectItem(strs[i].obj, "properties"),
 		                                     strs[i].key);

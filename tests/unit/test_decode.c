@@ -8,8 +8,8 @@
 
 #include <cmocka.h>
 
-#include "error.h"
-#include "modbus/decode.h"
+#include "base/error.h"
+#include "drivers/modbus/decode.h"
 
 /* Exact comparison that prints both values in full on failure. */
 #define assert_double_eq(a, b)                                                                     \

@@ -10,15 +10,15 @@
 
 #include <cmocka.h>
 
-#include "a02yyuw/a02yyuw.h"
-#include "driver.h"
-#include "error.h"
-#include "modbus/decode.h"
-#include "pms5003/pms5003.h"
-#include "reading.h"
-#include "sds011/sds011.h"
-#include "serial/serial_frame.h"
-#include "template/template.h"
+#include "base/error.h"
+#include "base/reading.h"
+#include "drivers/a02yyuw/a02yyuw.h"
+#include "drivers/driver.h"
+#include "drivers/modbus/decode.h"
+#include "drivers/pms5003/pms5003.h"
+#include "drivers/sds011/sds011.h"
+#include "drivers/serial/serial_frame.h"
+#include "drivers/template/template.h"
 
 extern const cg_driver_t cg_template_driver;
 

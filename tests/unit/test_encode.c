@@ -12,11 +12,11 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "clock.h"
-#include "encode.h"
-#include "encode_impl.h"
-#include "error.h"
-#include "reading.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/reading.h"
+#include "uplink/encode.h"
+#include "uplink/encode_impl.h"
 
 /* 2026-11-25T11:40:00Z is 1795606800 s after the epoch. */
 #define T0_MS INT64_C(1795606800000)

@@ -15,13 +15,13 @@
 
 #include <cmocka.h>
 
-#include "a02yyuw/a02yyuw.h"
-#include "clock.h"
-#include "error.h"
-#include "pms5003/pms5003.h"
-#include "sds011/sds011.h"
-#include "serial/serial_frame.h"
-#include "template/template.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "drivers/a02yyuw/a02yyuw.h"
+#include "drivers/pms5003/pms5003.h"
+#include "drivers/sds011/sds011.h"
+#include "drivers/serial/serial_frame.h"
+#include "drivers/template/template.h"
 
 /* ---- frames, byte by byte from the datasheet layouts ---- */
 

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "lot.h"
+#include "gateway/lot.h"
 
 static char *bay_ids[] = { "bay-1", "bay-2", "bay-3" };
 

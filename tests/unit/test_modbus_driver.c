@@ -16,10 +16,10 @@
 
 #include <cmocka.h>
 
-#include "driver.h"
-#include "error.h"
-#include "modbus/decode.h"
-#include "reading.h"
+#include "base/error.h"
+#include "base/reading.h"
+#include "drivers/driver.h"
+#include "drivers/modbus/decode.h"
 
 #define PROFILES CG_SOURCE_DIR "/drivers/profiles"
 

@@ -16,9 +16,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "log.h"
-#include "outbox.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "store/outbox.h"
 
 #define TOPIC     "city/test/gw-0001/air-quality/aq-001"
 #define TOPIC_LEN ((int64_t)(sizeof(TOPIC) - 1))

@@ -6,8 +6,8 @@
 
 #include <cmocka.h>
 
-#include "error.h"
-#include "modbus/plan.h"
+#include "base/error.h"
+#include "drivers/modbus/plan.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -11,9 +11,9 @@
 
 #include <cmocka.h>
 
-#include "error.h"
-#include "modbus/decode.h"
-#include "modbus/profile.h"
+#include "base/error.h"
+#include "drivers/modbus/decode.h"
+#include "drivers/modbus/profile.h"
 
 #define PROFILES CG_SOURCE_DIR "/drivers/profiles"
 

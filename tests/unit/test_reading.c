@@ -8,8 +8,8 @@
 
 #include <cmocka.h>
 
-#include "error.h"
-#include "reading.h"
+#include "base/error.h"
+#include "base/reading.h"
 
 static void test_add_and_find(void **state)
 {

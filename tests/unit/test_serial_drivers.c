@@ -17,10 +17,10 @@
 
 #include <cmocka.h>
 
-#include "clock.h"
-#include "driver.h"
-#include "error.h"
-#include "reading.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/reading.h"
+#include "drivers/driver.h"
 
 extern const cg_driver_t cg_pms5003_driver;
 extern const cg_driver_t cg_sds011_driver;

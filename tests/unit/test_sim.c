@@ -20,10 +20,10 @@
 
 #include <cmocka.h>
 
-#include "clock.h"
-#include "error.h"
-#include "modbus/decode.h"
-#include "modbus/profile.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "drivers/modbus/decode.h"
+#include "drivers/modbus/profile.h"
 
 #define SIM_BIN  CG_BINARY_DIR "/citygate-sim"
 #define PROFILES CG_SOURCE_DIR "/drivers/profiles"

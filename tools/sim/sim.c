@@ -20,13 +20,13 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "build_config.h"
-#include "clock.h"
-#include "diag.h"
-#include "error.h"
-#include "log.h"
-#include "sim_serial.h"
-#include "sim_slave.h"
+#include "base/build_config.h"
+#include "base/clock.h"
+#include "base/diag.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "tools/sim/sim_serial.h"
+#include "tools/sim/sim_slave.h"
 
 #define SIM_TICK_MS     1000 /* values move about once a second */
 #define SIM_MAX_CLIENTS 16   /* TCP connections served at once per endpoint */

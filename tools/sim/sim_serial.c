@@ -1,5 +1,5 @@
 /* citygate-sim: one vendor-frame sensor (PMS5003, SDS011, A02YYUW) on its own pseudo-terminal. */
-#include "sim_serial.h"
+#include "tools/sim/sim_serial.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,10 +15,10 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "error.h"
-#include "log.h"
-#include "sim_slave.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "tools/sim/sim_slave.h"
 
 #define SER_RX_SIZE     256
 #define SER_MAX_WAIT_MS 50 /* longest sleep, so reboots and streams keep time */

@@ -1,5 +1,5 @@
 /* citygate-sim: one simulated Modbus slave (register tables, changing values, faults). */
-#include "sim_slave.h"
+#include "tools/sim/sim_slave.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -9,8 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "error.h"
-#include "modbus/decode.h"
+#include "base/error.h"
+#include "drivers/modbus/decode.h"
 
 /* How a point's value moves. */
 typedef enum sim_gen_kind {

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "modbus/profile.h"
+#include "drivers/modbus/profile.h"
 
 /* The faults of one slave, parsed from "silent,exception=4,crc,slow=MS,
  * flaky=P,after=S,until=S,restart=S". A request is faulted when the time since start

@@ -1,5 +1,5 @@
 /* A growable byte buffer with JSON writing helpers, for encoders. */
-#include "buf.h"
+#include "base/buf.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* Wall-clock and monotonic time in milliseconds, and RFC 3339 formatting. */
-#include "clock.h"
+#include "base/clock.h"
 
 #include <stdio.h>
 #include <time.h>

@@ -1,15 +1,15 @@
 /* Encoders: a reading to a payload in the configured format, and its topic. */
-#include "encode.h"
+#include "uplink/encode.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "buf.h"
-#include "clock.h"
-#include "encode_impl.h"
-#include "error.h"
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "uplink/encode_impl.h"
 
 static const char *const format_names[] = {
 	[CG_FORMAT_NATIVE] = "native",
@@ -274,7 +274,7 @@ static void put_value(cg_buf_t *b, const cg_value_t *v)
 	}
 }
 
-/* The native format of DESIGN.md: gateway, sensor, kind, seq, ts, values,
+/* The native format (docs/topics.md): gateway, sensor, kind, seq, ts, values,
  * units (only values that have one), quality, and interval_s for interval
  * measures. Key order is fixed so payloads are easy to diff. */
 static void encode_native(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *r,

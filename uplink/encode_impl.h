@@ -4,9 +4,9 @@
 
 #include <stdint.h>
 
-#include "buf.h"
-#include "encode.h"
-#include "reading.h"
+#include "base/buf.h"
+#include "base/reading.h"
+#include "uplink/encode.h"
 
 /* The Smart Data Models context of each entity type's domain, and the NGSI-LD
  * core context; every entity's "@context" is [domain, core]. */

@@ -1,9 +1,9 @@
 /* The outbox: readings kept in an SQLite file (WAL, batched commits) until the broker acks them. */
-#include "outbox.h"
+#include "store/outbox.h"
 
-#include "buf.h"
-#include "error.h"
-#include "log.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/log.h"
 
 #include <endian.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* The publisher: Paho MQTTAsync with our own jittered reconnect and a status topic. */
-#include "publisher.h"
+#include "uplink/publisher.h"
 
 #include <MQTTAsync.h>
 #include <dirent.h>
@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
-#include "error.h"
-#include "log.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
 
 /* Each message in flight has a slot, passed to Paho as the callback context,
  * that says which seq it carries. Paho calls back with its own lock held, so

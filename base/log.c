@@ -1,5 +1,5 @@
 /* Logging to stderr with syslog priority prefixes, and the only writer of stdout. */
-#include "log.h"
+#include "base/log.h"
 
 #include <pthread.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* Collected validation problems, each "FILE: /json/pointer: what is wrong". */
-#include "diag.h"
+#include "base/diag.h"
 
 #include <stdarg.h>
 #include <stdio.h>

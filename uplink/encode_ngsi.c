@@ -1,11 +1,11 @@
 /* NGSI-LD normalized entities for readings, following the FIWARE Smart Data Models. */
-#include "encode_impl.h"
+#include "uplink/encode_impl.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "clock.h"
-#include "error.h"
+#include "base/clock.h"
+#include "base/error.h"
 
 /* SenML unit symbols and their UN/CEFACT common codes (Recommendation 20),
  * which NGSI-LD's unitCode expects. A unit missing here gets no unitCode:

@@ -1,10 +1,10 @@
 /* SenML (RFC 8428) packs for readings: one record per value, base name and time on the first. */
-#include "encode_impl.h"
+#include "uplink/encode_impl.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "error.h"
+#include "base/error.h"
 
 /* Record names the pack writes itself; a reading value with one of these
  * names is left out rather than made ambiguous. */

@@ -1,5 +1,5 @@
 /* Names of the CG_E* error codes. */
-#include "error.h"
+#include "base/error.h"
 
 const char *cg_strerror(int code)
 {

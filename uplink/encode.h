@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "reading.h"
+#include "base/reading.h"
 
 typedef enum cg_format {
 	CG_FORMAT_NATIVE,

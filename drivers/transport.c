@@ -1,5 +1,5 @@
 /* Opening and closing a bus's transport: a libmodbus context or a serial fd. */
-#include "transport.h"
+#include "drivers/transport.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -7,8 +7,9 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "log.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
 
 static speed_t baud_speed(int baud)
 {
@@ -26,7 +27,7 @@ static speed_t baud_speed(int baud)
 
 /* Opens a plain UART in raw mode with the bus's line settings; reads block
  * for at most a tenth of a second so a driver can keep its own deadline. */
-static int open_serial(const cg_bus_config_t *bc, cg_transport_t *t)
+static int open_serial(const cg_bus_line_t *bc, cg_transport_t *t)
 {
 	struct termios tio;
 	int fd = open(bc->device, O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -60,7 +61,7 @@ close_fd:
 }
 
 /* Creates and connects a libmodbus context for an RTU or TCP bus. */
-static int open_modbus(const cg_bus_config_t *bc, cg_transport_t *t)
+static int open_modbus(const char *bus_id, const cg_bus_line_t *bc, cg_transport_t *t)
 {
 	modbus_t *mb;
 
@@ -80,13 +81,13 @@ static int open_modbus(const cg_bus_config_t *bc, cg_transport_t *t)
 	}
 	if (bc->type == CG_BUS_MODBUS_RTU && bc->rs485 &&
 	    modbus_rtu_set_serial_mode(mb, MODBUS_RTU_RS485) < 0)
-		cg_log(CG_LOG_WARNING, "bus %s: cannot switch %s to RS-485 mode: %s", bc->id,
+		cg_log(CG_LOG_WARNING, "bus %s: cannot switch %s to RS-485 mode: %s", bus_id,
 		       bc->device, modbus_strerror(errno));
 	t->mb = mb;
 	return CG_OK;
 }
 
-int cg_transport_open(const cg_bus_config_t *bc, cg_transport_t *t)
+int cg_transport_open(const char *bus_id, const cg_bus_line_t *bc, cg_transport_t *t)
 {
 	memset(t, 0, sizeof(*t));
 	t->fd = -1;
@@ -95,7 +96,12 @@ int cg_transport_open(const cg_bus_config_t *bc, cg_transport_t *t)
 	t->gap_ms = bc->gap_ms;
 	if (bc->type == CG_BUS_SERIAL)
 		return open_serial(bc, t);
-	return open_modbus(bc, t);
+	return open_modbus(bus_id, bc, t);
+}
+
+const char *cg_bus_line_name(const cg_bus_line_t *line)
+{
+	return line->type == CG_BUS_MODBUS_TCP ? line->host : line->device;
 }
 
 void cg_transport_close(cg_transport_t *t)
@@ -114,4 +120,19 @@ void cg_transport_close(cg_transport_t *t)
 bool cg_transport_is_open(const cg_transport_t *t)
 {
 	return t->mb != NULL || t->fd >= 0;
+}
+
+void cg_transport_pace(cg_transport_t *t)
+{
+	if (t->last_io_ms && t->gap_ms > 0) {
+		int64_t wait = t->last_io_ms + t->gap_ms - cg_mono_ms();
+		if (wait > 0)
+			cg_sleep_ms(wait);
+	}
+	t->requests++;
+}
+
+void cg_transport_done(cg_transport_t *t)
+{
+	t->last_io_ms = cg_mono_ms();
 }

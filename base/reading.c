@@ -1,11 +1,11 @@
 /* One poll of one sensor: the C struct that drivers fill and encoders read. */
-#include "reading.h"
+#include "base/reading.h"
 
 #include <math.h>
 #include <stdbool.h>
 #include <string.h>
 
-#include "error.h"
+#include "base/error.h"
 
 void cg_reading_init(cg_reading_t *r)
 {

@@ -1,0 +1,68 @@
+/* A bus's transport: its line settings, the open libmodbus context or serial fd,
+ * and the pacing of requests on it. */
+#ifndef CG_TRANSPORT_H
+#define CG_TRANSPORT_H
+
+#include <modbus.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Bus types, as flags so that a driver can name every type it works on. */
+typedef enum cg_bus_type {
+	CG_BUS_MODBUS_RTU = 1,
+	CG_BUS_MODBUS_TCP = 2,
+	CG_BUS_SERIAL = 4,
+} cg_bus_type_t;
+
+/* The open transport of one bus, owned by its bus worker and lent to a
+ * driver's poll(). Exactly one of mb (Modbus buses) and fd (serial) is set. */
+typedef struct cg_transport {
+	cg_bus_type_t type;
+	modbus_t *mb;
+	int fd;
+	int timeout_ms;      /* per request */
+	int gap_ms;          /* silence kept between two requests on this bus */
+	int64_t last_io_ms;  /* monotonic time the last request ended */
+	uint64_t requests;   /* requests sent on this bus, for health */
+	uint64_t noise_bytes; /* serial drivers: bytes skipped while looking for a frame */
+	uint64_t bad_frames;  /* serial drivers: whole frames that failed their checksum */
+} cg_transport_t;
+
+/* A bus's line settings: what opening its transport needs. */
+typedef struct cg_bus_line {
+	cg_bus_type_t type;
+	char *device;   /* modbus-rtu, serial */
+	int baud;       /* default 9600 */
+	char parity;    /* 'N', 'E', 'O'; default 'N' */
+	int data_bits;  /* default 8 */
+	int stop_bits;  /* default 1 */
+	bool rs485;     /* set MODBUS_RTU_RS485 mode; default false */
+	char *host;     /* modbus-tcp */
+	int port;       /* default 502 */
+	int timeout_ms; /* per request, default 500 */
+	int gap_ms;     /* silence between requests, default 0 (RTU keeps 3.5 chars anyway) */
+} cg_bus_line_t;
+
+/* Opens the transport of bus bus_id (named in log lines) with line into t
+ * (RTU: the serial port with its line settings; TCP: a connection; serial:
+ * the UART in raw mode). CG_EIO when
+ * the device or host cannot be reached now (the bus worker retries),
+ * CG_ENOMEM. On failure t is closed. */
+int cg_transport_open(const char *bus_id, const cg_bus_line_t *line, cg_transport_t *t);
+
+/* What the line opens, for log lines: the TCP host or the device path. */
+const char *cg_bus_line_name(const cg_bus_line_t *line);
+
+/* Closes t and marks it closed; safe on a closed transport. */
+void cg_transport_close(cg_transport_t *t);
+
+/* True while t is open. */
+bool cg_transport_is_open(const cg_transport_t *t);
+
+/* Waits until the bus's gap since the last request has passed and counts a
+ * request; drivers call it before every request they send. */
+void cg_transport_pace(cg_transport_t *t);
+/* Records that a request just ended, for the next gap. */
+void cg_transport_done(cg_transport_t *t);
+
+#endif

@@ -1,0 +1,144 @@
+/* The daemon's private parts, shared by its files: the gateway struct, which
+ * thread owns which of its fields, and the functions one file of the daemon
+ * calls in another. Nothing outside gateway/gateway*.c, ingest.c,
+ * pipeline.c, sender.c, health.c and reload.c includes it.
+ *
+ *   ingest.c    bus workers hand readings over (any thread, under lock)
+ *   pipeline.c  readings are staged, encoded, given a seq, committed;
+ *               acknowledged rows are deleted
+ *   sender.c    the publisher: connection events, acks, sending rows in order
+ *   health.c    the health message
+ *   reload.c    SIGHUP: a new config, keeping the store and, if it can, the session
+ *   gateway.c   start, the main loop, periodic chores, stop
+ */
+#ifndef CG_GATEWAY_PRIVATE_H
+#define CG_GATEWAY_PRIVATE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/reading.h"
+#include "gateway/bus.h"
+#include "gateway/config.h"
+#include "gateway/gateway.h"
+#include "gateway/lot.h"
+#include "store/outbox.h"
+#include "uplink/encode.h"
+#include "uplink/publisher.h"
+
+/* Readings waiting for the main loop beyond this are dropped (and counted):
+ * it only happens when the store itself is stuck. */
+#define QUEUE_MAX 20000
+/* Encoded readings kept in memory while the disk is full. */
+#define PENDING_MAX 100000
+/* Rows per outbox transaction at most. */
+#define PUT_BATCH 1000
+/* Readings the publisher may hold beyond the in-flight window: a whole
+ * commit batch, so that freshly committed rows go to it at once and the
+ * window is refilled from the acknowledgements without waiting for us. */
+#define SEND_AHEAD PUT_BATCH
+/* Lot readings one bay reading (or one tick) may cause at most. */
+#define LOTS_OUT_MAX 16
+/* How long a stopping gateway keeps publishing before it gives up. */
+#define STOP_GRACE_MS 3000
+
+typedef struct queued {
+	cg_reading_t r;
+	int format;
+} queued_t;
+
+struct cg_gateway {
+	cg_config_t *cfg; /* owned; replaced by a reload */
+	cg_signals_t *sig;
+	cg_encode_ctx_t ectx;
+	cg_outbox_t *ob;
+	cg_publisher_t *pub;
+	cg_bus_t **buses;
+	cg_lots_t *lots;
+	cg_reading_t *lot_out; /* LOTS_OUT_MAX readings */
+	char status_topic[512];
+	char health_topic[512];
+
+	/* Filled by bus workers and Paho callbacks, under lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool woken;
+	queued_t *queue;
+	size_t n_queue, cap_queue;
+	uint64_t queue_dropped;
+	uint64_t made;
+
+	/* The main loop's own. */
+	queued_t *work; /* the queue swapped out */
+	size_t cap_work;
+	cg_outbox_row_t *pending; /* encoded, seq assigned, not yet committed */
+	size_t n_pending, cap_pending;
+	int64_t pending_since;
+	int64_t next_seq;
+	int64_t stored_to; /* highest seq committed to the outbox */
+	bool store_full;
+	int64_t store_retry_ms;
+	int64_t *acks; /* acknowledged seqs not yet deleted */
+	size_t n_acks, cap_acks;
+	int64_t acks_since;
+	/* Sending: rows with seq >= live_from go out oldest first as fast as
+	 * the window allows; older ones (the backlog at the last reconnect)
+	 * at mqtt.replay_rate. Without a replay rate live_from is 1. Sent
+	 * means handed to the publisher, which may still hold it in its queue. */
+	int64_t live_from;
+	int64_t cursor_live; /* highest live seq sent on this connection */
+	int64_t cursor_back; /* highest backlog seq sent on this connection */
+	double tokens;       /* backlog messages that may go now */
+	int64_t tokens_ms;
+	uint64_t generation; /* of the connection the cursors belong to */
+	bool connected;
+	uint64_t published;
+	uint64_t pending_dropped;
+	int64_t started_ms;
+	int64_t next_health_ms;
+	int64_t next_expire_ms;
+	int64_t next_watchdog_ms;
+	uint64_t watchdog_usec;
+	uint64_t password_digest; /* of the password in use, 0 without one */
+};
+
+typedef struct cg_gateway gw_t;
+
+/* ingest.c: the only functions called by other threads (wake: Paho's). */
+void gw_wake(void *ctx);
+void gw_sink(void *ctx, const cg_reading_t *r, int format);
+/* Waits for a wake-up or until timeout_ms has passed. */
+void gw_wait_for_work(gw_t *g, int64_t timeout_ms);
+/* Encodes the queued readings into pending rows. */
+void gw_take_readings(gw_t *g);
+
+/* pipeline.c */
+void gw_free_row(cg_outbox_row_t *row);
+void gw_stage(gw_t *g, const cg_reading_t *r, int format);
+void gw_stage_with_lots(gw_t *g, const cg_reading_t *r, int format);
+bool gw_queue_row(gw_t *g, cg_outbox_row_t *row);
+void gw_store_pending(gw_t *g, bool force);
+void gw_flush_acks(gw_t *g, bool force);
+void gw_add_ack(gw_t *g, int64_t seq);
+int gw_open_outbox(gw_t *g);
+
+/* sender.c */
+void gw_take_events(gw_t *g);
+void gw_send_rows(gw_t *g);
+uint64_t gw_secret_digest(const char *s);
+int gw_open_publisher(gw_t *g);
+void gw_close_publisher(gw_t *g);
+
+/* health.c */
+void gw_publish_health(gw_t *g);
+
+/* reload.c */
+void gw_reload(gw_t *g);
+
+/* gateway.c */
+void gw_set_encode_ctx(gw_t *g);
+int gw_start_buses(gw_t *g);
+void gw_stop_buses(gw_t *g);
+
+#endif

@@ -1,0 +1,234 @@
+/* From store to broker: connection events and acknowledgements from the
+ * publisher, the retained status, and sending stored rows oldest first with
+ * the replay pacing of a backlog. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/build_config.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "gateway/gateway_private.h"
+
+/* Builds the retained status message. */
+static char *status_payload(const gw_t *g, const char *state, bool with_ts)
+{
+	cg_buf_t b = {0};
+	char ts[32];
+
+	cg_buf_puts(&b, "{\"gateway\":");
+	cg_buf_json_string(&b, g->cfg->gateway_id);
+	cg_buf_printf(&b, ",\"state\":\"%s\"", state);
+	if (with_ts) {
+		cg_rfc3339(cg_now_ms(), ts, sizeof(ts));
+		cg_buf_printf(&b, ",\"ts\":\"%s\"", ts);
+	}
+	cg_buf_puts(&b, ",\"version\":\"" CG_VERSION "\"}");
+	if (cg_buf_failed(&b)) {
+		cg_buf_free(&b);
+		return NULL;
+	}
+	return cg_buf_take(&b, NULL);
+}
+
+/* Starts sending again from the oldest unacknowledged row of each stream. */
+static void rewind_cursors(gw_t *g)
+{
+	cg_publisher_discard(g->pub);
+	g->cursor_live = g->live_from - 1;
+	g->cursor_back = 0;
+}
+
+/* Handles acknowledgements, failures and connection changes from Paho. On a
+ * new connection everything unacknowledged is sent again from the oldest
+ * row: the broker dropped the old session (clean session), so what was in
+ * flight may or may not have arrived; the same seq makes any duplicate
+ * recognisable. */
+void gw_take_events(gw_t *g)
+{
+	cg_publisher_events_t ev;
+
+	cg_publisher_take(g->pub, &ev);
+	for (size_t i = 0; i < ev.n_acked; i++)
+		gw_add_ack(g, ev.acked[i]);
+	g->published += ev.n_acked;
+	if (ev.n_failed && ev.connected && ev.generation == g->generation) {
+		/* A send failed without a disconnect: rewind so it goes again. */
+		gw_flush_acks(g, true);
+		rewind_cursors(g);
+	}
+	g->connected = ev.connected;
+	if (ev.connected && ev.generation != g->generation) {
+		char *online = status_payload(g, "online", true);
+
+		g->generation = ev.generation;
+		gw_flush_acks(g, true);
+		/* What is stored now is the backlog; with a replay rate it drains
+		 * at that rate beside live readings. */
+		g->live_from = g->cfg->mqtt.replay_rate > 0 ? g->stored_to + 1 : 1;
+		g->tokens = 0;
+		g->tokens_ms = cg_mono_ms();
+		rewind_cursors(g);
+		if (online) {
+			cg_publisher_send(g->pub, -1, g->status_topic, online, strlen(online), 1,
+			                  true);
+			free(online);
+		}
+	}
+}
+
+/* Sends up to max rows of one stream (after *cursor, before before_seq),
+ * oldest first; returns how many went and sets *all when the stream had no
+ * more. Stops at the first refusal: a full window, or a lost connection. */
+static size_t send_stream(gw_t *g, int64_t *cursor, int64_t before_seq, size_t max, bool *all)
+{
+	cg_outbox_row_t *rows = NULL;
+	size_t n = 0, sent = 0;
+	int rc = cg_outbox_fetch(g->ob, *cursor, before_seq, max, &rows, &n);
+
+	*all = false;
+	if (rc < 0)
+		return 0;
+	for (; sent < n && gw_queue_row(g, &rows[sent]); sent++)
+		*cursor = rows[sent].seq;
+	cg_outbox_rows_free(rows, n);
+	*all = sent == n && n < max;
+	return sent;
+}
+
+/* Keeps the publisher's window and queue full: live rows first, oldest
+ * first, then the backlog of the last reconnect as far as the replay rate's
+ * tokens allow, so a day of backlog cannot flood the broker or hold back
+ * fresh readings. Rows committed while the live stream was caught up went
+ * to the publisher at the commit (hand_over), so the outbox is only read
+ * when the stream is behind what is stored. */
+void gw_send_rows(gw_t *g)
+{
+	double rate = g->cfg->mqtt.replay_rate;
+	size_t room;
+	bool all;
+
+	/* A fetch costs a statement and a read transaction however few rows it
+	 * brings, so the outbox is read in batches: while the publisher holds
+	 * more than half its send-ahead, that keeps the window full, and it
+	 * wakes us when it runs below half. */
+	while (g->connected && g->cursor_live < g->stored_to &&
+	       (room = cg_publisher_room(g->pub)) >= SEND_AHEAD / 2) {
+		size_t sent = send_stream(g, &g->cursor_live, 0, room, &all);
+		if (all)
+			g->cursor_live = g->stored_to;
+		if (sent < room)
+			break;
+	}
+	if (!g->connected || g->live_from <= 1 || g->cursor_back >= g->live_from - 1)
+		return;
+	if (rate > 0) {
+		int64_t now = cg_mono_ms();
+		double cap = rate > 1 ? rate : 1;
+
+		g->tokens += rate * (double)(now - g->tokens_ms) / 1000.0;
+		if (g->tokens > cap)
+			g->tokens = cap;
+		g->tokens_ms = now;
+	}
+	room = cg_publisher_room(g->pub);
+	if (room > (size_t)g->tokens)
+		room = (size_t)g->tokens;
+	if (room == 0)
+		return;
+	g->tokens -= (double)send_stream(g, &g->cursor_back, g->live_from, room, &all);
+	/* Nothing more below live_from: the backlog has drained. */
+	if (all)
+		g->cursor_back = g->live_from - 1;
+}
+
+/* A digest of the password, so that a reload can tell a changed password
+ * file without keeping the secret itself (FNV-1a; not a security measure,
+ * only a change detector). */
+uint64_t gw_secret_digest(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; s && *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return s ? h : 0;
+}
+
+/* Reads the password file, if any. */
+static int read_password(const cg_config_t *cfg, char **out)
+{
+	int rc;
+
+	*out = NULL;
+	if (!cfg->mqtt.password_file)
+		return CG_OK;
+	rc = cg_config_read_secret(cfg->mqtt.password_file, out);
+	if (rc < 0)
+		cg_log(CG_LOG_ERR, "mqtt: password file %s: %s", cfg->mqtt.password_file,
+		       rc == CG_EPERM ? "readable by group or others; chmod 600 it"
+		                      : "cannot be read");
+	return rc;
+}
+
+/* Creates the publisher for the config's broker; it connects from the loop. */
+int gw_open_publisher(gw_t *g)
+{
+	const cg_config_t *cfg = g->cfg;
+	cg_publisher_opts_t po = {0};
+	char *offline = NULL, *password = NULL;
+	int rc = read_password(cfg, &password);
+	uint64_t digest = gw_secret_digest(password);
+
+	if (rc < 0)
+		return rc;
+	cg_topic_gateway(g->status_topic, sizeof(g->status_topic), cfg->mqtt.topic_prefix,
+	                 cfg->gateway_id, "status");
+	cg_topic_gateway(g->health_topic, sizeof(g->health_topic), cfg->mqtt.topic_prefix,
+	                 cfg->gateway_id, "health");
+	/* The Last Will is registered once, so its ts is the time of start-up;
+	 * a clean stop publishes a fresh one. */
+	offline = status_payload(g, "offline", true);
+	po.uri = cfg->mqtt.uri;
+	po.client_id = cfg->mqtt.client_id;
+	po.username = cfg->mqtt.username;
+	po.password = password;
+	po.ca_file = cfg->mqtt.ca_file;
+	po.cert_file = cfg->mqtt.cert_file;
+	po.key_file = cfg->mqtt.key_file;
+	po.keepalive_s = cfg->mqtt.keepalive_s;
+	po.max_inflight = cfg->mqtt.inflight;
+	po.max_queued = SEND_AHEAD;
+	po.ack_batch = PUT_BATCH;
+	po.reconnect_min_s = cfg->mqtt.reconnect_min_s;
+	po.reconnect_max_s = cfg->mqtt.reconnect_max_s;
+	po.status_topic = g->status_topic;
+	po.offline_payload = offline;
+	po.notify = gw_wake;
+	po.notify_ctx = g;
+	rc = offline ? cg_publisher_new(&po, &g->pub) : CG_ENOMEM;
+	if (password) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
+	free(offline);
+	g->password_digest = digest;
+	/* A new client starts a new session: everything unacknowledged goes again. */
+	g->generation = 0;
+	g->connected = false;
+	return rc;
+}
+
+/* Publishes the clean-stop status and destroys the publisher. */
+void gw_close_publisher(gw_t *g)
+{
+	char *offline;
+
+	if (!g->pub)
+		return;
+	offline = status_payload(g, "offline", true);
+	cg_publisher_stop(g->pub, offline, 1000);
+	free(offline);
+	cg_publisher_free(g->pub);
+	g->pub = NULL;
+}
