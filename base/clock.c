@@ -1,6 +1,7 @@
 /* Wall-clock and monotonic time in milliseconds, and RFC 3339 formatting. */
 #include "base/clock.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -32,10 +33,29 @@ void cg_rfc3339(int64_t ms, char *buf, size_t size)
 	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
+struct timespec cg_mono_deadline(int64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}
+
+/* An absolute deadline, so that resuming after EINTR neither sleeps twice
+ * nor drifts. */
 void cg_sleep_ms(int64_t ms)
 {
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+	struct timespec until;
 
-	if (ms > 0)
-		nanosleep(&ts, NULL);
+	if (ms <= 0)
+		return;
+	until = cg_mono_deadline(ms);
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
+		;
 }

@@ -68,13 +68,7 @@ static bool wait_until(cg_bus_t *b, double until_ms)
 	pthread_mutex_lock(&b->lock);
 	if (!b->stop && wait_ms > 0) {
 		/* The condition variable runs on CLOCK_MONOTONIC (see start). */
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += wait_ms / 1000;
-		ts.tv_nsec += (wait_ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		ts = cg_mono_deadline(wait_ms);
 		while (!b->stop && pthread_cond_timedwait(&b->cond, &b->lock, &ts) != ETIMEDOUT)
 			;
 	}
@@ -418,7 +412,7 @@ free_bus:
 	return rc;
 }
 
-void cg_bus_stop(cg_bus_t *b)
+void cg_bus_request_stop(cg_bus_t *b)
 {
 	if (!b)
 		return;
@@ -426,6 +420,26 @@ void cg_bus_stop(cg_bus_t *b)
 	b->stop = true;
 	pthread_cond_broadcast(&b->cond);
 	pthread_mutex_unlock(&b->lock);
+}
+
+int cg_bus_wait(cg_bus_t *b, int64_t timeout_ms)
+{
+	struct timespec until;
+
+	if (!b->started)
+		return CG_OK;
+	until = cg_mono_deadline(timeout_ms);
+	if (pthread_clockjoin_np(b->thread, NULL, CLOCK_MONOTONIC, &until) != 0)
+		return CG_ETIMEDOUT;
+	b->started = false;
+	return CG_OK;
+}
+
+void cg_bus_stop(cg_bus_t *b)
+{
+	if (!b)
+		return;
+	cg_bus_request_stop(b);
 	if (b->started)
 		pthread_join(b->thread, NULL);
 	for (size_t i = 0; i < b->n_sensors; i++) {

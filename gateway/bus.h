@@ -40,6 +40,15 @@ typedef struct cg_bus_stats {
 int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sink, void *ctx,
                  cg_bus_t **out);
 
+/* Asks the worker to stop after its current request, without waiting; a
+ * caller stopping several buses asks them all first, so that the stall is
+ * the longest of their requests in flight, not the sum. Accepts NULL. */
+void cg_bus_request_stop(cg_bus_t *b);
+
+/* Waits at most timeout_ms for a worker asked to stop to end: CG_OK when it
+ * has (or was never started), CG_ETIMEDOUT when it is still in a request. */
+int cg_bus_wait(cg_bus_t *b, int64_t timeout_ms);
+
 /* Asks the worker to stop, waits for its current request to end, joins and
  * frees; accepts NULL. */
 void cg_bus_stop(cg_bus_t *b);

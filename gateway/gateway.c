@@ -10,8 +10,22 @@
 #include "base/log.h"
 #include "gateway/gateway_private.h"
 
-/* Periodic chores: age limit, health, systemd watchdog and status. The
- * watchdog is pinged from this loop, so a wedged loop stops the pings. */
+/* Pings the systemd watchdog when half its period has passed, with the
+ * status line. Only the main loop and the stop and reload sequences call it,
+ * so a wedged loop stops the pings. */
+static void ping_watchdog(gw_t *g, int64_t now)
+{
+	cg_outbox_stats_t os = {0};
+
+	if (!g->watchdog_usec || now < g->next_watchdog_ms)
+		return;
+	cg_outbox_stats(g->ob, &os);
+	sd_notifyf(0, "WATCHDOG=1\nSTATUS=%s; %lld readings waiting in the outbox",
+	           g->connected ? "connected" : "broker unreachable", (long long)os.rows);
+	g->next_watchdog_ms = now + (int64_t)(g->watchdog_usec / 2000);
+}
+
+/* Periodic chores: age limit, health, systemd watchdog and status. */
 static void chores(gw_t *g)
 {
 	int64_t now = cg_mono_ms();
@@ -29,14 +43,7 @@ static void chores(gw_t *g)
 		gw_publish_health(g);
 		g->next_health_ms = now + (int64_t)(g->cfg->health_interval_s * 1000.0);
 	}
-	if (g->watchdog_usec && now >= g->next_watchdog_ms) {
-		cg_outbox_stats_t os = {0};
-
-		cg_outbox_stats(g->ob, &os);
-		sd_notifyf(0, "WATCHDOG=1\nSTATUS=%s; %lld readings waiting in the outbox",
-		           g->connected ? "connected" : "broker unreachable", (long long)os.rows);
-		g->next_watchdog_ms = now + (int64_t)(g->watchdog_usec / 2000);
-	}
+	ping_watchdog(g, now);
 }
 
 /* Starts the lots and one worker per bus of the config. */
@@ -57,12 +64,22 @@ int gw_start_buses(gw_t *g)
 	return CG_OK;
 }
 
-/* Stops every bus worker (each finishes its current request) and commits
- * the readings they handed over. */
+/* Stops every bus worker and commits the readings they handed over. Every
+ * worker is asked first and then waited for, so the stall is the longest
+ * request in flight (up to a bus's timeout_ms), not the sum of them; the
+ * watchdog keeps being pinged meanwhile, so a long timeout cannot make
+ * systemd kill a gateway that is stopping or reloading. */
 void gw_stop_buses(gw_t *g)
 {
-	for (size_t i = 0; g->buses && i < g->cfg->n_buses; i++)
+	size_t n = g->buses ? g->cfg->n_buses : 0;
+
+	for (size_t i = 0; i < n; i++)
+		cg_bus_request_stop(g->buses[i]);
+	for (size_t i = 0; i < n; i++) {
+		while (cg_bus_wait(g->buses[i], 200) == CG_ETIMEDOUT)
+			ping_watchdog(g, cg_mono_ms());
 		cg_bus_stop(g->buses[i]);
+	}
 	free(g->buses);
 	g->buses = NULL;
 	gw_take_readings(g);
@@ -100,6 +117,7 @@ static void stop(gw_t *g)
 		cg_outbox_stats(g->ob, &os);
 		if (os.rows - (int64_t)g->n_acks <= 0)
 			break;
+		ping_watchdog(g, cg_mono_ms());
 		gw_wait_for_work(g, 20);
 	}
 	if (g->pub)

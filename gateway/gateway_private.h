@@ -27,9 +27,10 @@
 #include "uplink/encode.h"
 #include "uplink/publisher.h"
 
-/* Readings waiting for the main loop beyond this are dropped (and counted):
- * it only happens when the store itself is stuck. */
-#define QUEUE_MAX 20000
+/* Bytes of readings waiting for the main loop at most (a reading takes
+ * 150 bytes plus about 80 per value); beyond, new ones are dropped and
+ * counted: it only happens when the store itself is stuck. */
+#define QUEUE_MAX_BYTES (8u << 20)
 /* Encoded readings kept in memory while the disk is full. */
 #define PENDING_MAX 100000
 /* Rows per outbox transaction at most. */
@@ -43,10 +44,6 @@
 /* How long a stopping gateway keeps publishing before it gives up. */
 #define STOP_GRACE_MS 3000
 
-typedef struct queued {
-	cg_reading_t r;
-	int format;
-} queued_t;
 
 struct cg_gateway {
 	cg_config_t *cfg; /* owned; replaced by a reload */
@@ -64,14 +61,15 @@ struct cg_gateway {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool woken;
-	queued_t *queue;
-	size_t n_queue, cap_queue;
+	unsigned char *queue; /* packed entries: see ingest.c */
+	size_t queue_len, queue_cap;
 	uint64_t queue_dropped;
 	uint64_t made;
 
 	/* The main loop's own. */
-	queued_t *work; /* the queue swapped out */
-	size_t cap_work;
+	unsigned char *work; /* the queue swapped out */
+	size_t work_cap;
+	cg_reading_t scratch; /* the reading being staged */
 	cg_outbox_row_t *pending; /* encoded, seq assigned, not yet committed */
 	size_t n_pending, cap_pending;
 	int64_t pending_since;

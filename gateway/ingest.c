@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "gateway/gateway_private.h"
 
 void gw_wake(void *ctx)
@@ -18,28 +19,59 @@ void gw_wake(void *ctx)
 	pthread_mutex_unlock(&g->lock);
 }
 
+/* A queued reading: this header, then the reading up to its last value in
+ * use (a whole cg_reading_t is about 3 KB, mostly room for values few
+ * sensors have), padded so that the next header is aligned. */
+typedef struct entry {
+	size_t size; /* of the whole entry, header and padding included */
+	int format;
+} entry_t;
+
+#define ENTRY_ALIGN _Alignof(max_align_t)
+_Static_assert(sizeof(entry_t) % _Alignof(cg_reading_t) == 0, "a reading follows its header");
+
+static size_t entry_size(const cg_reading_t *r)
+{
+	size_t n = sizeof(entry_t) + offsetof(cg_reading_t, values) + r->n_values * sizeof(r->values[0]);
+
+	return (n + ENTRY_ALIGN - 1) / ENTRY_ALIGN * ENTRY_ALIGN;
+}
+
+/* Makes room for size more bytes in the queue, doubling up to
+ * QUEUE_MAX_BYTES; false when the bound (or memory) does not allow it. */
+static bool queue_reserve(gw_t *g, size_t size)
+{
+	size_t cap = g->queue_cap ? g->queue_cap : 64 * 1024;
+	unsigned char *q;
+
+	if (g->queue_len + size <= g->queue_cap)
+		return true;
+	if (g->queue_len + size > QUEUE_MAX_BYTES)
+		return false;
+	while (cap < g->queue_len + size)
+		cap *= 2;
+	if (cap > QUEUE_MAX_BYTES)
+		cap = QUEUE_MAX_BYTES;
+	q = realloc(g->queue, cap);
+	if (!q)
+		return false;
+	g->queue = q;
+	g->queue_cap = cap;
+	return true;
+}
+
 void cg_gateway_submit(cg_gateway_t *g, const cg_reading_t *r, int format)
 {
-	pthread_mutex_lock(&g->lock);
-	if (g->n_queue == g->cap_queue && g->cap_queue < QUEUE_MAX) {
-		size_t cap = g->cap_queue ? g->cap_queue * 2 : 64;
-		queued_t *q = realloc(g->queue, cap * sizeof(*q));
-		if (q) {
-			g->queue = q;
-			g->cap_queue = cap;
-		}
-	}
-	if (g->n_queue < g->cap_queue) {
-		queued_t *q = &g->queue[g->n_queue++];
-		/* The values in use only: a whole reading is about 3 KB, mostly
-		 * room for values few sensors have. */
-		size_t n = r->n_values;
+	size_t size = entry_size(r);
 
-		if (n > CG_READING_MAX_VALUES)
-			n = CG_READING_MAX_VALUES;
-		memcpy(&q->r, r, offsetof(cg_reading_t, values) + n * sizeof(r->values[0]));
-		q->r.n_values = n;
-		q->format = format;
+	pthread_mutex_lock(&g->lock);
+	if (queue_reserve(g, size)) {
+		entry_t *e = (entry_t *)(g->queue + g->queue_len);
+
+		e->size = size;
+		e->format = format;
+		memcpy(e + 1, r, offsetof(cg_reading_t, values) + r->n_values * sizeof(r->values[0]));
+		g->queue_len += size;
 		g->made++;
 	} else {
 		g->queue_dropped++;
@@ -58,42 +90,50 @@ void gw_sink(void *ctx, const cg_reading_t *r, int format)
 /* Waits for a wake-up or until timeout_ms has passed. */
 void gw_wait_for_work(gw_t *g, int64_t timeout_ms)
 {
-	struct timespec ts;
+	struct timespec ts = cg_mono_deadline(timeout_ms);
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (timeout_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	/* A stop request does not end the wait: the main loop's waits are short
+	 * (100 ms at most), and the stop sequence waits here for acks. */
 	pthread_mutex_lock(&g->lock);
-	while (!g->woken && !g->sig->stop &&
-	       pthread_cond_timedwait(&g->cond, &g->lock, &ts) != ETIMEDOUT)
+	while (!g->woken && pthread_cond_timedwait(&g->cond, &g->lock, &ts) != ETIMEDOUT)
 		;
 	g->woken = false;
 	pthread_mutex_unlock(&g->lock);
 }
 
-/* Encodes the queued readings into pending rows. */
+/* Encodes the queued readings into pending rows: swaps the queue with the
+ * loop's own buffer under the lock, then stages outside it. A buffer that a
+ * burst made large is given back once the burst is over. */
 void gw_take_readings(gw_t *g)
 {
-	queued_t *t;
-	size_t n, c;
+	unsigned char *t;
+	size_t len, cap;
+	cg_reading_t *r = &g->scratch;
 
 	pthread_mutex_lock(&g->lock);
 	t = g->queue;
 	g->queue = g->work;
 	g->work = t;
-	n = g->n_queue;
-	g->n_queue = 0;
-	c = g->cap_queue;
-	g->cap_queue = g->cap_work;
-	g->cap_work = c;
+	len = g->queue_len;
+	g->queue_len = 0;
+	cap = g->queue_cap;
+	g->queue_cap = g->work_cap;
+	g->work_cap = cap;
 	pthread_mutex_unlock(&g->lock);
 
-	for (size_t i = 0; i < n; i++)
-		gw_stage_with_lots(g, &g->work[i].r, g->work[i].format);
+	for (size_t at = 0; at < len;) {
+		const entry_t *e = (const entry_t *)(g->work + at);
+		const cg_reading_t *q = (const cg_reading_t *)(e + 1);
+
+		memcpy(r, q, offsetof(cg_reading_t, values) + q->n_values * sizeof(q->values[0]));
+		gw_stage_with_lots(g, r, e->format);
+		at += e->size;
+	}
+	if (g->work_cap > 256 * 1024 && len < g->work_cap / 8) {
+		free(g->work);
+		g->work = NULL;
+		g->work_cap = 0;
+	}
 	/* While the disk is full, memory holds what the store cannot; beyond a
 	 * bound the oldest go, as the outbox's own limits would do. */
 	if (g->n_pending > PENDING_MAX) {

@@ -185,6 +185,109 @@ def test_paho_send_thread_batch(tmp):
         broker.stop()
 
 
+def notify_listener(tmp):
+    """A bound NOTIFY_SOCKET; returns (path, drain) where drain() returns the
+    (monotonic time, message) pairs received so far."""
+    path = os.path.join(tmp.path, "notify-%d.sock" % len(os.listdir(tmp.path)))
+    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ns.bind(path)
+    ns.settimeout(0.05)
+    got = []
+
+    def drain():
+        try:
+            while True:
+                got.append((time.monotonic(), ns.recv(4096).decode()))
+        except socket.timeout:
+            pass
+        return got
+    return path, drain
+
+
+def test_stop_asks_every_bus_first(tmp):
+    """Three buses, each in a 2.5 s request at any moment: stopping asks them
+    all before waiting for any, so it takes the longest request in flight, not
+    the sum, and the systemd watchdog keeps being pinged meanwhile. Before,
+    each bus was asked in turn (the later ones started new requests while the
+    first was joined) and the watchdog went silent for seconds."""
+    broker = Broker(tmp)
+    slow = 2500
+    sim = Sim(tmp, sum((["--tcp", "0", "--slave", "1:aqt530:slow=%d" % slow] for _ in range(3)), []))
+    buses = [{"id": "lan-%d" % i, "type": "modbus-tcp", "host": "127.0.0.1",
+              "port": int(ep[2]), "timeout_ms": 5000} for i, ep in enumerate(sim.endpoints)]
+    sensors = [{"id": "aq-%d" % i, "bus": "lan-%d" % i, "driver": "modbus", "profile": "aqt530",
+                "unit_id": 1, "interval_s": 0.2} for i in range(3)]
+    sub = Subscriber(broker, "city/test/#")
+    gw = Gateway(tmp, base_config(tmp, broker, buses, sensors))
+    path, drain = notify_listener(tmp)
+    gw.log = open(gw.log_path, "a")
+    gw.proc = subprocess.Popen([CITYGATE, "-c", gw.config_path], stdout=gw.log,
+                               stderr=subprocess.STDOUT,
+                               env=dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="1000000"))
+    try:
+        wait_for(lambda: {r["sensor"] for _, r, _ in sub.readings()} >= {s["id"] for s in sensors},
+                 30, "a reading from every bus")
+        drain()
+        sent = time.monotonic()
+        gw.proc.send_signal(signal.SIGTERM)
+        while gw.proc.poll() is None:
+            drain()
+        took = time.monotonic() - sent
+        gw.log.close()
+        check(gw.proc.returncode == 0, "clean stop")
+        # Every bus is in a request of at most `slow` ms; the rest is the grace
+        # for acks (a connected broker acks at once) and a margin for load.
+        check(took < slow / 1000.0 + 1.5,
+              "stopped in %.2f s, not the sum of three %d ms requests" % (took, slow))
+        pings = [t for t, m in drain() if "WATCHDOG=1" in m and t >= sent]
+        marks = [sent] + pings
+        gaps = [b - a for a, b in zip(marks, marks[1:])] + [time.monotonic() - marks[-1]]
+        check(pings and max(gaps) < 1.0,
+              "the watchdog (1 s) is pinged while the buses stop: gaps %r" %
+              [round(g, 2) for g in gaps])
+    finally:
+        if gw.proc.poll() is None:
+            gw.proc.kill()
+        sub.stop()
+        sim.stop()
+        broker.stop()
+
+
+def test_stop_does_not_spin(tmp):
+    """Stopping with readings unacknowledged (the broker is frozen: connected,
+    never acking) waits out its grace period without burning a core. Before,
+    the stop loop's wait returned at once because the stop flag was set."""
+    broker = Broker(tmp)
+    sim, buses = tcp_sim(tmp, 1)
+    gw = Gateway(tmp, base_config(tmp, broker, buses, [sensor(1, 0.1)])).start()
+    try:
+        wait_for(lambda: "connected" in gw.log_text(), 20, "the gateway to connect")
+        time.sleep(0.5)
+        broker.proc.send_signal(signal.SIGSTOP)
+        time.sleep(1.0)  # readings pile up unacknowledged
+        with open("/proc/%d/stat" % gw.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        tick = os.sysconf("SC_CLK_TCK")
+        cpu_before = (int(fields[11]) + int(fields[12])) / tick
+        sent = time.monotonic()
+        gw.proc.send_signal(signal.SIGTERM)
+        _, status, usage = os.wait4(gw.proc.pid, 0)
+        took = time.monotonic() - sent
+        gw.proc.returncode = os.waitstatus_to_exitcode(status)
+        gw.log.close()
+        cpu = usage.ru_utime + usage.ru_stime - cpu_before
+        check(gw.proc.returncode == 0, "clean stop")
+        check(took > 2.0, "the grace period was waited out (%.2f s)" % took)
+        check(cpu / took < 0.25,
+              "CPU while stopping: %.2f s in %.2f s (%.0f %%)" % (cpu, took, 100 * cpu / took))
+    finally:
+        broker.proc.send_signal(signal.SIGCONT)
+        if gw.proc.returncode is None and gw.proc.poll() is None:
+            gw.proc.kill()
+        sim.stop()
+        broker.stop()
+
+
 if __name__ == "__main__":
     main([test_sd_notify_and_reload, test_stop_with_broker_away, test_paho_trace_on_request,
-          test_paho_send_thread_batch])
+          test_paho_send_thread_batch, test_stop_asks_every_bus_first, test_stop_does_not_spin])
