@@ -106,6 +106,37 @@ int cg_reading_add_number(cg_reading_t *r, const char *name, double value, const
 	return CG_OK;
 }
 
+/* An exact integer: a number whose digits the encoders print from
+ * magnitude, not from the double. */
+static int add_exact(cg_reading_t *r, const char *name, bool negative, uint64_t magnitude,
+                     double approx, const char *unit)
+{
+	cg_value_t *v;
+	int rc = add_slot(r, name, unit, &v);
+
+	if (rc < 0)
+		return rc;
+	v->type = CG_VALUE_NUMBER;
+	v->number = approx;
+	v->exact = true;
+	v->negative = negative;
+	v->magnitude = magnitude;
+	return CG_OK;
+}
+
+int cg_reading_add_int(cg_reading_t *r, const char *name, int64_t value, const char *unit)
+{
+	/* -(INT64_MIN) overflows int64_t; in uint64_t it is exact. */
+	uint64_t magnitude = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
+
+	return add_exact(r, name, value < 0, magnitude, (double)value, unit);
+}
+
+int cg_reading_add_uint(cg_reading_t *r, const char *name, uint64_t value, const char *unit)
+{
+	return add_exact(r, name, false, value, (double)value, unit);
+}
+
 int cg_reading_add_bool(cg_reading_t *r, const char *name, bool value)
 {
 	cg_value_t *v;
@@ -144,6 +175,10 @@ bool cg_reading_differs(const cg_reading_t *prev, const cg_reading_t *cur, doubl
 			return true;
 		switch (b->type) {
 		case CG_VALUE_NUMBER:
+			/* Exact integers beyond 2^53 may differ where their doubles do not. */
+			if (a->exact && b->exact && deadband == 0 &&
+			    (a->negative != b->negative || a->magnitude != b->magnitude))
+				return true;
 			/* NaN compares unequal to everything: a change either way. */
 			if (!(fabs(b->number - a->number) <= deadband))
 				return true;

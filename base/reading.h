@@ -22,7 +22,13 @@ typedef struct cg_value {
 	char name[CG_NAME_MAX];
 	char unit[CG_UNIT_MAX]; /* "" when the value has no unit */
 	cg_value_type_t type;
-	double number;
+	double number; /* for an exact integer, the nearest double */
+	/* Numbers read from an integer register: the exact value, -magnitude
+	 * when negative, so that 64-bit counters and identifiers keep every
+	 * digit (a double holds integers exactly only up to 2^53). */
+	bool exact;
+	bool negative;
+	uint64_t magnitude;
 	bool boolean;
 	char string[CG_STR_MAX];
 	int lane; /* 0 for the whole sensor; 1... for one lane of a traffic sensor */
@@ -48,6 +54,9 @@ void cg_reading_init(cg_reading_t *r);
  * are refused with CG_ERANGE, as is a reading that already has
  * CG_READING_MAX_VALUES values; a duplicate name is refused with CG_EINVAL. */
 int cg_reading_add_number(cg_reading_t *r, const char *name, double v, const char *unit);
+/* An integer kept exactly (see cg_value_t.exact), signed or unsigned. */
+int cg_reading_add_int(cg_reading_t *r, const char *name, int64_t v, const char *unit);
+int cg_reading_add_uint(cg_reading_t *r, const char *name, uint64_t v, const char *unit);
 int cg_reading_add_bool(cg_reading_t *r, const char *name, bool v);
 int cg_reading_add_string(cg_reading_t *r, const char *name, const char *v);
 

@@ -40,20 +40,34 @@ int cg_format_from_name(const char *s)
  * 1e15, years outside 0-9999) go to the general functions.
  */
 
-/* Appends v in decimal. */
-static void put_int(cg_buf_t *b, int64_t v)
+/* Appends -magnitude (when negative) or magnitude in decimal: every integer
+ * from -2^64 + 1 to 2^64 - 1. */
+static void put_magnitude(cg_buf_t *b, bool negative, uint64_t u)
 {
 	char d[24];
 	size_t i = sizeof(d);
-	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
 
 	do {
 		d[--i] = (char)('0' + u % 10);
 		u /= 10;
 	} while (u);
-	if (v < 0)
+	if (negative)
 		d[--i] = '-';
 	cg_buf_append(b, d + i, sizeof(d) - i);
+}
+
+/* Appends v in decimal. */
+static void put_int(cg_buf_t *b, int64_t v)
+{
+	put_magnitude(b, v < 0, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
+}
+
+bool cg_encode_put_exact(cg_buf_t *b, const cg_value_t *v)
+{
+	if (v->type != CG_VALUE_NUMBER || !v->exact)
+		return false;
+	put_magnitude(b, v->negative && v->magnitude, v->magnitude);
+	return true;
 }
 
 /*
@@ -268,7 +282,10 @@ static void put_time(cg_buf_t *b, int64_t ms)
 static void put_value(cg_buf_t *b, const cg_value_t *v)
 {
 	switch (v->type) {
-	case CG_VALUE_NUMBER: put_number(b, v->number); break;
+	case CG_VALUE_NUMBER:
+		if (!cg_encode_put_exact(b, v))
+			put_number(b, v->number);
+		break;
 	case CG_VALUE_BOOL: cg_buf_puts(b, v->boolean ? "true" : "false"); break;
 	case CG_VALUE_STRING: cg_buf_json_string(b, v->string); break;
 	}

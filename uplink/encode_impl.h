@@ -2,6 +2,7 @@
 #ifndef CG_ENCODE_IMPL_H
 #define CG_ENCODE_IMPL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base/buf.h"
@@ -20,6 +21,11 @@
 #define CG_SDM_CONTEXT_TRANSPORTATION                                                              \
 	"https://raw.githubusercontent.com/smart-data-models/dataModel.Transportation/master/"     \
 	"context.jsonld"
+
+/* Appends v's exact integer (cg_value_t.exact) in decimal and returns true;
+ * false, appending nothing, for any other value. Every format prints exact
+ * integers with it, so that no digit is lost to a double. */
+bool cg_encode_put_exact(cg_buf_t *b, const cg_value_t *v);
 
 /* Appends r to b as one NGSI-LD normalized entity (see docs/topics.md). seq < 0
  * leaves the seq Property out. Returns CG_OK, or CG_EINVAL for a kind that no

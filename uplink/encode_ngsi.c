@@ -138,17 +138,22 @@ static void put_measure(cg_buf_t *b, const cg_value_t *v, const char *observed_a
 {
 	double number = v->number;
 	const char *code = v->unit[0] ? cg_ngsi_unit_code(v->unit) : NULL;
+	bool converted = false;
 
 	if (v->type == CG_VALUE_NUMBER && IN_LIST(fraction_names, v->name) &&
 	    (strcmp(v->unit, "%") == 0 || strcmp(v->unit, "%RH") == 0)) {
 		number /= 100.0;
 		code = "C62";
+		converted = true;
 	}
 	cg_buf_puts(b, ",");
 	cg_buf_json_string(b, v->name);
 	cg_buf_puts(b, ":{\"type\":\"Property\",\"value\":");
 	switch (v->type) {
-	case CG_VALUE_NUMBER: cg_buf_json_number(b, number); break;
+	case CG_VALUE_NUMBER:
+		if (converted || !cg_encode_put_exact(b, v))
+			cg_buf_json_number(b, number);
+		break;
 	case CG_VALUE_BOOL: cg_buf_puts(b, v->boolean ? "true" : "false"); break;
 	case CG_VALUE_STRING: cg_buf_json_string(b, v->string); break;
 	}

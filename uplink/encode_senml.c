@@ -91,7 +91,8 @@ int cg_encode_senml(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t 
 		switch (v->type) {
 		case CG_VALUE_NUMBER:
 			cg_buf_puts(b, ",\"v\":");
-			cg_buf_json_number(b, v->number);
+			if (!cg_encode_put_exact(b, v))
+				cg_buf_json_number(b, v->number);
 			break;
 		case CG_VALUE_BOOL:
 			cg_buf_puts(b, v->boolean ? ",\"vb\":true" : ",\"vb\":false");

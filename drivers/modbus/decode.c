@@ -74,6 +74,33 @@ static void scatter(uint64_t v, size_t n, cg_order_t o, uint16_t *regs)
 	}
 }
 
+bool cg_type_is_integer(cg_type_t t)
+{
+	return t == CG_TYPE_U16 || t == CG_TYPE_I16 || t == CG_TYPE_U32 || t == CG_TYPE_I32 ||
+	       t == CG_TYPE_U64 || t == CG_TYPE_I64;
+}
+
+bool cg_type_is_signed(cg_type_t t)
+{
+	return t == CG_TYPE_I16 || t == CG_TYPE_I32 || t == CG_TYPE_I64;
+}
+
+int cg_decode_integer(const uint16_t *regs, cg_type_t t, cg_order_t o, uint64_t *bits)
+{
+	size_t n = cg_type_registers(t);
+	unsigned width = 16 * (unsigned)n;
+	uint64_t v;
+
+	if (!cg_type_is_integer(t) || !order_valid(o))
+		return CG_EINVAL;
+	v = gather(regs, n, o);
+	/* Sign extension by hand: the top bit of the type's width, copied up. */
+	if (cg_type_is_signed(t) && width < 64 && (v >> (width - 1)) & 1)
+		v |= UINT64_MAX << width;
+	*bits = v;
+	return 0;
+}
+
 /* Decodes the raw value: the registers are gathered into one big-endian bit
  * pattern, which is then read as the type's integer or IEEE 754 format. */
 int cg_decode_registers(const uint16_t *regs, cg_type_t t, cg_order_t o, double *raw)
@@ -81,16 +108,16 @@ int cg_decode_registers(const uint16_t *regs, cg_type_t t, cg_order_t o, double 
 	size_t n = cg_type_registers(t);
 	uint64_t v;
 
+	if (cg_type_is_integer(t)) {
+		if (cg_decode_integer(regs, t, o, &v) < 0)
+			return CG_EINVAL;
+		*raw = cg_type_is_signed(t) ? (double)(int64_t)v : (double)v;
+		return 0;
+	}
 	if (n == 0 || !order_valid(o))
 		return CG_EINVAL;
 	v = gather(regs, n, o);
 	switch (t) {
-	case CG_TYPE_U16: *raw = (double)(uint16_t)v; break;
-	case CG_TYPE_I16: *raw = (double)(int16_t)(uint16_t)v; break;
-	case CG_TYPE_U32: *raw = (double)(uint32_t)v; break;
-	case CG_TYPE_I32: *raw = (double)(int32_t)(uint32_t)v; break;
-	case CG_TYPE_U64: *raw = (double)v; break;
-	case CG_TYPE_I64: *raw = (double)(int64_t)v; break;
 	case CG_TYPE_F32: {
 		uint32_t bits = (uint32_t)v;
 		float f;

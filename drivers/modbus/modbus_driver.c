@@ -435,6 +435,7 @@ static int driver_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 		size_t qi = s->plan.point_request[j];
 		size_t at = s->offset[qi] + (pt->address - s->plan.requests[qi].address);
 		double raw, v;
+		uint64_t bits = 0;
 
 		cg_reading_set_lane(r, pt->lane);
 		if (is_bit_table(pt->table)) {
@@ -447,6 +448,10 @@ static int driver_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 			continue;
 		}
 		rc = cg_decode_registers(&s->regs[at], pt->type, pt->order, &raw);
+		/* Integers are also kept exact: past 2^53 a double drops digits
+		 * and counts lose increments. */
+		if (rc == 0 && cg_type_is_integer(pt->type))
+			rc = cg_decode_integer(&s->regs[at], pt->type, pt->order, &bits);
 		if (rc)
 			return rc;
 		if (pt->n_states) {
@@ -456,14 +461,14 @@ static int driver_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 			continue;
 		}
 		if (pt->counter) {
-			uint64_t now = (uint64_t)raw, inc;
 			bool reset = false;
+			uint64_t inc = counter_increase(pt, s->last_count[j], bits,
+			                                s->last_increase[j], &reset);
 
-			inc = counter_increase(pt, s->last_count[j], now, s->last_increase[j],
-			                       &reset);
-			raw = (double)inc;
-			s->last_count[j] = now;
+			s->last_count[j] = bits;
 			s->last_increase[j] = s->have_baseline ? inc : 0;
+			bits = inc;
+			raw = (double)inc;
 			if (reset)
 				snprintf(r->quality, sizeof(r->quality), "counter-reset");
 		}
@@ -475,7 +480,12 @@ static int driver_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 		if (((pt->has_min && v < pt->min) || (pt->has_max && v > pt->max)) &&
 		    strcmp(r->quality, "invalid") != 0)
 			snprintf(r->quality, sizeof(r->quality), "out-of-range");
-		rc = cg_reading_add_number(r, pt->name, v, pt->unit);
+		if (cg_type_is_integer(pt->type) && pt->scale == 1 && pt->offset == 0)
+			rc = cg_type_is_signed(pt->type) && !pt->counter
+			         ? cg_reading_add_int(r, pt->name, (int64_t)bits, pt->unit)
+			         : cg_reading_add_uint(r, pt->name, bits, pt->unit);
+		else
+			rc = cg_reading_add_number(r, pt->name, v, pt->unit);
 		if (rc)
 			return rc;
 	}

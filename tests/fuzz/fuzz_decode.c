@@ -37,7 +37,14 @@ static void decode_all(const uint8_t *data, size_t size)
 			size_t n = cg_type_registers(types[t]);
 			bool exact = n <= 2;
 
+			uint64_t bits;
+
 			if (cg_decode_registers(regs, types[t], orders[o], &raw) != 0)
+				__builtin_trap();
+			/* The exact integer agrees with the double to the double's precision. */
+			if (cg_type_is_integer(types[t]) &&
+			    (cg_decode_integer(regs, types[t], orders[o], &bits) != 0 ||
+			     raw != (cg_type_is_signed(types[t]) ? (double)(int64_t)bits : (double)bits)))
 				__builtin_trap();
 			if (types[t] == CG_TYPE_F32 && isnan(raw))
 				exact = false;

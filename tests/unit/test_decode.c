@@ -215,6 +215,31 @@ static void test_decode_refuses_bool_and_bad_enums(void **state)
 	assert_int_equal(cg_decode_registers(regs, CG_TYPE_U16, (cg_order_t)9, &v), CG_EINVAL);
 }
 
+/* Integers decode exactly, signed ones sign-extended to 64 bits, in every
+ * word order; floats and bool are refused. */
+static void test_decode_integer_exact(void **state)
+{
+	const uint16_t ones[4] = {0xffff, 0xffff, 0xffff, 0xffff};
+	const uint16_t i32_cdab[2] = {0xfffe, 0xffff}; /* -2, low word first */
+	const uint16_t min64[4] = {0x8000, 0, 0, 0};
+	uint64_t bits;
+
+	(void)state;
+	assert_int_equal(cg_decode_integer(ones, CG_TYPE_U64, CG_ORDER_ABCD, &bits), 0);
+	assert_true(bits == UINT64_MAX);
+	assert_int_equal(cg_decode_integer(ones, CG_TYPE_U16, CG_ORDER_ABCD, &bits), 0);
+	assert_true(bits == 65535);
+	assert_int_equal(cg_decode_integer(ones, CG_TYPE_I16, CG_ORDER_BADC, &bits), 0);
+	assert_true((int64_t)bits == -1);
+	assert_int_equal(cg_decode_integer(i32_cdab, CG_TYPE_I32, CG_ORDER_CDAB, &bits), 0);
+	assert_true((int64_t)bits == -2);
+	assert_int_equal(cg_decode_integer(min64, CG_TYPE_I64, CG_ORDER_ABCD, &bits), 0);
+	assert_true((int64_t)bits == INT64_MIN);
+	assert_int_equal(cg_decode_integer(ones, CG_TYPE_F32, CG_ORDER_ABCD, &bits), CG_EINVAL);
+	assert_int_equal(cg_decode_integer(ones, CG_TYPE_BOOL, CG_ORDER_ABCD, &bits), CG_EINVAL);
+	assert_int_equal(cg_decode_integer(ones, CG_TYPE_U32, (cg_order_t)9, &bits), CG_EINVAL);
+}
+
 /* Values chosen at and inside each type's edges, for the round trips. */
 typedef struct trip_case {
 	cg_type_t type;
@@ -341,6 +366,7 @@ int main(void)
 	    cmocka_unit_test(test_encode_every_type_and_order),
 	    cmocka_unit_test(test_f32_word_orders),
 	    cmocka_unit_test(test_decode_refuses_bool_and_bad_enums),
+	    cmocka_unit_test(test_decode_integer_exact),
 	    cmocka_unit_test(test_round_trip_every_type_and_order),
 	    cmocka_unit_test(test_encode_rounds_and_clamps),
 	    cmocka_unit_test(test_encode_refuses_nan_for_integers),

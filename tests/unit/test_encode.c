@@ -657,6 +657,29 @@ static void test_non_finite(void **state)
 	free(out);
 }
 
+/* Integers read exactly from 64-bit registers keep every digit in every
+ * format; a double would print 18446744073709551616 and -9.2233720368547758e+18. */
+static void test_exact_integers(void **state)
+{
+	static const cg_format_t formats[] = {CG_FORMAT_NATIVE, CG_FORMAT_NGSI_LD, CG_FORMAT_SENML};
+	cg_reading_t r;
+
+	cg_reading_init(&r);
+	strcpy(r.sensor, "tc-1");
+	strcpy(r.kind, "traffic");
+	r.ts_ms = T0_MS;
+	assert_int_equal(cg_reading_add_uint(&r, "intensity", UINT64_MAX, "count"), CG_OK);
+	assert_int_equal(cg_reading_add_int(&r, "occupancy", INT64_MIN, NULL), CG_OK);
+	assert_int_equal(cg_reading_add_int(&r, "averageVehicleLength", 0, "m"), CG_OK);
+	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+		char *out = encode_ok(formats[i], &ctx_noloc, &r, 7);
+
+		if (!strstr(out, "18446744073709551615") || !strstr(out, "-9223372036854775808"))
+			fail_msg("format %zu lost digits: %s", i, out);
+		free(out);
+	}
+}
+
 /* An interval that is not finite is left out of NGSI-LD and SenML, and an
  * absurdly long one still encodes (without overflow, which UBSan would catch). */
 static void test_odd_intervals(void **state)
@@ -980,6 +1003,7 @@ int main(void)
 	    cmocka_unit_test(test_seq_values),
 	    cmocka_unit_test(test_odd_ids),
 	    cmocka_unit_test(test_non_finite),
+	    cmocka_unit_test(test_exact_integers),
 	    cmocka_unit_test(test_odd_intervals),
 	    cmocka_unit_test(test_senml_no_values),
 	    cmocka_unit_test(test_reserved_names),

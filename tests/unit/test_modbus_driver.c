@@ -138,7 +138,8 @@ static void write_profile(fixture_t *f, const char *name, const char *text)
 	fclose(fp);
 }
 
-static const char *const fixture_files[] = {"custom.json", "faraway.json", "broken.json"};
+static const char *const fixture_files[] = {"custom.json", "faraway.json", "broken.json",
+                                            "wide.json"};
 
 static int fixture_setup(void **state)
 {
@@ -447,6 +448,53 @@ static void test_every_table_relative_path_and_range(void **state)
 	server_stop(s);
 }
 
+/* 64-bit registers come out exact: a counter past 2^53 counts every vehicle
+ * (through a double, 2^53 + 1 read as 2^53 and the next poll counted 2),
+ * an all-ones u64 is 18446744073709551615 (through a double it was 2^64,
+ * which UBSan flags when converted back), and i64's minimum keeps its sign. */
+static void test_u64_exact(void **state)
+{
+	fixture_t *f = *state;
+	server_t *s = server_start(true);
+	uint16_t *h = s->map->tab_registers;
+	const cg_value_t *v;
+	cg_transport_t t;
+	cg_reading_t r;
+	void *st;
+
+	write_profile(f, "wide.json",
+	              "{\"name\":\"wide\",\"kind\":\"traffic\",\"points\":["
+	              "{\"name\":\"intensity\",\"table\":\"holding\",\"address\":40,"
+	              "\"type\":\"u64\",\"counter\":true,\"unit\":\"count\"},"
+	              "{\"name\":\"serial\",\"table\":\"holding\",\"address\":50,\"type\":\"u64\"},"
+	              "{\"name\":\"offset\",\"table\":\"holding\",\"address\":60,\"type\":\"i64\"}]}");
+	/* 2^53 + 1, big-endian words. */
+	h[40] = 0x0020, h[41] = 0, h[42] = 0, h[43] = 1;
+	h[50] = h[51] = h[52] = h[53] = 0xffff;
+	h[60] = 0x8000, h[61] = h[62] = h[63] = 0;
+	t = client_open(s);
+	st = open_sensor(f, "{\"profile\":\"profiles/wide.json\",\"interval_s\":60}");
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), CG_EAGAIN);
+
+	h[43] = 2;
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
+	v = value(&r, "intensity");
+	assert_true(v->exact);
+	assert_int_equal(v->magnitude, 1);
+	assert_string_equal(r.quality, "ok");
+	v = value(&r, "serial");
+	assert_true(v->exact && !v->negative);
+	assert_true(v->magnitude == UINT64_MAX);
+	v = value(&r, "offset");
+	assert_true(v->exact && v->negative);
+	assert_true(v->magnitude == (uint64_t)1 << 63);
+	cg_modbus_driver.close(st);
+	client_close(&t);
+	server_stop(s);
+}
+
 static void test_exception_then_recovery(void **state)
 {
 	fixture_t *f = *state;
@@ -610,6 +658,7 @@ int main(void)
 	    cmocka_unit_test(test_aqt530_over_tcp),
 	    cmocka_unit_test(test_ld120_bits_and_u32),
 	    cmocka_unit_test(test_traffic_counters_per_lane),
+	    cmocka_unit_test(test_u64_exact),
 	    cmocka_unit_test(test_every_table_relative_path_and_range),
 	    cmocka_unit_test(test_exception_then_recovery),
 	    cmocka_unit_test(test_silent_server_times_out),
