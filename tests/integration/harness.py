@@ -19,6 +19,8 @@ import time
 BIN = os.environ.get("CG_BINARY_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 SRC = os.environ.get("CG_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
 CITYGATE = os.path.join(BIN, "citygate")
+sys.path.insert(0, os.path.join(SRC, "tests", "tools"))
+from linkemu import Link  # noqa: E402
 SIM = os.path.join(BIN, "citygate-sim")
 
 
@@ -357,77 +359,11 @@ class SubscriberWith(Subscriber):
         time.sleep(0.3)
 
 
-class Uplink:
-    """A TCP relay between the gateway and the broker, for outages of the
-    gateway's uplink alone: cut() drops its connections and refuses new ones,
-    as a lost backhaul would; restore() lets them through again. Subscribers
-    talk to the broker directly, so they miss nothing and redeliver nothing
-    because of the outage: duplicates they see are the gateway's."""
-
-    def __init__(self, broker):
-        self.target = broker.port
-        self.up = True
-        self.lock = threading.Lock()
-        self.conns = []
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            with self.lock:
-                up = self.up
-            if not up:
-                client.close()
-                continue
-            try:
-                server = socket.create_connection(("127.0.0.1", self.target), timeout=2)
-            except OSError:
-                client.close()
-                continue
-            server.settimeout(None)
-            with self.lock:
-                self.conns += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def cut(self):
-        with self.lock:
-            self.up = False
-            conns, self.conns = self.conns, []
-        for s in conns:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def restore(self):
-        with self.lock:
-            self.up = True
-
-    def close(self):
-        self.cut()
-        self.listener.close()
+def Uplink(broker, **link):
+    """A link emulator (tests/tools/linkemu.py) between the gateway and the
+    broker: cut() drops its connections and refuses new ones, as a lost
+    backhaul would; restore() lets them through again; rtt_ms, rate_bps and
+    loss bursts make it a cellular link. Subscribers talk to the broker
+    directly, so they miss nothing and redeliver nothing because of the
+    link: duplicates they see are the gateway's."""
+    return Link(broker.port, **link)
