@@ -1,4 +1,4 @@
-/* citygate's command line: run, --check, --once, --status, --version, --help. */
+/* citygate's command line: run, --check, --once, --status, --scan, --version, --help. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +13,7 @@
 #include "gateway/config.h"
 #include "gateway/gateway.h"
 #include "gateway/once.h"
+#include "gateway/scan.h"
 #include "store/outbox.h"
 
 static cg_signals_t signals_seen;
@@ -36,10 +37,13 @@ static void usage(bool to_stdout)
 		"       citygate --check -c FILE    validate the config and its profiles",
 		"       citygate --once -c FILE     poll every sensor once, print NDJSON",
 		"       citygate --status -c FILE   print the outbox state",
+		"       citygate --scan DEVICE|HOST:PORT [--units A-B] [--baud LIST]",
+		"                [--framing LIST] [--timeout-ms MS] [--profile-dir DIR]...",
+		"                                   find the Modbus devices on a line, print a config",
 		"       citygate --version | --help",
 		"Options: -v, --verbose  also log debug messages",
 		"Exit status: 0 ok, 1 invalid config or failure, 2 usage error,",
-		"             3 --once: a sensor did not answer",
+		"             3 --once: a sensor did not answer; --scan: 1 when nothing answered",
 	};
 	char drivers[256];
 	size_t o = (size_t)snprintf(drivers, sizeof(drivers), "Drivers:");
@@ -98,6 +102,84 @@ static int print_status(const cg_config_t *cfg)
 	return 0;
 }
 
+/* Parses a comma-separated list of baud rates into out (at most max). */
+static size_t parse_bauds(const char *s, long *out, size_t max)
+{
+	size_t n = 0;
+	char *end;
+
+	while (*s && n < max) {
+		long v = strtol(s, &end, 10);
+
+		if (end == s || v < 50 || v > 4000000 || (*end && *end != ','))
+			return 0;
+		out[n++] = v;
+		s = *end ? end + 1 : end;
+	}
+	return *s ? 0 : n;
+}
+
+/* Parses a comma-separated list of framings ("8N1,8E1") into out. */
+static size_t parse_framings(char *s, const char **out, size_t max)
+{
+	size_t n = 0;
+
+	for (char *tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ",")) {
+		if (strlen(tok) != 3 || (tok[0] != '7' && tok[0] != '8') || !strchr("NEO", tok[1]) ||
+		    (tok[2] != '1' && tok[2] != '2'))
+			return 0;
+		out[n++] = tok;
+	}
+	return n;
+}
+
+/* --scan: the line settings most devices ship with, unless narrowed; the
+ * Modbus serial line specification's default framing (8E1) first, then the
+ * others it allows (8O1, and 8N2: no parity takes two stop bits), then 8N1,
+ * which many devices use all the same. */
+static int scan(const char *target, const char *units, const char *bauds, char *framings,
+                const char *timeout, const char **dirs, size_t n_dirs)
+{
+	static const long default_bauds[] = {9600, 19200, 38400, 115200, 4800};
+	static const char *const default_framings[] = {"8E1", "8O1", "8N2", "8N1"};
+	long baud_list[16];
+	const char *framing_list[8];
+	cg_scan_opts_t o = {.target = target, .unit_lo = 1, .unit_hi = 247, .timeout_ms = 200,
+	                    .bauds = default_bauds, .n_bauds = 5, .framings = default_framings,
+	                    .n_framings = 4, .profile_dirs = dirs};
+	struct sigaction sa = {.sa_handler = on_stop};
+	char end;
+
+	if (units && (sscanf(units, "%d-%d%c", &o.unit_lo, &o.unit_hi, &end) != 2 ||
+	              o.unit_lo < 0 || o.unit_hi > 255 || o.unit_lo > o.unit_hi)) {
+		cg_err("citygate: --units: \"%s\" is not a range like 1-247 (0-255)", units);
+		return 2;
+	}
+	if (bauds && !(o.n_bauds = parse_bauds(bauds, baud_list, 16))) {
+		cg_err("citygate: --baud: \"%s\" is not a list like 9600,19200", bauds);
+		return 2;
+	}
+	if (bauds)
+		o.bauds = baud_list;
+	if (framings && !(o.n_framings = parse_framings(framings, framing_list, 8))) {
+		cg_err("citygate: --framing: \"%s\" is not a list like 8N1,8E1", framings);
+		return 2;
+	}
+	if (framings)
+		o.framings = framing_list;
+	if (timeout && (sscanf(timeout, "%d%c", &o.timeout_ms, &end) != 1 || o.timeout_ms < 10 ||
+	                o.timeout_ms > 10000)) {
+		cg_err("citygate: --timeout-ms: \"%s\" is not 10-10000", timeout);
+		return 2;
+	}
+	dirs[n_dirs++] = CG_PROFILE_DIR_INSTALLED;
+	dirs[n_dirs++] = CG_PROFILE_DIR_SOURCE;
+	dirs[n_dirs] = NULL;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	return cg_scan_run(&o, &signals_seen.stop);
+}
+
 /* Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the config. */
 static int run(cg_config_t *cfg)
 {
@@ -127,9 +209,16 @@ int main(int argc, char **argv)
 	    {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
 	    {"once", no_argument, NULL, 'o'},         {"status", no_argument, NULL, 's'},
 	    {"verbose", no_argument, NULL, 'v'},      {"version", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+	    {"help", no_argument, NULL, 'h'},         {"scan", required_argument, NULL, 'S'},
+	    {"units", required_argument, NULL, 'u'},  {"baud", required_argument, NULL, 'b'},
+	    {"framing", required_argument, NULL, 'f'}, {"timeout-ms", required_argument, NULL, 't'},
+	    {"profile-dir", required_argument, NULL, 'p'}, {NULL, 0, NULL, 0},
 	};
-	const char *path = NULL;
+	const char *path = NULL, *scan_target = NULL, *units = NULL, *bauds = NULL,
+	           *timeout = NULL;
+	char *framings = NULL;
+	const char *dirs[19];
+	size_t n_dirs = 0;
 	cg_config_t *cfg;
 	int opt, rc;
 
@@ -142,8 +231,25 @@ int main(int argc, char **argv)
 		case 'v': cg_log_set_level(CG_LOG_DEBUG); break;
 		case 'V': cg_out("citygate " CG_VERSION); return 0;
 		case 'h': usage(true); return 0;
+		case 'S': scan_target = optarg; break;
+		case 'u': units = optarg; break;
+		case 'b': bauds = optarg; break;
+		case 'f': framings = optarg; break;
+		case 't': timeout = optarg; break;
+		case 'p':
+			if (n_dirs < 16)
+				dirs[n_dirs++] = optarg;
+			break;
 		default: usage(false); return 2;
 		}
+	}
+	if (scan_target && optind == argc && !path)
+		return scan(scan_target, units, bauds, framings, timeout, dirs, n_dirs);
+	if (scan_target || units || bauds || framings || timeout || n_dirs) {
+		cg_err("citygate: --units, --baud, --framing, --timeout-ms and --profile-dir go "
+		       "with --scan, and --scan takes no -c");
+		usage(false);
+		return 2;
 	}
 	if (optind < argc || !path) {
 		cg_err("citygate: %s", path ? "unexpected argument" : "-c FILE is required");

@@ -75,7 +75,9 @@ typedef struct sim_endpoint {
 	char pts[64]; /* the pty's slave side, which clients open */
 	int master, slave_fd;
 	int inotify_fd; /* tells when a client closes the pty, or -1 */
-	long baud;      /* 0: no pacing */
+	long baud;      /* 0: no pacing, and any line speed is understood */
+	char framing[4]; /* "8E1": data bits, parity, stop bits; "" with baud 0 */
+	uint64_t misframed; /* bytes sent at another speed or framing than the line's */
 	int gap_ms;     /* silence that ends a frame */
 	uint8_t rx[SIM_RX_SIZE];
 	size_t rx_len;
@@ -112,8 +114,13 @@ static void sim_usage(void)
 	cg_err("usage: citygate-sim [--profile-dir DIR]... [--seed N] [--status-fd FD] [-v]\n"
 	       "                    ENDPOINT [--slave UNIT:PROFILE[:FAULT[,FAULT]...]]... ...\n"
 	       "endpoints:\n"
-	       "  --rtu [LINK] [--baud B]  Modbus RTU on a new pseudo-terminal; LINK becomes a\n"
-	       "                           symlink to it; --baud paces answers at B baud\n"
+	       "  --rtu [LINK] [--baud B [--framing DPS]]\n"
+	       "                           Modbus RTU on a new pseudo-terminal; LINK becomes a\n"
+	       "                           symlink to it; --baud runs the line at B baud\n"
+	       "                           (answers paced) and framing DPS (8N1 unless given,\n"
+	       "                           e.g. 8E1): a request sent at another speed or\n"
+	       "                           stop bits is garbage to the slaves, as on a real\n"
+	       "                           line (a pty cannot show parity or data bits)\n"
 	       "  --tcp PORT               Modbus TCP on 127.0.0.1:PORT (0 picks a free port)\n"
 	       "  --serial [LINK] --device TYPE[:OPTION[,OPTION]...]\n"
 	       "                           a vendor-frame sensor on a new pseudo-terminal:\n"
@@ -270,6 +277,18 @@ static int sim_parse_args(sim_t *sim, int argc, char **argv)
 				       arg);
 				return SIM_EXIT_USAGE;
 			}
+			i++;
+		} else if (strcmp(opt, "--framing") == 0 && arg) {
+			if (!ep || ep->kind != SIM_RTU) {
+				cg_err("citygate-sim: --framing belongs after an --rtu");
+				return SIM_EXIT_USAGE;
+			}
+			if (strlen(arg) != 3 || (arg[0] != '7' && arg[0] != '8') ||
+			    !strchr("NEO", arg[1]) || (arg[2] != '1' && arg[2] != '2')) {
+				cg_err("citygate-sim: --framing: \"%s\" is not like 8N1, 8E1, 7O2", arg);
+				return SIM_EXIT_USAGE;
+			}
+			memcpy(ep->framing, arg, 4);
 			i++;
 		} else if (strcmp(opt, "--tcp") == 0 && arg) {
 			if (!sim_parse_long(arg, 0, 65535, &v)) {
@@ -816,6 +835,26 @@ static void sim_rtu_scan(sim_endpoint_t *ep, bool silence, int64_t now)
 	}
 }
 
+/* Whether the client set the line as this endpoint runs it: a pty carries
+ * bytes whatever its settings, so the settings the client gave the pty are
+ * compared with --baud and --framing, and a mismatch is what a real line
+ * would make of it (framing errors, garbage). Linux's pty driver keeps the
+ * speed and the stop bits but forces 8 data bits without parity, so those
+ * two cannot be compared here. Without --baud, anything goes. */
+static bool sim_line_matches(const sim_endpoint_t *ep)
+{
+	const char *f = ep->framing[0] ? ep->framing : "8N1";
+	struct termios tio;
+	tcflag_t c;
+
+	if (!ep->baud)
+		return true;
+	if (tcgetattr(ep->slave_fd, &tio) != 0)
+		return true;
+	c = tio.c_cflag;
+	return cfgetospeed(&tio) == sim_speed(ep->baud) && !(c & CSTOPB) == (f[2] == '1');
+}
+
 /* Reads what the pty has and answers the complete frames in it. */
 static void sim_rtu_read(sim_endpoint_t *ep, int64_t now)
 {
@@ -832,6 +871,10 @@ static void sim_rtu_read(sim_endpoint_t *ep, int64_t now)
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
 			cg_log(CG_LOG_WARNING, "sim: %s: read: %s", ep->name, strerror(errno));
+		return;
+	}
+	if (n > 0 && !sim_line_matches(ep)) {
+		ep->misframed += (uint64_t)n;
 		return;
 	}
 	ep->rx_len += (size_t)n;
@@ -1062,10 +1105,11 @@ static void sim_log_stats(const sim_t *sim)
 			       ep->name, u, sim_slave_profile_name(s), st->requests, st->answered,
 			       st->silenced, st->exceptions, st->corrupted, st->delayed);
 		}
-		if (ep->garbage || ep->dropped)
+		if (ep->garbage || ep->dropped || ep->misframed)
 			cg_log(CG_LOG_INFO,
-			       "sim: %s: %" PRIu64 " noise bytes, %" PRIu64 " answers dropped",
-			       ep->name, ep->garbage, ep->dropped);
+			       "sim: %s: %" PRIu64 " noise bytes, %" PRIu64 " answers dropped, %" PRIu64
+			       " bytes at other line settings",
+			       ep->name, ep->garbage, ep->dropped, ep->misframed);
 	}
 }
 

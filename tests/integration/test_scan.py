@@ -1,0 +1,103 @@
+"""citygate --scan: finds the devices on a line at the line's own settings, fits the
+shipped profiles, and prints a config that passes --check and --once."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+from harness import CITYGATE, Sim, check, main, run
+
+
+def scan(args, **kw):
+    return subprocess.run([CITYGATE, "--scan"] + args, capture_output=True, text=True,
+                          timeout=300, **kw)
+
+
+def test_scan_finds_line_settings_and_profiles(tmp):
+    """citygate-sim at 19200 8E1 answers only at 19200 and one stop bit (what a pty
+    can show), so the scan has to find the speed; slaves 3 and 17 are fitted to
+    aqt530 and ld120, and the config it prints runs."""
+    link = tmp.file("line.pty")
+    sim = Sim(tmp, ["--rtu", link, "--baud", "19200", "--framing", "8E1",
+                    "--slave", "3:aqt530", "--slave", "17:ld120"])
+    try:
+        r = scan([link, "--units", "1-20", "--baud", "9600,19200", "--framing", "8N2,8E1",
+                  "--timeout-ms", "100"])
+        check(r.returncode == 0, "scan exit %d: %s" % (r.returncode, r.stderr))
+        cfg = json.loads(r.stdout)
+        bus = cfg["buses"][0]
+        check((bus["baud"], bus["parity"], bus["data_bits"], bus["stop_bits"]) ==
+              (19200, "E", 8, 1), "the line's settings: %r" % bus)
+        check(bus["device"] == link, "the device as a config names it: %r" % bus["device"])
+        found = sorted((s["unit_id"], s["profile"]) for s in cfg["sensors"])
+        check(found == [(3, "aqt530"), (17, "ld120")], "devices and profiles: %r" % found)
+        check("at 9600" in r.stderr and r.stderr.count("answers\n") == 2,
+              "nobody answered at 9600 or at two stop bits: %s" % r.stderr)
+        path = tmp.file("scanned.json", r.stdout)
+        c = run([CITYGATE, "--check", "-c", path])
+        check(c.returncode == 0, "the printed config passes --check: %s" % c.stdout)
+        o = run([CITYGATE, "--once", "-c", path])
+        check(o.returncode == 0, "--once on it: exit %d: %s" % (o.returncode, o.stderr))
+        sensors = sorted(json.loads(line)["sensor"] for line in o.stdout.splitlines())
+        check(sensors == ["aqt530-3", "ld120-17"], "a reading from each: %r" % sensors)
+    finally:
+        sim.stop()
+
+
+def test_scan_stop_bits_and_tcp(tmp):
+    """Two stop bits (Modbus's framing without parity) are found as such; over
+    Modbus TCP only unit ids are probed."""
+    link = tmp.file("line2.pty")
+    sim = Sim(tmp, ["--rtu", link, "--baud", "9600", "--framing", "8N2", "--slave", "5:aqt530",
+                    "--tcp", "0", "--slave", "9:ld120"])
+    try:
+        r = scan([link, "--units", "4-6", "--baud", "9600", "--framing", "8E1,8N2",
+                  "--timeout-ms", "100"])
+        check(r.returncode == 0, "scan exit %d: %s" % (r.returncode, r.stderr))
+        bus = json.loads(r.stdout)["buses"][0]
+        check((bus["parity"], bus["stop_bits"]) == ("N", 2), "8N2: %r" % bus)
+        port = sim.endpoints[1][2]
+        r = scan(["127.0.0.1:%s" % port, "--units", "8-10", "--timeout-ms", "100"])
+        check(r.returncode == 0, "TCP scan exit %d: %s" % (r.returncode, r.stderr))
+        cfg = json.loads(r.stdout)
+        check(cfg["buses"][0]["type"] == "modbus-tcp" and cfg["buses"][0]["port"] == int(port),
+              "a TCP bus: %r" % cfg["buses"])
+        check([(s["unit_id"], s["profile"]) for s in cfg["sensors"]] == [(9, "ld120")],
+              "unit 9: %r" % cfg["sensors"])
+    finally:
+        sim.stop()
+
+
+def test_scan_interrupted_and_nothing_found(tmp):
+    """Ctrl-C ends a long scan within a probe and prints what it found so far; a
+    line where nothing answers exits 1, a device that cannot be opened 2."""
+    link = tmp.file("line3.pty")
+    sim = Sim(tmp, ["--rtu", link, "--baud", "9600", "--slave", "2:aqt530"])
+    try:
+        p = subprocess.Popen([CITYGATE, "--scan", link, "--baud", "9600", "--framing", "8N1",
+                              "--timeout-ms", "100"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)  # unit 2 found, the others still timing out
+        sent = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        took = time.monotonic() - sent
+        check(p.returncode == 1 and "interrupted" in err, "exit %d: %s" % (p.returncode, err))
+        check(took < 2, "stopped within a probe or a profile fit: %.2f s" % took)
+        check([s["unit_id"] for s in json.loads(out)["sensors"]] == [2],
+              "what was found is printed: %s" % out)
+        r = scan([link, "--units", "10-12", "--baud", "9600", "--framing", "8N1",
+                  "--timeout-ms", "50"])
+        check(r.returncode == 1 and r.stdout == "", "nothing found: exit %d" % r.returncode)
+        r = scan([os.path.join(tmp.path, "no-such-tty")])
+        check(r.returncode == 2, "a device that is not there: exit %d" % r.returncode)
+        r = run([CITYGATE, "--units", "1-5", "-c", link])
+        check(r.returncode == 2, "--units without --scan is a usage error")
+    finally:
+        sim.stop()
+
+
+if __name__ == "__main__":
+    main([test_scan_finds_line_settings_and_profiles, test_scan_stop_bits_and_tcp,
+          test_scan_interrupted_and_nothing_found])
