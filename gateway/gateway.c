@@ -2,12 +2,12 @@
  * loop's stages are in ingest.c, pipeline.c, sender.c, health.c and reload.c
  * (gateway/gateway_private.h says who owns what). */
 #include <stdlib.h>
-#include <systemd/sd-daemon.h>
 
 #include "base/build_config.h"
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/notify.h"
 #include "gateway/gateway_private.h"
 
 /* Pings the systemd watchdog when half its period has passed, with the
@@ -20,7 +20,7 @@ static void ping_watchdog(gw_t *g, int64_t now)
 	if (!g->watchdog_usec || now < g->next_watchdog_ms)
 		return;
 	cg_outbox_stats(g->ob, &os);
-	sd_notifyf(0, "WATCHDOG=1\nSTATUS=%s; %lld readings waiting in the outbox",
+	cg_notify("WATCHDOG=1\nSTATUS=%s; %lld readings waiting in the outbox",
 	           g->connected ? "connected" : "broker unreachable", (long long)os.rows);
 	g->next_watchdog_ms = now + (int64_t)(g->watchdog_usec / 2000);
 }
@@ -172,13 +172,12 @@ int cg_gateway_run(cg_gateway_t *g, cg_signals_t *sig)
 		return rc;
 	}
 	g->next_health_ms = cg_mono_ms() + (int64_t)(g->cfg->health_interval_s * 1000.0);
-	if (sd_watchdog_enabled(0, &g->watchdog_usec) <= 0)
-		g->watchdog_usec = 0;
+	cg_watchdog_enabled(&g->watchdog_usec);
 	cg_log(CG_LOG_INFO,
 	       "citygate %s: gateway %s, %zu buses, %zu sensors, outbox %s (next seq %lld)",
 	       CG_VERSION, g->cfg->gateway_id, g->cfg->n_buses, g->cfg->n_sensors,
 	       g->cfg->store.path, (long long)g->next_seq);
-	sd_notify(0, "READY=1\nSTATUS=running");
+	cg_notify("READY=1\nSTATUS=running");
 
 	while (!sig->stop) {
 		if (sig->reload) {
@@ -195,7 +194,7 @@ int cg_gateway_run(cg_gateway_t *g, cg_signals_t *sig)
 		chores(g);
 		gw_wait_for_work(g, g->n_pending || g->n_acks ? g->cfg->store.batch_ms / 2 + 1 : 100);
 	}
-	sd_notify(0, "STOPPING=1");
+	cg_notify("STOPPING=1");
 	cg_log(CG_LOG_INFO, "stopping: committing and publishing what is left");
 	stop(g);
 	cg_log(CG_LOG_INFO, "stopped");

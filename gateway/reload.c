@@ -2,11 +2,11 @@
  * when the broker settings did not change, the MQTT session. */
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-daemon.h>
 
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/notify.h"
 #include "gateway/gateway_private.h"
 
 static bool same_str(const char *a, const char *b)
@@ -66,7 +66,7 @@ void gw_reload(gw_t *g)
 	bool keep_session, reopen_store;
 	int rc;
 
-	sd_notify(0, "RELOADING=1");
+	cg_notify("RELOADING=1");
 	cg_config_load(g->cfg->path, &next, &diag);
 	for (size_t i = 0; i < diag.n; i++)
 		cg_log(CG_LOG_ERR, "%s", diag.lines[i]);
@@ -74,7 +74,7 @@ void gw_reload(gw_t *g)
 	if (!next) {
 		cg_log(CG_LOG_ERR, "reload refused: %s is invalid; the running config stays",
 		       g->cfg->path);
-		sd_notify(0, "READY=1");
+		cg_notify("READY=1");
 		return;
 	}
 	if (strcmp(next->store.path, g->cfg->store.path) != 0) {
@@ -86,7 +86,7 @@ void gw_reload(gw_t *g)
 		next->store.path = strdup(g->cfg->store.path);
 		if (!next->store.path) {
 			cg_config_free(next);
-			sd_notify(0, "READY=1");
+			cg_notify("READY=1");
 			return;
 		}
 	}
@@ -120,5 +120,5 @@ void gw_reload(gw_t *g)
 	g->next_health_ms = cg_mono_ms() + (int64_t)(g->cfg->health_interval_s * 1000.0);
 	cg_log(CG_LOG_INFO, "reloaded %s: %zu buses, %zu sensors; MQTT session %s", g->cfg->path,
 	       g->cfg->n_buses, g->cfg->n_sensors, keep_session ? "kept" : "renewed");
-	sd_notify(0, "READY=1");
+	cg_notify("READY=1");
 }

@@ -11,7 +11,7 @@ import subprocess
 from harness import SRC, check, main, run
 
 PROFILE_DIR = "/usr/share/citygate/profiles"
-DEPENDS = ("libpaho-mqtt1.3", "libsqlite3-0", "libcjson1", "libmodbus5", "libsystemd0")
+DEPENDS = ("libpaho-mqtt1.3", "libsqlite3-0", "libcjson1", "libmodbus5")
 
 
 def project_version():
