@@ -111,13 +111,11 @@ int cg_reading_add_number(cg_reading_t *r, const char *name, double value, const
 static int add_exact(cg_reading_t *r, const char *name, bool negative, uint64_t magnitude,
                      double approx, const char *unit)
 {
-	cg_value_t *v;
-	int rc = add_slot(r, name, unit, &v);
+	int rc = cg_reading_add_number(r, name, approx, unit);
+	cg_value_t *v = &r->values[r->n_values - 1];
 
 	if (rc < 0)
 		return rc;
-	v->type = CG_VALUE_NUMBER;
-	v->number = approx;
 	v->exact = true;
 	v->negative = negative;
 	v->magnitude = magnitude;

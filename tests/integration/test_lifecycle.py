@@ -29,18 +29,11 @@ def test_sd_notify_and_reload(tmp):
     sub = Subscriber(broker, "city/test/#")
     cfg = base_config(tmp, broker, buses, [sensor(1)])
     gw = Gateway(tmp, cfg)
-    notify_path = os.path.join(tmp.path, "notify.sock")
-    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    ns.bind(notify_path)
-    ns.settimeout(0.2)
+    notify_path, drain_timed = notify_listener(tmp)
     messages = []
 
     def drain():
-        try:
-            while True:
-                messages.append(ns.recv(4096).decode())
-        except socket.timeout:
-            pass
+        messages[:] = [m for _, m in drain_timed()]
         return messages
 
     env = dict(os.environ, NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="1000000")
