@@ -76,7 +76,6 @@ def test_sd_notify_and_reload(tmp):
         check(rc == 0, "clean stop after reloads, exit %d" % rc)
         check(any("STOPPING=1" in m for m in drain()), "STOPPING=1 sent")
     finally:
-        ns.close()
         sub.stop()
         sim.stop()
         broker.stop()
