@@ -159,3 +159,31 @@ size_t cg_lots_due(cg_lots_t *l, int64_t now_mono, cg_reading_t *out, size_t max
 	}
 	return n;
 }
+
+void cg_bay_init(cg_bay_t *b, const cg_config_t *cfg, const char *sensor_id)
+{
+	b->is_bay = false;
+	for (size_t i = 0; i < cfg->n_lots; i++)
+		for (size_t j = 0; j < cfg->lots[i].n_bays; j++)
+			b->is_bay |= strcmp(cfg->lots[i].bays[j], sensor_id) == 0;
+}
+
+void cg_bay_seen(cg_bay_t *b, const cg_reading_t *r)
+{
+	const cg_value_t *status = cg_reading_find(r, "status");
+
+	b->is_bay |= strcmp(r->kind, "parking") == 0 && status && status->type == CG_VALUE_STRING;
+}
+
+bool cg_bay_lost(const cg_bay_t *b, const char *sensor_id, int64_t ts_ms, cg_reading_t *out)
+{
+	if (!b->is_bay)
+		return false;
+	cg_reading_init(out);
+	snprintf(out->sensor, sizeof(out->sensor), "%s", sensor_id);
+	snprintf(out->kind, sizeof(out->kind), "parking");
+	snprintf(out->quality, sizeof(out->quality), "no-answer");
+	out->ts_ms = ts_ms;
+	cg_reading_add_string(out, "status", "unknown");
+	return true;
+}
