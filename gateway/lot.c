@@ -75,7 +75,7 @@ static void lot_reading(lot_t *lot, int64_t ts_ms, int64_t now_mono, cg_reading_
 
 	cg_reading_init(out);
 	snprintf(out->sensor, sizeof(out->sensor), "%s", lot->cfg->id);
-	snprintf(out->kind, sizeof(out->kind), "parking");
+	out->kind = CG_KIND_PARKING;
 	out->ts_ms = ts_ms;
 	cg_reading_add_number(out, "availableSpotNumber", (double)lot->available, "count");
 	cg_reading_add_number(out, "occupiedSpotNumber", (double)lot->occupied, "count");
@@ -117,7 +117,7 @@ size_t cg_lots_update(cg_lots_t *l, const cg_reading_t *r, int64_t now_mono, cg_
 	bay_state_t state;
 	size_t n = 0;
 
-	if (!l || strcmp(r->kind, "parking") != 0)
+	if (!l || r->kind != CG_KIND_PARKING)
 		return 0;
 	status = cg_reading_find(r, "status");
 	if (!status || status->type != CG_VALUE_STRING)
@@ -172,7 +172,7 @@ void cg_bay_seen(cg_bay_t *b, const cg_reading_t *r)
 {
 	const cg_value_t *status = cg_reading_find(r, "status");
 
-	b->is_bay |= strcmp(r->kind, "parking") == 0 && status && status->type == CG_VALUE_STRING;
+	b->is_bay |= r->kind == CG_KIND_PARKING && status && status->type == CG_VALUE_STRING;
 }
 
 bool cg_bay_lost(const cg_bay_t *b, const char *sensor_id, int64_t ts_ms, cg_reading_t *out)
@@ -181,8 +181,8 @@ bool cg_bay_lost(const cg_bay_t *b, const char *sensor_id, int64_t ts_ms, cg_rea
 		return false;
 	cg_reading_init(out);
 	snprintf(out->sensor, sizeof(out->sensor), "%s", sensor_id);
-	snprintf(out->kind, sizeof(out->kind), "parking");
-	snprintf(out->quality, sizeof(out->quality), "no-answer");
+	out->kind = CG_KIND_PARKING;
+	out->quality = CG_QUALITY_NO_ANSWER;
 	out->ts_ms = ts_ms;
 	cg_reading_add_string(out, "status", "unknown");
 	return true;

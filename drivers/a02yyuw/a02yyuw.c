@@ -159,13 +159,13 @@ static int a02_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 		return rc;
 	}
 	s->status = a02_decide(s, f.distance_mm);
-	snprintf(r->kind, sizeof(r->kind), "parking");
+	r->kind = CG_KIND_PARKING;
 	if ((rc = cg_reading_add_string(r, "status",
 	                                s->status == A02_OCCUPIED ? "occupied" : "free")) ||
 	    (rc = cg_reading_add_number(r, "distance", f.distance_mm / 1000.0, "m")))
 		return rc;
 	if (f.distance_mm < A02_MIN_MM || f.distance_mm > A02_MAX_MM)
-		snprintf(r->quality, sizeof(r->quality), "out-of-range");
+		r->quality = CG_QUALITY_OUT_OF_RANGE;
 	return 0;
 }
 

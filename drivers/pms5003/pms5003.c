@@ -196,7 +196,7 @@ static int pms_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 		cg_query_failed(&s->mode, rc);
 		return rc;
 	}
-	snprintf(r->kind, sizeof(r->kind), "air-quality");
+	r->kind = CG_KIND_AIR_QUALITY;
 	if ((rc = cg_reading_add_number(r, "pm1", f.pm1, "ug/m3")) ||
 	    (rc = cg_reading_add_number(r, "pm25", f.pm25, "ug/m3")) ||
 	    (rc = cg_reading_add_number(r, "pm10", f.pm10, "ug/m3")))
@@ -207,9 +207,9 @@ static int pms_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 			return rc;
 	}
 	if (f.pm1 > PMS_PM_MAX || f.pm25 > PMS_PM_MAX || f.pm10 > PMS_PM_MAX)
-		snprintf(r->quality, sizeof(r->quality), "out-of-range");
+		r->quality = CG_QUALITY_OUT_OF_RANGE;
 	if (cg_query_warming(&s->mode))
-		snprintf(r->quality, sizeof(r->quality), "warming-up");
+		r->quality = CG_QUALITY_WARMING_UP;
 	return 0;
 }
 

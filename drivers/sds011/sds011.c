@@ -182,14 +182,14 @@ static int sds_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 		cg_query_failed(&s->mode, rc);
 		return rc;
 	}
-	snprintf(r->kind, sizeof(r->kind), "air-quality");
+	r->kind = CG_KIND_AIR_QUALITY;
 	if ((rc = cg_reading_add_number(r, "pm25", f.pm25_raw / 10.0, "ug/m3")) ||
 	    (rc = cg_reading_add_number(r, "pm10", f.pm10_raw / 10.0, "ug/m3")))
 		return rc;
 	if (f.pm25_raw > SDS_PM_MAX_RAW || f.pm10_raw > SDS_PM_MAX_RAW)
-		snprintf(r->quality, sizeof(r->quality), "out-of-range");
+		r->quality = CG_QUALITY_OUT_OF_RANGE;
 	if (cg_query_warming(&s->mode))
-		snprintf(r->quality, sizeof(r->quality), "warming-up");
+		r->quality = CG_QUALITY_WARMING_UP;
 	return 0;
 }
 

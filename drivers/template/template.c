@@ -133,7 +133,7 @@ static int template_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 		return rc;
 	if (f.address != s->address)
 		return CG_EFRAME;
-	snprintf(r->kind, sizeof(r->kind), "air-quality");
+	r->kind = CG_KIND_AIR_QUALITY;
 	if ((rc = cg_reading_add_number(r, "pm25", f.pm25_raw / 10.0, "ug/m3")) ||
 	    (rc = cg_reading_add_number(r, "pm10", f.pm10_raw / 10.0, "ug/m3")))
 		return rc;

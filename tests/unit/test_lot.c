@@ -31,7 +31,7 @@ static cg_reading_t bay(const char *id, const char *status, int64_t ts)
 
 	cg_reading_init(&r);
 	snprintf(r.sensor, sizeof(r.sensor), "%s", id);
-	snprintf(r.kind, sizeof(r.kind), "parking");
+	r.kind = CG_KIND_PARKING;
 	r.ts_ms = ts;
 	cg_reading_add_string(&r, "status", status);
 	return r;
@@ -61,7 +61,7 @@ static void test_counts_once_every_bay_reported(void **state)
 	r = bay("bay-3", "free", 1002);
 	assert_int_equal(cg_lots_update(l, &r, 0, out, 4), 1);
 	assert_string_equal(out[0].sensor, "lot-a");
-	assert_string_equal(out[0].kind, "parking");
+	assert_string_equal(cg_kind_name(out[0].kind), "parking");
 	assert_int_equal(out[0].ts_ms, 1002);
 	assert_true(num(&out[0], "availableSpotNumber") == 2);
 	assert_true(num(&out[0], "occupiedSpotNumber") == 1);
@@ -82,7 +82,7 @@ static void test_counts_once_every_bay_reported(void **state)
 	r = bay("bay-9", "occupied", 3000);
 	assert_int_equal(cg_lots_update(l, &r, 30, out, 4), 0);
 	cg_reading_init(&r);
-	strcpy(r.kind, "air-quality");
+	r.kind = CG_KIND_AIR_QUALITY;
 	strcpy(r.sensor, "bay-2");
 	assert_int_equal(cg_lots_update(l, &r, 30, out, 4), 0);
 	cg_lots_free(l);
