@@ -65,6 +65,9 @@ static void once_poll(once_bus_t *ob, once_sensor_t *o)
 			cg_out(json);
 		free(json);
 	}
+	if (rc == CG_OK && ob->poll->n == 0)
+		cg_err("%s: answered, but with no value to publish (quality %s)", o->sc->id,
+		       cg_quality_name(ob->poll->whole.quality));
 	if (rc == CG_EAGAIN)
 		cg_err("%s: nothing to report after two polls", o->sc->id);
 	else if (rc < 0)

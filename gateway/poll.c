@@ -24,6 +24,8 @@ int cg_poll_sensor(const cg_sensor_config_t *sc, void *state, cg_transport_t *t,
 	r->ts_ms = sc->aligned && r->interval_s > 0 && due_wall_ms ? due_wall_ms : cg_now_ms();
 	if (rc == CG_EAGAIN)
 		return rc;
-	p->n = cg_reading_split_lanes(r, p->lanes, CG_POLL_MAX_LANES);
+	/* A reading left without values (every one undecodable) is not published. */
+	if (r->n_values)
+		p->n = cg_reading_split_lanes(r, p->lanes, CG_POLL_MAX_LANES);
 	return CG_OK;
 }
