@@ -7,10 +7,39 @@
 
 #include "base/error.h"
 
+const char *const cg_kind_names[CG_N_KINDS + 1] = {
+    [CG_KIND_AIR_QUALITY] = "air-quality",
+    [CG_KIND_PARKING] = "parking",
+    [CG_KIND_TRAFFIC] = "traffic",
+    [CG_N_KINDS] = NULL,
+};
+
+const char *const cg_quality_names[CG_N_QUALITIES + 1] = {
+    [CG_QUALITY_OK] = "ok",
+    [CG_QUALITY_OUT_OF_RANGE] = "out-of-range",
+    [CG_QUALITY_WARMING_UP] = "warming-up",
+    [CG_QUALITY_COUNTER_RESET] = "counter-reset",
+    [CG_QUALITY_INVALID] = "invalid",
+    [CG_QUALITY_NO_ANSWER] = "no-answer",
+    [CG_QUALITY_STALE] = "stale",
+    [CG_N_QUALITIES] = NULL,
+};
+
+const char *cg_kind_name(cg_kind_t k)
+{
+	return (unsigned)k < CG_N_KINDS ? cg_kind_names[k] : NULL;
+}
+
+const char *cg_quality_name(cg_quality_t q)
+{
+	return (unsigned)q < CG_N_QUALITIES ? cg_quality_names[q] : NULL;
+}
+
 void cg_reading_init(cg_reading_t *r)
 {
 	memset(r, 0, sizeof(*r));
-	strcpy(r->quality, "ok");
+	r->kind = CG_KIND_AIR_QUALITY;
+	r->quality = CG_QUALITY_OK;
 }
 
 const cg_value_t *cg_reading_find(const cg_reading_t *r, const char *name)
@@ -164,7 +193,7 @@ int cg_reading_add_string(cg_reading_t *r, const char *name, const char *value)
 
 bool cg_reading_differs(const cg_reading_t *prev, const cg_reading_t *cur, double deadband)
 {
-	if (prev->n_values != cur->n_values || strcmp(prev->quality, cur->quality) != 0)
+	if (prev->n_values != cur->n_values || prev->quality != cur->quality)
 		return true;
 	for (size_t i = 0; i < cur->n_values; i++) {
 		const cg_value_t *a = &prev->values[i], *b = &cur->values[i];

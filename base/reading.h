@@ -12,6 +12,40 @@
 #define CG_STR_MAX            16 /* string values, e.g. parking "occupied" */
 #define CG_ID_MAX             64 /* gateway and sensor ids */
 
+/* What a reading measures. Payloads and topics carry its name, from the one
+ * table cg_kind_names; profiles name it there too. */
+typedef enum cg_kind {
+	CG_KIND_AIR_QUALITY, /* "air-quality" */
+	CG_KIND_PARKING,     /* "parking": a bay's status or a lot's counts */
+	CG_KIND_TRAFFIC,     /* "traffic" */
+	CG_N_KINDS,
+} cg_kind_t;
+
+/* How far a reading can be trusted, as a whole. Payloads carry its name,
+ * from the one table cg_quality_names (schemas/reading-*.schema.json say
+ * what each means to a consumer). */
+typedef enum cg_quality {
+	CG_QUALITY_OK,            /* "ok": answered, every value passed its checks */
+	CG_QUALITY_OUT_OF_RANGE,  /* "out-of-range": a value outside the declared range */
+	CG_QUALITY_WARMING_UP,    /* "warming-up": the sensor is not settled after a wake-up */
+	CG_QUALITY_COUNTER_RESET, /* "counter-reset": a cumulative counter went back */
+	CG_QUALITY_INVALID,       /* "invalid": a value that is no finite number was left out */
+	CG_QUALITY_NO_ANSWER,     /* "no-answer": a parking bay whose sensor stopped answering */
+	CG_QUALITY_STALE,         /* "stale": data not refreshed since the previous poll */
+	CG_N_QUALITIES,
+} cg_quality_t;
+
+/* The names of the kinds and of the qualities, indexed by the enums and
+ * NULL-terminated (so that a config table can offer them as its choices). */
+extern const char *const cg_kind_names[CG_N_KINDS + 1];
+extern const char *const cg_quality_names[CG_N_QUALITIES + 1];
+
+/* The name of kind k, or NULL for a value outside the enum. */
+const char *cg_kind_name(cg_kind_t k);
+
+/* The name of quality q, or NULL for a value outside the enum. */
+const char *cg_quality_name(cg_quality_t q);
+
 typedef enum cg_value_type {
 	CG_VALUE_NUMBER,
 	CG_VALUE_BOOL,
@@ -38,16 +72,16 @@ typedef struct cg_value {
  * threads and outlive the sensor that made it, e.g. across a reload. */
 typedef struct cg_reading {
 	char sensor[CG_ID_MAX];
-	char kind[16];     /* "air-quality", "parking", "traffic" */
-	int64_t ts_ms;     /* time of measurement, Unix epoch milliseconds */
-	double interval_s; /* > 0 for interval measures; ts is the interval's end */
-	char quality[32];  /* "ok" unless a driver or range check says otherwise */
-	int lane;          /* the lane that cg_reading_add_*() gives new values */
+	cg_kind_t kind;
+	int64_t ts_ms;        /* time of measurement, Unix epoch milliseconds */
+	double interval_s;    /* > 0 for interval measures; ts is the interval's end */
+	cg_quality_t quality; /* ok unless a driver or range check says otherwise */
+	int lane;             /* the lane that cg_reading_add_*() gives new values */
 	size_t n_values;
 	cg_value_t values[CG_READING_MAX_VALUES];
 } cg_reading_t;
 
-/* Clears r and sets quality "ok". */
+/* Clears r: kind air-quality, quality ok, no values. */
 void cg_reading_init(cg_reading_t *r);
 
 /* Append a value. unit may be NULL. Names and units longer than the fields

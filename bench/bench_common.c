@@ -29,7 +29,7 @@ void bench_reading(cg_reading_t *r)
 {
 	cg_reading_init(r);
 	snprintf(r->sensor, sizeof(r->sensor), "%s", BENCH_SENSOR_ID);
-	snprintf(r->kind, sizeof(r->kind), "%s", "air-quality");
+	r->kind = CG_KIND_AIR_QUALITY;
 	r->ts_ms = cg_now_ms();
 	cg_reading_add_number(r, "pm25", 12.3, "ug/m3");
 	cg_reading_add_number(r, "pm10", 20.5, "ug/m3");

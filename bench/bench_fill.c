@@ -36,7 +36,8 @@ int main(int argc, char **argv)
 	if (cg_outbox_open(argv[1], &opts, &ob) < 0)
 		return 1;
 	bench_reading(&r);
-	cg_topic_reading(topic, sizeof(topic), BENCH_PREFIX, BENCH_GATEWAY_ID, r.kind, r.sensor);
+	cg_topic_reading(topic, sizeof(topic), BENCH_PREFIX, BENCH_GATEWAY_ID,
+	                 cg_kind_name(r.kind), r.sensor);
 	seq = cg_outbox_next_seq(ob);
 	t0 = bench_now_s();
 	while (done < n && rc == 0) {

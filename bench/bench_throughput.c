@@ -127,7 +127,8 @@ static int run_limit(const char *uri, long n, int window, bool batch, double *ra
 	int rc = -1;
 
 	bench_reading(&r);
-	cg_topic_reading(topic, sizeof(topic), BENCH_PREFIX, BENCH_GATEWAY_ID, r.kind, r.sensor);
+	cg_topic_reading(topic, sizeof(topic), BENCH_PREFIX, BENCH_GATEWAY_ID,
+	                 cg_kind_name(r.kind), r.sensor);
 	/* The payload of a mid-run reading, seq of six digits like the gateway's. */
 	if (cg_encode(CG_FORMAT_NATIVE, &ectx, &r, 123456, &payload, &len) < 0)
 		return -1;

@@ -1,4 +1,4 @@
-/* Opening and closing a bus's transport: a libmodbus context or a serial fd. */
+/* A bus's transport: opening and closing its line, pacing, and serial requests. */
 #include "drivers/transport.h"
 
 #include <errno.h>
@@ -135,4 +135,27 @@ void cg_transport_pace(cg_transport_t *t)
 void cg_transport_done(cg_transport_t *t)
 {
 	t->last_io_ms = cg_mono_ms();
+}
+
+int cg_transport_request(cg_transport_t *t, const uint8_t *cmd, size_t len, cg_frame_parse_fn parse,
+                         void *frame, const char *driver, const char *sensor)
+{
+	cg_frame_counts_t counts = {0};
+	int rc;
+
+	if (t->fd < 0)
+		return CG_EINVAL;
+	cg_transport_pace(t);
+	rc = cg_serial_flush(t->fd);
+	if (rc == 0 && len > 0)
+		rc = cg_serial_write(t->fd, cmd, len, t->timeout_ms);
+	if (rc == 0 && parse)
+		rc = cg_serial_read_frame(t->fd, t->timeout_ms, parse, frame, &counts);
+	cg_transport_done(t);
+	t->noise_bytes += counts.dropped_bytes;
+	t->bad_frames += counts.bad_checksums;
+	if (counts.dropped_bytes || counts.bad_checksums)
+		cg_log(CG_LOG_DEBUG, "%s %s: skipped %zu bytes, %zu bad checksums: %s", driver,
+		       sensor, counts.dropped_bytes, counts.bad_checksums, cg_strerror(rc));
+	return rc;
 }

@@ -1,11 +1,14 @@
 /* A bus's transport: its line settings, the open libmodbus context or serial fd,
- * and the pacing of requests on it. */
+ * the pacing of requests on it, and the one way serial drivers make a request. */
 #ifndef CG_TRANSPORT_H
 #define CG_TRANSPORT_H
 
 #include <modbus.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "drivers/serial/serial_frame.h"
 
 /* Bus types, as flags so that a driver can name every type it works on. */
 typedef enum cg_bus_type {
@@ -20,12 +23,12 @@ typedef struct cg_transport {
 	cg_bus_type_t type;
 	modbus_t *mb;
 	int fd;
-	int timeout_ms;      /* per request */
-	int gap_ms;          /* silence kept between two requests on this bus */
-	int64_t last_io_ms;  /* monotonic time the last request ended */
-	uint64_t requests;   /* requests sent on this bus, for health */
-	uint64_t noise_bytes; /* serial drivers: bytes skipped while looking for a frame */
-	uint64_t bad_frames;  /* serial drivers: whole frames that failed their checksum */
+	int timeout_ms;       /* per request */
+	int gap_ms;           /* silence kept between two requests on this bus */
+	int64_t last_io_ms;   /* monotonic time the last request ended */
+	uint64_t requests;    /* requests sent on this bus, for health */
+	uint64_t noise_bytes; /* serial: bytes skipped looking for a frame (cg_transport_request) */
+	uint64_t bad_frames;  /* serial: whole frames that failed their checksum (the same) */
 } cg_transport_t;
 
 /* A bus's line settings: what opening its transport needs. */
@@ -64,5 +67,22 @@ bool cg_transport_is_open(const cg_transport_t *t);
 void cg_transport_pace(cg_transport_t *t);
 /* Records that a request just ended, for the next gap. */
 void cg_transport_done(cg_transport_t *t);
+
+/*
+ * One request on a serial bus, made the way every serial-frame driver makes
+ * it: waits for the bus's gap and counts the request (cg_transport_pace),
+ * discards stale input (a late answer to an earlier request must not be
+ * taken for this one's), writes cmd[0, len) (nothing when len is 0: a
+ * sensor that streams on its own), then, unless parse is NULL (a command
+ * whose answer is not read), reads the first good frame within the bus's
+ * timeout_ms into *frame (serial/serial_frame.h), and records the request's
+ * end (cg_transport_done). The noise bytes and bad frames the read skipped
+ * are added to t's counters on every path, a failed read too, and logged at
+ * debug level as "DRIVER SENSOR: skipped ...". Returns 0, or CG_EINVAL
+ * without a serial fd, or the error of the flush, write or read:
+ * CG_ETIMEDOUT, CG_ECRC, CG_EFRAME, CG_EIO.
+ */
+int cg_transport_request(cg_transport_t *t, const uint8_t *cmd, size_t len, cg_frame_parse_fn parse,
+                         void *frame, const char *driver, const char *sensor);
 
 #endif

@@ -12,13 +12,13 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "drivers/transport.h"
+#include "gateway/lot.h"
+#include "gateway/poll.h"
 
 /* This many failed polls in a row are an outage, not noise: a parking bay
  * is then reported with status "unknown", and the fault is logged even if
  * another was logged less than a minute ago. */
 #define PERSISTENT_AFTER 3
-/* The most lanes one reading is split into. */
-#define MAX_LANES 16
 /* The shortest time between two logged fault streaks of one sensor. */
 #define FAULT_LOG_EVERY_MS 60000
 
@@ -31,7 +31,7 @@ typedef struct bus_sensor {
 	int64_t logged_ms;       /* monotonic time of the last fault logged, 0: never */
 	unsigned unlogged;       /* failure streaks since then that were not logged */
 	bool streak_logged;      /* the current streak was logged (so its end is too) */
-	bool is_bay;             /* its readings are a parking bay's status */
+	cg_bay_t bay;            /* whether it is a parking bay (gateway/lot.h) */
 	cg_reading_t *last_sent; /* report_on_change: the last reading handed on */
 	int64_t last_sent_ms;    /* monotonic */
 	cg_sensor_stats_t st;    /* under the bus lock */
@@ -45,7 +45,7 @@ struct cg_bus {
 	void *sink_ctx;
 	bus_sensor_t *sensors;
 	size_t n_sensors;
-	cg_reading_t *lanes; /* MAX_LANES readings, for splitting */
+	cg_poll_t *poll; /* what the last poll yielded */
 	cg_transport_t t;
 	pthread_t thread;
 	bool started;
@@ -121,11 +121,11 @@ static void advance(bus_sensor_t *s, double now)
 		s->next_due_ms += interval;
 }
 
-/* Hands a reading on, one per lane, unless report-on-change holds it back. */
-static void hand_on(cg_bus_t *b, bus_sensor_t *s, const cg_reading_t *r, int64_t now_mono)
+/* Hands on the n readings of lanes, what whole was split into, unless
+ * report-on-change holds whole back. */
+static void hand_on(cg_bus_t *b, bus_sensor_t *s, const cg_reading_t *r, const cg_reading_t *lanes,
+                    size_t n, int64_t now_mono)
 {
-	size_t n;
-
 	if (s->last_sent) {
 		if (s->last_sent_ms &&
 		    now_mono - s->last_sent_ms < s->cfg->max_silence_s * 1000.0 &&
@@ -134,24 +134,8 @@ static void hand_on(cg_bus_t *b, bus_sensor_t *s, const cg_reading_t *r, int64_t
 		*s->last_sent = *r;
 		s->last_sent_ms = now_mono;
 	}
-	n = cg_reading_split_lanes(r, b->lanes, MAX_LANES);
 	for (size_t i = 0; i < n; i++)
-		b->sink(b->sink_ctx, &b->lanes[i], s->cfg->format);
-}
-
-/* Reports a bay whose sensor stopped answering as "unknown", so that a lot
- * stops counting it and the platform does not show a stale state. */
-static void report_bay_unknown(cg_bus_t *b, bus_sensor_t *s)
-{
-	cg_reading_t r;
-
-	cg_reading_init(&r);
-	snprintf(r.sensor, sizeof(r.sensor), "%s", s->cfg->id);
-	snprintf(r.kind, sizeof(r.kind), "parking");
-	snprintf(r.quality, sizeof(r.quality), "no-answer");
-	r.ts_ms = cg_now_ms();
-	cg_reading_add_string(&r, "status", "unknown");
-	hand_on(b, s, &r, cg_mono_ms());
+		b->sink(b->sink_ctx, &lanes[i], s->cfg->format);
 }
 
 /* Records a failed poll: logs the first failure of a streak (and a change of
@@ -164,6 +148,7 @@ static void poll_failed(cg_bus_t *b, bus_sensor_t *s, int rc, double now)
 	double backoff;
 	uint32_t failing;
 	bool persistent;
+	cg_reading_t r;
 
 	pthread_mutex_lock(&b->lock);
 	count_error(&s->st, rc);
@@ -204,30 +189,28 @@ static void poll_failed(cg_bus_t *b, bus_sensor_t *s, int rc, double now)
 		}
 	}
 	s->last_error = rc;
-	if (s->is_bay && failing == PERSISTENT_AFTER)
-		report_bay_unknown(b, s);
+	if (failing == PERSISTENT_AFTER && cg_bay_lost(&s->bay, s->cfg->id, cg_now_ms(), &r))
+		hand_on(b, s, &r, &r, 1, (int64_t)now);
 	if (failing == 1)
 		advance(s, now);
 	else
 		s->next_due_ms = now + backoff * 1000.0;
 }
 
-/* Polls one sensor and hands its reading on. */
+/* Polls one sensor and hands its readings on. */
 static void poll_sensor(cg_bus_t *b, bus_sensor_t *s)
 {
-	cg_reading_t r;
+	cg_poll_t *p = b->poll;
 	uint64_t before = b->t.requests, noise = b->t.noise_bytes, bad = b->t.bad_frames;
 	double now;
 	uint32_t failed_polls;
 	int rc;
 
-	cg_reading_init(&r);
-	snprintf(r.sensor, sizeof(r.sensor), "%s", s->cfg->id);
-	rc = s->state ? s->cfg->driver->poll(s->state, &b->t, &r) : CG_ESTATE;
+	rc = cg_poll_sensor(s->cfg, s->state, &b->t, s->due_wall_ms, p);
 	now = (double)cg_mono_ms();
 	/* The sensor answered; it only has nothing to report yet. */
 	if (rc == CG_EAGAIN)
-		rc = CG_OK, r.n_values = 0;
+		rc = CG_OK;
 	pthread_mutex_lock(&b->lock);
 	b->requests += b->t.requests - before;
 	b->noise_bytes += b->t.noise_bytes - noise;
@@ -246,17 +229,13 @@ static void poll_sensor(cg_bus_t *b, bus_sensor_t *s)
 		}
 		return;
 	}
-	/* The time of measurement is when the answer arrived; an interval
-	 * measure of an aligned sensor is stamped with its interval's end. */
-	r.ts_ms = s->cfg->aligned && r.interval_s > 0 ? s->due_wall_ms : cg_now_ms();
-	if (r.n_values) {
-		s->is_bay |= strcmp(r.kind, "parking") == 0 && cg_reading_find(&r, "status") &&
-		             cg_reading_find(&r, "status")->type == CG_VALUE_STRING;
-		hand_on(b, s, &r, (int64_t)now);
+	if (p->n) {
+		cg_bay_seen(&s->bay, &p->whole);
+		hand_on(b, s, &p->whole, p->lanes, p->n, (int64_t)now);
 	}
 	pthread_mutex_lock(&b->lock);
 	s->st.ok++;
-	s->st.last_success_ms = r.ts_ms;
+	s->st.last_success_ms = p->whole.ts_ms;
 	failed_polls = s->st.failing;
 	s->st.failing = 0;
 	s->st.backoff_s = 0;
@@ -331,16 +310,6 @@ static void *bus_main(void *arg)
 	return NULL;
 }
 
-/* Whether sensor id is a bay of one of the config's lots. */
-static bool in_a_lot(const cg_config_t *cfg, const char *id)
-{
-	for (size_t i = 0; i < cfg->n_lots; i++)
-		for (size_t j = 0; j < cfg->lots[i].n_bays; j++)
-			if (strcmp(cfg->lots[i].bays[j], id) == 0)
-				return true;
-	return false;
-}
-
 int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sink, void *ctx,
                  cg_bus_t **out)
 {
@@ -365,8 +334,8 @@ int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sin
 	pthread_cond_init(&b->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	b->sensors = calloc(cfg->n_sensors ? cfg->n_sensors : 1, sizeof(*b->sensors));
-	b->lanes = calloc(MAX_LANES, sizeof(*b->lanes));
-	if (!b->sensors || !b->lanes) {
+	b->poll = malloc(sizeof(*b->poll));
+	if (!b->sensors || !b->poll) {
 		rc = CG_ENOMEM;
 		goto free_bus;
 	}
@@ -383,9 +352,7 @@ int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sin
 		if (rc < 0)
 			cg_log(CG_LOG_ERR, "sensor %s: driver %s cannot open it: %s", sc->id,
 			       sc->driver->name, cg_strerror(rc));
-		/* A bay of a lot is one before it ever answers; others show it
-		 * by their first reading. */
-		s->is_bay = in_a_lot(cfg, sc->id);
+		cg_bay_init(&s->bay, cfg, sc->id);
 		if (sc->report_on_change && !(s->last_sent = calloc(1, sizeof(*s->last_sent)))) {
 			rc = CG_ENOMEM;
 			b->n_sensors++;
@@ -448,7 +415,7 @@ void cg_bus_stop(cg_bus_t *b)
 	}
 	cg_transport_close(&b->t);
 	free(b->sensors);
-	free(b->lanes);
+	free(b->poll);
 	pthread_cond_destroy(&b->cond);
 	pthread_mutex_destroy(&b->lock);
 	free(b);

@@ -75,7 +75,7 @@ static void lot_reading(lot_t *lot, int64_t ts_ms, int64_t now_mono, cg_reading_
 
 	cg_reading_init(out);
 	snprintf(out->sensor, sizeof(out->sensor), "%s", lot->cfg->id);
-	snprintf(out->kind, sizeof(out->kind), "parking");
+	out->kind = CG_KIND_PARKING;
 	out->ts_ms = ts_ms;
 	cg_reading_add_number(out, "availableSpotNumber", (double)lot->available, "count");
 	cg_reading_add_number(out, "occupiedSpotNumber", (double)lot->occupied, "count");
@@ -117,7 +117,7 @@ size_t cg_lots_update(cg_lots_t *l, const cg_reading_t *r, int64_t now_mono, cg_
 	bay_state_t state;
 	size_t n = 0;
 
-	if (!l || strcmp(r->kind, "parking") != 0)
+	if (!l || r->kind != CG_KIND_PARKING)
 		return 0;
 	status = cg_reading_find(r, "status");
 	if (!status || status->type != CG_VALUE_STRING)
@@ -158,4 +158,32 @@ size_t cg_lots_due(cg_lots_t *l, int64_t now_mono, cg_reading_t *out, size_t max
 			lot_reading(lot, cg_now_ms(), now_mono, &out[n++]);
 	}
 	return n;
+}
+
+void cg_bay_init(cg_bay_t *b, const cg_config_t *cfg, const char *sensor_id)
+{
+	b->is_bay = false;
+	for (size_t i = 0; i < cfg->n_lots; i++)
+		for (size_t j = 0; j < cfg->lots[i].n_bays; j++)
+			b->is_bay |= strcmp(cfg->lots[i].bays[j], sensor_id) == 0;
+}
+
+void cg_bay_seen(cg_bay_t *b, const cg_reading_t *r)
+{
+	const cg_value_t *status = cg_reading_find(r, "status");
+
+	b->is_bay |= r->kind == CG_KIND_PARKING && status && status->type == CG_VALUE_STRING;
+}
+
+bool cg_bay_lost(const cg_bay_t *b, const char *sensor_id, int64_t ts_ms, cg_reading_t *out)
+{
+	if (!b->is_bay)
+		return false;
+	cg_reading_init(out);
+	snprintf(out->sensor, sizeof(out->sensor), "%s", sensor_id);
+	out->kind = CG_KIND_PARKING;
+	out->quality = CG_QUALITY_NO_ANSWER;
+	out->ts_ms = ts_ms;
+	cg_reading_add_string(out, "status", "unknown");
+	return true;
 }

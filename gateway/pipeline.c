@@ -35,8 +35,10 @@ void gw_stage(gw_t *g, const cg_reading_t *r, int format)
 		g->pending = p;
 		g->cap_pending = cap;
 	}
-	rc = cg_topic_reading(topic, sizeof(topic), g->cfg->mqtt.topic_prefix, g->cfg->gateway_id,
-	                      r->kind, r->sensor);
+	rc = cg_kind_name(r->kind) ? cg_topic_reading(topic, sizeof(topic), g->cfg->mqtt.topic_prefix,
+	                                              g->cfg->gateway_id, cg_kind_name(r->kind),
+	                                              r->sensor)
+	                           : CG_EINVAL;
 	if (rc == CG_OK)
 		rc = cg_encode((cg_format_t)fmt, &g->ectx, r, g->next_seq, &row.payload, &row.len);
 	if (rc == CG_OK && !(row.topic = strdup(topic)))

@@ -304,7 +304,7 @@ static void encode_native(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_read
 	cg_buf_puts(b, ",\"sensor\":");
 	cg_buf_json_string(b, r->sensor);
 	cg_buf_puts(b, ",\"kind\":");
-	cg_buf_json_string(b, r->kind);
+	cg_buf_json_string(b, cg_kind_name(r->kind));
 	if (seq >= 0) {
 		cg_buf_puts(b, ",\"seq\":");
 		put_int(b, seq);
@@ -336,7 +336,7 @@ static void encode_native(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_read
 		cg_buf_json_string(b, r->values[i].unit);
 	}
 	cg_buf_puts(b, "},\"quality\":");
-	cg_buf_json_string(b, r->quality);
+	cg_buf_json_string(b, cg_quality_name(r->quality));
 	cg_buf_puts(b, "}");
 }
 
@@ -346,6 +346,9 @@ int cg_encode(cg_format_t f, const cg_encode_ctx_t *ctx, const cg_reading_t *r, 
 	cg_buf_t b = { 0 };
 	int rc = CG_OK;
 
+	/* Only the names of the tables go out: a value outside the enums is a bug. */
+	if (!cg_kind_name(r->kind) || !cg_quality_name(r->quality))
+		return CG_EINVAL;
 	switch (f) {
 	case CG_FORMAT_NATIVE: encode_native(&b, ctx, r, seq); break;
 	case CG_FORMAT_NGSI_LD: rc = cg_encode_ngsi(&b, ctx, r, seq); break;

@@ -22,8 +22,8 @@ typedef struct cg_encode_ctx {
 } cg_encode_ctx_t;
 
 /* Encodes r as format f. seq < 0 leaves seq out (--once has none). *out is a
- * NUL-terminated string the caller frees, *len its length. CG_ENOMEM or
- * CG_EINVAL for an unknown format. */
+ * NUL-terminated string the caller frees, *len its length. CG_ENOMEM, or
+ * CG_EINVAL for an unknown format or a kind or quality outside their enums. */
 int cg_encode(cg_format_t f, const cg_encode_ctx_t *ctx, const cg_reading_t *r, int64_t seq,
               char **out, size_t *len);
 

@@ -80,13 +80,13 @@ const char *cg_ngsi_unit_code(const char *senml_unit)
 
 const char *cg_ngsi_entity_type(const cg_reading_t *r)
 {
-	if (strcmp(r->kind, "air-quality") == 0)
-		return "AirQualityObserved";
-	if (strcmp(r->kind, "parking") == 0)
+	switch (r->kind) {
+	case CG_KIND_AIR_QUALITY: return "AirQualityObserved";
+	case CG_KIND_PARKING:
 		return cg_reading_find(r, "status") ? "ParkingSpot" : "OffStreetParking";
-	if (strcmp(r->kind, "traffic") == 0)
-		return "TrafficFlowObserved";
-	return NULL;
+	case CG_KIND_TRAFFIC: return "TrafficFlowObserved";
+	default: return NULL;
+	}
 }
 
 /* The Smart Data Models context of an entity type's domain. */
@@ -210,7 +210,7 @@ int cg_encode_ngsi(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *
 		put_measure(b, v, ts);
 	}
 	cg_buf_puts(b, ",\"dataQuality\":{\"type\":\"Property\",\"value\":");
-	cg_buf_json_string(b, r->quality);
+	cg_buf_json_string(b, cg_quality_name(r->quality));
 	cg_buf_puts(b, "}");
 	if (seq >= 0)
 		cg_buf_printf(b, ",\"seq\":{\"type\":\"Property\",\"value\":%lld}", (long long)seq);

@@ -116,7 +116,7 @@ int cg_encode_senml(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t 
 	}
 	open_record(b, ctx, r, &first);
 	cg_buf_puts(b, "\"n\":\"quality\",\"vs\":");
-	cg_buf_json_string(b, r->quality);
+	cg_buf_json_string(b, cg_quality_name(r->quality));
 	cg_buf_puts(b, "}]");
 	return CG_OK;
 }

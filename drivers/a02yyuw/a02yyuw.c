@@ -5,7 +5,6 @@
 #include <stdlib.h>
 
 #include "base/error.h"
-#include "base/log.h"
 #include "drivers/driver.h"
 #include "drivers/serial/serial_frame.h"
 #include "drivers/serial/serial_options.h"
@@ -147,35 +146,26 @@ static int a02_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 {
 	a02_state_t *s = state;
 	cg_a02yyuw_frame_t f;
-	cg_frame_counts_t counts = {0};
 	int rc;
 
 	if (!s)
 		return CG_ESTATE;
 	if (!t || t->fd < 0)
 		return CG_EINVAL;
-	cg_transport_pace(t);
-	rc = cg_serial_flush(t->fd);
-	if (rc == 0)
-		rc = cg_serial_read_frame(t->fd, t->timeout_ms, cg_a02yyuw_parse, &f, &counts);
-	cg_transport_done(t);
-	t->noise_bytes += counts.dropped_bytes;
-	t->bad_frames += counts.bad_checksums;
-	if (counts.dropped_bytes || counts.bad_checksums)
-		cg_log(CG_LOG_DEBUG, "a02yyuw %s: skipped %zu bytes, %zu bad checksums: %s",
-		       r->sensor, counts.dropped_bytes, counts.bad_checksums, cg_strerror(rc));
+	/* No command: the request is the flush and the read of the next frame. */
+	rc = cg_transport_request(t, NULL, 0, cg_a02yyuw_parse, &f, "a02yyuw", r->sensor);
 	if (rc) {
 		s->status = A02_UNKNOWN;
 		return rc;
 	}
 	s->status = a02_decide(s, f.distance_mm);
-	snprintf(r->kind, sizeof(r->kind), "parking");
+	r->kind = CG_KIND_PARKING;
 	if ((rc = cg_reading_add_string(r, "status",
 	                                s->status == A02_OCCUPIED ? "occupied" : "free")) ||
 	    (rc = cg_reading_add_number(r, "distance", f.distance_mm / 1000.0, "m")))
 		return rc;
 	if (f.distance_mm < A02_MIN_MM || f.distance_mm > A02_MAX_MM)
-		snprintf(r->quality, sizeof(r->quality), "out-of-range");
+		r->quality = CG_QUALITY_OUT_OF_RANGE;
 	return 0;
 }
 

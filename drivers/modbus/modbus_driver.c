@@ -396,7 +396,7 @@ static int add_state(cg_reading_t *r, const cg_point_t *pt, double raw)
 {
 	if (raw >= 0 && raw < (double)pt->n_states && raw == (double)(size_t)raw)
 		return cg_reading_add_string(r, pt->name, pt->states[(size_t)raw]);
-	snprintf(r->quality, sizeof(r->quality), "out-of-range");
+	r->quality = CG_QUALITY_OUT_OF_RANGE;
 	return cg_reading_add_string(r, pt->name, "unknown");
 }
 
@@ -427,7 +427,7 @@ static int driver_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 		}
 	}
 
-	snprintf(r->kind, sizeof(r->kind), "%s", p->kind);
+	r->kind = p->kind;
 	if (s->has_counters)
 		r->interval_s = s->interval_s;
 	for (size_t j = 0; j < p->n_points; j++) {
@@ -470,16 +470,16 @@ static int driver_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 			bits = inc;
 			raw = (double)inc;
 			if (reset)
-				snprintf(r->quality, sizeof(r->quality), "counter-reset");
+				r->quality = CG_QUALITY_COUNTER_RESET;
 		}
 		v = cg_point_value(pt, raw);
 		if (!isfinite(v)) {
-			snprintf(r->quality, sizeof(r->quality), "invalid");
+			r->quality = CG_QUALITY_INVALID;
 			continue;
 		}
 		if (((pt->has_min && v < pt->min) || (pt->has_max && v > pt->max)) &&
-		    strcmp(r->quality, "invalid") != 0)
-			snprintf(r->quality, sizeof(r->quality), "out-of-range");
+		    r->quality != CG_QUALITY_INVALID)
+			r->quality = CG_QUALITY_OUT_OF_RANGE;
 		if (cg_type_is_integer(pt->type) && pt->scale == 1 && pt->offset == 0)
 			rc = cg_type_is_signed(pt->type) && !pt->counter
 			         ? cg_reading_add_int(r, pt->name, (int64_t)bits, pt->unit)

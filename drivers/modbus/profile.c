@@ -41,7 +41,6 @@ static const char *const order_names[] = {
     NULL,
 };
 
-static const char *const kind_names[] = {"air-quality", "parking", "traffic", NULL};
 
 /* The index of s in the NULL-terminated list names, or -1. */
 static int name_index(const char *const *names, const char *s)
@@ -143,7 +142,7 @@ static const field_t profile_fields[PROFILE_FIELDS] = {
     [PROFILE_KIND] = {.key = "kind",
                       .kind = FIELD_CHOICE,
                       .required = true,
-                      .choices = kind_names,
+                      .choices = cg_kind_names,
                       .offset = offsetof(profile_input_t, kind)},
     [PROFILE_POINTS] = {.key = "points",
                         .kind = FIELD_ARRAY,
@@ -557,8 +556,8 @@ static int build_profile(const profile_input_t *pin, const point_input_t *pts, s
 	if (!p->points)
 		goto free_profile;
 	p->n_points = n;
-	if (!copy_string(&p->name, pin->name) || !copy_string(&p->kind, kind_names[pin->kind]) ||
-	    !copy_string(&p->file, file))
+	p->kind = (cg_kind_t)pin->kind;
+	if (!copy_string(&p->name, pin->name) || !copy_string(&p->file, file))
 		goto free_profile;
 	for (size_t i = 0; i < n; i++) {
 		cg_point_t *pt = &p->points[i];
@@ -856,7 +855,6 @@ void cg_profile_free(cg_profile_t *p)
 	}
 	free(p->points);
 	free(p->name);
-	free(p->kind);
 	free(p->file);
 	free(p);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "base/diag.h"
+#include "base/reading.h"
 
 typedef enum cg_table {
 	CG_TABLE_COIL,     /* FC 01, bits */
@@ -56,7 +57,7 @@ typedef struct cg_point {
 
 typedef struct cg_profile {
 	char *name;
-	char *kind;        /* "air-quality", "parking", "traffic" */
+	cg_kind_t kind;
 	char *file;        /* the file it was read from */
 	cg_point_t *points;
 	size_t n_points;

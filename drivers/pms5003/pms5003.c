@@ -5,9 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "base/clock.h"
 #include "base/error.h"
-#include "base/log.h"
 #include "drivers/driver.h"
 #include "drivers/serial/query_mode.h"
 #include "drivers/serial/serial_frame.h"
@@ -122,24 +120,29 @@ static int pms_open(const cJSON *sensor, const cg_driver_env_t *env, void **stat
 	return 0;
 }
 
-/* Sends one command, after flushing what the sensor sent before, so that a
- * stale frame cannot be taken for the answer. */
-static int pms_send(cg_transport_t *t, uint8_t cmd, uint16_t data)
+/* Writes the command cmd with data into c. */
+static void pms_command(uint8_t c[PMS_COMMAND_LEN], uint8_t cmd, uint16_t data)
 {
-	uint8_t c[PMS_COMMAND_LEN] = {0x42, 0x4D, cmd, (uint8_t)(data >> 8), (uint8_t)data};
 	unsigned sum = 0;
-	int rc;
 
+	c[0] = 0x42;
+	c[1] = 0x4D;
+	c[2] = cmd;
+	c[3] = (uint8_t)(data >> 8);
+	c[4] = (uint8_t)data;
 	for (size_t i = 0; i < 5; i++)
 		sum += c[i];
 	c[5] = (uint8_t)(sum >> 8);
 	c[6] = (uint8_t)sum;
-	cg_transport_pace(t);
-	rc = cg_serial_flush(t->fd);
-	if (rc == 0)
-		rc = cg_serial_write(t->fd, c, sizeof(c), t->timeout_ms);
-	cg_transport_done(t);
-	return rc;
+}
+
+/* Sends one command whose answer is not read. */
+static int pms_send(cg_transport_t *t, uint8_t cmd, uint16_t data)
+{
+	uint8_t c[PMS_COMMAND_LEN];
+
+	pms_command(c, cmd, data);
+	return cg_transport_request(t, c, sizeof(c), NULL, NULL, "pms5003", NULL);
 }
 
 /* Puts the sensor in passive mode and wakes it. */
@@ -158,23 +161,14 @@ static int pms_set_mode(cg_transport_t *t)
  */
 static int pms_read(pms_state_t *s, cg_transport_t *t, const char *sensor, cg_pms5003_frame_t *f)
 {
-	cg_frame_counts_t counts;
+	uint8_t c[PMS_COMMAND_LEN];
 	int rc;
 
 	rc = cg_query_prepare(&s->mode, t, cg_pms5003_parse, f, "pms5003", sensor, pms_set_mode);
 	if (rc)
 		return rc;
-	rc = pms_send(t, PMS_CMD_READ, 0);
-	if (rc)
-		return rc;
-	rc = cg_serial_read_frame(t->fd, t->timeout_ms, cg_pms5003_parse, f, &counts);
-	cg_transport_done(t);
-	t->noise_bytes += counts.dropped_bytes;
-	t->bad_frames += counts.bad_checksums;
-	if (counts.dropped_bytes || counts.bad_checksums)
-		cg_log(CG_LOG_DEBUG, "pms5003 %s: skipped %zu bytes, %zu bad checksums: %s", sensor,
-		       counts.dropped_bytes, counts.bad_checksums, cg_strerror(rc));
-	return rc;
+	pms_command(c, PMS_CMD_READ, 0);
+	return cg_transport_request(t, c, sizeof(c), cg_pms5003_parse, f, "pms5003", sensor);
 }
 
 /*
@@ -202,7 +196,7 @@ static int pms_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 		cg_query_failed(&s->mode, rc);
 		return rc;
 	}
-	snprintf(r->kind, sizeof(r->kind), "air-quality");
+	r->kind = CG_KIND_AIR_QUALITY;
 	if ((rc = cg_reading_add_number(r, "pm1", f.pm1, "ug/m3")) ||
 	    (rc = cg_reading_add_number(r, "pm25", f.pm25, "ug/m3")) ||
 	    (rc = cg_reading_add_number(r, "pm10", f.pm10, "ug/m3")))
@@ -213,9 +207,9 @@ static int pms_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 			return rc;
 	}
 	if (f.pm1 > PMS_PM_MAX || f.pm25 > PMS_PM_MAX || f.pm10 > PMS_PM_MAX)
-		snprintf(r->quality, sizeof(r->quality), "out-of-range");
+		r->quality = CG_QUALITY_OUT_OF_RANGE;
 	if (cg_query_warming(&s->mode))
-		snprintf(r->quality, sizeof(r->quality), "warming-up");
+		r->quality = CG_QUALITY_WARMING_UP;
 	return 0;
 }
 

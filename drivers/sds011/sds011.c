@@ -4,10 +4,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-#include "base/clock.h"
 #include "base/error.h"
-#include "base/log.h"
 #include "drivers/driver.h"
 #include "drivers/serial/query_mode.h"
 #include "drivers/serial/serial_frame.h"
@@ -106,27 +105,32 @@ static int sds_open(const cJSON *sensor, const cg_driver_env_t *env, void **stat
 	return 0;
 }
 
-/* Sends one command to every device on the line (id FF FF) after flushing
- * what the sensor sent before, so that a stale frame cannot be taken for
- * the answer. */
-static int sds_send(cg_transport_t *t, uint8_t cmd, uint8_t set, uint8_t value)
+/* Writes into c the command cmd to every device on the line (id FF FF). */
+static void sds_command(uint8_t c[CG_SDS011_COMMAND_LEN], uint8_t cmd, uint8_t set, uint8_t value)
 {
-	uint8_t c[CG_SDS011_COMMAND_LEN] = {0xAA, 0xB4, cmd, set, value};
 	unsigned sum = 0;
-	int rc;
 
+	memset(c, 0, CG_SDS011_COMMAND_LEN);
+	c[0] = 0xAA;
+	c[1] = 0xB4;
+	c[2] = cmd;
+	c[3] = set;
+	c[4] = value;
 	c[15] = 0xFF;
 	c[16] = 0xFF;
 	for (size_t i = 2; i <= 16; i++)
 		sum += c[i];
 	c[17] = (uint8_t)sum;
 	c[18] = 0xAB;
-	cg_transport_pace(t);
-	rc = cg_serial_flush(t->fd);
-	if (rc == 0)
-		rc = cg_serial_write(t->fd, c, sizeof(c), t->timeout_ms);
-	cg_transport_done(t);
-	return rc;
+}
+
+/* Sends one command whose answer is not read. */
+static int sds_send(cg_transport_t *t, uint8_t cmd, uint8_t set, uint8_t value)
+{
+	uint8_t c[CG_SDS011_COMMAND_LEN];
+
+	sds_command(c, cmd, set, value);
+	return cg_transport_request(t, c, sizeof(c), NULL, NULL, "sds011", NULL);
 }
 
 /* Wakes the sensor (a sleeping SDS011 answers nothing else) and sets query mode. */
@@ -146,23 +150,14 @@ static int sds_set_mode(cg_transport_t *t)
  */
 static int sds_read(sds_state_t *s, cg_transport_t *t, const char *sensor, cg_sds011_frame_t *f)
 {
-	cg_frame_counts_t counts;
+	uint8_t c[CG_SDS011_COMMAND_LEN];
 	int rc;
 
 	rc = cg_query_prepare(&s->mode, t, cg_sds011_parse, f, "sds011", sensor, sds_set_mode);
 	if (rc)
 		return rc;
-	rc = sds_send(t, SDS_CMD_QUERY, 0, 0);
-	if (rc)
-		return rc;
-	rc = cg_serial_read_frame(t->fd, t->timeout_ms, cg_sds011_parse, f, &counts);
-	cg_transport_done(t);
-	t->noise_bytes += counts.dropped_bytes;
-	t->bad_frames += counts.bad_checksums;
-	if (counts.dropped_bytes || counts.bad_checksums)
-		cg_log(CG_LOG_DEBUG, "sds011 %s: skipped %zu bytes, %zu bad checksums: %s", sensor,
-		       counts.dropped_bytes, counts.bad_checksums, cg_strerror(rc));
-	return rc;
+	sds_command(c, SDS_CMD_QUERY, 0, 0);
+	return cg_transport_request(t, c, sizeof(c), cg_sds011_parse, f, "sds011", sensor);
 }
 
 /*
@@ -187,14 +182,14 @@ static int sds_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 		cg_query_failed(&s->mode, rc);
 		return rc;
 	}
-	snprintf(r->kind, sizeof(r->kind), "air-quality");
+	r->kind = CG_KIND_AIR_QUALITY;
 	if ((rc = cg_reading_add_number(r, "pm25", f.pm25_raw / 10.0, "ug/m3")) ||
 	    (rc = cg_reading_add_number(r, "pm10", f.pm10_raw / 10.0, "ug/m3")))
 		return rc;
 	if (f.pm25_raw > SDS_PM_MAX_RAW || f.pm10_raw > SDS_PM_MAX_RAW)
-		snprintf(r->quality, sizeof(r->quality), "out-of-range");
+		r->quality = CG_QUALITY_OUT_OF_RANGE;
 	if (cg_query_warming(&s->mode))
-		snprintf(r->quality, sizeof(r->quality), "warming-up");
+		r->quality = CG_QUALITY_WARMING_UP;
 	return 0;
 }
 

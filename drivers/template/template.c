@@ -5,7 +5,6 @@
 #include <stdlib.h>
 
 #include "base/error.h"
-#include "base/log.h"
 #include "drivers/driver.h"
 #include "drivers/serial/serial_frame.h"
 #include "drivers/serial/serial_options.h"
@@ -97,52 +96,44 @@ static int template_open(const cJSON *sensor, const cg_driver_env_t *env, void *
 	return 0;
 }
 
-/* Sends the read request, after flushing stale input so that a late answer
- * to an earlier request cannot be taken for this one. */
-static int template_request(template_state_t *s, cg_transport_t *t)
+/* Writes the read request to the sensor's address into c. */
+static void template_command(const template_state_t *s, uint8_t c[5])
 {
-	uint8_t c[5] = {0x5A, 0x02, 0x52, s->address, 0};
-	int rc;
-
+	c[0] = 0x5A;
+	c[1] = 0x02;
+	c[2] = 0x52;
+	c[3] = s->address;
 	c[4] = (uint8_t)(c[0] + c[1] + c[2] + c[3]);
-	rc = cg_serial_flush(t->fd);
-	if (rc == 0)
-		rc = cg_serial_write(t->fd, c, sizeof(c), t->timeout_ms);
-	return rc;
 }
 
 /*
- * Polls once: see driver.h. Values pm25 and pm10 in ug/m3. An answer from
- * another address is an unexpected frame (CG_EFRAME). Errors come from the
- * frame reader: CG_ETIMEDOUT (silent), CG_ECRC (only bad checksums),
- * CG_EFRAME (only noise), CG_EIO (the port is gone; the bus worker reopens it).
+ * Polls once: see driver.h. cg_transport_request() does the I/O: it keeps
+ * the bus's gap, flushes stale input (a late answer to an earlier request
+ * must not be taken for this one's), writes the command, reads the answer,
+ * and counts and logs the noise and bad frames it skipped, also when the
+ * poll fails. Values pm25 and pm10 in ug/m3. An answer from another address
+ * is an unexpected frame (CG_EFRAME). Errors come from the frame reader:
+ * CG_ETIMEDOUT (silent), CG_ECRC (only bad checksums), CG_EFRAME (only
+ * noise), CG_EIO (the port is gone; the bus worker reopens it).
  */
 static int template_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 {
 	template_state_t *s = state;
 	cg_template_frame_t f;
-	cg_frame_counts_t counts;
+	uint8_t c[5];
 	int rc;
 
 	if (!s)
 		return CG_ESTATE;
 	if (!t || t->fd < 0)
 		return CG_EINVAL;
-	cg_transport_pace(t);
-	rc = template_request(s, t);
-	if (rc == 0)
-		rc = cg_serial_read_frame(t->fd, t->timeout_ms, cg_template_parse, &f, &counts);
-	cg_transport_done(t);
+	template_command(s, c);
+	rc = cg_transport_request(t, c, sizeof(c), cg_template_parse, &f, "template", r->sensor);
 	if (rc)
 		return rc;
-	t->noise_bytes += counts.dropped_bytes;
-	t->bad_frames += counts.bad_checksums;
-	if (counts.dropped_bytes || counts.bad_checksums)
-		cg_log(CG_LOG_DEBUG, "template %s: skipped %zu bytes, %zu bad checksums", r->sensor,
-		       counts.dropped_bytes, counts.bad_checksums);
 	if (f.address != s->address)
 		return CG_EFRAME;
-	snprintf(r->kind, sizeof(r->kind), "air-quality");
+	r->kind = CG_KIND_AIR_QUALITY;
 	if ((rc = cg_reading_add_number(r, "pm25", f.pm25_raw / 10.0, "ug/m3")) ||
 	    (rc = cg_reading_add_number(r, "pm10", f.pm10_raw / 10.0, "ug/m3")))
 		return rc;

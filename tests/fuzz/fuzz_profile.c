@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	rc = cg_profile_parse((const char *)data, size, name, &p, &diag);
 	if (rc == 0) {
-		if (!p || diag.n != 0 || !p->name || !p->kind)
+		if (!p || diag.n != 0 || !p->name || !cg_kind_name(p->kind))
 			__builtin_trap();
 		for (size_t i = 0; i < p->n_points; i++) {
 			const cg_point_t *pt = &p->points[i];

@@ -3,7 +3,7 @@ import json
 import os
 import shutil
 
-from harness import CITYGATE, SRC, Sim, check, main, run
+from harness import CITYGATE, SRC, Sim, check, main, run, validate_messages
 
 
 def test_version_help_usage(tmp):
@@ -81,6 +81,42 @@ def test_once(tmp):
         sim.stop()
 
 
+def no_duplicate_keys(pairs):
+    keys = [k for k, _ in pairs]
+    check(len(keys) == len(set(keys)), "duplicate keys in %r" % keys)
+    return dict(pairs)
+
+
+def test_once_traffic_counter(tmp):
+    """A counter's first poll is only its baseline: --once polls it again after
+    interval_s and prints what the daemon publishes, one reading per lane."""
+    sim = Sim(tmp, ["--tcp", "0", "--slave", "1:traffic-counter"])
+    port = int([e for e in sim.endpoints if e[0] == "tcp"][0][2])
+    try:
+        cfg = {
+            "gateway": {"id": "gw-once"},
+            "mqtt": {"uri": "tcp://127.0.0.1:1", "topic_prefix": "city/x"},
+            "store": {"path": os.path.join(tmp.path, "unused.db")},
+            "buses": [{"id": "lan", "type": "modbus-tcp", "host": "127.0.0.1", "port": port}],
+            "sensors": [{"id": "tl-01", "bus": "lan", "driver": "modbus",
+                         "profile": "traffic-counter", "unit_id": 1, "interval_s": 0.5}],
+        }
+        r = run([CITYGATE, "--once", "-c", tmp.file("once-traffic.json", json.dumps(cfg))])
+    finally:
+        sim.stop()
+    check(r.returncode == 0, "--once on a traffic counter: exit %d: %s" % (r.returncode, r.stderr))
+    lines = r.stdout.splitlines()
+    readings = [json.loads(l, object_pairs_hook=no_duplicate_keys) for l in lines]
+    check([x["values"].get("laneId") for x in readings] == [1, 2], "one line per lane: %r" % lines)
+    for x in readings:
+        check(x["sensor"] == "tl-01" and x["kind"] == "traffic" and "seq" not in x, "%r" % x)
+        check(x["interval_s"] == 0.5, "interval_s %r" % x.get("interval_s"))
+        check(sorted(x["values"]) == ["averageVehicleSpeed", "intensity", "laneId", "occupancy"],
+              "values %r" % x["values"])
+    validate_messages(tmp, [("once", l) for l in lines])
+    print("  " + lines[0][:160])
+
+
 def test_once_on_the_aqt530_example(tmp):
     """The example config as shipped, against the simulator its README names."""
     # A copy in tmp: the example's relative paths (store, serial line) then
@@ -111,4 +147,4 @@ def test_once_on_the_aqt530_example(tmp):
 
 if __name__ == "__main__":
     main([test_version_help_usage, test_check_examples_valid, test_check_reports_pointers,
-          test_once, test_once_on_the_aqt530_example])
+          test_once, test_once_traffic_counter, test_once_on_the_aqt530_example])

@@ -59,7 +59,7 @@ static void full_reading(cg_reading_t *r, int i)
 
 	cg_reading_init(r);
 	snprintf(r->sensor, sizeof(r->sensor), "aq-%d", i % 100);
-	snprintf(r->kind, sizeof(r->kind), "air-quality");
+	r->kind = CG_KIND_AIR_QUALITY;
 	r->ts_ms = 1764071200000 + i;
 	for (int v = 0; v < CG_READING_MAX_VALUES; v++) {
 		snprintf(name, sizeof(name), "v%d", v);

@@ -31,7 +31,7 @@ static cg_reading_t bay(const char *id, const char *status, int64_t ts)
 
 	cg_reading_init(&r);
 	snprintf(r.sensor, sizeof(r.sensor), "%s", id);
-	snprintf(r.kind, sizeof(r.kind), "parking");
+	r.kind = CG_KIND_PARKING;
 	r.ts_ms = ts;
 	cg_reading_add_string(&r, "status", status);
 	return r;
@@ -61,7 +61,7 @@ static void test_counts_once_every_bay_reported(void **state)
 	r = bay("bay-3", "free", 1002);
 	assert_int_equal(cg_lots_update(l, &r, 0, out, 4), 1);
 	assert_string_equal(out[0].sensor, "lot-a");
-	assert_string_equal(out[0].kind, "parking");
+	assert_string_equal(cg_kind_name(out[0].kind), "parking");
 	assert_int_equal(out[0].ts_ms, 1002);
 	assert_true(num(&out[0], "availableSpotNumber") == 2);
 	assert_true(num(&out[0], "occupiedSpotNumber") == 1);
@@ -82,7 +82,7 @@ static void test_counts_once_every_bay_reported(void **state)
 	r = bay("bay-9", "occupied", 3000);
 	assert_int_equal(cg_lots_update(l, &r, 30, out, 4), 0);
 	cg_reading_init(&r);
-	strcpy(r.kind, "air-quality");
+	r.kind = CG_KIND_AIR_QUALITY;
 	strcpy(r.sensor, "bay-2");
 	assert_int_equal(cg_lots_update(l, &r, 30, out, 4), 0);
 	cg_lots_free(l);
@@ -109,11 +109,51 @@ static void test_published_at_least_every_max_interval(void **state)
 	cg_lots_free(l);
 }
 
+/* The parking rules of a bus worker: a lot's bay is a bay before it ever
+ * answers, another sensor once it reports a status; a lost bay is reported
+ * unknown and counted as neither free nor occupied. */
+static void test_bay_rules(void **state)
+{
+	cg_lot_config_t lc;
+	cg_config_t cfg = config(&lc);
+	cg_bay_t in_lot, other;
+	cg_reading_t r, out[4];
+	cg_lots_t *l;
+
+	cg_bay_init(&in_lot, &cfg, "bay-2");
+	cg_bay_init(&other, &cfg, "street-9");
+	assert_false(cg_bay_lost(&other, "street-9", 5, &r));
+	r = bay("street-9", "free", 1);
+	r.kind = CG_KIND_AIR_QUALITY;
+	cg_bay_seen(&other, &r);
+	assert_false(cg_bay_lost(&other, "street-9", 5, &r));
+	r = bay("street-9", "free", 1);
+	cg_bay_seen(&other, &r);
+	assert_true(cg_bay_lost(&other, "street-9", 5, &r));
+
+	assert_true(cg_bay_lost(&in_lot, "bay-2", 7000, &r));
+	assert_string_equal(r.sensor, "bay-2");
+	assert_string_equal(cg_kind_name(r.kind), "parking");
+	assert_string_equal(cg_quality_name(r.quality), "no-answer");
+	assert_string_equal(cg_reading_find(&r, "status")->string, "unknown");
+	assert_int_equal(r.ts_ms, 7000);
+	assert_int_equal(cg_lots_new(&cfg, &l), 0);
+	out[0] = bay("bay-1", "occupied", 1);
+	assert_int_equal(cg_lots_update(l, &out[0], 0, out, 4), 0);
+	out[0] = bay("bay-3", "free", 1);
+	assert_int_equal(cg_lots_update(l, &out[0], 0, out, 4), 0);
+	assert_int_equal(cg_lots_update(l, &r, 0, out, 4), 1);
+	assert_true(num(&out[0], "occupiedSpotNumber") == 1);
+	assert_true(num(&out[0], "availableSpotNumber") == 1);
+	cg_lots_free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_counts_once_every_bay_reported),
 		cmocka_unit_test(test_published_at_least_every_max_interval),
+		cmocka_unit_test(test_bay_rules),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -257,8 +257,8 @@ static void test_aqt530_over_tcp(void **state)
 	st = open_sensor(f, "{\"id\":\"aq-001\",\"profile\":\"aqt530\",\"unit_id\":1}");
 	cg_reading_init(&r);
 	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
-	assert_string_equal(r.kind, "air-quality");
-	assert_string_equal(r.quality, "ok");
+	assert_string_equal(cg_kind_name(r.kind), "air-quality");
+	assert_string_equal(cg_quality_name(r.quality), "ok");
 	assert_int_equal(r.n_values, 11);
 	/* The profile's order is kept. */
 	assert_string_equal(r.values[0].name, "no2");
@@ -314,8 +314,8 @@ static void test_ld120_bits_and_u32(void **state)
 	st = open_sensor(f, "{\"profile\":\"ld120\"}");
 	cg_reading_init(&r);
 	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
-	assert_string_equal(r.kind, "parking");
-	assert_string_equal(r.quality, "ok");
+	assert_string_equal(cg_kind_name(r.kind), "parking");
+	assert_string_equal(cg_quality_name(r.quality), "ok");
 	assert_int_equal(r.n_values, 5);
 	assert_int_equal(value(&r, "loopFault")->type, CG_VALUE_BOOL);
 	assert_false(value(&r, "loopFault")->boolean);
@@ -364,9 +364,9 @@ static void test_traffic_counters_per_lane(void **state)
 	s->map->tab_registers[1] = 4; /* wrapped: 65530 -> 65535 -> 0 -> 4 is 10 vehicles */
 	cg_reading_init(&r);
 	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
-	assert_string_equal(r.kind, "traffic");
+	assert_string_equal(cg_kind_name(r.kind), "traffic");
 	assert_true(r.interval_s == 60);
-	assert_string_equal(r.quality, "ok");
+	assert_string_equal(cg_quality_name(r.quality), "ok");
 	assert_true(lane_value(&r, "intensity", 1) == 12);
 	assert_true(lane_value(&r, "intensity", 2) == 10);
 	assert_true(lane_value(&r, "occupancy", 1) == 0.25);
@@ -377,7 +377,7 @@ static void test_traffic_counters_per_lane(void **state)
 	s->map->tab_registers[1] = 9;
 	cg_reading_init(&r);
 	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
-	assert_string_equal(r.quality, "counter-reset");
+	assert_string_equal(cg_quality_name(r.quality), "counter-reset");
 	assert_true(lane_value(&r, "intensity", 1) == 3);
 	assert_true(lane_value(&r, "intensity", 2) == 5);
 
@@ -416,8 +416,8 @@ static void test_every_table_relative_path_and_range(void **state)
 	st = open_sensor(f, "{\"profile\":\"profiles/custom.json\",\"unit_id\":17}");
 	cg_reading_init(&r);
 	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
-	assert_string_equal(r.kind, "traffic");
-	assert_string_equal(r.quality, "ok");
+	assert_string_equal(cg_kind_name(r.kind), "traffic");
+	assert_string_equal(cg_quality_name(r.quality), "ok");
 	assert_double_near(value(&r, "averageVehicleSpeed")->number, 123.456, 1e-4);
 	assert_string_equal(value(&r, "averageVehicleSpeed")->unit, "km/h");
 	assert_true(value(&r, "congested")->boolean);
@@ -430,7 +430,7 @@ static void test_every_table_relative_path_and_range(void **state)
 	s->map->tab_registers[30] = 500;
 	cg_reading_init(&r);
 	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
-	assert_string_equal(r.quality, "out-of-range");
+	assert_string_equal(cg_quality_name(r.quality), "out-of-range");
 	assert_number(&r, "intensity", 500, "count");
 
 	/* A NaN cannot be carried in JSON: left out, quality invalid. */
@@ -440,7 +440,7 @@ static void test_every_table_relative_path_and_range(void **state)
 	    0);
 	cg_reading_init(&r);
 	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
-	assert_string_equal(r.quality, "invalid");
+	assert_string_equal(cg_quality_name(r.quality), "invalid");
 	assert_null(cg_reading_find(&r, "averageVehicleSpeed"));
 	assert_int_equal(r.n_values, 3);
 	cg_modbus_driver.close(st);
@@ -483,7 +483,7 @@ static void test_u64_exact(void **state)
 	v = value(&r, "intensity");
 	assert_true(v->exact);
 	assert_int_equal(v->magnitude, 1);
-	assert_string_equal(r.quality, "ok");
+	assert_string_equal(cg_quality_name(r.quality), "ok");
 	v = value(&r, "serial");
 	assert_true(v->exact && !v->negative);
 	assert_true(v->magnitude == UINT64_MAX);

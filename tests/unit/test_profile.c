@@ -61,7 +61,7 @@ static void test_aqt530_parses(void **state)
 	assert_int_equal(cg_profile_load("aqt530", NULL, dirs, &p, &d), 0);
 	assert_int_equal(d.n, 0);
 	assert_string_equal(p->name, "aqt530");
-	assert_string_equal(p->kind, "air-quality");
+	assert_string_equal(cg_kind_name(p->kind), "air-quality");
 	assert_string_equal(p->file, PROFILES "/aqt530.json");
 	assert_int_equal(p->n_points, 11);
 	for (size_t i = 0; i < p->n_points; i++) {
@@ -101,7 +101,7 @@ static void test_ld120_parses(void **state)
 
 	(void)state;
 	assert_int_equal(cg_profile_load("ld120", NULL, dirs, &p, &d), 0);
-	assert_string_equal(p->kind, "parking");
+	assert_string_equal(cg_kind_name(p->kind), "parking");
 	assert_int_equal(p->n_points, 5);
 	pt = find_point(p, "loopFault");
 	assert_int_equal(pt->table, CG_TABLE_DISCRETE);
@@ -132,7 +132,7 @@ static void test_traffic_counter_parses(void **state)
 
 	(void)state;
 	assert_int_equal(cg_profile_load("traffic-counter", NULL, dirs, &p, &d), 0);
-	assert_string_equal(p->kind, "traffic");
+	assert_string_equal(cg_kind_name(p->kind), "traffic");
 	assert_int_equal(p->n_points, 6);
 	/* Points are per lane: the second "intensity" is lane 2's counter. */
 	pt = &p->points[1];

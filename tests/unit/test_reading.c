@@ -11,12 +11,33 @@
 #include "base/error.h"
 #include "base/reading.h"
 
+/* One name per kind and quality, as the payload schemas spell them; none
+ * outside the enums. */
+static void test_kind_and_quality_names(void **state)
+{
+	static const char *const qualities[] = {
+	    "ok", "out-of-range", "warming-up", "counter-reset", "invalid", "no-answer", "stale"};
+
+	(void)state;
+	assert_string_equal(cg_kind_name(CG_KIND_AIR_QUALITY), "air-quality");
+	assert_string_equal(cg_kind_name(CG_KIND_PARKING), "parking");
+	assert_string_equal(cg_kind_name(CG_KIND_TRAFFIC), "traffic");
+	assert_null(cg_kind_name(CG_N_KINDS));
+	assert_null(cg_kind_name((cg_kind_t)-1));
+	assert_null(cg_kind_names[CG_N_KINDS]);
+	assert_int_equal(sizeof(qualities) / sizeof(qualities[0]), CG_N_QUALITIES);
+	for (int q = 0; q < CG_N_QUALITIES; q++)
+		assert_string_equal(cg_quality_name((cg_quality_t)q), qualities[q]);
+	assert_null(cg_quality_name(CG_N_QUALITIES));
+	assert_null(cg_quality_names[CG_N_QUALITIES]);
+}
+
 static void test_add_and_find(void **state)
 {
 	cg_reading_t r;
 
 	cg_reading_init(&r);
-	assert_string_equal(r.quality, "ok");
+	assert_string_equal(cg_quality_name(r.quality), "ok");
 	assert_int_equal(cg_reading_add_number(&r, "pm25", 12.5, "ug/m3"), 0);
 	assert_int_equal(cg_reading_add_bool(&r, "fault", true), 0);
 	assert_int_equal(cg_reading_add_string(&r, "status", "occupied"), 0);
@@ -38,7 +59,7 @@ static void test_limits(void **state)
 	assert_int_equal(cg_reading_add_number(&r, "pm25", 2, NULL), CG_EINVAL);
 	assert_int_equal(cg_reading_add_number(&r, "", 2, NULL), CG_EINVAL);
 	assert_int_equal(cg_reading_add_number(&r, "a-name-that-is-far-too-long-to-fit", 2, NULL),
-			 CG_ERANGE);
+	                 CG_ERANGE);
 	assert_int_equal(cg_reading_add_number(&r, "x", 2, "a-unit-too-long"), CG_ERANGE);
 	assert_int_equal(cg_reading_add_string(&r, "s", "a string too long"), CG_ERANGE);
 	for (int i = 1; i < CG_READING_MAX_VALUES; i++) {
@@ -56,7 +77,7 @@ static void test_split_lanes(void **state)
 
 	cg_reading_init(&r);
 	strcpy(r.sensor, "lanes-1");
-	strcpy(r.kind, "traffic");
+	r.kind = CG_KIND_TRAFFIC;
 	r.ts_ms = 1000;
 	r.interval_s = 60;
 	cg_reading_set_lane(&r, 1);
@@ -112,7 +133,7 @@ static void test_differs(void **state)
 	strcpy(b.values[1].string, "occupied");
 	assert_true(cg_reading_differs(&a, &b, 100));
 	b = a;
-	strcpy(b.quality, "out-of-range");
+	b.quality = CG_QUALITY_OUT_OF_RANGE;
 	assert_true(cg_reading_differs(&a, &b, 100));
 	b = a;
 	b.n_values = 1;
@@ -122,10 +143,11 @@ static void test_differs(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_add_and_find),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_split_lanes),
-		cmocka_unit_test(test_differs),
+	    cmocka_unit_test(test_kind_and_quality_names),
+	    cmocka_unit_test(test_add_and_find),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_split_lanes),
+	    cmocka_unit_test(test_differs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
