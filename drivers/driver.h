@@ -37,7 +37,8 @@ typedef struct cg_driver {
 		     cg_diag_t *diag);
 	/* Allocates per-sensor state from a sensor object that check() accepted.
 	 * Does no I/O on the bus. Main thread, before the bus's worker starts
-	 * (start, reload) or for --once. */
+	 * (start, reload) or for --once; when it failed there, the bus's worker
+	 * calls it again on the sensor's back-off until it succeeds. */
 	int (*open)(const cJSON *sensor, const cg_driver_env_t *env, void **state);
 	/* Polls the sensor once over t and fills r's kind, values and quality
 	 * (the enums of base/reading.h; r was initialised and carries the

@@ -197,6 +197,18 @@ static void poll_failed(cg_bus_t *b, bus_sensor_t *s, int rc, double now)
 		s->next_due_ms = now + backoff * 1000.0;
 }
 
+/* Opens the driver's state of a sensor whose open() failed before, on the
+ * sensor's own back-off like a failed poll: a sensor is never given up. */
+static int reopen_sensor(cg_bus_t *b, bus_sensor_t *s)
+{
+	int rc = s->cfg->driver->open(s->cfg->json, &b->env, &s->state);
+
+	if (rc == CG_OK)
+		cg_log(CG_LOG_INFO, "sensor %s: driver %s opened it after %u failed attempts",
+		       s->cfg->id, s->cfg->driver->name, s->st.failing + 1);
+	return rc;
+}
+
 /* Polls one sensor and hands its readings on. */
 static void poll_sensor(cg_bus_t *b, bus_sensor_t *s)
 {
@@ -204,8 +216,12 @@ static void poll_sensor(cg_bus_t *b, bus_sensor_t *s)
 	uint64_t before = b->t.requests, noise = b->t.noise_bytes, bad = b->t.bad_frames;
 	double now;
 	uint32_t failed_polls;
-	int rc;
+	int rc = s->state ? CG_OK : reopen_sensor(b, s);
 
+	if (rc < 0) {
+		poll_failed(b, s, rc, (double)cg_mono_ms());
+		return;
+	}
 	rc = cg_poll_sensor(s->cfg, s->state, &b->t, s->due_wall_ms, p);
 	now = (double)cg_mono_ms();
 	/* The sensor answered; it only has nothing to report yet. */
@@ -350,8 +366,9 @@ int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sin
 		snprintf(s->st.id, sizeof(s->st.id), "%s", sc->id);
 		rc = sc->driver->open(sc->json, &b->env, &s->state);
 		if (rc < 0)
-			cg_log(CG_LOG_ERR, "sensor %s: driver %s cannot open it: %s", sc->id,
-			       sc->driver->name, cg_strerror(rc));
+			cg_log(CG_LOG_ERR,
+			       "sensor %s: driver %s cannot open it: %s; retrying with back-off",
+			       sc->id, sc->driver->name, cg_strerror(rc));
 		cg_bay_init(&s->bay, cfg, sc->id);
 		if (sc->report_on_change && !(s->last_sent = calloc(1, sizeof(*s->last_sent)))) {
 			rc = CG_ENOMEM;
