@@ -29,6 +29,11 @@ typedef struct cg_transport {
 	uint64_t requests;    /* requests sent on this bus, for health */
 	uint64_t noise_bytes; /* serial: bytes skipped looking for a frame (cg_transport_request) */
 	uint64_t bad_frames;  /* serial: whole frames that failed their checksum (the same) */
+	/* What the last failed request said, for the log and --once: the
+	 * request and the device's or library's words ("unit 1 holding 500+1:
+	 * Illegal data address (exception 2)"). A driver sets it when a
+	 * request fails; cg_poll_sensor() clears it before each poll. */
+	char why[160];
 } cg_transport_t;
 
 /* A bus's line settings: what opening its transport needs. */

@@ -149,6 +149,7 @@ static void poll_failed(cg_bus_t *b, bus_sensor_t *s, int rc, double now)
 	uint32_t failing;
 	bool persistent;
 	cg_reading_t r;
+	char cause[256];
 
 	pthread_mutex_lock(&b->lock);
 	count_error(&s->st, rc);
@@ -164,6 +165,8 @@ static void poll_failed(cg_bus_t *b, bus_sensor_t *s, int rc, double now)
 	 * once a minute and count the rest into the next line; but a streak
 	 * that goes on (a sensor that died) is always logged. */
 	persistent = !s->streak_logged && failing == PERSISTENT_AFTER;
+	snprintf(cause, sizeof(cause), "%s%s%s", cg_strerror(rc), b->t.why[0] ? ": " : "",
+	         b->t.why);
 	if (failing == 1 || rc != s->last_error || persistent) {
 		if (persistent || !s->logged_ms ||
 		    now - (double)s->logged_ms >= FAULT_LOG_EVERY_MS) {
@@ -172,14 +175,12 @@ static void poll_failed(cg_bus_t *b, bus_sensor_t *s, int rc, double now)
 				    CG_LOG_WARNING,
 				    "sensor %s on bus %s: %s; retrying with back-off (up to %.0f "
 				    "s); %u more short faults since the last report",
-				    s->cfg->id, b->bc->id, cg_strerror(rc), b->bc->backoff_max_s,
-				    s->unlogged);
+				    s->cfg->id, b->bc->id, cause, b->bc->backoff_max_s, s->unlogged);
 			else
 				cg_log(CG_LOG_WARNING,
 				       "sensor %s on bus %s: %s; retrying with back-off (up to "
 				       "%.0f s)",
-				       s->cfg->id, b->bc->id, cg_strerror(rc),
-				       b->bc->backoff_max_s);
+				       s->cfg->id, b->bc->id, cause, b->bc->backoff_max_s);
 			s->logged_ms = (int64_t)now;
 			s->unlogged = 0;
 			s->streak_logged = true;
@@ -216,8 +217,10 @@ static void poll_sensor(cg_bus_t *b, bus_sensor_t *s)
 	uint64_t before = b->t.requests, noise = b->t.noise_bytes, bad = b->t.bad_frames;
 	double now;
 	uint32_t failed_polls;
-	int rc = s->state ? CG_OK : reopen_sensor(b, s);
+	int rc;
 
+	b->t.why[0] = '\0';
+	rc = s->state ? CG_OK : reopen_sensor(b, s);
 	if (rc < 0) {
 		poll_failed(b, s, rc, (double)cg_mono_ms());
 		return;

@@ -71,7 +71,7 @@ static void once_poll(once_bus_t *ob, once_sensor_t *o)
 	if (rc == CG_EAGAIN)
 		cg_err("%s: nothing to report after two polls", o->sc->id);
 	else if (rc < 0)
-		cg_err("%s: %s", o->sc->id, cg_strerror(rc));
+		cg_err("%s: %s%s%s", o->sc->id, cg_strerror(rc), ob->t.why[0] ? ": " : "", ob->t.why);
 	if (rc < 0)
 		ob->failed++;
 	if (rc == CG_EIO) {

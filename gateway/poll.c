@@ -13,6 +13,7 @@ int cg_poll_sensor(const cg_sensor_config_t *sc, void *state, cg_transport_t *t,
 	int rc;
 
 	p->n = 0;
+	t->why[0] = '\0';
 	cg_reading_init(r);
 	snprintf(r->sensor, sizeof(r->sensor), "%s", sc->id);
 	rc = state ? sc->driver->poll(state, t, r) : CG_ESTATE;

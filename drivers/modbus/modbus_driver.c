@@ -331,8 +331,11 @@ static int read_request(driver_state_t *s, size_t i, cg_transport_t *t)
 
 	/* Setting the unit id does no I/O; done first so that an id the bus
 	 * refuses (above 247 on RTU) is not counted as a request. */
-	if (modbus_set_slave(t->mb, s->unit_id) == -1)
+	if (modbus_set_slave(t->mb, s->unit_id) == -1) {
+		snprintf(t->why, sizeof(t->why), "unit id %d is not one this bus can address%s",
+		         s->unit_id, t->type == CG_BUS_MODBUS_RTU ? " (RTU: 1-247)" : "");
 		return CG_EINVAL;
+	}
 	cg_transport_pace(t);
 	started = cg_mono_ms();
 	switch (q->table) {
@@ -360,8 +363,13 @@ static int read_request(driver_state_t *s, size_t i, cg_transport_t *t)
 		drain_line(t, started);
 	else if (rc == CG_ETIMEDOUT)
 		modbus_flush(t->mb);
-	cg_log(CG_LOG_DEBUG, "modbus: unit %d %s %u+%u: %s", s->unit_id, cg_table_name(q->table),
-	       q->address, q->count, n < 0 ? modbus_strerror(err) : "short answer");
+	/* Which exception, or what libmodbus saw: the operator needs it. */
+	snprintf(t->why, sizeof(t->why), "unit %d %s %u+%u: %s", s->unit_id, cg_table_name(q->table),
+	         q->address, q->count, n < 0 ? modbus_strerror(err) : "short answer");
+	if (n < 0 && err > MODBUS_ENOBASE && err <= EMBXGTAR)
+		snprintf(t->why + strlen(t->why), sizeof(t->why) - strlen(t->why),
+		         " (exception %d)", err - MODBUS_ENOBASE);
+	cg_log(CG_LOG_DEBUG, "modbus: %s", t->why);
 	return rc;
 }
 

@@ -46,6 +46,37 @@ def test_check_reports_pointers(tmp):
           "malformed JSON names line and column: %r" % r.stdout)
 
 
+def test_once_names_the_exception(tmp):
+    """A device exception is named, with the request it answered: which register
+    the profile asks for that the device does not have, or the device's own
+    failure. Before, --once said only "device exception"."""
+    sim = Sim(tmp, ["--tcp", "0", "--slave", "1:aqt530", "--slave", "2:aqt530:exception=4"])
+    try:
+        port = int(sim.endpoints[0][2])
+        far = tmp.file("far.json", json.dumps({
+            "name": "far", "kind": "air-quality",
+            "points": [{"name": "pm25", "table": "holding", "address": 200, "unit": "ug/m3"}]}))
+        cfg = {
+            "gateway": {"id": "gw-once"},
+            "mqtt": {"uri": "tcp://127.0.0.1:1", "topic_prefix": "city/x"},
+            "store": {"path": os.path.join(tmp.path, "unused.db")},
+            "buses": [{"id": "lan", "type": "modbus-tcp", "host": "127.0.0.1", "port": port,
+                       "timeout_ms": 300}],
+            "sensors": [{"id": "far", "bus": "lan", "driver": "modbus", "profile": far,
+                         "unit_id": 1},
+                        {"id": "sick", "bus": "lan", "driver": "modbus", "profile": "aqt530",
+                         "unit_id": 2}],
+        }
+        r = run([CITYGATE, "--once", "-c", tmp.file("exc.json", json.dumps(cfg))])
+        check(r.returncode == 3, "exit 3, got %d" % r.returncode)
+        check("far: device exception: unit 1 holding 200+1: Illegal data address (exception 2)"
+              in r.stderr, "the exception by name and its request: %r" % r.stderr)
+        check("sick: device exception: unit 2 holding 0+13: " in r.stderr and
+              "(exception 4)" in r.stderr, "the device's own failure: %r" % r.stderr)
+    finally:
+        sim.stop()
+
+
 def test_once(tmp):
     link = os.path.join(tmp.path, "tty")
     sim = Sim(tmp, ["--rtu", link, "--slave", "1:aqt530", "--slave", "2:ld120",
@@ -147,4 +178,5 @@ def test_once_on_the_aqt530_example(tmp):
 
 if __name__ == "__main__":
     main([test_version_help_usage, test_check_examples_valid, test_check_reports_pointers,
-          test_once, test_once_traffic_counter, test_once_on_the_aqt530_example])
+          test_once, test_once_names_the_exception, test_once_traffic_counter,
+          test_once_on_the_aqt530_example])
