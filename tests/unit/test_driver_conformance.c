@@ -1,4 +1,4 @@
-/* Conformance of every driver, registered or template: ops, lifecycle, config checks, parsers. */
+/* Conformance of every driver: ops, lifecycle, config checks, parsers, noise, files it needs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -23,6 +24,8 @@
 #include "drivers/sds011/sds011.h"
 #include "drivers/serial/serial_frame.h"
 #include "drivers/template/template.h"
+#include "serial_device.h"
+#include "tools/sim/sim_serial.h"
 
 extern const cg_driver_t cg_template_driver;
 
@@ -544,6 +547,112 @@ static void noise_never_publishes(const cg_driver_t *d)
 	free(noise);
 }
 
+/* ---- every file a serial driver touches (docs/drivers.md lists them) ---- */
+
+/* Whether the file at path (from the source root) contains needle; a
+ * missing file contains nothing. */
+static bool source_contains(const char *path, const char *needle)
+{
+	char full[512];
+	FILE *f;
+	char *text;
+	long size;
+	bool found;
+
+	snprintf(full, sizeof(full), "%s/%s", CG_SOURCE_DIR, path);
+	f = fopen(full, "rb");
+	if (!f)
+		return false;
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	size = ftell(f);
+	assert_true(size >= 0);
+	rewind(f);
+	text = calloc(1, (size_t)size + 1);
+	assert_non_null(text);
+	found = fread(text, 1, (size_t)size, f) == (size_t)size && strstr(text, needle);
+	fclose(f);
+	free(text);
+	return found;
+}
+
+/* Whether the folder at path (from the source root) holds a file. */
+static bool folder_has_file(const char *path)
+{
+	char full[512];
+	struct dirent *e;
+	bool found = false;
+	DIR *dir;
+
+	snprintf(full, sizeof(full), "%s/%s", CG_SOURCE_DIR, path);
+	dir = opendir(full);
+	if (!dir)
+		return false;
+	while (!found && (e = readdir(dir)))
+		found = e->d_name[0] != '.';
+	closedir(dir);
+	return found;
+}
+
+/* Files found missing for the driver being checked. */
+static size_t files_missing;
+
+/* Reports that file lacks what the driver needs there, and why. */
+static void missing(const cg_driver_t *d, const char *file, const char *what)
+{
+	print_error("driver %s: %s: %s\n", d->name, file, what);
+	files_missing++;
+}
+
+/*
+ * Checks that a registered serial driver has everything docs/drivers.md
+ * says a new one needs, each file named when something is missing. What
+ * is linked (the simulator's and the test harness's devices) is asked;
+ * the rest is looked for in the source tree.
+ */
+static void serial_driver_everywhere(const cg_driver_t *d)
+{
+	const char *n = d->name;
+	char path[256], needle[256];
+
+	if (!(d->bus_types & CG_BUS_SERIAL))
+		return;
+	snprintf(path, sizeof(path), "drivers/%s/%s.h", n, n);
+	if (!source_contains(path, "_parse("))
+		missing(d, path, "no header declaring the frame parser cg_NAME_parse()");
+	snprintf(needle, sizeof(needle), "%s/%s.c", n, n);
+	if (!source_contains("drivers/CMakeLists.txt", needle))
+		missing(d, "drivers/CMakeLists.txt", "its .c is not in cg_drivers");
+	snprintf(needle, sizeof(needle), "cg_%s_parse", n);
+	if (!source_contains("tests/unit/test_frames.c", needle))
+		missing(d, "tests/unit/test_frames.c", "no frame tests of its parser");
+	if (!device_type_find(n))
+		missing(d, "tests/unit/serial_device.c", "no row in device_types[]");
+	snprintf(needle, sizeof(needle), "fixture_new(\"%s\"", n);
+	if (!source_contains("tests/unit/test_serial_drivers.c", needle))
+		missing(d, "tests/unit/test_serial_drivers.c", "no end-to-end test over a pty");
+	snprintf(path, sizeof(path), "tests/fuzz/fuzz_%s.c", n);
+	if (!source_contains(path, "LLVMFuzzerTestOneInput"))
+		missing(d, path, "no fuzz target (copy fuzz_pms5003.c)");
+	snprintf(path, sizeof(path), "tests/fuzz/corpus/%s", n);
+	if (!folder_has_file(path))
+		missing(d, path, "no seed corpus of valid frames");
+	snprintf(needle, sizeof(needle), "cg_fuzz_target(%s ", n);
+	if (!source_contains("tests/CMakeLists.txt", needle))
+		missing(d, "tests/CMakeLists.txt", "no cg_fuzz_target() line");
+	if (!sim_serial_knows(n))
+		missing(d, "tools/sim/sim_serial.c",
+		        "no row in ser_devices[] (citygate-sim --device)");
+	snprintf(needle, sizeof(needle), "### `%s`", n);
+	if (!source_contains("docs/drivers.md", needle))
+		missing(d, "docs/drivers.md", "no reference section (### `NAME`)");
+	for (size_t k = 0; d->keys[k]; k++) {
+		snprintf(needle, sizeof(needle), "\"%s\"", d->keys[k]);
+		if (!source_contains("schemas/config.schema.json", needle))
+			missing(d, "schemas/config.schema.json",
+			        "a key of the driver is not described");
+	}
+}
+
 /* ---- cmocka wrappers ---- */
 
 static void test_every_driver_has_samples(void **state)
@@ -591,6 +700,18 @@ static void test_random_bytes_never_crash(void **state)
 	each_driver(random_bytes_never_crash);
 }
 
+static void test_serial_drivers_everywhere(void **state)
+{
+	files_missing = 0;
+	for (size_t i = 0; cg_drivers[i]; i++)
+		serial_driver_everywhere(cg_drivers[i]);
+	if (files_missing)
+		fail_msg(
+		    "%zu files lack a serial driver (listed above; docs/drivers.md, \"Adding a "
+		    "serial-frame sensor in C\", says what goes in each)",
+		    files_missing);
+}
+
 static void test_noise_never_publishes(void **state)
 {
 	noise_forged_total = 0;
@@ -612,6 +733,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_configs_refused),
 	    cmocka_unit_test(test_random_bytes_never_crash),
 	    cmocka_unit_test(test_noise_never_publishes),
+	    cmocka_unit_test(test_serial_drivers_everywhere),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
