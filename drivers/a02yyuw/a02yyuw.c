@@ -13,6 +13,17 @@
 #define A02_MIN_MM 30
 #define A02_MAX_MM 4500
 
+/*
+ * A frame is one 0xFF byte and an 8-bit sum, so random bytes forge a good
+ * one about every 65,536 bytes (once a minute on a noisy 9600-baud line). A
+ * poll therefore publishes only when two successive good frames agree
+ * within A02_AGREE_MM (the sensor's accuracy is 1 cm + 0.3 %, so frames of
+ * one surface agree; forged ones 1 time in 650), reading at most
+ * A02_MAX_FRAMES frames, each within the bus's timeout.
+ */
+#define A02_AGREE_MM   50
+#define A02_MAX_FRAMES 4
+
 static const char *const a02_keys[] = {"occupied_below_mm", "hysteresis_mm", NULL};
 
 typedef struct a02_options {
@@ -135,36 +146,63 @@ static a02_status_t a02_decide(const a02_state_t *s, long distance_mm)
 }
 
 /*
+ * Reads good frames from t until two successive ones agree within
+ * A02_AGREE_MM (see above) and sets *mm to the later one's distance. Each
+ * frame is one request (cg_transport_request: the flush, then the next
+ * frame), so what the reader skipped is counted as for any request. A
+ * failed read fails the poll with its error; A02_MAX_FRAMES frames without
+ * two that agree fail it with CG_EFRAME.
+ */
+static int a02_read_confirmed(cg_transport_t *t, const char *sensor, long *mm)
+{
+	cg_a02yyuw_frame_t f;
+	long prev = -1;
+	int rc;
+
+	for (int i = 0; i < A02_MAX_FRAMES; i++) {
+		rc = cg_transport_request(t, NULL, 0, cg_a02yyuw_parse, &f, "a02yyuw", sensor);
+		if (rc)
+			return rc;
+		if (prev >= 0 && labs(f.distance_mm - prev) <= A02_AGREE_MM) {
+			*mm = f.distance_mm;
+			return 0;
+		}
+		prev = f.distance_mm;
+	}
+	return CG_EFRAME;
+}
+
+/*
  * Polls once: see driver.h. The sensor streams frames on its own, so a poll
- * flushes what came before and reads the next good frame. Values status
- * ("free" or "occupied") and distance (m); quality "out-of-range" outside
- * the sensor's 30-4500 mm, with the status still decided from the
- * distance. After a failure the previous status is forgotten: the bay may
- * have changed meanwhile.
+ * flushes what came before and reads the next good frames until two agree
+ * (a single frame may be forged by noise). Values status ("free" or
+ * "occupied") and distance (m); quality "out-of-range" outside the sensor's
+ * 30-4500 mm, with the status still decided from the distance. After a
+ * failure the previous status is forgotten: the bay may have changed
+ * meanwhile.
  */
 static int a02_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 {
 	a02_state_t *s = state;
-	cg_a02yyuw_frame_t f;
+	long mm = 0;
 	int rc;
 
 	if (!s)
 		return CG_ESTATE;
 	if (!t || t->fd < 0)
 		return CG_EINVAL;
-	/* No command: the request is the flush and the read of the next frame. */
-	rc = cg_transport_request(t, NULL, 0, cg_a02yyuw_parse, &f, "a02yyuw", r->sensor);
+	rc = a02_read_confirmed(t, r->sensor, &mm);
 	if (rc) {
 		s->status = A02_UNKNOWN;
 		return rc;
 	}
-	s->status = a02_decide(s, f.distance_mm);
+	s->status = a02_decide(s, mm);
 	r->kind = CG_KIND_PARKING;
 	if ((rc = cg_reading_add_string(r, "status",
 	                                s->status == A02_OCCUPIED ? "occupied" : "free")) ||
-	    (rc = cg_reading_add_number(r, "distance", f.distance_mm / 1000.0, "m")))
+	    (rc = cg_reading_add_number(r, "distance", mm / 1000.0, "m")))
 		return rc;
-	if (f.distance_mm < A02_MIN_MM || f.distance_mm > A02_MAX_MM)
+	if (mm < A02_MIN_MM || mm > A02_MAX_MM)
 		r->quality = CG_QUALITY_OUT_OF_RANGE;
 	return 0;
 }

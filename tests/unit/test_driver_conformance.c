@@ -1,4 +1,4 @@
-/* Conformance of every driver, registered or template: ops, lifecycle, config checks, parsers. */
+/* Conformance of every driver: ops, lifecycle, config checks, parsers, noise, files it needs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -7,6 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -19,6 +24,8 @@
 #include "drivers/sds011/sds011.h"
 #include "drivers/serial/serial_frame.h"
 #include "drivers/template/template.h"
+#include "serial_device.h"
+#include "tools/sim/sim_serial.h"
 
 extern const cg_driver_t cg_template_driver;
 
@@ -27,6 +34,18 @@ static const cg_driver_t *const extra_drivers[] = {&cg_template_driver, NULL};
 
 #define FUZZ_ITERATIONS 100000
 #define FUZZ_SEED       0x5EED1234u
+
+/*
+ * The noise test: 60 s of random bytes at 9600 baud (10 bits a byte), fed
+ * to every serial driver in NOISE_SEGMENTS parts. With this seed the noise
+ * holds 4 frames the A02YYUW parser accepts, one of them with a distance in
+ * the sensor's range (quality ok): a driver that trusts one frame publishes
+ * them (see docs/reliability.md).
+ */
+#define NOISE_BYTES    57600
+#define NOISE_SEGMENTS 6
+#define NOISE_SEED     322u
+#define NOISE_RSS_KB   64 /* the most RSS may grow from the first part to the last */
 
 /*
  * What the test needs to know of each driver, keyed by its name. A driver
@@ -372,6 +391,272 @@ static void random_bytes_never_crash(const cg_driver_t *d)
 	free(frame);
 }
 
+/*
+ * Counts the good frames parse finds in buf[0, len), as a reader that keeps
+ * scanning after each one would: how many frames the noise forges for a
+ * driver that trusts a single frame.
+ */
+static size_t forged_frames(const uint8_t *buf, size_t len, cg_frame_parse_fn parse, void *frame)
+{
+	size_t n = 0, off = 0, start, frame_len;
+
+	while (off < len &&
+	       cg_frame_scan(buf + off, len - off, parse, frame, &start, &frame_len, NULL) == 0) {
+		n++;
+		off += start + frame_len;
+	}
+	return n;
+}
+
+/* The anonymous resident memory of this process (heap, stacks), in KiB:
+ * what a leak grows. Pages of code first run late are file-backed and left
+ * out, so that they do not pass for growth. */
+static long rss_kb(void)
+{
+	long pages = 0, resident = 0, shared = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%ld %ld %ld", &pages, &resident, &shared), 3);
+	fclose(f);
+	return (resident - shared) * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* CPU time this thread has used, in nanoseconds (not wall time). */
+static int64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	assert_int_equal(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts), 0);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The median of three CPU times. */
+static double median3(const int64_t *v)
+{
+	int64_t a = v[0], b = v[1], c = v[2];
+
+	if ((a <= b && b <= c) || (c <= b && b <= a))
+		return (double)b;
+	if ((b <= a && a <= c) || (c <= a && a <= b))
+		return (double)a;
+	return (double)c;
+}
+
+/* Frames the noise forges, summed over the serial drivers, so that the
+ * test can tell when its seed proves nothing. */
+static size_t noise_forged_total;
+
+/*
+ * Feeds the noise to one serial driver through its real poll(), over a
+ * socketpair standing in for the UART (a socket has no input queue to
+ * flush, so every byte goes through the driver's read path), as fast as it
+ * reads: the driver polls until each part is written and a poll sees
+ * nothing at all. Checks that no poll publishes a reading, and that RSS and
+ * CPU per byte stay flat from the first half to the second.
+ */
+static void noise_never_publishes(const cg_driver_t *d)
+{
+	const sample_t *s = require_sample(d);
+	const size_t part = NOISE_BYTES / NOISE_SEGMENTS;
+	cg_transport_t t = {.type = CG_BUS_SERIAL, .timeout_ms = 50};
+	uint8_t *noise, sink[256];
+	int64_t cpu[NOISE_SEGMENTS]; /* of each part; NOISE_SEGMENTS >= 6 */
+	size_t polls = 0, published = 0, ok = 0, forged = 0;
+	long rss_first = 0, rss_last = 0;
+	double half1, half2;
+	cJSON *sensor;
+	void *state = NULL, *frame;
+	uint32_t x = NOISE_SEED;
+	int sv[2], rc, queued = 0;
+
+	if (!(d->bus_types & CG_BUS_SERIAL))
+		return;
+	noise = malloc(NOISE_BYTES);
+	frame = malloc(s->frame_size ? s->frame_size : 1);
+	assert_non_null(noise);
+	assert_non_null(frame);
+	for (size_t i = 0; i < NOISE_BYTES; i++)
+		noise[i] = (uint8_t)next_random(&x);
+	if (s->parse)
+		forged = forged_frames(noise, NOISE_BYTES, s->parse, frame);
+	noise_forged_total += forged;
+
+	sensor = cJSON_Parse(s->good);
+	assert_non_null(sensor);
+	assert_int_equal(d->open(sensor, &env, &state), 0);
+	cJSON_Delete(sensor);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	t.fd = sv[0];
+	for (int seg = 0; seg < NOISE_SEGMENTS; seg++) {
+		int64_t cpu0 = thread_cpu_ns();
+		size_t off = 0;
+
+		do {
+			cg_reading_t r;
+
+			/* Writes what the socket takes, never blocking: the driver
+			 * reads it at its own pace. */
+			while (off < part) {
+				ssize_t n =
+				    send(sv[1], noise + seg * part + off, part - off, MSG_DONTWAIT);
+
+				if (n <= 0)
+					break;
+				off += (size_t)n;
+			}
+			cg_reading_init(&r);
+			snprintf(r.sensor, sizeof(r.sensor), "noise");
+			rc = d->poll(state, &t, &r);
+			polls++;
+			if (rc == 0) {
+				published++;
+				ok += r.quality == CG_QUALITY_OK;
+			}
+			/* The commands the driver sent are read and dropped. */
+			while (recv(sv[1], sink, sizeof(sink), MSG_DONTWAIT) > 0)
+				;
+			if (polls > 100000)
+				fail_msg("driver %s: polls never end on noise", d->name);
+		} while (off < part || rc != CG_ETIMEDOUT);
+		cpu[seg] = thread_cpu_ns() - cpu0;
+		assert_int_equal(ioctl(sv[0], FIONREAD, &queued), 0);
+		assert_int_equal(queued, 0);
+		if (seg == 0)
+			rss_first = rss_kb();
+		rss_last = rss_kb();
+	}
+	half1 = median3(cpu) / (double)part;
+	half2 = median3(cpu + NOISE_SEGMENTS - 3) / (double)part;
+	print_message("noise %s: %d bytes, %zu frames its parser accepts, %zu polls, %zu readings "
+	              "(%zu ok), RSS %ld -> %ld KiB, CPU %.1f then %.1f ns/byte\n",
+	              d->name, NOISE_BYTES, forged, polls, published, ok, rss_first, rss_last,
+	              half1, half2);
+	if (published)
+		fail_msg("driver %s published %zu readings (%zu ok) from %d random bytes", d->name,
+		         published, ok, NOISE_BYTES);
+	if (rss_last - rss_first > NOISE_RSS_KB)
+		fail_msg("driver %s: RSS grew from %ld to %ld KiB on noise", d->name, rss_first,
+		         rss_last);
+	/* Against the same run's first half, not a clock: a reader whose cost
+	 * grows with the bytes it has seen shows here. Medians of three parts,
+	 * so that one part slowed by the machine's load does not count. */
+	if (half2 > 3 * half1)
+		fail_msg("driver %s: CPU per byte grew from %.1f to %.1f ns", d->name, half1,
+		         half2);
+	close(sv[0]);
+	close(sv[1]);
+	d->close(state);
+	free(frame);
+	free(noise);
+}
+
+/* ---- every file a serial driver touches (docs/drivers.md lists them) ---- */
+
+/* Whether the file at path (from the source root) contains needle; a
+ * missing file contains nothing. */
+static bool source_contains(const char *path, const char *needle)
+{
+	char full[512];
+	FILE *f;
+	char *text;
+	long size;
+	bool found;
+
+	snprintf(full, sizeof(full), "%s/%s", CG_SOURCE_DIR, path);
+	f = fopen(full, "rb");
+	if (!f)
+		return false;
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	size = ftell(f);
+	assert_true(size >= 0);
+	rewind(f);
+	text = calloc(1, (size_t)size + 1);
+	assert_non_null(text);
+	found = fread(text, 1, (size_t)size, f) == (size_t)size && strstr(text, needle);
+	fclose(f);
+	free(text);
+	return found;
+}
+
+/* Whether the folder at path (from the source root) holds a file. */
+static bool folder_has_file(const char *path)
+{
+	char full[512];
+	struct dirent *e;
+	bool found = false;
+	DIR *dir;
+
+	snprintf(full, sizeof(full), "%s/%s", CG_SOURCE_DIR, path);
+	dir = opendir(full);
+	if (!dir)
+		return false;
+	while (!found && (e = readdir(dir)))
+		found = e->d_name[0] != '.';
+	closedir(dir);
+	return found;
+}
+
+/* Files found missing for the driver being checked. */
+static size_t files_missing;
+
+/* Reports that file lacks what the driver needs there, and why. */
+static void missing(const cg_driver_t *d, const char *file, const char *what)
+{
+	print_error("driver %s: %s: %s\n", d->name, file, what);
+	files_missing++;
+}
+
+/*
+ * Checks that a registered serial driver has everything docs/drivers.md
+ * says a new one needs, each file named when something is missing. What
+ * is linked (the simulator's and the test harness's devices) is asked;
+ * the rest is looked for in the source tree.
+ */
+static void serial_driver_everywhere(const cg_driver_t *d)
+{
+	const char *n = d->name;
+	char path[256], needle[256];
+
+	if (!(d->bus_types & CG_BUS_SERIAL))
+		return;
+	snprintf(path, sizeof(path), "drivers/%s/%s.h", n, n);
+	if (!source_contains(path, "_parse("))
+		missing(d, path, "no header declaring the frame parser cg_NAME_parse()");
+	snprintf(needle, sizeof(needle), "%s/%s.c", n, n);
+	if (!source_contains("drivers/CMakeLists.txt", needle))
+		missing(d, "drivers/CMakeLists.txt", "its .c is not in cg_drivers");
+	snprintf(needle, sizeof(needle), "cg_%s_parse", n);
+	if (!source_contains("tests/unit/test_frames.c", needle))
+		missing(d, "tests/unit/test_frames.c", "no frame tests of its parser");
+	if (!device_type_find(n))
+		missing(d, "tests/unit/serial_device.c", "no row in device_types[]");
+	snprintf(needle, sizeof(needle), "fixture_new(\"%s\"", n);
+	if (!source_contains("tests/unit/test_serial_drivers.c", needle))
+		missing(d, "tests/unit/test_serial_drivers.c", "no end-to-end test over a pty");
+	snprintf(path, sizeof(path), "tests/fuzz/fuzz_%s.c", n);
+	if (!source_contains(path, "LLVMFuzzerTestOneInput"))
+		missing(d, path, "no fuzz target (copy fuzz_pms5003.c)");
+	snprintf(path, sizeof(path), "tests/fuzz/corpus/%s", n);
+	if (!folder_has_file(path))
+		missing(d, path, "no seed corpus of valid frames");
+	snprintf(needle, sizeof(needle), "cg_fuzz_target(%s ", n);
+	if (!source_contains("tests/CMakeLists.txt", needle))
+		missing(d, "tests/CMakeLists.txt", "no cg_fuzz_target() line");
+	if (!sim_serial_knows(n))
+		missing(d, "tools/sim/sim_serial.c",
+		        "no row in ser_devices[] (citygate-sim --device)");
+	snprintf(needle, sizeof(needle), "### `%s`", n);
+	if (!source_contains("docs/drivers.md", needle))
+		missing(d, "docs/drivers.md", "no reference section (### `NAME`)");
+	for (size_t k = 0; d->keys[k]; k++) {
+		snprintf(needle, sizeof(needle), "\"%s\"", d->keys[k]);
+		if (!source_contains("schemas/config.schema.json", needle))
+			missing(d, "schemas/config.schema.json",
+			        "a key of the driver is not described");
+	}
+}
+
 /* ---- cmocka wrappers ---- */
 
 static void test_every_driver_has_samples(void **state)
@@ -419,6 +704,28 @@ static void test_random_bytes_never_crash(void **state)
 	each_driver(random_bytes_never_crash);
 }
 
+static void test_serial_drivers_everywhere(void **state)
+{
+	files_missing = 0;
+	for (size_t i = 0; cg_drivers[i]; i++)
+		serial_driver_everywhere(cg_drivers[i]);
+	if (files_missing)
+		fail_msg(
+		    "%zu files lack a serial driver (listed above; docs/drivers.md, \"Adding a "
+		    "serial-frame sensor in C\", says what goes in each)",
+		    files_missing);
+}
+
+static void test_noise_never_publishes(void **state)
+{
+	noise_forged_total = 0;
+	each_driver(noise_never_publishes);
+	/* Noise that forges no frame at all would prove nothing. */
+	if (noise_forged_total == 0)
+		fail_msg(
+		    "the noise of NOISE_SEED forges no frame for any driver: pick another seed");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -429,6 +736,8 @@ int main(void)
 	    cmocka_unit_test(test_good_config_accepted),
 	    cmocka_unit_test(test_bad_configs_refused),
 	    cmocka_unit_test(test_random_bytes_never_crash),
+	    cmocka_unit_test(test_noise_never_publishes),
+	    cmocka_unit_test(test_serial_drivers_everywhere),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,17 +22,64 @@
 
 #define SER_RX_SIZE     256
 #define SER_MAX_WAIT_MS 50 /* longest sleep, so reboots and streams keep time */
+#define SER_FRAME_MAX   64 /* the longest data frame a device sends */
 
-typedef enum ser_type {
-	SER_PMS5003,
-	SER_SDS011,
-	SER_A02YYUW,
-} ser_type_t;
+/*
+ * What a device is, one row per type; adding a device to the simulator is
+ * a frame builder, a command handler if it takes commands, and a row here.
+ */
+typedef struct ser_device {
+	const char *name; /* as in --device, the same as the driver's */
+	/* Builds the data frame the device sends at now into f (at most
+	 * SER_FRAME_MAX bytes); returns its length. */
+	size_t (*frame)(sim_serial_t *s, int64_t now, uint8_t *f);
+	size_t sum_from_end; /* the checksum byte's place from the end, for badsum */
+	/* Handles one command of command_len bytes that starts with
+	 * command_start; NULL for a device that takes none. */
+	void (*command)(sim_serial_t *s, const uint8_t *c, int64_t now);
+	size_t command_len;
+	uint8_t command_start[2];
+	bool streams_at_power_on; /* sends frames on its own until told otherwise */
+	int stream_ms;            /* how often it sends on its own */
+	bool reboot_option;       /* reboot=S: it has a mode that a power cycle resets */
+	bool period_option;       /* period=S: it sees a car come and go */
+} ser_device_t;
 
-static const char *const ser_type_names[] = {"pms5003", "sds011", "a02yyuw"};
+/* The devices' frame builders and command handlers, defined below. */
+static size_t ser_pms_frame(sim_serial_t *s, int64_t now, uint8_t *f);
+static size_t ser_sds_frame(sim_serial_t *s, int64_t now, uint8_t *f);
+static size_t ser_a02_frame(sim_serial_t *s, int64_t now, uint8_t *f);
+static void ser_pms_command(sim_serial_t *s, const uint8_t *c, int64_t now);
+static void ser_sds_command(sim_serial_t *s, const uint8_t *c, int64_t now);
 
-/* How often each device sends on its own in its streaming mode. */
-static const int ser_stream_ms[] = {1000, 1000, 100};
+static const ser_device_t ser_devices[] = {
+    {.name = "pms5003",
+     .frame = ser_pms_frame,
+     .sum_from_end = 0,
+     .command = ser_pms_command,
+     .command_len = 7,
+     .command_start = {0x42, 0x4D},
+     .streams_at_power_on = true,
+     .stream_ms = 1000,
+     .reboot_option = true},
+    {.name = "sds011",
+     .frame = ser_sds_frame,
+     .sum_from_end = 1, /* AB follows it */
+     .command = ser_sds_command,
+     .command_len = 19,
+     .command_start = {0xAA, 0xB4},
+     .streams_at_power_on = true,
+     .stream_ms = 1000,
+     .reboot_option = true},
+    {.name = "a02yyuw",
+     .frame = ser_a02_frame,
+     .sum_from_end = 0,
+     .streams_at_power_on = true,
+     .stream_ms = 100,
+     .period_option = true},
+};
+
+#define SER_N_DEVICES (sizeof(ser_devices) / sizeof(ser_devices[0]))
 
 struct sim_serial {
 	const char *link;
@@ -41,8 +88,7 @@ struct sim_serial {
 	char name[PATH_MAX + 16];
 	int master, slave_fd;
 
-	bool has_device;
-	ser_type_t type;
+	const ser_device_t *dev; /* NULL until set */
 	double noise_pct, badsum_pct;
 	bool silent;
 	double after_s, until_s;
@@ -52,7 +98,7 @@ struct sim_serial {
 	/* The device, touched by its thread only. */
 	uint64_t rng;
 	int64_t start_ms;
-	bool streaming; /* PMS5003 active mode, SDS011 active reporting; A02YYUW always */
+	bool streaming; /* sends frames on its own (PMS5003 active mode, SDS011 active reporting) */
 	bool asleep;
 	int64_t next_stream_ms;
 	int64_t next_reboot_ms;
@@ -104,18 +150,18 @@ int sim_serial_set_device(sim_serial_t *s, const char *spec, char *err, size_t e
 	size_t type_len = colon ? (size_t)(colon - spec) : strlen(spec);
 	char opts[256];
 	char *save = NULL;
-	bool found = false;
+	char names[128] = "";
 
-	for (size_t i = 0; i < 3; i++) {
-		if (strlen(ser_type_names[i]) == type_len &&
-		    strncmp(spec, ser_type_names[i], type_len) == 0) {
-			s->type = (ser_type_t)i;
-			found = true;
-		}
+	s->dev = NULL;
+	for (size_t i = 0; i < SER_N_DEVICES; i++) {
+		if (strlen(ser_devices[i].name) == type_len &&
+		    strncmp(spec, ser_devices[i].name, type_len) == 0)
+			s->dev = &ser_devices[i];
+		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+		         i ? ", " : "", ser_devices[i].name);
 	}
-	if (!found) {
-		snprintf(err, err_size, "unknown device \"%.*s\" (pms5003, sds011, a02yyuw)",
-		         (int)type_len, spec);
+	if (!s->dev) {
+		snprintf(err, err_size, "unknown device \"%.*s\" (%s)", (int)type_len, spec, names);
 		return CG_EINVAL;
 	}
 	snprintf(opts, sizeof(opts), "%s", colon ? colon + 1 : "");
@@ -137,32 +183,41 @@ int sim_serial_set_device(sim_serial_t *s, const char *spec, char *err, size_t e
 			ok = ser_number(value, 0, 1e9, &s->after_s);
 		} else if (strcmp(o, "until") == 0) {
 			ok = ser_number(value, 0, 1e9, &s->until_s);
-		} else if (strcmp(o, "reboot") == 0 && s->type != SER_A02YYUW) {
+		} else if (strcmp(o, "reboot") == 0 && s->dev->reboot_option) {
 			ok = ser_number(value, 1, 1e9, &s->reboot_s);
-		} else if (strcmp(o, "period") == 0 && s->type == SER_A02YYUW) {
+		} else if (strcmp(o, "period") == 0 && s->dev->period_option) {
 			ok = ser_number(value, 1, 1e9, &s->period_s);
 		} else {
-			snprintf(err, err_size, "unknown option \"%s\" for %s", o,
-			         ser_type_names[s->type]);
+			snprintf(err, err_size, "unknown option \"%s\" for %s", o, s->dev->name);
+			s->dev = NULL;
 			return CG_EINVAL;
 		}
 		if (!ok) {
 			snprintf(err, err_size, "bad value for %s%s%s", o, value ? "=" : "",
 			         value ? value : "");
+			s->dev = NULL;
 			return CG_EINVAL;
 		}
 	}
 	if (s->until_s <= s->after_s) {
 		snprintf(err, err_size, "until must be later than after");
+		s->dev = NULL;
 		return CG_EINVAL;
 	}
-	s->has_device = true;
 	return 0;
 }
 
 bool sim_serial_has_device(const sim_serial_t *s)
 {
-	return s->has_device;
+	return s->dev != NULL;
+}
+
+bool sim_serial_knows(const char *type)
+{
+	for (size_t i = 0; i < SER_N_DEVICES; i++)
+		if (strcmp(ser_devices[i].name, type) == 0)
+			return true;
+	return false;
 }
 
 const char *sim_serial_name(const sim_serial_t *s)
@@ -212,8 +267,7 @@ int sim_serial_open(sim_serial_t *s, int (*make_link)(const char *link, const ch
 			return CG_EIO;
 		s->link_made = true;
 	}
-	snprintf(s->name, sizeof(s->name), "serial %s (%s)", sim_serial_name(s),
-	         ser_type_names[s->type]);
+	snprintf(s->name, sizeof(s->name), "serial %s (%s)", sim_serial_name(s), s->dev->name);
 	cg_log(CG_LOG_INFO, "sim: %s%s%s", s->name, s->link ? " -> " : "", s->link ? s->pts : "");
 	return 0;
 }
@@ -275,68 +329,70 @@ static void put16be(uint8_t *p, unsigned v)
 	p[1] = (uint8_t)v;
 }
 
-/* Builds the device's data frame at now into f; returns its length. */
-static size_t ser_data_frame(sim_serial_t *s, int64_t now, uint8_t *f)
+/* The PMS5003's data frame at now: 42 4D, length 28, 13 words (CF=1 and
+ * atmospheric PM, six particle counts per 0.1 L, reserved), sum of the 30
+ * bytes. */
+static size_t ser_pms_frame(sim_serial_t *s, int64_t now, uint8_t *f)
 {
+	static const double per_ug[6] = {90, 27, 5, 0.6, 0.2, 0.05};
 	double pm25 = ser_pm25(s, now);
+	unsigned pm[3] = {(unsigned)lround(pm25 * 0.7), (unsigned)lround(pm25),
+	                  (unsigned)lround(pm25 * 1.4)};
 	unsigned sum = 0;
 
-	switch (s->type) {
-	case SER_PMS5003: {
-		/* 42 4D, length 28, 13 words (CF=1 and atmospheric PM, six
-		 * particle counts per 0.1 L, reserved), sum of the 30 bytes. */
-		unsigned pm[3] = {(unsigned)lround(pm25 * 0.7), (unsigned)lround(pm25),
-		                  (unsigned)lround(pm25 * 1.4)};
-		static const double per_ug[6] = {90, 27, 5, 0.6, 0.2, 0.05};
+	f[0] = 0x42;
+	f[1] = 0x4D;
+	put16be(f + 2, 28);
+	for (int i = 0; i < 3; i++) {
+		put16be(f + 4 + 2 * i, pm[i]);
+		put16be(f + 10 + 2 * i, pm[i]);
+	}
+	for (int i = 0; i < 6; i++)
+		put16be(f + 16 + 2 * i, (unsigned)lround(pm25 * per_ug[i]));
+	put16be(f + 28, 0x9700);
+	for (int i = 0; i < 30; i++)
+		sum += f[i];
+	put16be(f + 30, sum);
+	return 32;
+}
 
-		f[0] = 0x42;
-		f[1] = 0x4D;
-		put16be(f + 2, 28);
-		for (int i = 0; i < 3; i++) {
-			put16be(f + 4 + 2 * i, pm[i]);
-			put16be(f + 10 + 2 * i, pm[i]);
-		}
-		for (int i = 0; i < 6; i++)
-			put16be(f + 16 + 2 * i, (unsigned)lround(pm25 * per_ug[i]));
-		put16be(f + 28, 0x9700);
-		for (int i = 0; i < 30; i++)
-			sum += f[i];
-		put16be(f + 30, sum);
-		return 32;
-	}
-	case SER_SDS011: {
-		/* AA C0, PM2.5 and PM10 in 0.1 ug/m3 little endian, id, sum of
-		 * bytes 2-7, AB. */
-		unsigned pm25_raw = (unsigned)lround(pm25 * 10);
-		unsigned pm10_raw = (unsigned)lround(pm25 * 16);
+/* The SDS011's data frame at now: AA C0, PM2.5 and PM10 in 0.1 ug/m3
+ * little endian, id, sum of bytes 2-7, AB. */
+static size_t ser_sds_frame(sim_serial_t *s, int64_t now, uint8_t *f)
+{
+	double pm25 = ser_pm25(s, now);
+	unsigned pm25_raw = (unsigned)lround(pm25 * 10);
+	unsigned pm10_raw = (unsigned)lround(pm25 * 16);
+	unsigned sum = 0;
 
-		f[0] = 0xAA;
-		f[1] = 0xC0;
-		f[2] = (uint8_t)pm25_raw;
-		f[3] = (uint8_t)(pm25_raw >> 8);
-		f[4] = (uint8_t)pm10_raw;
-		f[5] = (uint8_t)(pm10_raw >> 8);
-		f[6] = 0xA1;
-		f[7] = 0x60;
-		for (int i = 2; i <= 7; i++)
-			sum += f[i];
-		f[8] = (uint8_t)sum;
-		f[9] = 0xAB;
-		return 10;
-	}
-	default: {
-		/* FF H L SUM: a car (about 0.9 m below the sensor) for every other
-		 * period, the empty bay's floor (about 2.6 m) otherwise. */
-		bool car = fmod(ser_elapsed_s(s, now), 2 * s->period_s) >= s->period_s;
-		unsigned mm = (unsigned)lround((car ? 900 : 2600) + 40 * ser_random_unit(s) - 20);
+	f[0] = 0xAA;
+	f[1] = 0xC0;
+	f[2] = (uint8_t)pm25_raw;
+	f[3] = (uint8_t)(pm25_raw >> 8);
+	f[4] = (uint8_t)pm10_raw;
+	f[5] = (uint8_t)(pm10_raw >> 8);
+	f[6] = 0xA1;
+	f[7] = 0x60;
+	for (int i = 2; i <= 7; i++)
+		sum += f[i];
+	f[8] = (uint8_t)sum;
+	f[9] = 0xAB;
+	return 10;
+}
 
-		f[0] = 0xFF;
-		f[1] = (uint8_t)(mm >> 8);
-		f[2] = (uint8_t)mm;
-		f[3] = (uint8_t)(0xFF + f[1] + f[2]);
-		return 4;
-	}
-	}
+/* The A02YYUW's frame at now: FF H L SUM, a car (about 0.9 m below the
+ * sensor) for every other period, the empty bay's floor (about 2.6 m)
+ * otherwise. */
+static size_t ser_a02_frame(sim_serial_t *s, int64_t now, uint8_t *f)
+{
+	bool car = fmod(ser_elapsed_s(s, now), 2 * s->period_s) >= s->period_s;
+	unsigned mm = (unsigned)lround((car ? 900 : 2600) + 40 * ser_random_unit(s) - 20);
+
+	f[0] = 0xFF;
+	f[1] = (uint8_t)(mm >> 8);
+	f[2] = (uint8_t)mm;
+	f[3] = (uint8_t)(0xFF + f[1] + f[2]);
+	return 4;
 }
 
 /* Sends one data frame, with the faults that apply now: noise bytes before
@@ -344,9 +400,8 @@ static size_t ser_data_frame(sim_serial_t *s, int64_t now, uint8_t *f)
  * checksum would then have to catch), or a wrong checksum. */
 static void ser_send_frame(sim_serial_t *s, int64_t now)
 {
-	static const uint8_t start_byte[] = {0x42, 0xAA, 0xFF};
-	uint8_t f[32], noise[8];
-	size_t n = ser_data_frame(s, now, f);
+	uint8_t f[SER_FRAME_MAX], noise[8];
+	size_t n = s->dev->frame(s, now, f);
 	bool faults = ser_in_window(s, now);
 
 	if (faults && ser_chance(s, s->noise_pct)) {
@@ -354,14 +409,14 @@ static void ser_send_frame(sim_serial_t *s, int64_t now)
 
 		for (size_t i = 0; i < k; i++) {
 			noise[i] = (uint8_t)sim_random_next(&s->rng);
-			if (noise[i] == start_byte[s->type])
+			if (noise[i] == f[0])
 				noise[i] ^= 0x01;
 		}
 		ser_write(s, noise, k);
 		s->noise_bytes += k;
 	}
 	if (faults && ser_chance(s, s->badsum_pct)) {
-		f[s->type == SER_SDS011 ? n - 2 : n - 1] ^= 0x5A;
+		f[n - 1 - s->dev->sum_from_end] ^= 0x5A;
 		s->bad_frames++;
 	}
 	ser_write(s, f, n);
@@ -439,42 +494,38 @@ static void ser_sds_command(sim_serial_t *s, const uint8_t *c, int64_t now)
 }
 
 /* Takes the complete commands out of the receive buffer, skipping bytes
- * that start none. The A02YYUW has no commands: its input is dropped. */
+ * that start none. A device without commands drops its input. */
 static void ser_commands(sim_serial_t *s, int64_t now)
 {
-	size_t len = s->type == SER_PMS5003 ? 7 : 19;
-	uint8_t b0 = s->type == SER_PMS5003 ? 0x42 : 0xAA;
-	uint8_t b1 = s->type == SER_PMS5003 ? 0x4D : 0xB4;
+	const ser_device_t *d = s->dev;
 	size_t i = 0;
 
-	if (s->type == SER_A02YYUW) {
+	if (!d->command) {
 		s->rx_len = 0;
 		return;
 	}
 	while (i < s->rx_len) {
-		if (s->rx[i] != b0 || (i + 1 < s->rx_len && s->rx[i + 1] != b1)) {
+		if (s->rx[i] != d->command_start[0] ||
+		    (i + 1 < s->rx_len && s->rx[i + 1] != d->command_start[1])) {
 			i++;
 			continue;
 		}
-		if (s->rx_len - i < len)
+		if (s->rx_len - i < d->command_len)
 			break;
-		if (s->type == SER_PMS5003)
-			ser_pms_command(s, s->rx + i, now);
-		else
-			ser_sds_command(s, s->rx + i, now);
-		i += len;
+		d->command(s, s->rx + i, now);
+		i += d->command_len;
 	}
 	memmove(s->rx, s->rx + i, s->rx_len - i);
 	s->rx_len -= i;
 }
 
-/* Powers the device on: the PMS5003 and SDS011 start streaming. */
+/* Powers the device on, in its default mode. */
 static void ser_power_on(sim_serial_t *s, int64_t now)
 {
-	s->streaming = true;
+	s->streaming = s->dev->streams_at_power_on;
 	s->asleep = false;
 	s->rx_len = 0;
-	s->next_stream_ms = now + ser_stream_ms[s->type];
+	s->next_stream_ms = now + s->dev->stream_ms;
 	s->next_reboot_ms = s->reboot_s > 0 ? now + (int64_t)(s->reboot_s * 1000) : INT64_MAX;
 }
 
@@ -522,7 +573,7 @@ static void *ser_main(void *arg)
 		if (now >= s->next_stream_ms) {
 			if (s->streaming && !s->asleep && !silent)
 				ser_send_frame(s, now);
-			s->next_stream_ms = now + ser_stream_ms[s->type];
+			s->next_stream_ms = now + s->dev->stream_ms;
 		}
 	}
 	return NULL;

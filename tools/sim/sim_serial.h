@@ -27,6 +27,10 @@ int sim_serial_set_device(sim_serial_t *s, const char *spec, char *err, size_t e
 /* True once a device has been set. */
 bool sim_serial_has_device(const sim_serial_t *s);
 
+/* True when type (a driver's name) is a device the simulator plays, so
+ * that --device type works. */
+bool sim_serial_knows(const char *type);
+
 /* Opens the pty in raw mode and makes the symlink with make_link(link,
  * target) (the simulator's own, which replaces only an older symlink).
  * Returns 0 or a CG_E* code, having logged why. */
