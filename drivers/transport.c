@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -61,18 +62,50 @@ close_fd:
 }
 
 /* Creates and connects a libmodbus context for an RTU or TCP bus. */
+static void set_timeout(modbus_t *mb, int timeout_ms)
+{
+	modbus_set_response_timeout(mb, (uint32_t)(timeout_ms / 1000),
+	                            (uint32_t)(timeout_ms % 1000) * 1000);
+}
+
+/* RTU over TCP with libmodbus's own RTU framing (CRC, the response lengths
+ * of each function) on a socket: a Modbus TCP context makes the connection,
+ * then an RTU context takes its socket. The RTU context's line settings are
+ * never used: the serial server keeps those of its RS-485 port. */
+static modbus_t *connect_rtu_over_tcp(const cg_bus_line_t *bc)
+{
+	modbus_t *tcp = modbus_new_tcp(bc->host, bc->port), *rtu = NULL;
+
+	if (!tcp)
+		return NULL;
+	set_timeout(tcp, bc->timeout_ms);
+	if (modbus_connect(tcp) == 0 && (rtu = modbus_new_rtu(bc->host, 9600, 'N', 8, 1))) {
+		modbus_set_socket(rtu, modbus_get_socket(tcp));
+		modbus_set_socket(tcp, -1);
+	}
+	modbus_close(tcp);
+	modbus_free(tcp);
+	return rtu;
+}
+
 static int open_modbus(const char *bus_id, const cg_bus_line_t *bc, cg_transport_t *t)
 {
 	modbus_t *mb;
 
+	if (bc->type == CG_BUS_MODBUS_RTU_TCP) {
+		if (!(mb = connect_rtu_over_tcp(bc)))
+			return CG_EIO;
+		set_timeout(mb, bc->timeout_ms);
+		t->mb = mb;
+		return CG_OK;
+	}
 	if (bc->type == CG_BUS_MODBUS_RTU)
 		mb = modbus_new_rtu(bc->device, bc->baud, bc->parity, bc->data_bits, bc->stop_bits);
 	else
 		mb = modbus_new_tcp(bc->host, bc->port);
 	if (!mb)
 		return errno == ENOMEM ? CG_ENOMEM : CG_EIO;
-	modbus_set_response_timeout(mb, (uint32_t)(bc->timeout_ms / 1000),
-	                            (uint32_t)(bc->timeout_ms % 1000) * 1000);
+	set_timeout(mb, bc->timeout_ms);
 	/* A byte timeout as long as the response timeout would let a slow
 	 * device hold the bus twice; keep libmodbus's default between bytes. */
 	if (modbus_connect(mb) < 0) {
@@ -101,11 +134,32 @@ int cg_transport_open(const char *bus_id, const cg_bus_line_t *bc, cg_transport_
 
 const char *cg_bus_line_name(const cg_bus_line_t *line)
 {
-	return line->type == CG_BUS_MODBUS_TCP ? line->host : line->device;
+	return line->type & (CG_BUS_MODBUS_TCP | CG_BUS_MODBUS_RTU_TCP) ? line->host : line->device;
+}
+
+void cg_transport_flush(cg_transport_t *t)
+{
+	char junk[256];
+	int fd;
+
+	if (!t->mb)
+		return;
+	if (t->type != CG_BUS_MODBUS_RTU_TCP) {
+		modbus_flush(t->mb);
+		return;
+	}
+	fd = modbus_get_socket(t->mb);
+	while (fd >= 0 && recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+		;
 }
 
 void cg_transport_close(cg_transport_t *t)
 {
+	if (t->mb && t->type == CG_BUS_MODBUS_RTU_TCP) {
+		/* The RTU backend would restore terminal settings on a socket. */
+		close(modbus_get_socket(t->mb));
+		modbus_set_socket(t->mb, -1);
+	}
 	if (t->mb) {
 		modbus_close(t->mb);
 		modbus_free(t->mb);

@@ -15,6 +15,9 @@ typedef enum cg_bus_type {
 	CG_BUS_MODBUS_RTU = 1,
 	CG_BUS_MODBUS_TCP = 2,
 	CG_BUS_SERIAL = 4,
+	/* RTU frames (CRC, no MBAP header) over TCP to an Ethernet serial
+	 * server's port: one request at a time, as on the line behind it. */
+	CG_BUS_MODBUS_RTU_TCP = 8,
 } cg_bus_type_t;
 
 /* The open transport of one bus, owned by its bus worker and lent to a
@@ -45,7 +48,7 @@ typedef struct cg_bus_line {
 	int data_bits;  /* default 8 */
 	int stop_bits;  /* default 1 */
 	bool rs485;     /* set MODBUS_RTU_RS485 mode; default false */
-	char *host;     /* modbus-tcp */
+	char *host;     /* modbus-tcp, modbus-rtu-tcp */
 	int port;       /* default 502 */
 	int timeout_ms; /* per request, default 500 */
 	int gap_ms;     /* silence between requests, default 0 (RTU keeps 3.5 chars anyway) */
@@ -60,6 +63,12 @@ int cg_transport_open(const char *bus_id, const cg_bus_line_t *line, cg_transpor
 
 /* What the line opens, for log lines: the TCP host or the device path. */
 const char *cg_bus_line_name(const cg_bus_line_t *line);
+
+/* Drops whatever the device sent that nobody asked for any more (a late
+ * answer after a timeout), so that it cannot pass for the next answer:
+ * libmodbus's flush empties a serial port or a Modbus TCP socket, but not
+ * the socket of RTU over TCP, which this reads dry. */
+void cg_transport_flush(cg_transport_t *t);
 
 /* Closes t and marks it closed; safe on a closed transport. */
 void cg_transport_close(cg_transport_t *t);

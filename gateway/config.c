@@ -94,8 +94,10 @@ static const char *const cg_format_names[] = {"native", "ngsi-ld", "senml", NULL
 static const char *const cg_sync_names[] = {"normal", "full", NULL};
 static const char *const cg_parity_names[] = {"N", "E", "O", NULL};
 static const int cg_parity_values[] = {'N', 'E', 'O'};
-static const char *const cg_bus_type_names[] = {"modbus-rtu", "modbus-tcp", "serial", NULL};
-static const int cg_bus_type_values[] = {CG_BUS_MODBUS_RTU, CG_BUS_MODBUS_TCP, CG_BUS_SERIAL};
+static const char *const cg_bus_type_names[] = {"modbus-rtu", "modbus-tcp", "serial",
+                                                "modbus-rtu-tcp", NULL};
+static const int cg_bus_type_values[] = {CG_BUS_MODBUS_RTU, CG_BUS_MODBUS_TCP, CG_BUS_SERIAL,
+                                         CG_BUS_MODBUS_RTU_TCP};
 static const int cg_bauds[] = {1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200};
 static const int cg_data_bits[] = {7, 8};
 static const int cg_stop_bits[] = {1, 2};
@@ -188,6 +190,7 @@ static void cg_check_mqtt(cg_parse_t *p, const cJSON *mqtt, char *base);
 #define CG_SENSOR(f)    offsetof(cg_sensor_config_t, f)
 #define CG_LOT(f)       offsetof(cg_lot_config_t, f)
 #define CG_SERIAL_BUSES (CG_BUS_MODBUS_RTU | CG_BUS_SERIAL)
+#define CG_TCP_BUSES    (CG_BUS_MODBUS_TCP | CG_BUS_MODBUS_RTU_TCP)
 
 /* One row per key reads as a table; the formatter would put every field of a
  * row on its own line. */
@@ -287,9 +290,9 @@ static const cg_key_t cg_bus_keys[] = {
 	{.name = "rs485", .type = CG_J_BOOL, .field = CG_F_BOOL, .offset = CG_BUS(line.rs485),
 	 .def = 0, .buses = CG_BUS_MODBUS_RTU},
 	{.name = "host", .type = CG_J_STRING, .flags = CG_K_REQUIRED, .field = CG_F_STR,
-	 .offset = CG_BUS(line.host), .min = 1, .buses = CG_BUS_MODBUS_TCP},
+	 .offset = CG_BUS(line.host), .min = 1, .buses = CG_TCP_BUSES},
 	{.name = "port", .type = CG_J_INTEGER, .field = CG_F_INT, .offset = CG_BUS(line.port),
-	 .min = 1, .max = 65535, .def = 502, .buses = CG_BUS_MODBUS_TCP},
+	 .min = 1, .max = 65535, .def = 502, .buses = CG_TCP_BUSES},
 	{.name = "timeout_ms", .type = CG_J_INTEGER, .field = CG_F_INT,
 	 .offset = CG_BUS(line.timeout_ms), .min = 10, .max = 60000, .def = 500},
 	{.name = "gap_ms", .type = CG_J_INTEGER, .field = CG_F_INT,

@@ -298,10 +298,10 @@ static void drain_line(cg_transport_t *t, int64_t started_ms)
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 
 		if (poll(&p, 1, (int)left) > 0)
-			modbus_flush(t->mb);
+			cg_transport_flush(t);
 		left = started_ms + t->timeout_ms - cg_mono_ms();
 	}
-	modbus_flush(t->mb);
+	cg_transport_flush(t);
 }
 
 /* Maps libmodbus's errno after a failed read to a CG_E* code. */
@@ -362,7 +362,7 @@ static int read_request(driver_state_t *s, size_t i, cg_transport_t *t)
 	if (rc == CG_ECRC || rc == CG_EFRAME)
 		drain_line(t, started);
 	else if (rc == CG_ETIMEDOUT)
-		modbus_flush(t->mb);
+		cg_transport_flush(t);
 	/* Which exception, or what libmodbus saw: the operator needs it. */
 	snprintf(t->why, sizeof(t->why), "unit %d %s %u+%u: %s", s->unit_id, cg_table_name(q->table),
 	         q->address, q->count, n < 0 ? modbus_strerror(err) : "short answer");
@@ -508,7 +508,7 @@ static int driver_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 
 const cg_driver_t cg_modbus_driver = {
     .name = "modbus",
-    .bus_types = CG_BUS_MODBUS_RTU | CG_BUS_MODBUS_TCP,
+    .bus_types = CG_BUS_MODBUS_RTU | CG_BUS_MODBUS_TCP | CG_BUS_MODBUS_RTU_TCP,
     .keys = driver_keys,
     .check = driver_check,
     .open = driver_open,

@@ -234,7 +234,7 @@ static void test_driver_is_registered(void **state)
 	(void)state;
 	assert_ptr_equal(cg_driver_find("modbus"), &cg_modbus_driver);
 	assert_string_equal(cg_modbus_driver.name, "modbus");
-	assert_int_equal(cg_modbus_driver.bus_types, CG_BUS_MODBUS_RTU | CG_BUS_MODBUS_TCP);
+	assert_int_equal(cg_modbus_driver.bus_types, CG_BUS_MODBUS_RTU | CG_BUS_MODBUS_TCP | CG_BUS_MODBUS_RTU_TCP);
 	assert_string_equal(cg_modbus_driver.keys[0], "profile");
 	assert_string_equal(cg_modbus_driver.keys[1], "unit_id");
 	assert_string_equal(cg_modbus_driver.keys[2], "merge");

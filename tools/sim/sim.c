@@ -40,7 +40,9 @@ enum { SIM_EXIT_OK = 0, SIM_EXIT_FAIL = 1, SIM_EXIT_USAGE = 2 };
 /* The only global: set by the signal handler, read by the main thread. */
 static volatile sig_atomic_t sim_stop;
 
-typedef enum sim_kind { SIM_RTU, SIM_TCP } sim_kind_t;
+/* SIM_RTU_TCP: RTU frames (unit, PDU, CRC) over a TCP stream, as an Ethernet
+ * serial server passes them between its RS-485 port and a client. */
+typedef enum sim_kind { SIM_RTU, SIM_TCP, SIM_RTU_TCP } sim_kind_t;
 
 /* An answer waiting for its time: on RTU the finished frame, on TCP either
  * the finished bytes (raw) or the query for libmodbus to answer. */
@@ -84,7 +86,8 @@ typedef struct sim_endpoint {
 	int64_t rx_last_ms;
 	uint64_t garbage; /* bytes dropped while resynchronising */
 
-	/* TCP */
+	/* TCP, and RTU over TCP (one client at a time, like a serial server's port) */
+	int rtu_client; /* RTU over TCP: the connected client, or -1 */
 	int port;
 	modbus_t *ctx;
 	int listen_fd;
@@ -122,6 +125,8 @@ static void sim_usage(void)
 	       "                           stop bits is garbage to the slaves, as on a real\n"
 	       "                           line (a pty cannot show parity or data bits)\n"
 	       "  --tcp PORT               Modbus TCP on 127.0.0.1:PORT (0 picks a free port)\n"
+	       "  --rtu-tcp PORT           Modbus RTU frames over TCP on 127.0.0.1:PORT, as an\n"
+	       "                           Ethernet serial server carries them (one client)\n"
 	       "  --serial [LINK] --device TYPE[:OPTION[,OPTION]...]\n"
 	       "                           a vendor-frame sensor on a new pseudo-terminal:\n"
 	       "                           pms5003, sds011 or a02yyuw; options noise=P badsum=P\n"
@@ -132,7 +137,7 @@ static void sim_usage(void)
 	       "faults (each may be combined):\n"
 	       "  silent  exception[=N]  crc  slow=MS  flaky=P  after=S  until=S\n"
 	       "prints \"rtu LINK_OR_PTS PTS\", \"serial LINK_OR_PTS PTS\" or\n"
-	       "\"tcp 127.0.0.1 PORT\" per endpoint, then \"ready\"; runs until SIGTERM\n"
+	       "\"tcp 127.0.0.1 PORT\" (\"rtu-tcp ...\") per endpoint, then \"ready\"; runs until SIGTERM\n"
 	       "or SIGINT.");
 }
 
@@ -201,7 +206,7 @@ static sim_endpoint_t *sim_endpoint_new(sim_t *sim, sim_kind_t kind)
 	sim->eps = eps;
 	sim->eps[sim->n_eps++] = ep;
 	ep->kind = kind;
-	ep->master = ep->slave_fd = ep->listen_fd = ep->inotify_fd = -1;
+	ep->master = ep->slave_fd = ep->listen_fd = ep->inotify_fd = ep->rtu_client = -1;
 	ep->wake_fd = -1;
 	return ep;
 }
@@ -301,6 +306,17 @@ static int sim_parse_args(sim_t *sim, int argc, char **argv)
 			ser = NULL;
 			ep->port = (int)v;
 			i++;
+		} else if (strcmp(opt, "--rtu-tcp") == 0 && arg) {
+			if (!sim_parse_long(arg, 0, 65535, &v)) {
+				cg_err("citygate-sim: --rtu-tcp: \"%s\" is not a port in 0-65535", arg);
+				return SIM_EXIT_USAGE;
+			}
+			ep = sim_endpoint_new(sim, SIM_RTU_TCP);
+			if (!ep)
+				goto nomem;
+			ser = NULL;
+			ep->port = (int)v;
+			i++;
 		} else if (strcmp(opt, "--serial") == 0 || strncmp(opt, "--serial=", 9) == 0) {
 			const char *link = opt[8] == '=' ? opt + 9 : NULL;
 			sim_serial_t **serials;
@@ -378,8 +394,8 @@ static int sim_build_slaves(sim_t *sim)
 		sim_endpoint_t *ep = sim->eps[e];
 		/* Unit 0 is the broadcast address on a serial line, but on TCP
 		 * many devices answer to it (or to 255) as "this device". */
-		long min_unit = ep->kind == SIM_RTU ? 1 : 0;
-		long max_unit = ep->kind == SIM_RTU ? 247 : 255;
+		long min_unit = ep->kind == SIM_TCP ? 0 : 1;
+		long max_unit = ep->kind == SIM_TCP ? 255 : 247;
 
 		for (size_t i = 0; i < ep->n_specs; i++) {
 			const char *spec = ep->specs[i];
@@ -403,7 +419,7 @@ static int sim_build_slaves(sim_t *sim)
 			if (!sim_parse_long(unit_text, min_unit, max_unit, &unit)) {
 				cg_err("citygate-sim: --slave %s: unit id must be %ld-%ld on %s",
 				       spec, min_unit, max_unit,
-				       ep->kind == SIM_RTU ? "RTU" : "TCP");
+				       ep->kind == SIM_TCP ? "TCP" : "RTU");
 				return SIM_EXIT_USAGE;
 			}
 			if (ep->slaves[unit]) {
@@ -579,7 +595,10 @@ static int sim_tcp_open(sim_endpoint_t *ep)
 		return CG_EIO;
 	}
 	ep->port = ntohs(addr.sin_port);
-	snprintf(ep->name, sizeof(ep->name), "tcp 127.0.0.1:%d", ep->port);
+	snprintf(ep->name, sizeof(ep->name), "%s 127.0.0.1:%d",
+	         ep->kind == SIM_RTU_TCP ? "rtu-tcp" : "tcp", ep->port);
+	/* RTU over TCP has no silence to end a frame: the length rules do. */
+	ep->gap_ms = 20;
 	return 0;
 }
 
@@ -603,6 +622,9 @@ static void sim_endpoint_close(sim_endpoint_t *ep)
 	for (size_t i = 0; i < ep->n_clients; i++)
 		close(ep->clients[i]);
 	ep->n_clients = 0;
+	if (ep->rtu_client >= 0)
+		close(ep->rtu_client);
+	ep->rtu_client = -1;
 	if (ep->ctx) {
 		/* libmodbus's socket is one of the clients closed above. */
 		modbus_set_socket(ep->ctx, -1);
@@ -756,7 +778,7 @@ static bool sim_rtu_crc_ok(const uint8_t *f, size_t len)
  * on the line get no answer, as on a real bus. */
 static void sim_rtu_frame(sim_endpoint_t *ep, const uint8_t *f, size_t len, int64_t now)
 {
-	sim_pending_t p = {.fd = ep->master, .raw = true};
+	sim_pending_t p = {.fd = ep->kind == SIM_RTU ? ep->master : ep->rtu_client, .raw = true};
 	uint16_t crc;
 
 	if (f[0] == MODBUS_BROADCAST_ADDRESS) {
@@ -901,6 +923,50 @@ static void sim_rtu_closed(sim_endpoint_t *ep)
 	ep->rx_len = 0;
 }
 
+/* RTU over TCP: a new client takes the line over from the one before, as
+ * on a serial server's port; what was pending for the old one is lost. */
+static void sim_rtu_tcp_accept(sim_endpoint_t *ep)
+{
+	int fd = accept4(ep->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0) {
+		cg_log(CG_LOG_WARNING, "sim: %s: accept: %s", ep->name, strerror(errno));
+		return;
+	}
+	if (ep->rtu_client >= 0)
+		close(ep->rtu_client);
+	ep->rtu_client = fd;
+	ep->n_pending = 0;
+	ep->rx_len = 0;
+	cg_log(CG_LOG_DEBUG, "sim: %s: client connected", ep->name);
+}
+
+/* RTU over TCP: reads what the client sent and answers the whole frames in
+ * it, as the pty line does; a closed client frees the port. */
+static void sim_rtu_tcp_read(sim_endpoint_t *ep, int64_t now)
+{
+	ssize_t n;
+
+	if (ep->rx_len == sizeof(ep->rx)) {
+		ep->garbage += ep->rx_len;
+		ep->rx_len = 0;
+	}
+	n = recv(ep->rtu_client, ep->rx + ep->rx_len, sizeof(ep->rx) - ep->rx_len, MSG_DONTWAIT);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		close(ep->rtu_client);
+		ep->rtu_client = -1;
+		ep->n_pending = 0;
+		ep->rx_len = 0;
+		cg_log(CG_LOG_DEBUG, "sim: %s: client closed", ep->name);
+		return;
+	}
+	if (n < 0)
+		return;
+	ep->rx_len += (size_t)n;
+	ep->rx_last_ms = now;
+	sim_rtu_scan(ep, false, now);
+}
+
 /* Forgets a TCP client: closes it and drops its delayed answers. */
 static void sim_tcp_drop_client(sim_endpoint_t *ep, size_t index)
 {
@@ -1033,13 +1099,16 @@ static void *sim_endpoint_main(void *arg)
 		for (size_t i = 0; i < ep->n_pending; i++)
 			if (ep->pending[i].due_ms < deadline)
 				deadline = ep->pending[i].due_ms;
-		if (ep->kind == SIM_RTU && ep->rx_len && ep->rx_last_ms + ep->gap_ms < deadline)
+		if (ep->kind != SIM_TCP && ep->rx_len && ep->rx_last_ms + ep->gap_ms < deadline)
 			deadline = ep->rx_last_ms + ep->gap_ms;
 
 		fds[n++] = (struct pollfd){.fd = ep->wake_fd, .events = POLLIN};
 		if (ep->kind == SIM_RTU) {
 			fds[n++] = (struct pollfd){.fd = ep->master, .events = POLLIN};
 			fds[n++] = (struct pollfd){.fd = ep->inotify_fd, .events = POLLIN};
+		} else if (ep->kind == SIM_RTU_TCP) {
+			fds[n++] = (struct pollfd){.fd = ep->listen_fd, .events = POLLIN};
+			fds[n++] = (struct pollfd){.fd = ep->rtu_client, .events = POLLIN};
 		} else {
 			fds[n++] = (struct pollfd){.fd = ep->listen_fd, .events = POLLIN};
 			memcpy(clients, ep->clients, n_clients * sizeof(int));
@@ -1065,6 +1134,15 @@ static void *sim_endpoint_main(void *arg)
 				sim_rtu_read(ep, now);
 			else if (ep->rx_len && now - ep->rx_last_ms >= ep->gap_ms)
 				sim_rtu_scan(ep, true, now);
+			continue;
+		}
+		if (ep->kind == SIM_RTU_TCP) {
+			if (fds[2].revents)
+				sim_rtu_tcp_read(ep, now);
+			else if (ep->rx_len && now - ep->rx_last_ms >= ep->gap_ms)
+				sim_rtu_scan(ep, true, now);
+			if (fds[1].revents & POLLIN)
+				sim_rtu_tcp_accept(ep);
 			continue;
 		}
 		for (size_t i = 0; i < n_clients; i++) {
@@ -1132,7 +1210,8 @@ static int sim_open_endpoints(sim_t *sim)
 		if (ep->kind == SIM_RTU)
 			sim_status(sim, "rtu %s %s", ep->link ? ep->link : ep->pts, ep->pts);
 		else
-			sim_status(sim, "tcp 127.0.0.1 %d", ep->port);
+			sim_status(sim, "%s 127.0.0.1 %d", ep->kind == SIM_RTU_TCP ? "rtu-tcp" : "tcp",
+			           ep->port);
 		cg_log(CG_LOG_INFO, "sim: %s%s%s: %zu slave%s", ep->name, ep->link ? " -> " : "",
 		       ep->link ? ep->pts : "", n, n == 1 ? "" : "s");
 	}
