@@ -640,7 +640,8 @@ static void test_enums(void **state)
 	/* With its type unknown, a bus's other keys are neither required nor refused. */
 	expect_edit("/buses/2/type", "'can'",
 	            "cfg.json: /buses/2/type: must be one of \"modbus-rtu\", \"modbus-tcp\", "
-	            "\"serial\"");
+	            "\"serial\", "
+	            "\"modbus-rtu-tcp\"");
 }
 
 static void test_strings(void **state)

@@ -234,7 +234,9 @@ static void ops_present(const cg_driver_t *d)
 	assert_non_null(d->close);
 	assert_int_not_equal(d->bus_types, 0);
 	assert_int_equal(
-	    d->bus_types & ~(unsigned)(CG_BUS_MODBUS_RTU | CG_BUS_MODBUS_TCP | CG_BUS_SERIAL), 0);
+	    d->bus_types & ~(unsigned)(CG_BUS_MODBUS_RTU | CG_BUS_MODBUS_TCP | CG_BUS_SERIAL |
+	                                CG_BUS_MODBUS_RTU_TCP),
+	    0);
 	assert_non_null(d->keys);
 	for (n = 0; n < 64 && d->keys[n]; n++) {
 		assert_true(d->keys[n][0] != '\0');
