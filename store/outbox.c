@@ -63,8 +63,6 @@ enum ob_stmt {
 	ST_ROLLBACK,
 	ST_INSERT,
 	ST_SET_META,
-	ST_SYNC_FULL,
-	ST_SYNC_NORMAL,
 	ST_SCAN,
 	ST_SET_GONE,
 	ST_DELETE_RANGE,
@@ -80,9 +78,6 @@ static const char *const ob_sql[ST_COUNT] = {
     /* An upsert: stores made before seq_limit existed lack that key. */
     [ST_SET_META] = ("INSERT INTO meta (key, value) VALUES (?1, ?2)"
                      " ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
-    /* A commit that must reach the disk under synchronous = NORMAL is made under FULL. */
-    [ST_SYNC_FULL] = "PRAGMA synchronous = FULL",
-    [ST_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
     /* The batches that may hold a seq from ?1 + OB_BATCH to ?2, a batch holding at most
      * OB_BATCH: callers pass ?1 as the lowest seq wanted minus OB_BATCH (scan_floor). */
     [ST_SCAN] = ("SELECT first_seq, n, gone, idx FROM batches WHERE first_seq > ?1"
@@ -132,7 +127,7 @@ struct cg_outbox {
 	int64_t next_seq;
 	int64_t seq_limit; /* meta.seq_limit: every seq committed is below it */
 	int64_t dropped;
-	int lock_fd; /* holds the flock on the lock file; -1 when none */
+	int lock_fd;                /* holds the flock on the lock file; -1 when none */
 	struct ob_episode full;     /* puts refused because the disk or page limit is full */
 	struct ob_episode evicting; /* rows dropped by max_rows or max_bytes */
 	struct ob_episode expiring; /* rows dropped by max_age_s */
@@ -864,8 +859,8 @@ void cg_outbox_close(cg_outbox_t *ob)
 	 * skip it. Not flushed: should a power cut take it back, the block is skipped. */
 	if (ob->st[ST_SET_META] && ob->seq_limit > ob->next_seq &&
 	    set_meta(ob, "seq_limit", ob->next_seq) != SQLITE_DONE)
-		cg_log(CG_LOG_WARNING, "outbox: %s: cannot give back the unused seqs: %s",
-		       ob->path, sqlite3_errmsg(ob->db));
+		cg_log(CG_LOG_WARNING, "outbox: %s: cannot give back the unused seqs: %s", ob->path,
+		       sqlite3_errmsg(ob->db));
 	for (i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(ob->st[i]);
 	if (ob->db && sqlite3_close(ob->db) != SQLITE_OK)
@@ -1049,12 +1044,23 @@ static int insert_rows(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n, i
 	return rc;
 }
 
+/* Sets PRAGMA synchronous: a commit that must reach the disk under store.sync = normal
+ * is made under FULL. Never a statement prepared once: SQLite applies this pragma when
+ * it prepares it, not when it runs it. Returns SQLite's code. */
+static int set_synchronous(cg_outbox_t *ob, const char *level)
+{
+	char sql[40];
+
+	snprintf(sql, sizeof(sql), "PRAGMA synchronous = %s", level);
+	return sqlite3_exec(ob->db, sql, NULL, NULL, NULL);
+}
+
 /* Stores a batch in one transaction: the rows (insert_rows), nothing else per row, then
  * next_seq (and seq_limit when the rows pass it, a commit then flushed to the disk
  * whatever store.sync says: OB_SEQ_BLOCK), then eviction down to the limits, all
- * committed together so that a crash keeps either all of it or none. The in-memory counters change only after the commit,
- * so a failed put (CG_EFULL included) leaves the handle exactly as before it, and the
- * connection usable. */
+ * committed together so that a crash keeps either all of it or none. The in-memory
+ * counters change only after the commit, so a failed put (CG_EFULL included) leaves the
+ * handle exactly as before it, and the connection usable. */
 int cg_outbox_put(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n)
 {
 	int64_t new_rows, new_bytes, oldest_ms, evicted = 0, next_seq, seq_limit;
@@ -1074,9 +1080,10 @@ int cg_outbox_put(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n)
 	 * which must reach the disk before the caller may publish any of its rows. */
 	seq_limit = ob->seq_limit;
 	if (next_seq > seq_limit) {
-		seq_limit = next_seq <= INT64_MAX - OB_SEQ_BLOCK ? next_seq + OB_SEQ_BLOCK : INT64_MAX;
+		seq_limit =
+		    next_seq <= INT64_MAX - OB_SEQ_BLOCK ? next_seq + OB_SEQ_BLOCK : INT64_MAX;
 		durable = !ob->opts.sync_full;
-		if (durable && (rc = run(ob->st[ST_SYNC_FULL])) != SQLITE_DONE) {
+		if (durable && (rc = set_synchronous(ob, "FULL")) != SQLITE_OK) {
 			err = db_fail(ob, "put", rc);
 			goto unlock;
 		}
@@ -1138,7 +1145,7 @@ rollback:
 	err = db_fail(ob, "put", rc);
 	rollback(ob);
 unlock:
-	if (durable && (rc = run(ob->st[ST_SYNC_NORMAL])) != SQLITE_DONE)
+	if (durable && (rc = set_synchronous(ob, "NORMAL")) != SQLITE_OK)
 		db_fail(ob, "put", rc);
 	ob_unlock(ob);
 	return err;
