@@ -375,6 +375,18 @@ static void test_next_seq_persists(void **state)
 	ob = open_ok(path, NULL);
 	assert_int_equal(cg_outbox_next_seq(ob), 504);
 	cg_outbox_close(ob);
+
+	/* A store made before seq_limit existed: opened without a skip, and its first put
+	 * reserves a block (the key is added). */
+	exec_sql(path, "DELETE FROM meta WHERE key = 'seq_limit'");
+	ob = open_ok(path, NULL);
+	assert_int_equal(cg_outbox_next_seq(ob), 504);
+	assert_int_equal(put_range(ob, 504, 1, 10), 0);
+	cg_outbox_close(ob);
+	exec_sql(path, "UPDATE meta SET value = value + 5000 WHERE key = 'seq_limit'");
+	ob = open_ok(path, NULL);
+	assert_int_equal(cg_outbox_next_seq(ob), 505 + 5000);
+	cg_outbox_close(ob);
 }
 
 static void test_seq_refused(void **state)
