@@ -20,6 +20,7 @@ const char *cg_strerror(int code)
 	case CG_ERANGE: return "value out of range";
 	case CG_EAGAIN: return "try again";
 	case CG_EPERM: return "unsafe file permissions";
+	case CG_EBUSY: return "in use by another process";
 	}
 	return "unknown error";
 }

@@ -19,6 +19,7 @@ enum {
 	CG_ERANGE = -13,    /* a value outside its allowed range */
 	CG_EAGAIN = -14,    /* nothing to do now; try again later */
 	CG_EPERM = -15,     /* a file has unsafe permissions */
+	CG_EBUSY = -16,     /* another process holds the store */
 };
 
 /* A short English description of code; never NULL, also for unknown codes. */

@@ -12,6 +12,7 @@
 
 #include "base/build_config.h"
 #include "base/error.h"
+#include "base/secret.h"
 
 /* Enums are stored through int pointers by the generic walker. */
 _Static_assert(sizeof(cg_format_t) == sizeof(int), "cg_format_t must be int-sized");
@@ -1100,10 +1101,7 @@ static void cg_check_mqtt(cg_parse_t *p, const cJSON *mqtt, char *base)
 		p->nomem = true;
 	else if (rc != 0)
 		cg_problem(p, "/mqtt/password_file", "cannot be read");
-	if (secret) {
-		explicit_bzero(secret, strlen(secret));
-		free(secret);
-	}
+	cg_secret_free(secret);
 }
 
 /* ---- public functions ---- */
@@ -1330,8 +1328,7 @@ int cg_config_read_secret(const char *path, char **out)
 	}
 	buf[n] = '\0';
 	buf[strcspn(buf, "\r\n")] = '\0';
-	*out = strdup(buf);
-	rc = *out ? 0 : CG_ENOMEM;
+	rc = cg_secret_dup(buf, out);
 
 cleanup_buf:
 	explicit_bzero(buf, sizeof(buf));

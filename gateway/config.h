@@ -104,7 +104,8 @@ cg_driver_env_t cg_config_driver_env(const cg_config_t *cfg);
 /* Reads a secret (the MQTT password) from path: the first line, without its
  * newline. Refuses with CG_EPERM a file that group or others may read or
  * write, and with CG_ENOENT one that cannot be read; never logs the secret.
- * The caller frees *out (and should wipe it). */
+ * *out is kept out of core dumps (cg_secret_dup); the caller releases it with
+ * cg_secret_free(), which wipes it. */
 int cg_config_read_secret(const char *path, char **out);
 
 /* The name of a bus type as in the config file ("modbus-rtu", "modbus-tcp",

@@ -1,7 +1,8 @@
 /* The daemon's private parts, shared by its files: the gateway struct, which
  * thread owns which of its fields, and the functions one file of the daemon
  * calls in another. Nothing outside gateway/gateway*.c, ingest.c,
- * pipeline.c, sender.c, health.c and reload.c includes it.
+ * pipeline.c, sender.c, health.c and reload.c includes it, but for
+ * tests/unit/test_powercut.c, which drives the pipeline through power cuts.
  *
  *   ingest.c    bus workers hand readings over (any thread, under lock)
  *   pipeline.c  readings are staged, encoded, given a seq, committed;

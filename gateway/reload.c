@@ -7,6 +7,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/notify.h"
+#include "base/secret.h"
 #include "gateway/gateway_private.h"
 
 static bool same_str(const char *a, const char *b)
@@ -41,10 +42,7 @@ static bool password_changed(const gw_t *g, const cg_config_t *next)
 	    cg_config_read_secret(next->mqtt.password_file, &password) < 0)
 		return true;
 	digest = gw_secret_digest(password);
-	if (password) {
-		explicit_bzero(password, strlen(password));
-		free(password);
-	}
+	cg_secret_free(password);
 	return digest != g->password_digest;
 }
 

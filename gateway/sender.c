@@ -9,6 +9,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/secret.h"
 #include "gateway/gateway_private.h"
 
 /* Builds the retained status message. */
@@ -207,10 +208,7 @@ int gw_open_publisher(gw_t *g)
 	po.notify = gw_wake;
 	po.notify_ctx = g;
 	rc = offline ? cg_publisher_new(&po, &g->pub) : CG_ENOMEM;
-	if (password) {
-		explicit_bzero(password, strlen(password));
-		free(password);
-	}
+	cg_secret_free(password);
 	free(offline);
 	g->password_digest = digest;
 	/* A new client starts a new session: everything unacknowledged goes again. */

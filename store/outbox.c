@@ -7,12 +7,16 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* The only schema this code writes. Version 1 kept a row per reading; a store of that
  * version is converted when it is opened, and a newer version is refused. */
@@ -21,6 +25,14 @@
 #define OB_BUSY_TIMEOUT_MS 5000
 /* A WAL that grew during a burst is cut back to this size after a checkpoint. */
 #define OB_JOURNAL_SIZE_LIMIT (4 * 1024 * 1024)
+/* seqs are reserved this many at a time. With synchronous = NORMAL a power cut can take
+ * back the last commits, next_seq with them, so next_seq alone cannot keep a seq that
+ * was committed (and maybe published) from being given again. meta.seq_limit is larger
+ * than every seq committed, and the commit that raises it is flushed to the disk (one
+ * fsync per block, whatever store.sync says); a start after an unclean stop begins at
+ * it, skipping at most a block of seqs that were never used. A clean close gives the
+ * unused rest of the block back, so that a clean restart leaves no gap. */
+#define OB_SEQ_BLOCK 1000
 
 /* Readings are stored in batches: a row holds up to OB_BATCH readings with consecutive
  * seqs. SQLite's cost is per row, not per byte: putting a reading and deleting it after
@@ -42,7 +54,7 @@
 static const char ob_schema_sql[] =
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;" OB_BATCHES_SQL
     "INSERT INTO meta (key, value) VALUES ('schema_version', 2), ('next_seq', 1),"
-    " ('dropped', 0);";
+    " ('dropped', 0), ('seq_limit', 1);";
 
 /* The statements prepared once at open and kept for the connection's life. */
 enum ob_stmt {
@@ -63,7 +75,9 @@ static const char *const ob_sql[ST_COUNT] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_INSERT] = "INSERT INTO batches (first_seq, n, gone, idx, data) VALUES (?1, ?2, 0, ?3, ?4)",
-    [ST_SET_META] = "UPDATE meta SET value = ?2 WHERE key = ?1",
+    /* An upsert: stores made before seq_limit existed lack that key. */
+    [ST_SET_META] = ("INSERT INTO meta (key, value) VALUES (?1, ?2)"
+                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
     /* The batches that may hold a seq from ?1 + OB_BATCH to ?2, a batch holding at most
      * OB_BATCH: callers pass ?1 as the lowest seq wanted minus OB_BATCH (scan_floor). */
     [ST_SCAN] = ("SELECT first_seq, n, gone, idx FROM batches WHERE first_seq > ?1"
@@ -111,7 +125,9 @@ struct cg_outbox {
 	int64_t bytes;
 	int64_t oldest_ms;
 	int64_t next_seq;
+	int64_t seq_limit; /* meta.seq_limit: every seq committed is below it */
 	int64_t dropped;
+	int lock_fd;                /* holds the flock on the lock file; -1 when none */
 	struct ob_episode full;     /* puts refused because the disk or page limit is full */
 	struct ob_episode evicting; /* rows dropped by max_rows or max_bytes */
 	struct ob_episode expiring; /* rows dropped by max_age_s */
@@ -648,6 +664,101 @@ rollback:
 	return err;
 }
 
+/* Writes one meta value; in the caller's write transaction, or
+ * in one of its own. */
+static int set_meta(cg_outbox_t *ob, const char *key, int64_t value)
+{
+	sqlite3_stmt *st = ob->st[ST_SET_META];
+
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, value);
+	return run(st);
+}
+
+/* Takes the store's lock, so that one process at a time writes it: an flock on
+ * path.lock, a file that holds the holder's pid for the message the next one gets. The
+ * kernel drops the lock with the process however it ends, so a stale lock file never
+ * blocks a start; the file stays (unlinking it would race with the next opener). A
+ * lock file, not a lock on the store itself: closing any descriptor of the store would
+ * drop SQLite's own POSIX locks on it. CG_EBUSY, logged with the holder's pid, when
+ * another process (or another handle of this one) holds it. */
+static int take_lock(cg_outbox_t *ob)
+{
+	char lock_path[PATH_MAX], pid[32];
+	ssize_t len;
+
+	if (snprintf(lock_path, sizeof(lock_path), "%s.lock", ob->path) >= (int)sizeof(lock_path))
+		return CG_EINVAL;
+	ob->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (ob->lock_fd < 0) {
+		cg_log(CG_LOG_ERR, "outbox: %s: cannot open its lock file: %s", lock_path,
+		       strerror(errno));
+		return CG_EIO;
+	}
+	if (flock(ob->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		int err = errno;
+
+		len = err == EWOULDBLOCK ? pread(ob->lock_fd, pid, sizeof(pid) - 1, 0) : -1;
+		pid[len > 0 ? len : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		if (err == EWOULDBLOCK)
+			cg_log(CG_LOG_ERR,
+			       "outbox: %s: in use by another citygate (pid %s, lock %s); one "
+			       "gateway per store: stop it first, or give this one its own "
+			       "store.path",
+			       ob->path, pid[0] ? pid : "unknown", lock_path);
+		else
+			cg_log(CG_LOG_ERR, "outbox: %s: cannot lock: %s", lock_path, strerror(err));
+		return err == EWOULDBLOCK ? CG_EBUSY : CG_EIO;
+	}
+	len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(ob->lock_fd, 0) != 0 || pwrite(ob->lock_fd, pid, (size_t)len, 0) != len)
+		cg_log(CG_LOG_WARNING, "outbox: %s: cannot write the pid: %s", lock_path,
+		       strerror(errno));
+	return 0;
+}
+
+/* Creates the store file, when there is none, readable and writable by its owner only
+ * whatever the umask: it holds every reading not yet delivered, and SQLite would create
+ * it 0644 less the umask. The -wal and -shm files SQLite creates beside it take its
+ * mode. An existing file keeps the mode it has. */
+static int create_private(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno == EEXIST)
+		return 0;
+	cg_log(CG_LOG_ERR, "outbox: %s: cannot create: %s", path, strerror(errno));
+	return errno == ENOSPC ? CG_EFULL : CG_EIO;
+}
+
+/* Reads meta.seq_limit (0 in a store made before it existed) and starts next_seq at it
+ * when it is larger: the last process did not close the store, so the seqs up to it
+ * may have been used in commits that a power cut took back. The caller holds a read
+ * transaction. */
+static int read_seq_limit(cg_outbox_t *ob)
+{
+	int64_t limit = 0;
+	int rc = query_int64(ob->db, "SELECT value FROM meta WHERE key = 'seq_limit'", &limit);
+
+	if (rc != SQLITE_OK && rc != SQLITE_NOTFOUND)
+		return db_fail(ob, "reading seq_limit", rc);
+	if (limit > ob->next_seq) {
+		cg_log(CG_LOG_NOTICE,
+		       "outbox: %s: the last stop was not clean; seq %lld to %lld are skipped "
+		       "(reserved, maybe used in commits a power cut took back, never given "
+		       "again)",
+		       ob->path, (long long)ob->next_seq, (long long)limit - 1);
+		ob->next_seq = limit;
+	}
+	ob->seq_limit = limit;
+	return 0;
+}
+
 /* Opens the store: the connection and its pragmas, the schema, the statements kept for
  * the connection's life, and the counters read once so that later calls need no count
  * query. Every failure is logged and leaves nothing open. */
@@ -673,12 +784,18 @@ int cg_outbox_open(const char *path, const cg_outbox_opts_t *opts, cg_outbox_t *
 	if (!ob)
 		return CG_ENOMEM;
 	pthread_mutex_init(&ob->lock, NULL);
+	ob->lock_fd = -1;
 	ob->opts = *opts;
 	ob->path = strdup(path);
 	if (!ob->path) {
 		err = CG_ENOMEM;
 		goto close_ob;
 	}
+	err = take_lock(ob);
+	if (!err)
+		err = create_private(path);
+	if (err)
+		goto close_ob;
 
 	rc = sqlite3_open_v2(
 	    path, &ob->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -711,14 +828,16 @@ int cg_outbox_open(const char *path, const cg_outbox_opts_t *opts, cg_outbox_t *
 		goto close_ob;
 	}
 	err = read_counts(ob->db, ob->path, &st);
-	sqlite3_exec(ob->db, err ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
-	if (err)
-		goto close_ob;
 	ob->rows = st.rows;
 	ob->bytes = st.bytes;
 	ob->oldest_ms = st.oldest_ms;
 	ob->next_seq = st.next_seq;
 	ob->dropped = st.dropped;
+	if (!err)
+		err = read_seq_limit(ob);
+	sqlite3_exec(ob->db, err ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
+	if (err)
+		goto close_ob;
 
 	*out = ob;
 	return 0;
@@ -736,10 +855,20 @@ void cg_outbox_close(cg_outbox_t *ob)
 
 	if (!ob)
 		return;
+	/* The unused rest of the reserved block goes back, so that the next start need not
+	 * skip it. Not flushed: should a power cut take it back, the block is skipped. */
+	if (ob->st[ST_SET_META] && ob->seq_limit > ob->next_seq &&
+	    set_meta(ob, "seq_limit", ob->next_seq) != SQLITE_DONE)
+		cg_log(CG_LOG_WARNING, "outbox: %s: cannot give back the unused seqs: %s", ob->path,
+		       sqlite3_errmsg(ob->db));
 	for (i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(ob->st[i]);
 	if (ob->db && sqlite3_close(ob->db) != SQLITE_OK)
 		cg_log(CG_LOG_ERR, "outbox: %s: close: %s", ob->path, sqlite3_errmsg(ob->db));
+	/* After SQLite has closed the store: the lock is what tells the next process it
+	 * may write. */
+	if (ob->lock_fd >= 0)
+		close(ob->lock_fd);
 	pthread_mutex_destroy(&ob->lock);
 	cg_buf_free(&ob->batch_idx);
 	cg_buf_free(&ob->batch_data);
@@ -758,16 +887,6 @@ int64_t cg_outbox_next_seq(const cg_outbox_t *ob)
 	seq = ob->next_seq;
 	ob_unlock(ob);
 	return seq;
-}
-
-/* Writes one meta value; the caller holds the write transaction. */
-static int set_meta(cg_outbox_t *ob, const char *key, int64_t value)
-{
-	sqlite3_stmt *st = ob->st[ST_SET_META];
-
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, value);
-	return run(st);
 }
 
 /* Starts a scan of the batches that may hold seqs from lo to hi. */
@@ -925,14 +1044,27 @@ static int insert_rows(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n, i
 	return rc;
 }
 
+/* Sets PRAGMA synchronous: a commit that must reach the disk under store.sync = normal
+ * is made under FULL. Never a statement prepared once: SQLite applies this pragma when
+ * it prepares it, not when it runs it. Returns SQLite's code. */
+static int set_synchronous(cg_outbox_t *ob, const char *level)
+{
+	char sql[40];
+
+	snprintf(sql, sizeof(sql), "PRAGMA synchronous = %s", level);
+	return sqlite3_exec(ob->db, sql, NULL, NULL, NULL);
+}
+
 /* Stores a batch in one transaction: the rows (insert_rows), nothing else per row, then
- * next_seq, then eviction down to the limits, all committed together so that a crash
- * keeps either all of it or none. The in-memory counters change only after the commit,
- * so a failed put (CG_EFULL included) leaves the handle exactly as before it, and the
- * connection usable. */
+ * next_seq (and seq_limit when the rows pass it, a commit then flushed to the disk
+ * whatever store.sync says: OB_SEQ_BLOCK), then eviction down to the limits, all
+ * committed together so that a crash keeps either all of it or none. The in-memory
+ * counters change only after the commit, so a failed put (CG_EFULL included) leaves the
+ * handle exactly as before it, and the connection usable. */
 int cg_outbox_put(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n)
 {
-	int64_t new_rows, new_bytes, oldest_ms, evicted = 0, next_seq;
+	int64_t new_rows, new_bytes, oldest_ms, evicted = 0, next_seq, seq_limit;
+	bool durable = false;
 	int rc, err;
 
 	if (!ob || (!rows && n > 0))
@@ -943,20 +1075,32 @@ int cg_outbox_put(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n)
 	err = check_batch(ob, rows, n);
 	if (err)
 		goto unlock;
+	next_seq = rows[n - 1].seq + 1;
+	/* A row beyond the reserved block: the next block is reserved in this transaction,
+	 * which must reach the disk before the caller may publish any of its rows. */
+	seq_limit = ob->seq_limit;
+	if (next_seq > seq_limit) {
+		seq_limit =
+		    next_seq <= INT64_MAX - OB_SEQ_BLOCK ? next_seq + OB_SEQ_BLOCK : INT64_MAX;
+		durable = !ob->opts.sync_full;
+		if (durable && (rc = set_synchronous(ob, "FULL")) != SQLITE_OK) {
+			err = db_fail(ob, "put", rc);
+			goto unlock;
+		}
+	}
 
 	rc = run(ob->st[ST_BEGIN]);
-	if (rc != SQLITE_DONE) {
-		err = db_fail(ob, "put", rc);
-		goto unlock;
-	}
+	if (rc != SQLITE_DONE)
+		goto rollback;
 	new_rows = ob->rows + (int64_t)n;
 	new_bytes = ob->bytes;
 	rc = insert_rows(ob, rows, n, &new_bytes);
 	if (rc != SQLITE_DONE)
 		goto rollback;
 
-	next_seq = rows[n - 1].seq + 1;
 	rc = set_meta(ob, "next_seq", next_seq);
+	if (rc == SQLITE_DONE && seq_limit != ob->seq_limit)
+		rc = set_meta(ob, "seq_limit", seq_limit);
 	if (rc != SQLITE_DONE)
 		goto rollback;
 	if (over_limits(ob, new_rows, new_bytes)) {
@@ -982,6 +1126,7 @@ int cg_outbox_put(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n)
 	ob->bytes = new_bytes;
 	ob->oldest_ms = oldest_ms;
 	ob->next_seq = next_seq;
+	ob->seq_limit = seq_limit;
 	ob->dropped += evicted;
 	if (ob->full.active) {
 		cg_log(CG_LOG_INFO, "outbox: %s: accepting rows again after %lld refused calls",
@@ -1000,6 +1145,8 @@ rollback:
 	err = db_fail(ob, "put", rc);
 	rollback(ob);
 unlock:
+	if (durable && (rc = set_synchronous(ob, "NORMAL")) != SQLITE_OK)
+		db_fail(ob, "put", rc);
 	ob_unlock(ob);
 	return err;
 }

@@ -38,15 +38,19 @@ typedef struct cg_outbox_stats {
 	int64_t dropped; /* rows evicted by a limit, since the store was created */
 } cg_outbox_stats_t;
 
-/* Opens (creating if needed) the store at path in WAL mode and checks its
- * schema. CG_EDB or CG_EIO on failure, with a logged reason. */
+/* Opens (creating if needed, mode 0600 whatever the umask) the store at path in WAL
+ * mode and checks its schema. One handle per store: the handle holds a lock (on
+ * path.lock) that a second open, from any process, finds taken: CG_EBUSY, logged with
+ * the holder's pid. CG_EDB or CG_EIO on other failures, with a logged reason. */
 int cg_outbox_open(const char *path, const cg_outbox_opts_t *opts, cg_outbox_t **out);
 
 /* Closes; accepts NULL. */
 void cg_outbox_close(cg_outbox_t *ob);
 
 /* The seq the next stored row must carry: larger than every seq ever stored
- * in this file, kept across restarts even when the outbox is empty. */
+ * in this file, kept across restarts even when the outbox is empty, and across
+ * power cuts under every store.sync: after an unclean stop it starts past the
+ * block of seqs the last process had reserved (at most 1000 skipped, logged). */
 int64_t cg_outbox_next_seq(const cg_outbox_t *ob);
 
 /* Stores n rows in one transaction. Their seqs must be increasing and at

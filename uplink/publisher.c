@@ -13,6 +13,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/secret.h"
 
 /* Each message in flight has a slot, passed to Paho as the callback context,
  * that says which seq it carries. Paho calls back with its own lock held, so
@@ -486,7 +487,9 @@ int cg_publisher_new(const cg_publisher_opts_t *o, cg_publisher_t **out)
 	p->uri = paho_uri(o->uri);
 	p->client_id = strdup(o->client_id);
 	p->username = dup_or_null(o->username);
-	p->password = dup_or_null(o->password);
+	/* Kept for every connect: in pages left out of core dumps, wiped on free. */
+	if (cg_secret_dup(o->password, &p->password) != CG_OK)
+		p->password = NULL;
 	p->ca_file = dup_or_null(o->ca_file);
 	p->cert_file = dup_or_null(o->cert_file);
 	p->key_file = dup_or_null(o->key_file);
@@ -824,12 +827,10 @@ void cg_publisher_free(cg_publisher_t *p)
 		return;
 	if (p->client)
 		MQTTAsync_destroy(&p->client);
-	if (p->password)
-		explicit_bzero(p->password, strlen(p->password));
 	free(p->uri);
 	free(p->client_id);
 	free(p->username);
-	free(p->password);
+	cg_secret_free(p->password);
 	free(p->ca_file);
 	free(p->cert_file);
 	free(p->key_file);

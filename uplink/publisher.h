@@ -12,7 +12,7 @@ typedef struct cg_publisher_opts {
 	const char *uri; /* tcp://, ssl://, mqtt://, mqtts:// */
 	const char *client_id;
 	const char *username; /* NULL: none */
-	const char *password; /* NULL: none; copied, wiped on free, never logged */
+	const char *password; /* NULL: none; copied out of core dumps, wiped on free, never logged */
 	const char *ca_file, *cert_file, *key_file; /* NULL: not set */
 	int keepalive_s;
 	int max_inflight; /* the owner's window: readings sent and not yet acknowledged */

@@ -20,6 +20,7 @@
 
 #include "base/build_config.h"
 #include "base/error.h"
+#include "base/secret.h"
 #include "gateway/config.h"
 
 /* A value for edit() that removes the key instead of setting it. */
@@ -1037,22 +1038,22 @@ static void test_read_secret(void **state)
 	write_file("s1", "line-one\nline-two\n", 0600);
 	assert_int_equal(cg_config_read_secret("s1", &s), 0);
 	assert_string_equal(s, "line-one");
-	free(s);
+	cg_secret_free(s);
 
 	write_file("s2", "crlf\r\n", 0400);
 	assert_int_equal(cg_config_read_secret("s2", &s), 0);
 	assert_string_equal(s, "crlf");
-	free(s);
+	cg_secret_free(s);
 
 	write_file("s3", "no-newline", 0600);
 	assert_int_equal(cg_config_read_secret("s3", &s), 0);
 	assert_string_equal(s, "no-newline");
-	free(s);
+	cg_secret_free(s);
 
 	write_file("s4", "", 0600);
 	assert_int_equal(cg_config_read_secret("s4", &s), 0);
 	assert_string_equal(s, "");
-	free(s);
+	cg_secret_free(s);
 
 	write_file("s5", "x\n", 0640);
 	assert_int_equal(cg_config_read_secret("s5", &s), CG_EPERM);

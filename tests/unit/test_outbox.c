@@ -375,6 +375,18 @@ static void test_next_seq_persists(void **state)
 	ob = open_ok(path, NULL);
 	assert_int_equal(cg_outbox_next_seq(ob), 504);
 	cg_outbox_close(ob);
+
+	/* A store made before seq_limit existed: opened without a skip, and its first put
+	 * reserves a block (the key is added). */
+	exec_sql(path, "DELETE FROM meta WHERE key = 'seq_limit'");
+	ob = open_ok(path, NULL);
+	assert_int_equal(cg_outbox_next_seq(ob), 504);
+	assert_int_equal(put_range(ob, 504, 1, 10), 0);
+	cg_outbox_close(ob);
+	exec_sql(path, "UPDATE meta SET value = value + 5000 WHERE key = 'seq_limit'");
+	ob = open_ok(path, NULL);
+	assert_int_equal(cg_outbox_next_seq(ob), 505 + 5000);
+	cg_outbox_close(ob);
 }
 
 static void test_seq_refused(void **state)
@@ -932,12 +944,85 @@ static void test_crash_child(void **state)
 	ob = open_ok(path, NULL);
 	st = stats_of(ob);
 	assert_int_equal(st.rows, 497);
-	assert_int_equal(st.next_seq, 501);
 	assert_int_equal(st.bytes, 497 * (TOPIC_LEN + 64));
 	assert_int_equal(st.oldest_ms, T0 + 4);
 	check_contents(ob, 4, 497, 64);
+	/* The child did not close: it may have used any seq of the block it reserved (its
+	 * first put reserved up to 1 + 100 + 1000), so the next seq starts past it. */
+	assert_int_equal(st.next_seq, 1101);
+	assert_int_equal(put_range(ob, 501, 1, 64), CG_EINVAL);
+	assert_int_equal(put_range(ob, 1101, 1, 64), 0);
 	cg_outbox_close(ob);
 	check_integrity(path);
+
+	/* A clean close gives the rest of the new block back: no gap at the next start. */
+	ob = open_ok(path, NULL);
+	assert_int_equal(cg_outbox_next_seq(ob), 1102);
+	cg_outbox_close(ob);
+}
+
+/* Whether the captured log holds a line containing text. */
+static bool capture_has(const char *text)
+{
+	char line[2048];
+	bool found = false;
+	FILE *f;
+
+	fflush(stderr);
+	f = fopen(capture_path, "r");
+	assert_non_null(f);
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, text) != NULL;
+	fclose(f);
+	return found;
+}
+
+static void test_one_handle_per_store(void **state)
+{
+	const char *path = db_path("locked");
+	cg_outbox_t *ob = open_ok(path, NULL), *other = (cg_outbox_t *)1;
+	cg_outbox_stats_t st;
+	char holder[64];
+
+	assert_int_equal(put_range(ob, 1, 5, 10), 0);
+	/* A second handle, from this process or another, is refused, naming the holder. */
+	snprintf(holder, sizeof(holder), "in use by another citygate (pid %ld,", (long)getpid());
+	capture_start();
+	assert_int_equal(cg_outbox_open(path, NULL, &other), CG_EBUSY);
+	capture_stop();
+	assert_null(other);
+	assert_true(capture_has(holder));
+	/* The holder goes on; peek (citygate --status) takes no lock. */
+	assert_int_equal(put_range(ob, 6, 5, 10), 0);
+	assert_int_equal(cg_outbox_peek(path, &st), 0);
+	assert_int_equal(st.rows, 10);
+	cg_outbox_close(ob);
+
+	/* Once closed, the store opens again. */
+	ob = open_ok(path, NULL);
+	assert_int_equal(stats_of(ob).rows, 10);
+	cg_outbox_close(ob);
+}
+
+/* The store holds every undelivered reading: it and every file beside it are the
+ * owner's only, also under umask 000. */
+static void test_file_modes(void **state)
+{
+	static const char *const suffixes[] = {"", "-wal", "-shm", ".lock"};
+	const char *path = db_path("modes");
+	char name[PATH_MAX + 8];
+	mode_t old = umask(0);
+	cg_outbox_t *ob = open_ok(path, NULL);
+	struct stat sb;
+
+	assert_int_equal(put_range(ob, 1, 100, 100), 0);
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		snprintf(name, sizeof(name), "%s%s", path, suffixes[i]);
+		assert_int_equal(stat(name, &sb), 0);
+		assert_int_equal(sb.st_mode & 0777, 0600);
+	}
+	cg_outbox_close(ob);
+	umask(old);
 }
 
 static void test_schema_refused(void **state)
@@ -1030,6 +1115,8 @@ int main(void)
 	    cmocka_unit_test(test_full_page_limit),
 	    cmocka_unit_test(test_peek),
 	    cmocka_unit_test(test_crash_child),
+	    cmocka_unit_test(test_one_handle_per_store),
+	    cmocka_unit_test(test_file_modes),
 	    cmocka_unit_test(test_schema_refused),
 	};
 
