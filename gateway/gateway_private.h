@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/log.h"
 #include "base/reading.h"
 #include "gateway/bus.h"
 #include "gateway/config.h"
@@ -99,6 +100,13 @@ struct cg_gateway {
 	int64_t next_watchdog_ms;
 	uint64_t watchdog_usec;
 	uint64_t password_digest; /* of the password in use, 0 without one */
+	/* Sends that failed without a disconnect are sent again after a back-off that
+	 * doubles from reconnect_min_s to reconnect_max_s, and ends with an ack. */
+	int64_t resend_at_ms;
+	int64_t resend_backoff_ms;
+	cg_log_limit_t resend_log;
+	cg_log_limit_t quarantine_log;
+	int64_t next_quarantine_ms;
 };
 
 typedef struct cg_gateway gw_t;
@@ -127,6 +135,13 @@ void gw_send_rows(gw_t *g);
 uint64_t gw_secret_digest(const char *s);
 int gw_open_publisher(gw_t *g);
 void gw_close_publisher(gw_t *g);
+void gw_rewind_cursors(gw_t *g);
+
+/* quarantine.c */
+void gw_quarantine(gw_t *g, int64_t seq, const char *reason);
+bool gw_quarantine_bad_topic(gw_t *g, const cg_outbox_row_t *row);
+void gw_quarantine_refused(gw_t *g, const cg_publisher_events_t *ev);
+void gw_quarantine_chores(gw_t *g, int64_t now_mono_ms);
 
 /* health.c */
 void gw_publish_health(gw_t *g);
