@@ -26,11 +26,17 @@ void gw_quarantine(gw_t *g, int64_t seq, const char *reason)
 			       (long long)seq, cg_strerror(rc));
 		return;
 	}
-	if (cg_log_allow(&g->quarantine_log, cg_mono_ms(), &held))
+	if (!cg_log_allow(&g->quarantine_log, cg_mono_ms(), &held))
+		return;
+	if (held)
 		cg_log(CG_LOG_WARNING,
-		       "outbox: seq %lld moved to quarantine: %s (%lu more since the last line;"
-		       " citygate --quarantine list)",
+		       "outbox: seq %lld moved to quarantine: %s (and %lu more since the last such"
+		       " line; citygate --quarantine list)",
 		       (long long)seq, reason, held);
+	else
+		cg_log(CG_LOG_WARNING,
+		       "outbox: seq %lld moved to quarantine: %s (citygate --quarantine list)",
+		       (long long)seq, reason);
 }
 
 /* Checks a row's topic before it goes to the publisher, the way a broker would: one it
