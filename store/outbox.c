@@ -199,9 +199,11 @@ static int db_fail(cg_outbox_t *ob, const char *what, int rc)
 		ob->full.count++;
 		return CG_EFULL;
 	}
-	if (cg_log_allow(&ob->fail_limit, cg_mono_ms(), &held))
-		cg_log(CG_LOG_ERR, "outbox: %s: %s: %s (%lu more errors held back)", ob->path,
-		       what, msg, held);
+	if (cg_log_allow(&ob->fail_limit, cg_mono_ms(), &held) && held)
+		cg_log(CG_LOG_ERR, "outbox: %s: %s: %s (and %lu errors held back since the last)",
+		       ob->path, what, msg, held);
+	else if (!held)
+		cg_log(CG_LOG_ERR, "outbox: %s: %s: %s", ob->path, what, msg);
 	return map_rc(rc) == CG_ENOMEM ? CG_ENOMEM : CG_EDB;
 }
 
@@ -1786,6 +1788,26 @@ static int find_reading(cg_outbox_t *ob, int64_t seq, struct ob_batch *b, bool *
 	return rc;
 }
 
+/* Ends a quarantine transaction that got as far as rc (SQLITE_DONE: all went well): when
+ * moved says readings came or went, the oldest one held is read again into *oldest_ms
+ * (else it is the current one), then the transaction is committed; a failure is logged
+ * and rolled back. Returns 0 or a CG_E* code. */
+static int end_quarantine_tx(cg_outbox_t *ob, int rc, bool moved, int64_t *oldest_ms)
+{
+	int err;
+
+	*oldest_ms = ob->oldest_ms;
+	if (rc == SQLITE_DONE && moved)
+		rc = read_oldest(ob, oldest_ms);
+	if (rc == SQLITE_DONE)
+		rc = run(ob->st[ST_COMMIT]);
+	if (rc == SQLITE_DONE)
+		return 0;
+	err = db_fail(ob, "quarantine", rc);
+	rollback(ob);
+	return err;
+}
+
 /* Moves one reading to quarantine (outbox.h): its copy goes into the quarantine table
  * and its gone bit is set, in one transaction, and the counters follow after the
  * commit. A damaged batch holding it is moved whole by repair_damaged(). */
@@ -1830,16 +1852,9 @@ static int quarantine_once(cg_outbox_t *ob, int64_t seq, const char *reason, int
 		rc = apply_changes(ob);
 	else
 		ob->n_changes = 0;
-	oldest_ms = ob->oldest_ms;
-	if (rc == SQLITE_DONE)
-		rc = read_oldest(ob, &oldest_ms);
-	if (rc == SQLITE_DONE)
-		rc = run(ob->st[ST_COMMIT]);
-	if (rc != SQLITE_DONE) {
-		err = db_fail(ob, "quarantine", rc);
-		rollback(ob);
+	err = end_quarantine_tx(ob, rc, true, &oldest_ms);
+	if (err)
 		return err;
-	}
 	ob->rows -= 1;
 	ob->bytes -= size;
 	ob->oldest_ms = oldest_ms;
@@ -1951,14 +1966,8 @@ static int apply_once(cg_outbox_t *ob, int64_t *lowest, size_t *retried, size_t 
 	sqlite3_finalize(q);
 	sqlite3_finalize(del);
 	sqlite3_finalize(clear);
-	oldest_ms = ob->oldest_ms;
-	if (rc == SQLITE_DONE && rows > 0)
-		rc = read_oldest(ob, &oldest_ms);
-	if (rc == SQLITE_DONE)
-		rc = run(ob->st[ST_COMMIT]);
-	if (rc != SQLITE_DONE) {
-		err = db_fail(ob, "quarantine", rc);
-		rollback(ob);
+	err = end_quarantine_tx(ob, rc, rows > 0, &oldest_ms);
+	if (err) {
 		*lowest = INT64_MAX;
 		*retried = *dropped = 0;
 		return err;

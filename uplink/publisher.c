@@ -761,28 +761,25 @@ size_t cg_publisher_room(cg_publisher_t *p)
 	return n;
 }
 
+/* Makes the filled list the one handed out, and the one handed out last time the
+ * (emptied) list to fill, without copying; the caller holds the lock. */
+static void hand_out(seq_list_t *filled, seq_list_t *out)
+{
+	seq_list_t t = *out;
+
+	*out = *filled;
+	*filled = t;
+	filled->n = 0;
+}
+
 void cg_publisher_take(cg_publisher_t *p, cg_publisher_events_t *ev)
 {
-	seq_list_t t;
-
 	pthread_mutex_lock(&p->lock);
 	/* Swap the filled lists with the ones handed out last time. */
-	t = p->out_acked;
-	p->out_acked = p->acked;
-	p->acked = t;
-	p->acked.n = 0;
-	t = p->out_failed;
-	p->out_failed = p->failed;
-	p->failed = t;
-	p->failed.n = 0;
-	t = p->out_refused;
-	p->out_refused = p->refused;
-	p->refused = t;
-	p->refused.n = 0;
-	t = p->out_refused_rc;
-	p->out_refused_rc = p->refused_rc;
-	p->refused_rc = t;
-	p->refused_rc.n = 0;
+	hand_out(&p->acked, &p->out_acked);
+	hand_out(&p->failed, &p->out_failed);
+	hand_out(&p->refused, &p->out_refused);
+	hand_out(&p->refused_rc, &p->out_refused_rc);
 	ev->generation = p->generation;
 	ev->connected = p->connected;
 	pthread_mutex_unlock(&p->lock);

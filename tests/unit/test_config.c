@@ -732,7 +732,11 @@ static void test_mqtt_strings(void **state)
 	expect_edit("/mqtt/username", value, "cfg.json: /mqtt/username: must be at most 256 bytes");
 
 	/* A NUL would cut the prefix short without a word: found in the text. */
-	text = edit("/mqtt/topic_prefix", "'city/test'", NULL);
+	nul = edit("/mqtt/topic_prefix", "'city/test'", NULL);
+	text = malloc(strlen(nul) + 7);
+	assert_non_null(text);
+	strcpy(text, nul);
+	free(nul);
 	nul = strstr(text, "city/test");
 	assert_non_null(nul);
 	memmove(nul + 13, nul + 7, strlen(nul + 7) + 1);
