@@ -1550,12 +1550,37 @@ static int insert_dead(sqlite3 *db, int64_t seq, int64_t created_ms, int64_t now
 	return run_once(st);
 }
 
+/* Rewrites the counters of the batch at first, whose idx and data agree, from them: n
+ * readings, the gone bits kept unless they were damaged too (then every reading of it
+ * is sent again: a duplicate is recognisable by its seq, a loss is not). Logged. */
+static int rebuild_batch(cg_outbox_t *ob, int64_t first, int n, uint64_t gone, int64_t old_n)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(ob->db, "UPDATE batches SET n = ?2, gone = ?3 WHERE first_seq = ?1",
+	                            -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, first);
+	sqlite3_bind_int(st, 2, n);
+	sqlite3_bind_int64(st, 3, (int64_t)gone);
+	rc = run_once(st);
+	if (rc == SQLITE_DONE)
+		cg_log(CG_LOG_WARNING,
+		       "outbox: %s: the row at seq %lld said %lld readings, its index and data hold "
+		       "%d; its counters were rebuilt from them",
+		       ob->path, (long long)first, (long long)old_n, n);
+	return rc;
+}
+
 /* Moves every reading not gone of the damaged batch at first to quarantine, then deletes
  * the batch. How many readings it held: idx's size says it when it is a whole number of
  * entries, else n, else a full batch; never past the next batch or next_seq, so no seq
  * is claimed twice. A reading whose topic and payload lie within data (going by idx)
- * keeps them, for the operator to judge; the reason says the row was damaged. The
- * caller holds the write transaction and recounts afterwards. Returns SQLITE_DONE. */
+ * keeps them, for the operator to judge; the reason says the row was damaged. A batch
+ * whose idx and data agree, with only n or gone wrong, is rebuilt instead
+ * (rebuild_batch). The caller holds the write transaction and recounts afterwards.
+ * Returns SQLITE_DONE. */
 static int quarantine_batch(cg_outbox_t *ob, int64_t first, int64_t next_seq, int64_t now_ms)
 {
 	sqlite3_stmt *st, *nx;
@@ -1610,10 +1635,15 @@ static int quarantine_batch(cg_outbox_t *ob, int64_t first, int64_t next_seq, in
 	if (cnt < 1)
 		cnt = 1;
 	if (gone & ~all_bits((int)cnt))
-		gone = 0; /* damaged too: better a reading in quarantine twice than lost */
+		gone = 0; /* damaged too: better a reading sent twice than lost */
 	if (b.n)
 		for (int i = 0; i < b.n; i++)
 			want += entry_size(&b, i);
+	if (b.n && want == data_bytes && b.n == cnt) {
+		/* idx and data agree: only n or gone is wrong, and is rebuilt from them. */
+		sqlite3_finalize(st);
+		return rebuild_batch(ob, first, b.n, gone, n);
+	}
 	if (b.n && want != data_bytes)
 		snprintf(reason, sizeof(reason),
 		         "damaged row: its data is %lld bytes, its index says %lld",

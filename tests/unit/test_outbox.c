@@ -1192,16 +1192,29 @@ static void test_damaged_at_runtime(void **state)
 	assert_int_equal(st.quarantined, 64);
 	check_accounted(ob, path, 200);
 
-	/* The first batch damaged: read_oldest() in every ack passes it. */
-	exec_sql(path, "UPDATE batches SET n = 99 WHERE first_seq = 1");
+	/* The first batch damaged, read_oldest() in every ack passes it: an idx cut short
+	 * goes to quarantine; a wrong n, with idx and data agreeing, is rebuilt from them. */
+	exec_sql(path, "UPDATE batches SET idx = substr(idx, 2) WHERE first_seq = 1");
 	ack_range(ob, 130, 5);
 	st = stats_of(ob);
 	assert_int_equal(st.rows, 136 - 64 - 5);
 	assert_int_equal(st.quarantined, 128);
 	assert_int_equal(st.oldest_ms, T0 + 129);
+	capture_start();
+	exec_sql(path, "UPDATE batches SET n = 99 WHERE first_seq = 129");
+	ack_range(ob, 140, 1);
+	assert_int_equal(capture_count("<4>outbox:"), 1);
+	capture_stop();
+	st = stats_of(ob);
+	assert_int_equal(st.quarantined, 128);
+	assert_int_equal(st.rows, 64 - 5 - 1 + 8);
+	memset(held, 0, sizeof(held));
+	fetch_held(ob, held, 201);
+	for (int64_t seq = 129; seq <= 200; seq++)
+		assert_int_equal(held[seq], seq != 140 && (seq < 130 || seq > 134));
 	cg_outbox_close(ob);
 	ob = open_ok(path, NULL);
-	assert_int_equal(stats_of(ob).rows, 136 - 64 - 5);
+	assert_int_equal(stats_of(ob).rows, 64 - 5 - 1 + 8);
 	cg_outbox_close(ob);
 }
 
@@ -1242,6 +1255,20 @@ static void test_damaged_counters(void **state)
 	ob = open_ok(path, NULL);
 	assert_int_equal(capture_count("<4>outbox:"), 0);
 	capture_stop();
+
+	/* A row's gone bits beyond its n: rebuilt, every reading of it held again (a
+	 * duplicate is recognisable, a loss is not). */
+	assert_int_equal(put_range(ob, 12, 10, 20), 0);
+	ack_range(ob, 12, 3);
+	cg_outbox_close(ob);
+	exec_sql(path, "UPDATE batches SET gone = gone | 1048576 WHERE first_seq = 12");
+	capture_start();
+	ob = open_ok(path, NULL);
+	assert_int_equal(capture_count("<4>outbox:"), 1);
+	capture_stop();
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 1 + 10);
+	assert_int_equal(st.quarantined, 1);
 	cg_outbox_close(ob);
 }
 
