@@ -1760,7 +1760,7 @@ static int meta_rebuild(cg_outbox_t *ob, const char *key, int64_t v, const char 
  * rather than refusing to start. */
 static int open_counts(cg_outbox_t *ob, cg_outbox_stats_t *st)
 {
-	int64_t v;
+	int64_t v, last = INT64_MIN;
 	int err, rc;
 
 	for (;;) {
@@ -1769,6 +1769,13 @@ static int open_counts(cg_outbox_t *ob, cg_outbox_stats_t *st)
 		err = read_counts(ob->db, ob->path, st, &dmg);
 		if (err || dmg.n == 0)
 			break;
+		/* Each pass removes or mends what the last one found; never loop on one. */
+		if (dmg.first[0] == last) {
+			cg_log(CG_LOG_ERR, "outbox: %s: the row at seq %lld cannot be repaired",
+			       ob->path, (long long)last);
+			return CG_EDB;
+		}
+		last = dmg.first[0];
 		for (size_t i = 0; i < dmg.n; i++) {
 			rc = quarantine_batch(ob, dmg.first[i], st->next_seq, cg_now_ms());
 			if (rc != SQLITE_DONE)
