@@ -22,8 +22,8 @@ void cg_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3))
  * most one line a second is written for it, and the next line says how many were held
  * back. Zero-initialised; one per cause, owned by one thread or guarded by its lock. */
 typedef struct cg_log_limit {
-	int64_t next_ms;      /* monotonic ms before which lines are held back */
-	unsigned long held;   /* lines held back since the last one written */
+	int64_t next_ms;    /* monotonic ms before which lines are held back */
+	unsigned long held; /* lines held back since the last one written */
 } cg_log_limit_t;
 
 /* Returns true when a line of this cause may be written at now_mono_ms, and then sets

@@ -1195,9 +1195,12 @@ static void cg_check_nul_escapes(cg_parse_t *p, const char *text, size_t len)
 		if (text[i] == '"') {
 			in_string = !in_string;
 		} else if (in_string && text[i] == '\\' && i + 1 < len) {
-			if (text[i + 1] == 'u' && i + 5 < len && strncmp(text + i + 2, "0000", 4) == 0) {
+			if (text[i + 1] == 'u' && i + 5 < len &&
+			    strncmp(text + i + 2, "0000", 4) == 0) {
 				cg_position(text, i, where, sizeof(where));
-				cg_problem(p, where, "a string holds \\u0000 (NUL), which would cut it short");
+				cg_problem(
+				    p, where,
+				    "a string holds \\u0000 (NUL), which would cut it short");
 			}
 			i++; /* the escaped character */
 		}

@@ -1,12 +1,13 @@
 /* The daemon's private parts, shared by its files: the gateway struct, which
  * thread owns which of its fields, and the functions one file of the daemon
  * calls in another. Nothing outside gateway/gateway*.c, ingest.c,
- * pipeline.c, sender.c, health.c and reload.c includes it.
+ * pipeline.c, sender.c, quarantine.c, health.c and reload.c includes it.
  *
  *   ingest.c    bus workers hand readings over (any thread, under lock)
  *   pipeline.c  readings are staged, encoded, given a seq, committed;
  *               acknowledged rows are deleted
  *   sender.c    the publisher: connection events, acks, sending rows in order
+ *   quarantine.c  rows that cannot be sent set aside; the operator's retry, drop
  *   health.c    the health message
  *   reload.c    SIGHUP: a new config, keeping the store and, if it can, the session
  *   gateway.c   start, the main loop, periodic chores, stop

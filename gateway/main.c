@@ -41,8 +41,8 @@ static void usage(bool to_stdout)
 		"       citygate --once -c FILE     poll every sensor once, print NDJSON",
 		"       citygate --status -c FILE   print the outbox state",
 		"       citygate --quarantine list|retry|drop [--seq N] -c FILE",
-		"                                   readings set aside: list them (NDJSON), or",
-		"                                   have the gateway resend or drop them (all, or seq N)",
+		"                                   readings set aside: list them (NDJSON),",
+		"                                   or have the gateway resend or drop them",
 		"       citygate --scan DEVICE|HOST:PORT [--units A-B] [--baud LIST]",
 		"                [--framing LIST] [--timeout-ms MS] [--profile-dir DIR]...",
 		"                                   find the Modbus devices on a line, print a config",
@@ -317,8 +317,9 @@ int main(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},         {"scan", required_argument, NULL, 'S'},
 	    {"units", required_argument, NULL, 'u'},  {"baud", required_argument, NULL, 'b'},
 	    {"framing", required_argument, NULL, 'f'}, {"timeout-ms", required_argument, NULL, 't'},
-	    {"profile-dir", required_argument, NULL, 'p'}, {"quarantine", required_argument, NULL, 'q'},
-	    {"seq", required_argument, NULL, 'n'},    {NULL, 0, NULL, 0},
+	    {"profile-dir", required_argument, NULL, 'p'},
+	    {"quarantine", required_argument, NULL, 'q'}, {"seq", required_argument, NULL, 'n'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *path = NULL, *scan_target = NULL, *units = NULL, *bauds = NULL,
 	           *timeout = NULL, *what = NULL;

@@ -178,7 +178,8 @@ static int map_rc(int rc)
  * or page limit is logged once when it starts, not on every refused call, since the
  * caller retries the same rows until space is freed; the episode ends at the next put
  * that succeeds. Other errors are logged at most once a second, since a caller may
- * retry at once (the sender does every loop). Must run before a rollback, which would replace the error message. */
+ * retry at once (the sender does every loop). Must run before a rollback, which would
+ * replace the error message. */
 static int db_fail(cg_outbox_t *ob, const char *what, int rc)
 {
 	unsigned long held;
@@ -525,8 +526,7 @@ static bool batch_data_fits(const struct ob_batch *b, int64_t data_len)
  * disagreeing) is not counted; its first seq goes into dmg when given, for the caller to
  * move it to quarantine. Used at open and by peek; the caller holds a read or write
  * transaction so that the values agree with each other. */
-static int read_counts(sqlite3 *db, const char *path, cg_outbox_stats_t *st,
-                       struct ob_damage *dmg)
+static int read_counts(sqlite3 *db, const char *path, cg_outbox_stats_t *st, struct ob_damage *dmg)
 {
 	sqlite3_stmt *q;
 	struct ob_batch b;
@@ -888,7 +888,8 @@ static int read_oldest(cg_outbox_t *ob, int64_t *oldest_ms)
 	int rc;
 
 	*oldest_ms = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && (rc = read_batch_of(ob, st, &b)) == SQLITE_ROW) {
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW &&
+	       (rc = read_batch_of(ob, st, &b)) == SQLITE_ROW) {
 		int i = 0;
 
 		while (i < b.n && (b.gone >> i & 1))
@@ -1113,7 +1114,8 @@ static int ack_range(cg_outbox_t *ob, int64_t first, int64_t last, int64_t *rows
 	struct ob_batch b;
 	int rc;
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && (rc = read_batch_of(ob, st, &b)) == SQLITE_ROW) {
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW &&
+	       (rc = read_batch_of(ob, st, &b)) == SQLITE_ROW) {
 		int64_t end = b.first + b.n - 1;
 		int lo, hi;
 		uint64_t mask, fresh;
@@ -1528,14 +1530,15 @@ static int run_once(sqlite3_stmt *st)
  * NULL stores nothing but the seq, the time and the reason. The caller holds the write
  * transaction. */
 static int insert_dead(sqlite3 *db, int64_t seq, int64_t created_ms, int64_t now_ms,
-                       const char *reason, const void *topic, size_t topic_len,
-                       const void *payload, size_t len)
+                       const char *reason, const void *topic, size_t topic_len, const void *payload,
+                       size_t len)
 {
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(db,
-	                            "INSERT OR IGNORE INTO quarantine (seq, created_ms, quarantined_ms,"
-	                            " reason, topic, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	                            -1, &st, NULL);
+	int rc =
+	    sqlite3_prepare_v2(db,
+	                       "INSERT OR IGNORE INTO quarantine (seq, created_ms, quarantined_ms,"
+	                       " reason, topic, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	                       -1, &st, NULL);
 
 	if (rc != SQLITE_OK)
 		return rc;
@@ -1556,8 +1559,8 @@ static int insert_dead(sqlite3 *db, int64_t seq, int64_t created_ms, int64_t now
 static int rebuild_batch(cg_outbox_t *ob, int64_t first, int n, uint64_t gone, int64_t old_n)
 {
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(ob->db, "UPDATE batches SET n = ?2, gone = ?3 WHERE first_seq = ?1",
-	                            -1, &st, NULL);
+	int rc = sqlite3_prepare_v2(
+	    ob->db, "UPDATE batches SET n = ?2, gone = ?3 WHERE first_seq = ?1", -1, &st, NULL);
 
 	if (rc != SQLITE_OK)
 		return rc;
@@ -1566,10 +1569,11 @@ static int rebuild_batch(cg_outbox_t *ob, int64_t first, int n, uint64_t gone, i
 	sqlite3_bind_int64(st, 3, (int64_t)gone);
 	rc = run_once(st);
 	if (rc == SQLITE_DONE)
-		cg_log(CG_LOG_WARNING,
-		       "outbox: %s: the row at seq %lld said %lld readings, its index and data hold "
-		       "%d; its counters were rebuilt from them",
-		       ob->path, (long long)first, (long long)old_n, n);
+		cg_log(
+		    CG_LOG_WARNING,
+		    "outbox: %s: the row at seq %lld said %lld readings, its index and data hold "
+		    "%d; its counters were rebuilt from them",
+		    ob->path, (long long)first, (long long)old_n, n);
 	return rc;
 }
 
@@ -1601,9 +1605,8 @@ static int quarantine_batch(cg_outbox_t *ob, int64_t first, int64_t next_seq, in
 		next_first = sqlite3_column_int64(nx, 0);
 	sqlite3_finalize(nx);
 
-	rc = sqlite3_prepare_v2(ob->db,
-	                        "SELECT n, gone, idx, data FROM batches WHERE first_seq = ?1", -1,
-	                        &st, NULL);
+	rc = sqlite3_prepare_v2(
+	    ob->db, "SELECT n, gone, idx, data FROM batches WHERE first_seq = ?1", -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return rc;
 	sqlite3_bind_int64(st, 1, first);
@@ -1869,8 +1872,9 @@ static int quarantine_once(cg_outbox_t *ob, int64_t seq, const char *reason, int
 		for (int j = 0; j < i; j++)
 			at += (size_t)entry_size(&b, j);
 		size = entry_size(&b, i);
-		rc = copy_row(&b, i, data ? data + at : (const unsigned char *)"", &row) ? SQLITE_NOMEM
-		                                                                        : SQLITE_ROW;
+		rc = copy_row(&b, i, data ? data + at : (const unsigned char *)"", &row)
+		         ? SQLITE_NOMEM
+		         : SQLITE_ROW;
 		if (rc == SQLITE_ROW)
 			rc = note_change(ob, &b, b.gone | (uint64_t)1 << i);
 	}
@@ -1970,8 +1974,8 @@ static int apply_once(cg_outbox_t *ob, int64_t *lowest, size_t *retried, size_t 
 		rc = sqlite3_prepare_v2(ob->db, "DELETE FROM quarantine WHERE seq = ?1", -1, &del,
 		                        NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(ob->db, "UPDATE quarantine SET action = 0 WHERE seq = ?1", -1,
-		                        &clear, NULL);
+		rc = sqlite3_prepare_v2(ob->db, "UPDATE quarantine SET action = 0 WHERE seq = ?1",
+		                        -1, &clear, NULL);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
 		int64_t seq = sqlite3_column_int64(q, 0);
 		bool retry = sqlite3_column_int(q, 1) == CG_OUTBOX_RETRY;
@@ -2020,8 +2024,7 @@ static int apply_once(cg_outbox_t *ob, int64_t *lowest, size_t *retried, size_t 
 	return 0;
 }
 
-int cg_outbox_quarantine_apply(cg_outbox_t *ob, int64_t *lowest, size_t *retried,
-                               size_t *dropped)
+int cg_outbox_quarantine_apply(cg_outbox_t *ob, int64_t *lowest, size_t *retried, size_t *dropped)
 {
 	size_t r = 0, d = 0;
 	int64_t low = INT64_MAX;
@@ -2057,10 +2060,9 @@ static int open_other(const char *path, bool write, sqlite3 **db, bool *has_tabl
 		cg_log(CG_LOG_ERR, "outbox: %s: %s", path, strerror(errno));
 		return errno == ENOENT ? CG_ENOENT : CG_EIO;
 	}
-	rc = sqlite3_open_v2(path, db,
-	                     (write ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) |
-	                         SQLITE_OPEN_NOMUTEX,
-	                     NULL);
+	rc = sqlite3_open_v2(
+	    path, db, (write ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_NOMUTEX,
+	    NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_busy_timeout(*db, OB_BUSY_TIMEOUT_MS);
 		rc = query_int64(*db,
@@ -2138,8 +2140,8 @@ int cg_outbox_quarantine_list(const char *path, cg_outbox_dead_t **out, size_t *
 			d->topic = column_copy(q, 4, NULL);
 			d->payload = column_copy(q, 5, &d->len);
 		}
-		if (!d->reason || (sqlite3_column_type(q, 4) != SQLITE_NULL &&
-		                   (!d->topic || !d->payload))) {
+		if (!d->reason ||
+		    (sqlite3_column_type(q, 4) != SQLITE_NULL && (!d->topic || !d->payload))) {
 			err = CG_ENOMEM;
 			break;
 		}

@@ -109,8 +109,7 @@ int cg_outbox_quarantine(cg_outbox_t *ob, int64_t seq, const char *reason, int64
  * smallest seq put back (INT64_MAX when none), so the sender can go back to it; the
  * counts may be NULL. The gateway calls it every second: the marks come from another
  * process, and only the handle's owner changes the outbox's counters. */
-int cg_outbox_quarantine_apply(cg_outbox_t *ob, int64_t *lowest, size_t *retried,
-                               size_t *dropped);
+int cg_outbox_quarantine_apply(cg_outbox_t *ob, int64_t *lowest, size_t *retried, size_t *dropped);
 
 /* Reads every reading in quarantine of the store at path, oldest seq first, through a
  * read-only connection (citygate --quarantine list). *out is allocated (free with

@@ -706,7 +706,10 @@ static void test_mqtt_strings(void **state)
 	text = edit("/mqtt/topic_prefix", value, NULL);
 	cg_config_free(expect_valid(text));
 	free(text);
-	text = edit("/mqtt/topic_prefix", "'st\xc3\xa4" "dte/gangneung'", NULL);
+	text = edit("/mqtt/topic_prefix",
+	            "'st\xc3\xa4"
+	            "dte/gangneung'",
+	            NULL);
 	cg_config_free(expect_valid(text));
 	free(text);
 

@@ -1307,26 +1307,16 @@ static int group_teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_put_fetch_order),
-	    cmocka_unit_test(test_ack_updates_stats),
-	    cmocka_unit_test(test_fetch_paging),
-	    cmocka_unit_test(test_next_seq_persists),
-	    cmocka_unit_test(test_seq_refused),
-	    cmocka_unit_test(test_max_rows),
-	    cmocka_unit_test(test_max_bytes),
-	    cmocka_unit_test(test_expire),
-	    cmocka_unit_test(test_expire_by_seq),
-	    cmocka_unit_test(test_partial_batches),
-	    cmocka_unit_test(test_convert_v1),
-	    cmocka_unit_test(test_sync_full),
-	    cmocka_unit_test(test_full_page_limit),
-	    cmocka_unit_test(test_peek),
-	    cmocka_unit_test(test_crash_child),
-	    cmocka_unit_test(test_schema_refused),
-	    cmocka_unit_test(test_quarantine),
-	    cmocka_unit_test(test_damaged_at_open),
-	    cmocka_unit_test(test_damaged_at_runtime),
-	    cmocka_unit_test(test_damaged_counters),
+	    cmocka_unit_test(test_put_fetch_order),    cmocka_unit_test(test_ack_updates_stats),
+	    cmocka_unit_test(test_fetch_paging),       cmocka_unit_test(test_next_seq_persists),
+	    cmocka_unit_test(test_seq_refused),        cmocka_unit_test(test_max_rows),
+	    cmocka_unit_test(test_max_bytes),          cmocka_unit_test(test_expire),
+	    cmocka_unit_test(test_expire_by_seq),      cmocka_unit_test(test_partial_batches),
+	    cmocka_unit_test(test_convert_v1),         cmocka_unit_test(test_sync_full),
+	    cmocka_unit_test(test_full_page_limit),    cmocka_unit_test(test_peek),
+	    cmocka_unit_test(test_crash_child),        cmocka_unit_test(test_schema_refused),
+	    cmocka_unit_test(test_quarantine),         cmocka_unit_test(test_damaged_at_open),
+	    cmocka_unit_test(test_damaged_at_runtime), cmocka_unit_test(test_damaged_counters),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
