@@ -7,7 +7,8 @@
 
 /* The size of every topic buffer the gateway builds topics in, NUL included. */
 #define CG_TOPIC_SIZE 512
-/* The longest reading kind ("air-quality"): cg_reading_t's kind less its NUL. */
+/* The longest reading kind name allowed for in a topic (cg_kind_names: "air-quality",
+ * the longest today, has 11). */
 #define CG_KIND_MAX 15
 /* The longest topic_prefix with which every topic fits CG_TOPIC_SIZE: the reading topic
  * {prefix}/{gateway}/{kind}/{sensor} with the longest ids (63) and kind is the longest
