@@ -51,3 +51,15 @@ void cg_err(const char *fmt, ...)
 	fflush(stderr);
 	pthread_mutex_unlock(&log_lock);
 }
+
+bool cg_log_allow(cg_log_limit_t *l, int64_t now_mono_ms, unsigned long *held)
+{
+	if (now_mono_ms < l->next_ms) {
+		l->held++;
+		return false;
+	}
+	*held = l->held;
+	l->held = 0;
+	l->next_ms = now_mono_ms + 1000;
+	return true;
+}

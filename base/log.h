@@ -2,6 +2,9 @@
 #ifndef CG_LOG_H
 #define CG_LOG_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 enum {
 	CG_LOG_ERR = 3,
 	CG_LOG_WARNING = 4,
@@ -14,6 +17,19 @@ enum {
  * threads. Lines with a priority above the level set by cg_log_set_level() are
  * dropped. Never log a secret. */
 void cg_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A cause of log lines that may repeat (a refused reading, a failing statement): at
+ * most one line a second is written for it, and the next line says how many were held
+ * back. Zero-initialised; one per cause, owned by one thread or guarded by its lock. */
+typedef struct cg_log_limit {
+	int64_t next_ms;    /* monotonic ms before which lines are held back */
+	unsigned long held; /* lines held back since the last one written */
+} cg_log_limit_t;
+
+/* Returns true when a line of this cause may be written at now_mono_ms, and then sets
+ * *held to how many were held back before it (and starts counting again); otherwise
+ * counts the line as held back and returns false. */
+bool cg_log_allow(cg_log_limit_t *l, int64_t now_mono_ms, unsigned long *held);
 
 /* Sets the highest priority that is written (default CG_LOG_INFO). */
 void cg_log_set_level(int max_prio);

@@ -13,6 +13,7 @@
 #include "base/build_config.h"
 #include "base/error.h"
 #include "base/secret.h"
+#include "uplink/mqtt_text.h"
 
 /* Enums are stored through int pointers by the generic walker. */
 _Static_assert(sizeof(cg_format_t) == sizeof(int), "cg_format_t must be int-sized");
@@ -27,6 +28,8 @@ _Static_assert(sizeof(cg_bus_type_t) == sizeof(int), "cg_bus_type_t must be int-
 #define CG_CONFIG_MAX_BYTES (16 * 1024 * 1024)
 /* The longest secret read from a password file, newline included. */
 #define CG_SECRET_MAX 4096
+/* The longest mqtt.username accepted. */
+#define CG_USERNAME_MAX 256
 
 /* The JSON type a key must have. */
 typedef enum cg_jtype {
@@ -173,6 +176,48 @@ static const char *cg_check_topic(const char *s)
 	return NULL;
 }
 
+/* The MQTT rules for the strings the client sends (mqtt_text.h): a broker refuses what
+ * breaks them, or drops the connection, so --check refuses them first. */
+static const char *cg_check_mqtt_text(const char *s)
+{
+	static char msg[96];
+	const char *why = cg_mqtt_text_problem(s, strlen(s));
+
+	if (!why)
+		return NULL;
+	snprintf(msg, sizeof(msg), "must be UTF-8 without control characters (it %s)", why);
+	return msg;
+}
+
+/* A topic prefix must also make topics a broker takes: MQTT text, no leading '$'
+ * ($SYS/... is the broker's), and short enough that the longest topic any sensor can
+ * produce fits the gateway's topic buffers (CG_TOPIC_PREFIX_MAX). */
+static const char *cg_check_topic_prefix(const char *s)
+{
+	static char msg[96];
+	const char *why = cg_check_topic(s);
+
+	if (why)
+		return why;
+	if (strlen(s) > CG_TOPIC_PREFIX_MAX) {
+		snprintf(msg, sizeof(msg),
+		         "must be at most %d bytes, so that every sensor's topic fits",
+		         CG_TOPIC_PREFIX_MAX);
+		return msg;
+	}
+	if (s[0] == '$')
+		return "must not start with '$' (brokers keep $SYS/... to themselves)";
+	return cg_check_mqtt_text(s);
+}
+
+/* A user name: an MQTT string of reasonable length. */
+static const char *cg_check_username(const char *s)
+{
+	if (strlen(s) > CG_USERNAME_MAX)
+		return "must be at most 256 bytes";
+	return cg_check_mqtt_text(s);
+}
+
 /* ---- tables ---- */
 
 static void cg_each_profile_dir(cg_parse_t *p, const cJSON *array, const char *pointer);
@@ -228,15 +273,15 @@ static const cg_key_t cg_mqtt_keys[] = {
 	{.name = "uri", .type = CG_J_STRING, .flags = CG_K_REQUIRED, .field = CG_F_STR,
 	 .offset = CG_MQTT(uri), .check = cg_check_uri},
 	{.name = "topic_prefix", .type = CG_J_STRING, .flags = CG_K_REQUIRED, .field = CG_F_STR,
-	 .offset = CG_MQTT(topic_prefix), .check = cg_check_topic},
+	 .offset = CG_MQTT(topic_prefix), .check = cg_check_topic_prefix},
 	{.name = "qos", .type = CG_J_INTEGER, .field = CG_F_INT,
 	 .offset = CG_MQTT(qos), .min = 0, .max = 1, .def = 1},
 	{.name = "format", .type = CG_J_STRING, .field = CG_F_INT,
 	 .offset = CG_MQTT(format), .names = cg_format_names, .def = CG_FORMAT_NATIVE},
 	{.name = "client_id", .type = CG_J_STRING, .field = CG_F_STR,
-	 .offset = CG_MQTT(client_id), .min = 1, .max = 64},
+	 .offset = CG_MQTT(client_id), .min = 1, .max = 64, .check = cg_check_mqtt_text},
 	{.name = "username", .type = CG_J_STRING, .field = CG_F_STR,
-	 .offset = CG_MQTT(username), .min = 1},
+	 .offset = CG_MQTT(username), .min = 1, .check = cg_check_username},
 	{.name = "password_file", .type = CG_J_STRING, .flags = CG_K_PATH, .field = CG_F_STR,
 	 .offset = CG_MQTT(password_file), .min = 1},
 	{.name = "tls", .type = CG_J_OBJECT, .offset = 0, .sub = cg_tls_keys},
@@ -1139,6 +1184,30 @@ static void cg_position(const char *text, size_t offset, char *buf, size_t size)
 	snprintf(buf, size, "line %zu column %zu", line, column);
 }
 
+/* A string holding "\u0000" reaches the code cut short at the NUL, silently: a topic
+ * prefix, id or user name would not be the one written. No key may hold one, so the
+ * text is searched for it rather than every string. */
+static void cg_check_nul_escapes(cg_parse_t *p, const char *text, size_t len)
+{
+	char where[64];
+	bool in_string = false;
+
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] == '"') {
+			in_string = !in_string;
+		} else if (in_string && text[i] == '\\' && i + 1 < len) {
+			if (text[i + 1] == 'u' && i + 5 < len &&
+			    strncmp(text + i + 2, "0000", 4) == 0) {
+				cg_position(text, i, where, sizeof(where));
+				cg_problem(
+				    p, where,
+				    "a string holds \\u0000 (NUL), which would cut it short");
+			}
+			i++; /* the escaped character */
+		}
+	}
+}
+
 static bool cg_is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -1179,6 +1248,7 @@ static void cg_parse_json(cg_parse_t *p, const char *text, size_t len, cJSON **r
 		cg_problem(p, where, "malformed JSON");
 		return;
 	}
+	cg_check_nul_escapes(p, text, len);
 	if (!cJSON_IsObject(*root)) {
 		cg_problem(p, "", "must be a JSON object");
 		cJSON_Delete(*root);

@@ -35,6 +35,7 @@ static void chores(gw_t *g)
 		for (size_t i = 0; i < n; i++)
 			gw_stage(g, &g->lot_out[i], -1);
 	}
+	gw_quarantine_chores(g, now);
 	if (now >= g->next_expire_ms) {
 		cg_outbox_expire(g->ob, cg_now_ms());
 		g->next_expire_ms = now + 60000;

@@ -1,13 +1,14 @@
 /* The daemon's private parts, shared by its files: the gateway struct, which
  * thread owns which of its fields, and the functions one file of the daemon
  * calls in another. Nothing outside gateway/gateway*.c, ingest.c,
- * pipeline.c, sender.c, health.c and reload.c includes it, but for
- * tests/unit/test_powercut.c, which drives the pipeline through power cuts.
+ * pipeline.c, sender.c, quarantine.c, health.c and reload.c includes it, but
+ * for tests/unit/test_powercut.c, which drives the pipeline through power cuts.
  *
  *   ingest.c    bus workers hand readings over (any thread, under lock)
  *   pipeline.c  readings are staged, encoded, given a seq, committed;
  *               acknowledged rows are deleted
  *   sender.c    the publisher: connection events, acks, sending rows in order
+ *   quarantine.c  rows that cannot be sent set aside; the operator's retry, drop
  *   health.c    the health message
  *   reload.c    SIGHUP: a new config, keeping the store and, if it can, the session
  *   gateway.c   start, the main loop, periodic chores, stop
@@ -19,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/log.h"
 #include "base/reading.h"
 #include "gateway/bus.h"
 #include "gateway/config.h"
@@ -100,6 +102,13 @@ struct cg_gateway {
 	int64_t next_watchdog_ms;
 	uint64_t watchdog_usec;
 	uint64_t password_digest; /* of the password in use, 0 without one */
+	/* Sends that failed without a disconnect are sent again after a back-off that
+	 * doubles from reconnect_min_s to reconnect_max_s, and ends with an ack. */
+	int64_t resend_at_ms;
+	int64_t resend_backoff_ms;
+	cg_log_limit_t resend_log;
+	cg_log_limit_t quarantine_log;
+	int64_t next_quarantine_ms;
 };
 
 typedef struct cg_gateway gw_t;
@@ -128,6 +137,13 @@ void gw_send_rows(gw_t *g);
 uint64_t gw_secret_digest(const char *s);
 int gw_open_publisher(gw_t *g);
 void gw_close_publisher(gw_t *g);
+void gw_rewind_cursors(gw_t *g);
+
+/* quarantine.c */
+void gw_quarantine(gw_t *g, int64_t seq, const char *reason);
+bool gw_quarantine_bad_topic(gw_t *g, const cg_outbox_row_t *row);
+void gw_quarantine_refused(gw_t *g, const cg_publisher_events_t *ev);
+void gw_quarantine_chores(gw_t *g, int64_t now_mono_ms);
 
 /* health.c */
 void gw_publish_health(gw_t *g);

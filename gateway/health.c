@@ -80,10 +80,10 @@ void gw_publish_health(gw_t *g)
 	              (long long)((now - g->started_ms) / 1000));
 	cg_buf_printf(&b,
 	              ",\"outbox\":{\"rows\":%lld,\"bytes\":%lld,\"oldest_age_s\":%lld,"
-	              "\"next_seq\":%lld,\"dropped\":%lld}",
+	              "\"next_seq\":%lld,\"dropped\":%lld,\"quarantined\":%lld}",
 	              (long long)os.rows, (long long)os.bytes,
 	              (long long)(os.oldest_ms ? (now - os.oldest_ms) / 1000 : 0),
-	              (long long)os.next_seq, (long long)os.dropped);
+	              (long long)os.next_seq, (long long)os.dropped, (long long)os.quarantined);
 	cg_buf_printf(&b,
 	              ",\"readings\":{\"made\":%llu,\"published\":%llu,\"failed\":%llu,"
 	              "\"dropped\":%llu}",

@@ -1,4 +1,5 @@
-/* citygate's command line: run, --check, --once, --status, --scan, --version, --help. */
+/* citygate's command line: run, --check, --once, --status, --quarantine, --scan, --version,
+ * --help. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -6,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/buf.h"
 #include "base/build_config.h"
 #include "base/clock.h"
 #include "base/error.h"
@@ -15,6 +17,7 @@
 #include "gateway/once.h"
 #include "gateway/scan.h"
 #include "store/outbox.h"
+#include "uplink/mqtt_text.h"
 
 static cg_signals_t signals_seen;
 
@@ -37,6 +40,9 @@ static void usage(bool to_stdout)
 		"       citygate --check -c FILE    validate the config and its profiles",
 		"       citygate --once -c FILE     poll every sensor once, print NDJSON",
 		"       citygate --status -c FILE   print the outbox state",
+		"       citygate --quarantine list|retry|drop [--seq N] -c FILE",
+		"                                   readings set aside: list them (NDJSON),",
+		"                                   or have the gateway resend or drop them",
 		"       citygate --scan DEVICE|HOST:PORT [--units A-B] [--baud LIST]",
 		"                [--framing LIST] [--timeout-ms MS] [--profile-dir DIR]...",
 		"                                   find the Modbus devices on a line, print a config",
@@ -94,10 +100,10 @@ static int print_status(const cg_config_t *cfg)
 	}
 	snprintf(line, sizeof(line),
 	         "{\"store\":\"%s\",\"rows\":%lld,\"bytes\":%lld,\"oldest_age_s\":%lld,"
-	         "\"next_seq\":%lld,\"dropped\":%lld}",
+	         "\"next_seq\":%lld,\"dropped\":%lld,\"quarantined\":%lld}",
 	         cfg->store.path, (long long)st.rows, (long long)st.bytes,
 	         (long long)(st.oldest_ms ? (now - st.oldest_ms) / 1000 : 0),
-	         (long long)st.next_seq, (long long)st.dropped);
+	         (long long)st.next_seq, (long long)st.dropped, (long long)st.quarantined);
 	cg_out(line);
 	return 0;
 }
@@ -180,6 +186,105 @@ static int scan(const char *target, const char *units, const char *bauds, char *
 	return cg_scan_run(&o, &signals_seen.stop);
 }
 
+/* Appends s (len bytes) as a JSON string. Text that is not valid UTF-8 (a damaged topic)
+ * has each byte above 0x7f written as \u00XX, so the line stays valid JSON and every byte
+ * can still be read off it. */
+static void json_bytes(cg_buf_t *b, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (memchr(s, '\0', len) == NULL && !cg_mqtt_text_problem(s, len)) {
+		cg_buf_json_string(b, s);
+		return;
+	}
+	cg_buf_puts(b, "\"");
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+			cg_buf_printf(b, "\\u00%c%c", hex[c >> 4], hex[c & 15]);
+		else
+			cg_buf_append(b, (const char *)&c, 1);
+	}
+	cg_buf_puts(b, "\"");
+}
+
+/* --quarantine list: one JSON line per reading in quarantine, oldest seq first: its
+ * seq, when it was made and set aside, why, its topic, its payload (when it is text)
+ * and its size, and what the operator asked for that the gateway has not done yet. */
+static int quarantine_list(const cg_config_t *cfg)
+{
+	cg_outbox_dead_t *d = NULL;
+	size_t n = 0;
+	char ts[32];
+	int rc = cg_outbox_quarantine_list(cfg->store.path, &d, &n);
+
+	if (rc < 0) {
+		cg_err("citygate: %s: %s", cfg->store.path, cg_strerror(rc));
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		cg_buf_t b = {0};
+
+		cg_buf_printf(&b, "{\"seq\":%lld", (long long)d[i].seq);
+		cg_rfc3339(d[i].quarantined_ms, ts, sizeof(ts));
+		cg_buf_printf(&b, ",\"quarantined\":\"%s\",\"created\":", ts);
+		if (d[i].created_ms) {
+			cg_rfc3339(d[i].created_ms, ts, sizeof(ts));
+			cg_buf_printf(&b, "\"%s\"", ts);
+		} else {
+			cg_buf_puts(&b, "null");
+		}
+		cg_buf_puts(&b, ",\"reason\":");
+		json_bytes(&b, d[i].reason, strlen(d[i].reason));
+		cg_buf_puts(&b, ",\"topic\":");
+		if (d[i].topic)
+			json_bytes(&b, d[i].topic, strlen(d[i].topic));
+		else
+			cg_buf_puts(&b, "null");
+		cg_buf_puts(&b, ",\"payload\":");
+		if (d[i].payload)
+			json_bytes(&b, d[i].payload, d[i].len);
+		else
+			cg_buf_puts(&b, "null");
+		cg_buf_printf(&b, ",\"payload_bytes\":%zu,\"action\":%s}", d[i].len,
+		              d[i].action == CG_OUTBOX_RETRY  ? "\"retry\""
+		              : d[i].action == CG_OUTBOX_DROP ? "\"drop\""
+		                                              : "null");
+		if (cg_buf_failed(&b)) {
+			cg_buf_free(&b);
+			cg_outbox_dead_free(d, n);
+			cg_err("citygate: out of memory");
+			return 1;
+		}
+		cg_out(b.data);
+		cg_buf_free(&b);
+	}
+	cg_outbox_dead_free(d, n);
+	return 0;
+}
+
+/* --quarantine retry|drop: marks the readings (seq, or all when 0) for the gateway,
+ * which carries the marks out within a second when it runs, or at its next start. */
+static int quarantine_mark(const cg_config_t *cfg, int action, int64_t seq)
+{
+	size_t marked = 0;
+	int rc = cg_outbox_quarantine_mark(cfg->store.path, seq, action, &marked);
+
+	if (rc < 0) {
+		cg_err("citygate: %s: %s", cfg->store.path, cg_strerror(rc));
+		return 1;
+	}
+	if (seq > 0 && marked == 0) {
+		cg_err("citygate: seq %lld is not in quarantine", (long long)seq);
+		return 1;
+	}
+	cg_err("citygate: %zu readings marked to %s; the running gateway does it within a "
+	       "second (or at its next start)",
+	       marked, action == CG_OUTBOX_RETRY ? "send again" : "drop");
+	return 0;
+}
+
 /* Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the config. */
 static int run(cg_config_t *cfg)
 {
@@ -204,7 +309,7 @@ static int run(cg_config_t *cfg)
 
 int main(int argc, char **argv)
 {
-	enum { MODE_RUN, MODE_CHECK, MODE_ONCE, MODE_STATUS } mode = MODE_RUN;
+	enum { MODE_RUN, MODE_CHECK, MODE_ONCE, MODE_STATUS, MODE_QUARANTINE } mode = MODE_RUN;
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
 	    {"once", no_argument, NULL, 'o'},         {"status", no_argument, NULL, 's'},
@@ -212,13 +317,16 @@ int main(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},         {"scan", required_argument, NULL, 'S'},
 	    {"units", required_argument, NULL, 'u'},  {"baud", required_argument, NULL, 'b'},
 	    {"framing", required_argument, NULL, 'f'}, {"timeout-ms", required_argument, NULL, 't'},
-	    {"profile-dir", required_argument, NULL, 'p'}, {NULL, 0, NULL, 0},
+	    {"profile-dir", required_argument, NULL, 'p'},
+	    {"quarantine", required_argument, NULL, 'q'}, {"seq", required_argument, NULL, 'n'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *path = NULL, *scan_target = NULL, *units = NULL, *bauds = NULL,
-	           *timeout = NULL;
-	char *framings = NULL;
+	           *timeout = NULL, *what = NULL;
+	char *framings = NULL, *end;
 	const char *dirs[19];
 	size_t n_dirs = 0;
+	long long seq = 0;
 	cg_config_t *cfg;
 	int opt, rc;
 
@@ -228,6 +336,17 @@ int main(int argc, char **argv)
 		case 'k': mode = MODE_CHECK; break;
 		case 'o': mode = MODE_ONCE; break;
 		case 's': mode = MODE_STATUS; break;
+		case 'q':
+			mode = MODE_QUARANTINE;
+			what = optarg;
+			break;
+		case 'n':
+			seq = strtoll(optarg, &end, 10);
+			if (*optarg == '\0' || *end || seq < 1) {
+				cg_err("citygate: --seq needs a seq, a number from 1");
+				return 2;
+			}
+			break;
 		case 'v': cg_log_set_level(CG_LOG_DEBUG); break;
 		case 'V': cg_out("citygate " CG_VERSION); return 0;
 		case 'h': usage(true); return 0;
@@ -256,6 +375,17 @@ int main(int argc, char **argv)
 		usage(false);
 		return 2;
 	}
+	if (mode == MODE_QUARANTINE && strcmp(what, "list") != 0 && strcmp(what, "retry") != 0 &&
+	    strcmp(what, "drop") != 0) {
+		cg_err("citygate: --quarantine takes list, retry or drop");
+		usage(false);
+		return 2;
+	}
+	if (seq && (mode != MODE_QUARANTINE || strcmp(what, "list") == 0)) {
+		cg_err("citygate: --seq goes with --quarantine retry or drop");
+		usage(false);
+		return 2;
+	}
 
 	cfg = load(path, mode == MODE_CHECK);
 	if (!cfg)
@@ -264,6 +394,11 @@ int main(int argc, char **argv)
 	case MODE_CHECK: rc = 0; break;
 	case MODE_ONCE: rc = cg_once_run(cfg); break;
 	case MODE_STATUS: rc = print_status(cfg); break;
+	case MODE_QUARANTINE:
+		rc = strcmp(what, "list") == 0    ? quarantine_list(cfg)
+		     : strcmp(what, "retry") == 0 ? quarantine_mark(cfg, CG_OUTBOX_RETRY, seq)
+		                                  : quarantine_mark(cfg, CG_OUTBOX_DROP, seq);
+		break;
 	default:
 		rc = run(cfg);
 		cfg = NULL; /* the gateway took it */

@@ -68,11 +68,18 @@ void gw_stage_with_lots(gw_t *g, const cg_reading_t *r, int format)
 		gw_stage(g, &g->lot_out[i], -1);
 }
 
-/* Queues one row for publishing, handing its strings to the publisher.
- * Returns false when the publisher cannot take it now (the row keeps its
- * strings). */
+/* Queues one row for publishing, handing its strings to the publisher, or
+ * moves it to quarantine when its topic is one a broker refuses (its strings
+ * are freed then). Returns false when the publisher cannot take it now (the
+ * row keeps its strings). */
 bool gw_queue_row(gw_t *g, cg_outbox_row_t *row)
 {
+	if (gw_quarantine_bad_topic(g, row)) {
+		gw_free_row(row);
+		row->topic = NULL;
+		row->payload = NULL;
+		return true;
+	}
 	if (cg_publisher_queue(g->pub, row->seq, row->topic, row->payload, row->len,
 	                       g->cfg->mqtt.qos) < 0)
 		return false;

@@ -34,11 +34,33 @@ static char *status_payload(const gw_t *g, const char *state, bool with_ts)
 }
 
 /* Starts sending again from the oldest unacknowledged row of each stream. */
-static void rewind_cursors(gw_t *g)
+void gw_rewind_cursors(gw_t *g)
 {
 	cg_publisher_discard(g->pub);
 	g->cursor_live = g->live_from - 1;
 	g->cursor_back = 0;
+}
+
+/* A send failed without a disconnect: everything from the oldest unacknowledged row
+ * goes again, after a back-off (reconnect_min_s, doubling up to reconnect_max_s, until
+ * an acknowledgement) so that a failure that repeats cannot spin the loop. */
+static void resend_later(gw_t *g, size_t n_failed, int64_t first_seq)
+{
+	int64_t lo = (int64_t)(g->cfg->mqtt.reconnect_min_s * 1000.0);
+	int64_t hi = (int64_t)(g->cfg->mqtt.reconnect_max_s * 1000.0);
+	unsigned long held;
+
+	g->resend_backoff_ms = g->resend_backoff_ms ? g->resend_backoff_ms * 2 : lo;
+	if (g->resend_backoff_ms > hi)
+		g->resend_backoff_ms = hi;
+	g->resend_at_ms = cg_mono_ms() + g->resend_backoff_ms;
+	if (cg_log_allow(&g->resend_log, cg_mono_ms(), &held))
+		cg_log(CG_LOG_WARNING,
+		       "mqtt: %zu sends failed (seq %lld first) without a disconnect; sending again"
+		       " in %lld ms (%lu such lines held back)",
+		       n_failed, (long long)first_seq, (long long)g->resend_backoff_ms, held);
+	gw_flush_acks(g, true);
+	gw_rewind_cursors(g);
 }
 
 /* Handles acknowledgements, failures and connection changes from Paho. On a
@@ -54,11 +76,11 @@ void gw_take_events(gw_t *g)
 	for (size_t i = 0; i < ev.n_acked; i++)
 		gw_add_ack(g, ev.acked[i]);
 	g->published += ev.n_acked;
-	if (ev.n_failed && ev.connected && ev.generation == g->generation) {
-		/* A send failed without a disconnect: rewind so it goes again. */
-		gw_flush_acks(g, true);
-		rewind_cursors(g);
-	}
+	if (ev.n_acked && !ev.n_failed)
+		g->resend_backoff_ms = 0;
+	gw_quarantine_refused(g, &ev);
+	if (ev.n_failed && ev.connected && ev.generation == g->generation)
+		resend_later(g, ev.n_failed, ev.failed[0]);
 	g->connected = ev.connected;
 	if (ev.connected && ev.generation != g->generation) {
 		char *online = status_payload(g, "online", true);
@@ -70,7 +92,7 @@ void gw_take_events(gw_t *g)
 		g->live_from = g->cfg->mqtt.replay_rate > 0 ? g->stored_to + 1 : 1;
 		g->tokens = 0;
 		g->tokens_ms = cg_mono_ms();
-		rewind_cursors(g);
+		gw_rewind_cursors(g);
 		if (online) {
 			cg_publisher_send(g->pub, -1, g->status_topic, online, strlen(online), 1,
 			                  true);
@@ -109,6 +131,9 @@ void gw_send_rows(gw_t *g)
 	double rate = g->cfg->mqtt.replay_rate;
 	size_t room;
 	bool all;
+
+	if (g->resend_at_ms && cg_mono_ms() < g->resend_at_ms)
+		return;
 
 	/* A fetch costs a statement and a read transaction however few rows it
 	 * brings, so the outbox is read in batches: while the publisher holds

@@ -36,7 +36,24 @@ typedef struct cg_outbox_stats {
 	int64_t oldest_ms; /* created_ms of the oldest row, 0 when empty */
 	int64_t next_seq;
 	int64_t dropped; /* rows evicted by a limit, since the store was created */
+	int64_t quarantined; /* readings in quarantine (cg_outbox_quarantine) */
 } cg_outbox_stats_t;
+
+/* A reading in quarantine: one that could not be sent (refused, invalid, damaged),
+ * moved aside with its seq so that the readings behind it go on. */
+typedef struct cg_outbox_dead {
+	int64_t seq;
+	int64_t created_ms;     /* 0 when a damaged row did not say */
+	int64_t quarantined_ms; /* wall clock */
+	char *reason;
+	char *topic;   /* NULL when nothing of the reading could be recovered */
+	char *payload; /* with a NUL after len bytes; NULL with topic */
+	size_t len;
+	int action; /* CG_OUTBOX_RETRY or CG_OUTBOX_DROP when asked for, else 0 */
+} cg_outbox_dead_t;
+
+/* What an operator asks for a reading in quarantine (cg_outbox_quarantine_mark). */
+enum { CG_OUTBOX_RETRY = 1, CG_OUTBOX_DROP = 2 };
 
 /* Opens (creating if needed, mode 0600 whatever the umask) the store at path in WAL
  * mode and checks its schema. One handle per store: the handle holds a lock (on
@@ -82,5 +99,32 @@ int cg_outbox_stats(const cg_outbox_t *ob, cg_outbox_stats_t *st);
 /* Reads the stats of the store at path through a read-only connection,
  * without disturbing a daemon that has it open (citygate --status). */
 int cg_outbox_peek(const char *path, cg_outbox_stats_t *st);
+
+/* Moves reading seq from the outbox to quarantine, with its topic, payload, created_ms,
+ * the reason (UTF-8 text) and now_ms, in one transaction: it is no longer fetched, and
+ * it keeps its seq. CG_ENOENT when seq is not held (already acknowledged, dropped or in
+ * quarantine). A damaged row found by any call is moved to quarantine by the call
+ * itself, reading by reading, with the reason "damaged row: ...", and logged once. */
+int cg_outbox_quarantine(cg_outbox_t *ob, int64_t seq, const char *reason, int64_t now_ms);
+
+/* Carries out what an operator asked for through cg_outbox_quarantine_mark(): a
+ * reading to retry goes back into the outbox with its seq (one that nothing could be
+ * recovered of stays, and is reported), one to drop is deleted. *lowest is set to the
+ * smallest seq put back (INT64_MAX when none), so the sender can go back to it; the
+ * counts may be NULL. The gateway calls it every second: the marks come from another
+ * process, and only the handle's owner changes the outbox's counters. */
+int cg_outbox_quarantine_apply(cg_outbox_t *ob, int64_t *lowest, size_t *retried, size_t *dropped);
+
+/* Reads every reading in quarantine of the store at path, oldest seq first, through a
+ * read-only connection (citygate --quarantine list). *out is allocated (free with
+ * cg_outbox_dead_free) and *n may be 0. */
+int cg_outbox_quarantine_list(const char *path, cg_outbox_dead_t **out, size_t *n);
+void cg_outbox_dead_free(cg_outbox_dead_t *d, size_t n);
+
+/* Asks for action (CG_OUTBOX_RETRY or CG_OUTBOX_DROP) on reading seq in quarantine, or
+ * on all of them when seq is 0, in the store at path; *marked says how many. A short
+ * write transaction beside a running daemon, which carries it out within a second
+ * (cg_outbox_quarantine_apply), or at its next start. */
+int cg_outbox_quarantine_mark(const char *path, int64_t seq, int action, size_t *marked);
 
 #endif

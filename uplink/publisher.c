@@ -68,6 +68,8 @@ struct cg_publisher {
 	size_t ack_batch;                 /* acknowledgements that wake the owner */
 	bool pumping;                     /* one thread sends from the queue at a time */
 	seq_list_t out_acked, out_failed; /* handed to the owner by cg_publisher_take */
+	seq_list_t refused, refused_rc;   /* messages Paho refused for good, and its codes */
+	seq_list_t out_refused, out_refused_rc;
 	bool connected;
 	bool connecting;
 	bool ever_connected;
@@ -264,6 +266,14 @@ static int paho_send(cg_publisher_t *p, pub_slot_t *s, const char *topic, const 
 	return rc;
 }
 
+/* Whether Paho refused a message for what it is (a topic that is not valid
+ * UTF-8, a missing one, a bad QoS), not for the connection's state. */
+static bool refused_for_good(int rc)
+{
+	return rc == MQTTASYNC_BAD_UTF8_STRING || rc == MQTTASYNC_NULL_PARAMETER ||
+	       rc == MQTTASYNC_BAD_STRUCTURE || rc == MQTTASYNC_BAD_QOS;
+}
+
 /*
  * Sends queued messages, oldest first, while the readings' window has room.
  * Paho's receive thread does it when an acknowledgement frees a slot, so
@@ -286,8 +296,10 @@ static int paho_send(cg_publisher_t *p, pub_slot_t *s, const char *topic, const 
  * thread that finds another pumping leaves the work to it. Our lock is
  * never held while calling Paho (which calls back with its own lock held).
  * A message Paho refuses is reported as failed, so the owner sends it
- * again. Returns true when the owner should be woken: a refusal, or the
- * queue running below half, time to queue more.
+ * again, unless the refusal is one that sending again cannot cure (an
+ * invalid topic): that one is reported as refused. Returns true when the
+ * owner should be woken: a refusal, or the queue running below half, time
+ * to queue more.
  */
 static bool pump(cg_publisher_t *p, bool owner)
 {
@@ -317,7 +329,11 @@ static bool pump(cg_publisher_t *p, bool owner)
 			free(m.topic);
 			free(m.payload);
 			pthread_mutex_lock(&p->lock);
-			if (rc != MQTTASYNC_SUCCESS) {
+			if (rc != MQTTASYNC_SUCCESS && refused_for_good(rc)) {
+				seq_push(&p->refused, m.seq);
+				seq_push(&p->refused_rc, rc);
+				wake_owner = true;
+			} else if (rc != MQTTASYNC_SUCCESS) {
 				seq_push(&p->failed, m.seq);
 				wake_owner = true;
 			}
@@ -748,20 +764,25 @@ size_t cg_publisher_room(cg_publisher_t *p)
 	return n;
 }
 
+/* Makes the filled list the one handed out, and the one handed out last time the
+ * (emptied) list to fill, without copying; the caller holds the lock. */
+static void hand_out(seq_list_t *filled, seq_list_t *out)
+{
+	seq_list_t t = *out;
+
+	*out = *filled;
+	*filled = t;
+	filled->n = 0;
+}
+
 void cg_publisher_take(cg_publisher_t *p, cg_publisher_events_t *ev)
 {
-	seq_list_t t;
-
 	pthread_mutex_lock(&p->lock);
 	/* Swap the filled lists with the ones handed out last time. */
-	t = p->out_acked;
-	p->out_acked = p->acked;
-	p->acked = t;
-	p->acked.n = 0;
-	t = p->out_failed;
-	p->out_failed = p->failed;
-	p->failed = t;
-	p->failed.n = 0;
+	hand_out(&p->acked, &p->out_acked);
+	hand_out(&p->failed, &p->out_failed);
+	hand_out(&p->refused, &p->out_refused);
+	hand_out(&p->refused_rc, &p->out_refused_rc);
 	ev->generation = p->generation;
 	ev->connected = p->connected;
 	pthread_mutex_unlock(&p->lock);
@@ -769,6 +790,14 @@ void cg_publisher_take(cg_publisher_t *p, cg_publisher_events_t *ev)
 	ev->n_acked = p->out_acked.n;
 	ev->failed = p->out_failed.v;
 	ev->n_failed = p->out_failed.n;
+	ev->refused = p->out_refused.v;
+	ev->refused_codes = p->out_refused_rc.v;
+	ev->n_refused = p->out_refused.n;
+}
+
+const char *cg_publisher_refusal_text(int64_t code)
+{
+	return MQTTAsync_strerror((int)code);
 }
 
 uint64_t cg_publisher_reconnects(const cg_publisher_t *p)
@@ -845,6 +874,10 @@ void cg_publisher_free(cg_publisher_t *p)
 	free(p->failed.v);
 	free(p->out_acked.v);
 	free(p->out_failed.v);
+	free(p->refused.v);
+	free(p->refused_rc.v);
+	free(p->out_refused.v);
+	free(p->out_refused_rc.v);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }

@@ -35,6 +35,12 @@ typedef struct cg_publisher_events {
 	size_t n_acked;
 	int64_t *failed; /* seqs whose send failed; they must be sent again */
 	size_t n_failed;
+	/* seqs the client refused outright (an invalid topic): sending them again as they
+	 * are would fail again, so the owner sets them aside. refused_codes holds Paho's
+	 * code for each (cg_publisher_refusal_text). */
+	int64_t *refused;
+	int64_t *refused_codes;
+	size_t n_refused;
 	uint64_t generation; /* increments on every new connection: resend from the oldest row */
 	bool connected;
 } cg_publisher_events_t;
@@ -103,6 +109,9 @@ void cg_publisher_take(cg_publisher_t *p, cg_publisher_events_t *ev);
  * retained status, waits up to timeout_ms for outstanding acknowledgements,
  * and disconnects. */
 void cg_publisher_stop(cg_publisher_t *p, const char *offline, int timeout_ms);
+
+/* What a code of refused_codes means, in words. */
+const char *cg_publisher_refusal_text(int64_t code);
 
 /* Reconnections since start, for health. */
 uint64_t cg_publisher_reconnects(const cg_publisher_t *p);

@@ -687,6 +687,73 @@ static void test_strings(void **state)
 	}
 }
 
+/* What a broker refuses, --check refuses: MQTT text (UTF-8, no control characters) in
+ * topic_prefix, client_id and username, no '$' prefix, a prefix short enough for the
+ * longest topic, a bounded user name, and no \u0000 anywhere. */
+static void test_mqtt_strings(void **state)
+{
+	static const char ctl[] = "must be UTF-8 without control characters (it holds a control "
+	                          "character)";
+	char line[256], value[600], *text, *nul;
+	cg_diag_t d = {0};
+	cg_config_t *cfg = NULL;
+
+	value[0] = '\'';
+	memset(value + 1, 'a', 368);
+	strcpy(value + 369, "'");
+	expect_edit("/mqtt/topic_prefix", value,
+	            "cfg.json: /mqtt/topic_prefix: must be at most 367 bytes, so that every "
+	            "sensor's topic fits");
+	strcpy(value + 368, "'");
+	text = edit("/mqtt/topic_prefix", value, NULL);
+	cg_config_free(expect_valid(text));
+	free(text);
+	text = edit("/mqtt/topic_prefix",
+	            "'st\xc3\xa4"
+	            "dte/gangneung'",
+	            NULL);
+	cg_config_free(expect_valid(text));
+	free(text);
+
+	expect_edit("/mqtt/topic_prefix", "'$SYS/city'",
+	            "cfg.json: /mqtt/topic_prefix: must not start with '$' (brokers keep "
+	            "$SYS/... to themselves)");
+	snprintf(line, sizeof(line), "cfg.json: /mqtt/topic_prefix: %s", ctl);
+	expect_edit("/mqtt/topic_prefix", "'city/\\u0001x'", line);
+	expect_edit("/mqtt/topic_prefix", "'city/\\u0085x'", line);
+	expect_edit("/mqtt/topic_prefix", "'city/\xff'",
+	            "cfg.json: /mqtt/topic_prefix: must be UTF-8 without control characters (it "
+	            "is not valid UTF-8)");
+	expect_edit("/mqtt/topic_prefix", "'city/\xc0\xaf'",
+	            "cfg.json: /mqtt/topic_prefix: must be UTF-8 without control characters (it "
+	            "is not valid UTF-8)");
+	snprintf(line, sizeof(line), "cfg.json: /mqtt/client_id: %s", ctl);
+	expect_edit("/mqtt/client_id", "'gw\\u0007'", line);
+	snprintf(line, sizeof(line), "cfg.json: /mqtt/username: %s", ctl);
+	expect_edit("/mqtt/username", "'us\\u001ber'", line);
+	value[0] = '\'';
+	memset(value + 1, 'u', 257);
+	strcpy(value + 258, "'");
+	expect_edit("/mqtt/username", value, "cfg.json: /mqtt/username: must be at most 256 bytes");
+
+	/* A NUL would cut the prefix short without a word: found in the text. */
+	nul = edit("/mqtt/topic_prefix", "'city/test'", NULL);
+	text = malloc(strlen(nul) + 7);
+	assert_non_null(text);
+	strcpy(text, nul);
+	free(nul);
+	nul = strstr(text, "city/test");
+	assert_non_null(nul);
+	memmove(nul + 13, nul + 7, strlen(nul + 7) + 1);
+	memcpy(nul + 7, "\\u0000", 6);
+	assert_int_equal(cg_config_parse(text, strlen(text), "cfg.json", &cfg, &d), CG_EINVAL);
+	assert_null(cfg);
+	assert_int_equal(d.n, 1);
+	assert_non_null(strstr(d.lines[0], "a string holds \\u0000 (NUL)"));
+	cg_diag_free(&d);
+	free(text);
+}
+
 static void test_unknown_keys(void **state)
 {
 	expect_edit("/colour", "'red'", "cfg.json: /colour: unknown key");
@@ -1234,6 +1301,7 @@ int main(void)
 	    cmocka_unit_test(test_out_of_bounds),
 	    cmocka_unit_test(test_enums),
 	    cmocka_unit_test(test_strings),
+	    cmocka_unit_test(test_mqtt_strings),
 	    cmocka_unit_test(test_unknown_keys),
 	    cmocka_unit_test(test_bus_type_keys),
 	    cmocka_unit_test(test_required),

@@ -1,6 +1,7 @@
 /* Unit tests of the outbox against real SQLite files in a temporary directory. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -1065,6 +1066,297 @@ static void test_schema_refused(void **state)
 	cg_outbox_close(NULL);
 }
 
+/* Finds seq in a quarantine list; NULL when it is not there. */
+static const cg_outbox_dead_t *dead_find(const cg_outbox_dead_t *d, size_t n, int64_t seq)
+{
+	for (size_t i = 0; i < n; i++)
+		if (d[i].seq == seq)
+			return &d[i];
+	return NULL;
+}
+
+/* Fetches every held seq into held[seq] (seqs below max). */
+static void fetch_held(cg_outbox_t *ob, bool *held, int64_t max)
+{
+	cg_outbox_row_t *rows = NULL;
+	size_t n = 0;
+
+	assert_int_equal(cg_outbox_fetch(ob, 0, 0, SIZE_MAX, &rows, &n), 0);
+	for (size_t i = 0; i < n; i++) {
+		assert_true(rows[i].seq > 0 && rows[i].seq < max);
+		assert_false(held[rows[i].seq]);
+		if (i > 0)
+			assert_true(rows[i].seq > rows[i - 1].seq);
+		held[rows[i].seq] = true;
+	}
+	cg_outbox_rows_free(rows, n);
+}
+
+/* Checks that every seq from 1 to last is either held or in quarantine, never both,
+ * and that each reading in quarantine has a reason. */
+static void check_accounted(cg_outbox_t *ob, const char *path, int64_t last)
+{
+	bool *held = calloc((size_t)last + 1, sizeof(*held));
+	cg_outbox_dead_t *d = NULL;
+	size_t n = 0;
+
+	assert_non_null(held);
+	fetch_held(ob, held, last + 1);
+	assert_int_equal(cg_outbox_quarantine_list(path, &d, &n), 0);
+	for (size_t i = 0; i < n; i++) {
+		assert_true(d[i].seq >= 1 && d[i].seq <= last);
+		assert_false(held[d[i].seq]);
+		assert_true(d[i].reason && *d[i].reason);
+		held[d[i].seq] = true;
+	}
+	for (int64_t seq = 1; seq <= last; seq++)
+		assert_true(held[seq]);
+	assert_int_equal(stats_of(ob).quarantined, (int64_t)n);
+	cg_outbox_dead_free(d, n);
+	free(held);
+}
+
+/* One reading of a batch goes to quarantine: the others of its batch and those after it
+ * are fetched, it keeps its seq, topic and payload, survives a reopen, and comes back
+ * when an operator asks: into its old batch while that is there, as a batch of its own
+ * once that is gone. */
+static void test_quarantine(void **state)
+{
+	const char *path = db_path("quarantine");
+	cg_outbox_t *ob = open_ok(path, NULL);
+	cg_outbox_dead_t *d = NULL;
+	cg_outbox_row_t *rows = NULL;
+	cg_outbox_stats_t st;
+	size_t n = 0, marked = 0, retried = 0, dropped = 0;
+	int64_t lowest = 0;
+	char want[20];
+
+	assert_int_equal(put_range(ob, 1, 100, 20), 0);
+	assert_int_equal(cg_outbox_quarantine(ob, 10, "refused: invalid topic", T0 + 500), 0);
+	assert_int_equal(cg_outbox_quarantine(ob, 70, "too large", T0 + 501), 0);
+	assert_int_equal(cg_outbox_quarantine(ob, 10, "again", T0 + 502), CG_ENOENT);
+	assert_int_equal(cg_outbox_quarantine(ob, 500, "unknown", T0 + 502), CG_ENOENT);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 98);
+	assert_int_equal(st.bytes, 98 * (TOPIC_LEN + 20));
+	assert_int_equal(st.quarantined, 2);
+	check_accounted(ob, path, 100);
+
+	assert_int_equal(cg_outbox_quarantine_list(path, &d, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(d[0].seq, 10);
+	assert_string_equal(d[0].reason, "refused: invalid topic");
+	assert_string_equal(d[0].topic, TOPIC);
+	fill_payload(want, 20, 10);
+	assert_int_equal(d[0].len, 20);
+	assert_memory_equal(d[0].payload, want, 20);
+	assert_int_equal(d[0].created_ms, T0 + 10);
+	assert_int_equal(d[0].quarantined_ms, T0 + 500);
+	assert_int_equal(d[1].seq, 70);
+	cg_outbox_dead_free(d, n);
+
+	cg_outbox_close(ob);
+	ob = open_ok(path, NULL);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 98);
+	assert_int_equal(st.quarantined, 2);
+	assert_int_equal(st.next_seq, 101);
+
+	/* Retry while its batch is there: it is fetched in seq order with its neighbours. */
+	assert_int_equal(cg_outbox_quarantine_mark(path, 70, CG_OUTBOX_RETRY, &marked), 0);
+	assert_int_equal(marked, 1);
+	assert_int_equal(cg_outbox_quarantine_apply(ob, &lowest, &retried, &dropped), 0);
+	assert_int_equal(lowest, 70);
+	assert_int_equal(retried, 1);
+	assert_int_equal(dropped, 0);
+	assert_int_equal(stats_of(ob).rows, 99);
+	assert_int_equal(cg_outbox_fetch(ob, 68, 72, 10, &rows, &n), 0);
+	assert_int_equal(n, 3);
+	check_rows(rows, n, 69, 20);
+	cg_outbox_rows_free(rows, n);
+
+	/* Retry once its batch has gone: a batch of its own. */
+	ack_range(ob, 1, 100);
+	assert_int_equal(stats_of(ob).rows, 0);
+	assert_int_equal(cg_outbox_quarantine_mark(path, 0, CG_OUTBOX_RETRY, &marked), 0);
+	assert_int_equal(marked, 1);
+	assert_int_equal(cg_outbox_quarantine_apply(ob, &lowest, &retried, &dropped), 0);
+	assert_int_equal(lowest, 10);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 1);
+	assert_int_equal(st.quarantined, 0);
+	assert_int_equal(st.oldest_ms, T0 + 10);
+	check_contents(ob, 10, 1, 20);
+
+	/* Drop. Nothing marked: apply changes nothing. */
+	assert_int_equal(cg_outbox_quarantine(ob, 10, "refused again", T0 + 600), 0);
+	assert_int_equal(cg_outbox_quarantine_apply(ob, &lowest, &retried, &dropped), 0);
+	assert_int_equal(lowest, INT64_MAX);
+	assert_int_equal(stats_of(ob).quarantined, 1);
+	assert_int_equal(cg_outbox_quarantine_mark(path, 0, CG_OUTBOX_DROP, &marked), 0);
+	assert_int_equal(cg_outbox_quarantine_apply(ob, &lowest, &retried, &dropped), 0);
+	assert_int_equal(dropped, 1);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 0);
+	assert_int_equal(st.quarantined, 0);
+	assert_int_equal(st.next_seq, 101);
+	assert_int_equal(cg_outbox_quarantine_list(path, &d, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(cg_outbox_peek(path, &st), 0);
+	assert_int_equal(st.quarantined, 0);
+	cg_outbox_close(ob);
+	check_integrity(path);
+}
+
+/* A batch whose data is shorter than its idx says, found at open: its readings go to
+ * quarantine with the reason (those that lie within the data keep their copies), one
+ * log line, and the rest of the store opens and is fetched. */
+static void test_damaged_at_open(void **state)
+{
+	const char *path = db_path("damaged_open");
+	cg_outbox_t *ob = open_ok(path, NULL);
+	cg_outbox_dead_t *d = NULL;
+	cg_outbox_stats_t st;
+	size_t n = 0;
+
+	assert_int_equal(put_range(ob, 1, 100, 20), 0);
+	ack_range(ob, 3, 1);
+	cg_outbox_close(ob);
+	exec_sql(path, "UPDATE batches SET data = substr(data, 1, length(data) - 5)"
+	               " WHERE first_seq = 1");
+	assert_int_equal(cg_outbox_peek(path, &st), 0);
+	assert_int_equal(st.rows, 36);
+
+	capture_start();
+	ob = open_ok(path, NULL);
+	assert_int_equal(capture_count("<4>outbox:"), 1);
+	capture_stop();
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 36);
+	assert_int_equal(st.quarantined, 63); /* seq 3 was acknowledged */
+	assert_int_equal(st.next_seq, 101);
+	assert_int_equal(cg_outbox_quarantine_list(path, &d, &n), 0);
+	assert_int_equal(n, 63);
+	assert_null(dead_find(d, n, 3));
+	assert_non_null(strstr(dead_find(d, n, 1)->reason, "damaged row"));
+	assert_string_equal(dead_find(d, n, 63)->topic, TOPIC);
+	assert_null(dead_find(d, n, 64)->topic);
+	cg_outbox_dead_free(d, n);
+	{
+		bool held[101] = {false};
+
+		fetch_held(ob, held, 101);
+		for (int64_t seq = 65; seq <= 100; seq++)
+			assert_true(held[seq]);
+	}
+	cg_outbox_close(ob);
+	check_integrity(path);
+}
+
+/* Damage while the store is open: an idx of the wrong size met by a fetch, and by an
+ * ack whose scan passes it. Each call goes on after moving the batch to quarantine, and
+ * no seq is unaccounted. */
+static void test_damaged_at_runtime(void **state)
+{
+	const char *path = db_path("damaged_run");
+	cg_outbox_t *ob = open_ok(path, NULL);
+	cg_outbox_stats_t st;
+	bool held[201] = {false};
+
+	assert_int_equal(put_range(ob, 1, 200, 20), 0);
+	exec_sql(path, "UPDATE batches SET idx = x'00' WHERE first_seq = 65");
+	capture_start();
+	fetch_held(ob, held, 201);
+	for (int64_t seq = 1; seq <= 200; seq++)
+		assert_int_equal(held[seq], seq < 65 || seq > 128);
+	assert_int_equal(capture_count("<4>outbox:"), 1);
+	assert_int_equal(capture_count("<3>"), 0);
+	capture_stop();
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 136);
+	assert_int_equal(st.quarantined, 64);
+	check_accounted(ob, path, 200);
+
+	/* The first batch damaged, read_oldest() in every ack passes it: an idx cut short
+	 * goes to quarantine; a wrong n, with idx and data agreeing, is rebuilt from them. */
+	exec_sql(path, "UPDATE batches SET idx = substr(idx, 2) WHERE first_seq = 1");
+	ack_range(ob, 130, 5);
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 136 - 64 - 5);
+	assert_int_equal(st.quarantined, 128);
+	assert_int_equal(st.oldest_ms, T0 + 129);
+	capture_start();
+	exec_sql(path, "UPDATE batches SET n = 99 WHERE first_seq = 129");
+	ack_range(ob, 140, 1);
+	assert_int_equal(capture_count("<4>outbox:"), 1);
+	capture_stop();
+	st = stats_of(ob);
+	assert_int_equal(st.quarantined, 128);
+	assert_int_equal(st.rows, 64 - 5 - 1 + 8);
+	memset(held, 0, sizeof(held));
+	fetch_held(ob, held, 201);
+	for (int64_t seq = 129; seq <= 200; seq++)
+		assert_int_equal(held[seq], seq != 140 && (seq < 130 || seq > 134));
+	cg_outbox_close(ob);
+	ob = open_ok(path, NULL);
+	assert_int_equal(stats_of(ob).rows, 64 - 5 - 1 + 8);
+	cg_outbox_close(ob);
+}
+
+/* Damaged counters are rebuilt from the rows at open, with a log line each, instead of
+ * refusing to start; a seq is never reused, even when every reading is in quarantine. */
+static void test_damaged_counters(void **state)
+{
+	const char *path = db_path("counters");
+	cg_outbox_t *ob = open_ok(path, NULL);
+	cg_outbox_stats_t st;
+
+	assert_int_equal(put_range(ob, 1, 10, 20), 0);
+	assert_int_equal(cg_outbox_quarantine(ob, 10, "refused", T0), 0);
+	ack_range(ob, 1, 9);
+	cg_outbox_close(ob);
+	exec_sql(path, "DELETE FROM meta WHERE key = 'next_seq';"
+	               "UPDATE meta SET value = 'x' WHERE key = 'dropped'");
+	capture_start();
+	ob = open_ok(path, NULL);
+	assert_int_equal(capture_count("<4>outbox:"), 2);
+	capture_stop();
+	st = stats_of(ob);
+	assert_int_equal(st.next_seq, 11);
+	assert_int_equal(st.dropped, 0);
+	assert_int_equal(st.quarantined, 1);
+	cg_outbox_close(ob);
+
+	exec_sql(path, "UPDATE meta SET value = 3 WHERE key = 'next_seq'");
+	capture_start();
+	ob = open_ok(path, NULL);
+	assert_int_equal(capture_count("<4>outbox:"), 1);
+	capture_stop();
+	assert_int_equal(cg_outbox_next_seq(ob), 11);
+	assert_int_equal(put_range(ob, 10, 1, 20), CG_EINVAL);
+	assert_int_equal(put_range(ob, 11, 1, 20), 0);
+	cg_outbox_close(ob);
+	capture_start();
+	ob = open_ok(path, NULL);
+	assert_int_equal(capture_count("<4>outbox:"), 0);
+	capture_stop();
+
+	/* A row's gone bits beyond its n: rebuilt, every reading of it held again (a
+	 * duplicate is recognisable, a loss is not). */
+	assert_int_equal(put_range(ob, 12, 10, 20), 0);
+	ack_range(ob, 12, 3);
+	cg_outbox_close(ob);
+	exec_sql(path, "UPDATE batches SET gone = gone | 1048576 WHERE first_seq = 12");
+	capture_start();
+	ob = open_ok(path, NULL);
+	assert_int_equal(capture_count("<4>outbox:"), 1);
+	capture_stop();
+	st = stats_of(ob);
+	assert_int_equal(st.rows, 1 + 10);
+	assert_int_equal(st.quarantined, 1);
+	cg_outbox_close(ob);
+}
+
 /* Removes the temporary directory and the files in it. */
 static int remove_tmp_dir(void)
 {
@@ -1118,6 +1410,10 @@ int main(void)
 	    cmocka_unit_test(test_one_handle_per_store),
 	    cmocka_unit_test(test_file_modes),
 	    cmocka_unit_test(test_schema_refused),
+	    cmocka_unit_test(test_quarantine),
+	    cmocka_unit_test(test_damaged_at_open),
+	    cmocka_unit_test(test_damaged_at_runtime),
+	    cmocka_unit_test(test_damaged_counters),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
