@@ -110,6 +110,7 @@ struct cg_outbox {
 	int64_t rows;
 	int64_t bytes;
 	int64_t oldest_ms;
+	int64_t newest_ms;
 	int64_t next_seq;
 	int64_t dropped;
 	struct ob_episode full;     /* puts refused because the disk or page limit is full */
@@ -478,6 +479,8 @@ static int read_counts(sqlite3 *db, const char *path, cg_outbox_stats_t *st)
 				continue;
 			if (st->rows++ == 0)
 				st->oldest_ms = entry_created(&b, i);
+			if (entry_created(&b, i) > st->newest_ms)
+				st->newest_ms = entry_created(&b, i);
 			st->bytes += entry_size(&b, i);
 		}
 		max_seq = b.first + b.n - 1;
@@ -717,6 +720,7 @@ int cg_outbox_open(const char *path, const cg_outbox_opts_t *opts, cg_outbox_t *
 	ob->rows = st.rows;
 	ob->bytes = st.bytes;
 	ob->oldest_ms = st.oldest_ms;
+	ob->newest_ms = st.newest_ms;
 	ob->next_seq = st.next_seq;
 	ob->dropped = st.dropped;
 
@@ -983,6 +987,9 @@ int cg_outbox_put(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n)
 	ob->oldest_ms = oldest_ms;
 	ob->next_seq = next_seq;
 	ob->dropped += evicted;
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].created_ms > ob->newest_ms)
+			ob->newest_ms = rows[i].created_ms;
 	if (ob->full.active) {
 		cg_log(CG_LOG_INFO, "outbox: %s: accepting rows again after %lld refused calls",
 		       ob->path, (long long)ob->full.count);
@@ -1286,6 +1293,7 @@ int cg_outbox_stats(const cg_outbox_t *ob, cg_outbox_stats_t *st)
 	st->rows = ob->rows;
 	st->bytes = ob->bytes;
 	st->oldest_ms = ob->oldest_ms;
+	st->newest_ms = ob->newest_ms;
 	st->next_seq = ob->next_seq;
 	st->dropped = ob->dropped;
 	ob_unlock(ob);
