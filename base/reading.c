@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/error.h"
 
 const char *const cg_kind_names[CG_N_KINDS + 1] = {
@@ -40,6 +41,23 @@ void cg_reading_init(cg_reading_t *r)
 	memset(r, 0, sizeof(*r));
 	r->kind = CG_KIND_AIR_QUALITY;
 	r->quality = CG_QUALITY_OK;
+}
+
+void cg_reading_stamp(cg_reading_t *r, int64_t wall_ms)
+{
+	int64_t boot = cg_boot_ms();
+
+	r->ts_ms = wall_ms;
+	r->boot_ms = boot + (wall_ms - cg_now_ms());
+}
+
+const char *cg_ts_clock_name(cg_ts_clock_t c)
+{
+	switch (c) {
+	case CG_TS_UNSYNCED: return "unsynced";
+	case CG_TS_CORRECTED: return "corrected";
+	default: return NULL;
+	}
 }
 
 const cg_value_t *cg_reading_find(const cg_reading_t *r, const char *name)

@@ -52,6 +52,13 @@ typedef enum cg_value_type {
 	CG_VALUE_STRING,
 } cg_value_type_t;
 
+/* How far a reading's ts can be trusted (docs/topics.md, "Clock"). */
+typedef enum cg_ts_clock {
+	CG_TS_SYNCED,    /* made with a trusted wall clock */
+	CG_TS_UNSYNCED,  /* made with a wall clock not trusted, and not corrected */
+	CG_TS_CORRECTED, /* made so, and corrected from the boot clock once it was trusted */
+} cg_ts_clock_t;
+
 typedef struct cg_value {
 	char name[CG_NAME_MAX];
 	char unit[CG_UNIT_MAX]; /* "" when the value has no unit */
@@ -73,16 +80,25 @@ typedef struct cg_value {
 typedef struct cg_reading {
 	char sensor[CG_ID_MAX];
 	cg_kind_t kind;
-	int64_t ts_ms;        /* time of measurement, Unix epoch milliseconds */
-	double interval_s;    /* > 0 for interval measures; ts is the interval's end */
-	cg_quality_t quality; /* ok unless a driver or range check says otherwise */
-	int lane;             /* the lane that cg_reading_add_*() gives new values */
+	int64_t ts_ms;          /* time of measurement, Unix epoch milliseconds */
+	int64_t boot_ms;        /* the same instant on CLOCK_BOOTTIME (0: not stamped) */
+	cg_ts_clock_t ts_clock; /* how far ts can be trusted */
+	double interval_s;      /* > 0 for interval measures; ts is the interval's end */
+	cg_quality_t quality;   /* ok unless a driver or range check says otherwise */
+	int lane;               /* the lane that cg_reading_add_*() gives new values */
 	size_t n_values;
 	cg_value_t values[CG_READING_MAX_VALUES];
 } cg_reading_t;
 
 /* Clears r: kind air-quality, quality ok, no values. */
 void cg_reading_init(cg_reading_t *r);
+
+/* Sets ts to wall_ms, a wall-clock time close to now, and ties it to the boot clock
+ * (boot_ms), so that it can be corrected if the wall clock turns out wrong. */
+void cg_reading_stamp(cg_reading_t *r, int64_t wall_ms);
+
+/* "unsynced", "corrected"; NULL for CG_TS_SYNCED (the flag is then left out). */
+const char *cg_ts_clock_name(cg_ts_clock_t c);
 
 /* Append a value. unit may be NULL. Names and units longer than the fields
  * are refused with CG_ERANGE, as is a reading that already has

@@ -103,6 +103,20 @@ static void schedule_aligned(bus_sensor_t *s, double now_mono)
 	s->next_due_ms = now_mono + (double)(s->due_wall_ms - wall);
 }
 
+/* The end of the interval an aligned sensor's interval measure is stamped with: the
+ * boundary reckoned on the wall clock before the worker slept, or, if the wall clock
+ * stepped meanwhile, the poll's due time on the clock as it now reads (advance() then
+ * puts the next poll back on the grid of that clock). */
+static int64_t due_wall(const bus_sensor_t *s)
+{
+	int64_t due;
+
+	if (!s->cfg->aligned)
+		return s->due_wall_ms;
+	due = cg_now_ms() - (cg_mono_ms() - (int64_t)s->next_due_ms);
+	return llabs(due - s->due_wall_ms) > 1000 ? due : s->due_wall_ms;
+}
+
 /* Moves a sensor's next poll to the next slot of its schedule after now, so
  * a late poll does not shift its phase or cause a burst of catch-up polls. */
 static void advance(bus_sensor_t *s, double now)
@@ -225,7 +239,7 @@ static void poll_sensor(cg_bus_t *b, bus_sensor_t *s)
 		poll_failed(b, s, rc, (double)cg_mono_ms());
 		return;
 	}
-	rc = cg_poll_sensor(s->cfg, s->state, &b->t, s->due_wall_ms, p);
+	rc = cg_poll_sensor(s->cfg, s->state, &b->t, due_wall(s), p);
 	now = (double)cg_mono_ms();
 	/* The sensor answered; it only has nothing to report yet. */
 	if (rc == CG_EAGAIN)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/build_config.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/secret.h"
 #include "uplink/mqtt_text.h"
@@ -96,6 +97,8 @@ struct cg_parse {
 
 static const char *const cg_format_names[] = {"native", "ngsi-ld", "senml", NULL};
 static const char *const cg_sync_names[] = {"normal", "full", NULL};
+/* In the order of cg_clock_policy_t. */
+static const char *const cg_clock_names[] = {"trust", "ntp", NULL};
 static const char *const cg_parity_names[] = {"N", "E", "O", NULL};
 static const int cg_parity_values[] = {'N', 'E', 'O'};
 static const char *const cg_bus_type_names[] = {"modbus-rtu", "modbus-tcp", "serial",
@@ -256,6 +259,8 @@ static const cg_key_t cg_gateway_keys[] = {
 	{.name = "location", .type = CG_J_OBJECT, .offset = 0, .sub = cg_location_keys},
 	{.name = "health_interval_s", .type = CG_J_NUMBER, .field = CG_F_DOUBLE,
 	 .offset = CG_CFG(health_interval_s), .min = 1, .max = 86400, .def = 60},
+	{.name = "clock", .type = CG_J_STRING, .field = CG_F_INT, .offset = CG_CFG(clock_policy),
+	 .names = cg_clock_names, .def = CG_CLOCK_POLICY_TRUST},
 	{.name = NULL},
 };
 

@@ -73,6 +73,7 @@ typedef struct cg_config {
 	bool has_location;
 	double lat, lon;
 	double health_interval_s; /* default 60 */
+	int clock_policy;         /* cg_clock_policy_t; default trust */
 	cg_mqtt_config_t mqtt;
 	cg_store_config_t store;
 	char **profile_dirs; /* NULL-terminated: "profile_dirs" from the file, then the defaults */

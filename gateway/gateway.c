@@ -25,11 +25,22 @@ static void ping_watchdog(gw_t *g, int64_t now)
 	g->next_watchdog_ms = now + (int64_t)(g->watchdog_usec / 2000);
 }
 
-/* Periodic chores: age limit, health, systemd watchdog and status. */
+/* How often the age limit is applied: a tenth of it, between 1 s and a minute, so
+ * that a reading outlives max_age_s by a tenth at most. */
+static int64_t expire_every_ms(const gw_t *g)
+{
+	int64_t ms = g->cfg->store.max_age_s * 100;
+
+	return ms < 1000 ? 1000 : ms > 60000 ? 60000 : ms;
+}
+
+/* Periodic chores: the wall clock's state, age limit, health, systemd watchdog and
+ * status. */
 static void chores(gw_t *g)
 {
 	int64_t now = cg_mono_ms();
 
+	gw_clock_judge(g);
 	if (g->lots) {
 		size_t n = cg_lots_due(g->lots, now, g->lot_out, LOTS_OUT_MAX);
 		for (size_t i = 0; i < n; i++)
@@ -37,8 +48,8 @@ static void chores(gw_t *g)
 	}
 	gw_quarantine_chores(g, now);
 	if (now >= g->next_expire_ms) {
-		cg_outbox_expire(g->ob, cg_now_ms());
-		g->next_expire_ms = now + 60000;
+		cg_outbox_expire(g->ob, gw_store_now(g));
+		g->next_expire_ms = now + expire_every_ms(g);
 	}
 	if (now >= g->next_health_ms) {
 		gw_publish_health(g);
@@ -144,14 +155,15 @@ int cg_gateway_new(cg_config_t *cfg, cg_gateway_t **out)
 	}
 	g->cfg = cfg;
 	gw_set_encode_ctx(g);
-	g->started_ms = cg_now_ms();
+	g->started_ms = cg_mono_ms();
 	g->lot_out = calloc(LOTS_OUT_MAX, sizeof(*g->lot_out));
+	g->clock_copy = calloc(1, sizeof(*g->clock_copy));
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&g->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	rc = g->lot_out ? gw_open_outbox(g) : CG_ENOMEM;
+	rc = g->lot_out && g->clock_copy ? gw_open_outbox(g) : CG_ENOMEM;
 	if (rc == CG_OK)
 		rc = gw_open_publisher(g);
 	if (rc < 0) {
@@ -211,6 +223,8 @@ void cg_gateway_free(cg_gateway_t *g)
 	free(g->buses);
 	cg_lots_free(g->lots);
 	free(g->lot_out);
+	free(g->clock_copy);
+	gw_clock_free(g);
 	cg_publisher_free(g->pub);
 	cg_outbox_close(g->ob);
 	for (size_t i = 0; i < g->n_pending; i++)

@@ -11,6 +11,7 @@
  *   quarantine.c  rows that cannot be sent set aside; the operator's retry, drop
  *   health.c    the health message
  *   reload.c    SIGHUP: a new config, keeping the store and, if it can, the session
+ *   wallclock.c whether the wall clock is trusted; flagging and correcting ts
  *   gateway.c   start, the main loop, periodic chores, stop
  */
 #ifndef CG_GATEWAY_PRIVATE_H
@@ -20,6 +21,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/buf.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/reading.h"
 #include "gateway/bus.h"
@@ -47,6 +50,31 @@
 /* How long a stopping gateway keeps publishing before it gives up. */
 #define STOP_GRACE_MS 3000
 
+/* Runs of readings flagged "unsynced" that wallclock.c keeps at most per run. */
+#define CLOCK_SEGMENTS_MAX 256
+
+/* Consecutive seqs staged with an untrusted wall clock and one offset from the boot
+ * clock (wallclock.c). */
+typedef struct clock_segment {
+	int64_t first_seq, last_seq;
+	int64_t offset_ms;    /* wall minus boot clock when they were made */
+	bool resolved;        /* the clock has been trusted since: delta_ms is fixed */
+	int64_t delta_ms;     /* what their ts move by */
+	int64_t correct_from; /* lower seqs were handed over flagged and stay so */
+} clock_segment_t;
+
+/* The main loop's view of the wall clock (wallclock.c). */
+struct gw_clock {
+	cg_clock_state_t state;
+	bool judged;        /* state holds a judgement */
+	int64_t offset_ms;  /* wall minus boot clock at the last judgement */
+	int64_t newest_ts;  /* newest ts made with a trusted clock, 0: none */
+	int64_t store_base; /* the store's clock is store_base + the boot clock */
+	int64_t sent_max;   /* highest seq handed to the publisher in this run */
+	clock_segment_t *segs;
+	size_t n_segs, cap_segs;
+	uint64_t flagged, corrected;
+};
 
 struct cg_gateway {
 	cg_config_t *cfg; /* owned; replaced by a reload */
@@ -56,7 +84,8 @@ struct cg_gateway {
 	cg_publisher_t *pub;
 	cg_bus_t **buses;
 	cg_lots_t *lots;
-	cg_reading_t *lot_out; /* LOTS_OUT_MAX readings */
+	cg_reading_t *lot_out;    /* LOTS_OUT_MAX readings */
+	cg_reading_t *clock_copy; /* one reading, for gw_clock_check() */
 	char status_topic[512];
 	char health_topic[512];
 
@@ -96,7 +125,8 @@ struct cg_gateway {
 	bool connected;
 	uint64_t published;
 	uint64_t pending_dropped;
-	int64_t started_ms;
+	int64_t started_ms; /* monotonic */
+	struct gw_clock clock;
 	int64_t next_health_ms;
 	int64_t next_expire_ms;
 	int64_t next_watchdog_ms;
@@ -150,6 +180,17 @@ void gw_publish_health(gw_t *g);
 
 /* reload.c */
 void gw_reload(gw_t *g);
+
+/* wallclock.c */
+void gw_clock_open(gw_t *g);
+void gw_clock_judge(gw_t *g);
+int64_t gw_store_now(const gw_t *g);
+const cg_reading_t *gw_clock_check(gw_t *g, const cg_reading_t *r, cg_reading_t *copy);
+void gw_clock_staged(gw_t *g, const cg_reading_t *r, int64_t seq);
+void gw_clock_fix_row(gw_t *g, cg_outbox_row_t *row);
+void gw_clock_sent(gw_t *g, int64_t seq);
+void gw_clock_health(const gw_t *g, cg_buf_t *b);
+void gw_clock_free(gw_t *g);
 
 /* gateway.c */
 void gw_set_encode_ctx(gw_t *g);

@@ -56,7 +56,7 @@ void gw_publish_health(gw_t *g)
 	cg_buf_t buses = {0}, b = {0};
 	char ts[32];
 	uint64_t made, qdrop, failed = 0;
-	int64_t now = cg_now_ms();
+	int64_t now = cg_now_ms(), age_ms;
 
 	if (!g->connected)
 		return;
@@ -69,6 +69,8 @@ void gw_publish_health(gw_t *g)
 		free(bs.sensors);
 	}
 	cg_outbox_stats(g->ob, &os);
+	/* On the store's clock, which does not jump: never negative. */
+	age_ms = os.oldest_ms ? gw_store_now(g) - os.oldest_ms : 0;
 	pthread_mutex_lock(&g->lock);
 	made = g->made;
 	qdrop = g->queue_dropped;
@@ -77,18 +79,19 @@ void gw_publish_health(gw_t *g)
 	cg_buf_puts(&b, "{\"gateway\":");
 	cg_buf_json_string(&b, g->cfg->gateway_id);
 	cg_buf_printf(&b, ",\"ts\":\"%s\",\"uptime_s\":%lld", ts,
-	              (long long)((now - g->started_ms) / 1000));
+	              (long long)((cg_mono_ms() - g->started_ms) / 1000));
 	cg_buf_printf(&b,
 	              ",\"outbox\":{\"rows\":%lld,\"bytes\":%lld,\"oldest_age_s\":%lld,"
 	              "\"next_seq\":%lld,\"dropped\":%lld,\"quarantined\":%lld}",
 	              (long long)os.rows, (long long)os.bytes,
-	              (long long)(os.oldest_ms ? (now - os.oldest_ms) / 1000 : 0),
+	              (long long)(age_ms > 0 ? age_ms / 1000 : 0),
 	              (long long)os.next_seq, (long long)os.dropped, (long long)os.quarantined);
 	cg_buf_printf(&b,
 	              ",\"readings\":{\"made\":%llu,\"published\":%llu,\"failed\":%llu,"
 	              "\"dropped\":%llu}",
 	              (unsigned long long)made, (unsigned long long)g->published,
 	              (unsigned long long)failed, (unsigned long long)(qdrop + g->pending_dropped));
+	gw_clock_health(g, &b);
 	cg_buf_printf(&b, ",\"mqtt\":{\"connected\":%s,\"reconnects\":%llu}",
 	              g->connected ? "true" : "false",
 	              (unsigned long long)cg_publisher_reconnects(g->pub));

@@ -69,14 +69,19 @@ void cg_lots_free(cg_lots_t *l)
 }
 
 /* Fills out with the lot's counts, stamped ts_ms. */
-static void lot_reading(lot_t *lot, int64_t ts_ms, int64_t now_mono, cg_reading_t *out)
+static void lot_reading(lot_t *lot, const cg_reading_t *src, int64_t now_mono, cg_reading_t *out)
 {
 	size_t total = lot->cfg->n_bays;
 
 	cg_reading_init(out);
 	snprintf(out->sensor, sizeof(out->sensor), "%s", lot->cfg->id);
 	out->kind = CG_KIND_PARKING;
-	out->ts_ms = ts_ms;
+	if (src) {
+		out->ts_ms = src->ts_ms;
+		out->boot_ms = src->boot_ms;
+	} else {
+		cg_reading_stamp(out, cg_now_ms());
+	}
 	cg_reading_add_number(out, "availableSpotNumber", (double)lot->available, "count");
 	cg_reading_add_number(out, "occupiedSpotNumber", (double)lot->occupied, "count");
 	cg_reading_add_number(out, "totalSpotNumber", (double)total, "count");
@@ -141,7 +146,7 @@ size_t cg_lots_update(cg_lots_t *l, const cg_reading_t *r, int64_t now_mono, cg_
 		ready = lot->spoken || all_heard(lot) ||
 		        now_mono - lot->started_ms >= (int64_t)(lot->cfg->max_interval_s * 1000.0);
 		if (ready && (changed || !lot->spoken))
-			lot_reading(lot, r->ts_ms, now_mono, &out[n++]);
+			lot_reading(lot, r, now_mono, &out[n++]);
 	}
 	return n;
 }
@@ -155,7 +160,7 @@ size_t cg_lots_due(cg_lots_t *l, int64_t now_mono, cg_reading_t *out, size_t max
 		int64_t since = lot->spoken ? lot->last_ms : lot->started_ms;
 
 		if (now_mono - since >= (int64_t)(lot->cfg->max_interval_s * 1000.0))
-			lot_reading(lot, cg_now_ms(), now_mono, &out[n++]);
+			lot_reading(lot, NULL, now_mono, &out[n++]);
 	}
 	return n;
 }
@@ -183,7 +188,7 @@ bool cg_bay_lost(const cg_bay_t *b, const char *sensor_id, int64_t ts_ms, cg_rea
 	snprintf(out->sensor, sizeof(out->sensor), "%s", sensor_id);
 	out->kind = CG_KIND_PARKING;
 	out->quality = CG_QUALITY_NO_ANSWER;
-	out->ts_ms = ts_ms;
+	cg_reading_stamp(out, ts_ms);
 	cg_reading_add_string(out, "status", "unknown");
 	return true;
 }

@@ -86,12 +86,13 @@ static cg_config_t *load(const char *path, bool check)
 	return cfg;
 }
 
-/* --status: reads the outbox through a read-only connection. */
+/* --status: reads the outbox through a read-only connection. The rows' times are on
+ * the daemon's store clock, which this process cannot read: the oldest row's age is
+ * given as of the newest row, which while the daemon runs is a moment ago. */
 static int print_status(const cg_config_t *cfg)
 {
 	cg_outbox_stats_t st;
 	char line[512];
-	int64_t now = cg_now_ms();
 	int rc = cg_outbox_peek(cfg->store.path, &st);
 
 	if (rc < 0) {
@@ -102,7 +103,7 @@ static int print_status(const cg_config_t *cfg)
 	         "{\"store\":\"%s\",\"rows\":%lld,\"bytes\":%lld,\"oldest_age_s\":%lld,"
 	         "\"next_seq\":%lld,\"dropped\":%lld,\"quarantined\":%lld}",
 	         cfg->store.path, (long long)st.rows, (long long)st.bytes,
-	         (long long)(st.oldest_ms ? (now - st.oldest_ms) / 1000 : 0),
+	         (long long)(st.rows ? (st.newest_ms - st.oldest_ms) / 1000 : 0),
 	         (long long)st.next_seq, (long long)st.dropped, (long long)st.quarantined);
 	cg_out(line);
 	return 0;

@@ -21,6 +21,7 @@ typedef struct once_sensor {
 typedef struct once_bus {
 	const cg_bus_config_t *bc;
 	const cg_encode_ctx_t *ectx;
+	cg_clock_policy_t clock_policy;
 	cg_transport_t t;
 	bool open;
 	cg_poll_t *poll;
@@ -59,6 +60,11 @@ static void once_poll(once_bus_t *ob, once_sensor_t *o)
 		return;
 	}
 	for (size_t i = 0; rc == CG_OK && i < ob->poll->n; i++) {
+		cg_reading_t *r = &ob->poll->lanes[i];
+
+		/* No store here, so only the build's date and the policy judge. */
+		if (!cg_clock_trusted(cg_clock_judge(ob->clock_policy, r->ts_ms, 0)))
+			r->ts_clock = CG_TS_UNSYNCED;
 		json = NULL;
 		rc = cg_encode(CG_FORMAT_NATIVE, ob->ectx, &ob->poll->lanes[i], -1, &json, &len);
 		if (rc == CG_OK)
@@ -84,7 +90,9 @@ static void once_poll(once_bus_t *ob, once_sensor_t *o)
  * need a second poll as each one's time comes; returns how many failed. */
 static size_t once_bus(const cg_config_t *cfg, size_t bus_index, const cg_encode_ctx_t *ectx)
 {
-	once_bus_t ob = {.bc = &cfg->buses[bus_index], .ectx = ectx};
+	once_bus_t ob = {.bc = &cfg->buses[bus_index],
+	                 .ectx = ectx,
+	                 .clock_policy = (cg_clock_policy_t)cfg->clock_policy};
 	cg_driver_env_t env = cg_config_driver_env(cfg);
 	once_sensor_t *sensors = calloc(cfg->n_sensors ? cfg->n_sensors : 1, sizeof(*sensors));
 	size_t n = 0;

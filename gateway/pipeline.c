@@ -16,7 +16,9 @@ void gw_free_row(cg_outbox_row_t *row)
 }
 
 /* Encodes one reading into a pending row with the next seq: seq is
- * assigned here, in one thread, in the order readings arrive. A reading
+ * assigned here, in one thread, in the order readings arrive. Its ts is
+ * checked against the wall clock first (wallclock.c), and the row's
+ * created_ms is on the store's clock, which does not jump. A reading
  * that cannot be staged is counted as dropped. */
 void gw_stage(gw_t *g, const cg_reading_t *r, int format)
 {
@@ -25,6 +27,7 @@ void gw_stage(gw_t *g, const cg_reading_t *r, int format)
 	cg_outbox_row_t row = {0};
 	int rc;
 
+	r = gw_clock_check(g, r, g->clock_copy);
 	if (g->n_pending == g->cap_pending) {
 		size_t cap = g->cap_pending ? g->cap_pending * 2 : 256;
 		cg_outbox_row_t *p = realloc(g->pending, cap * sizeof(*p));
@@ -50,8 +53,9 @@ void gw_stage(gw_t *g, const cg_reading_t *r, int format)
 		       cg_strerror(rc));
 		return;
 	}
+	gw_clock_staged(g, r, g->next_seq);
 	row.seq = g->next_seq++;
-	row.created_ms = cg_now_ms();
+	row.created_ms = gw_store_now(g);
 	if (g->n_pending == 0)
 		g->pending_since = cg_mono_ms();
 	g->pending[g->n_pending++] = row;
@@ -80,9 +84,11 @@ bool gw_queue_row(gw_t *g, cg_outbox_row_t *row)
 		row->payload = NULL;
 		return true;
 	}
+	gw_clock_fix_row(g, row);
 	if (cg_publisher_queue(g->pub, row->seq, row->topic, row->payload, row->len,
 	                       g->cfg->mqtt.qos) < 0)
 		return false;
+	gw_clock_sent(g, row->seq);
 	row->topic = NULL;
 	row->payload = NULL;
 	return true;
@@ -210,5 +216,6 @@ int gw_open_outbox(gw_t *g)
 	if (stored_next > g->next_seq)
 		g->next_seq = stored_next;
 	g->stored_to = stored_next - 1;
+	gw_clock_open(g);
 	return CG_OK;
 }

@@ -22,7 +22,8 @@ int cg_poll_sensor(const cg_sensor_config_t *sc, void *state, cg_transport_t *t,
 	/* The sensor answered; after CG_EAGAIN it only has nothing to report yet. */
 	if (rc == CG_EAGAIN)
 		r->n_values = 0;
-	r->ts_ms = sc->aligned && r->interval_s > 0 && due_wall_ms ? due_wall_ms : cg_now_ms();
+	cg_reading_stamp(r, sc->aligned && r->interval_s > 0 && due_wall_ms ? due_wall_ms
+	                                                                    : cg_now_ms());
 	if (rc == CG_EAGAIN)
 		return rc;
 	/* A reading left without values (every one undecodable) is not published. */

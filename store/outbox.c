@@ -139,6 +139,7 @@ struct cg_outbox {
 	int64_t rows;
 	int64_t bytes;
 	int64_t oldest_ms;
+	int64_t newest_ms;
 	int64_t next_seq;
 	int64_t seq_limit; /* meta.seq_limit: every seq committed is below it */
 	int64_t dropped;
@@ -570,6 +571,8 @@ static int read_counts(sqlite3 *db, const char *path, cg_outbox_stats_t *st, str
 				continue;
 			if (st->rows++ == 0)
 				st->oldest_ms = entry_created(&b, i);
+			if (entry_created(&b, i) > st->newest_ms)
+				st->newest_ms = entry_created(&b, i);
 			st->bytes += entry_size(&b, i);
 		}
 		max_seq = b.first + b.n - 1;
@@ -927,6 +930,7 @@ int cg_outbox_open(const char *path, const cg_outbox_opts_t *opts, cg_outbox_t *
 	ob->rows = st.rows;
 	ob->bytes = st.bytes;
 	ob->oldest_ms = st.oldest_ms;
+	ob->newest_ms = st.newest_ms;
 	ob->next_seq = st.next_seq;
 	ob->dropped = st.dropped;
 	if (!err)
@@ -1227,6 +1231,9 @@ static int put_once(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n)
 	ob->next_seq = next_seq;
 	ob->seq_limit = seq_limit;
 	ob->dropped += evicted;
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].created_ms > ob->newest_ms)
+			ob->newest_ms = rows[i].created_ms;
 	if (ob->full.active) {
 		cg_log(CG_LOG_INFO, "outbox: %s: accepting rows again after %lld refused calls",
 		       ob->path, (long long)ob->full.count);
@@ -1559,6 +1566,7 @@ int cg_outbox_stats(const cg_outbox_t *ob, cg_outbox_stats_t *st)
 	st->rows = ob->rows;
 	st->bytes = ob->bytes;
 	st->oldest_ms = ob->oldest_ms;
+	st->newest_ms = ob->newest_ms;
 	st->next_seq = ob->next_seq;
 	st->dropped = ob->dropped;
 	st->quarantined = ob->quarantined;

@@ -27,13 +27,14 @@ typedef struct cg_outbox_row {
 	char *topic;
 	char *payload;
 	size_t len;
-	int64_t created_ms; /* when it entered the outbox (for max_age_s) */
+	int64_t created_ms; /* when it entered the outbox, on the caller's clock (for max_age_s) */
 } cg_outbox_row_t;
 
 typedef struct cg_outbox_stats {
 	int64_t rows;
 	int64_t bytes;
 	int64_t oldest_ms; /* created_ms of the oldest row, 0 when empty */
+	int64_t newest_ms; /* the largest created_ms held at open or stored since, 0: none */
 	int64_t next_seq;
 	int64_t dropped; /* rows evicted by a limit, since the store was created */
 	int64_t quarantined; /* readings in quarantine (cg_outbox_quarantine) */
@@ -90,7 +91,9 @@ int cg_outbox_fetch(cg_outbox_t *ob, int64_t after_seq, int64_t before_seq, size
                     cg_outbox_row_t **rows, size_t *n);
 void cg_outbox_rows_free(cg_outbox_row_t *rows, size_t n);
 
-/* Evicts rows older than max_age_s relative to now_ms; counts them as dropped. */
+/* Evicts rows older than max_age_s relative to now_ms, on the clock of created_ms;
+ * counts them as dropped. That clock must not jump: the wall clock's steps would
+ * evict readings that are not old. */
 int cg_outbox_expire(cg_outbox_t *ob, int64_t now_ms);
 
 /* Counters and sizes; cheap (kept in memory, not counted by a query). */

@@ -291,9 +291,9 @@ static void put_value(cg_buf_t *b, const cg_value_t *v)
 	}
 }
 
-/* The native format (docs/topics.md): gateway, sensor, kind, seq, ts, values,
- * units (only values that have one), quality, and interval_s for interval
- * measures. Key order is fixed so payloads are easy to diff. */
+/* The native format (docs/topics.md): gateway, sensor, kind, seq, ts, clock (only
+ * when flagged), interval_s for interval measures, values, units (only values that
+ * have one), quality. Key order is fixed so payloads are easy to diff. */
 static void encode_native(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *r,
 			  int64_t seq)
 {
@@ -312,6 +312,11 @@ static void encode_native(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_read
 	cg_buf_puts(b, ",\"ts\":\"");
 	put_time(b, r->ts_ms);
 	cg_buf_puts(b, "\"");
+	if (cg_ts_clock_name(r->ts_clock)) {
+		cg_buf_puts(b, ",\"clock\":\"");
+		cg_buf_puts(b, cg_ts_clock_name(r->ts_clock));
+		cg_buf_puts(b, "\"");
+	}
 	if (r->interval_s > 0) {
 		cg_buf_puts(b, ",\"interval_s\":");
 		put_number(b, r->interval_s);

@@ -27,6 +27,17 @@ typedef struct cg_encode_ctx {
 int cg_encode(cg_format_t f, const cg_encode_ctx_t *ctx, const cg_reading_t *r, int64_t seq,
               char **out, size_t *len);
 
+/* Corrects a stored payload whose ts was flagged "unsynced": every time in it (native
+ * ts; NGSI-LD dateObserved, dateObservedFrom/To, observedAt; SenML bt) moves by
+ * delta_ms and the flag becomes "corrected"; nothing else changes, byte for byte.
+ * *out is a new NUL-terminated payload the caller frees. CG_EINVAL when the payload
+ * has no "unsynced" flag or a time in it cannot be read (it is then left as it is). */
+int cg_encode_retime(const char *in, size_t len, int64_t delta_ms, char **out, size_t *out_len);
+
+/* The ts of a payload in any of the three formats, and its clock flag. CG_EINVAL when
+ * there is none to be read. */
+int cg_encode_payload_ts(const char *in, size_t len, int64_t *ts_ms, cg_ts_clock_t *clock);
+
 /* Writes "{prefix}/{gateway}/{kind}/{sensor}" into buf; CG_ERANGE if it does not fit. */
 int cg_topic_reading(char *buf, size_t size, const char *prefix, const char *gateway,
                      const char *kind, const char *sensor);

@@ -36,6 +36,10 @@ int cg_encode_ngsi(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *
  * record out. Always returns CG_OK; kept int for symmetry with cg_encode_ngsi. */
 int cg_encode_senml(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *r, int64_t seq);
 
+/* Appends epoch milliseconds as SenML's epoch seconds, the fraction's trailing zeros
+ * trimmed: 1795606800123 -> 1795606800.123, 1795606800000 -> 1795606800. */
+void cg_senml_put_seconds(cg_buf_t *b, int64_t ms);
+
 /* The Smart Data Models entity type for a reading: "AirQualityObserved",
  * "ParkingSpot" (a parking reading with a "status" value), "OffStreetParking"
  * (any other parking reading), "TrafficFlowObserved"; NULL for other kinds. */

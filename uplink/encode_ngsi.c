@@ -53,6 +53,7 @@ static const char *const reserved_names[] = {
     "dateObservedFrom",
     "dateObservedTo",
     "dataQuality",
+    "clock",
     "seq",
 };
 
@@ -165,7 +166,8 @@ static void put_measure(cg_buf_t *b, const cg_value_t *v, const char *observed_a
 
 /* Writes the entity in a fixed key order: id, type, dateObserved, the
  * interval (dateObservedFrom, dateObservedTo) when the reading covers one,
- * location, the measures in reading order, dataQuality, seq, @context. */
+ * location, the measures in reading order, dataQuality, clock (when flagged), seq,
+ * @context. */
 int cg_encode_ngsi(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *r, int64_t seq)
 {
 	const char *type = cg_ngsi_entity_type(r);
@@ -212,6 +214,9 @@ int cg_encode_ngsi(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *
 	cg_buf_puts(b, ",\"dataQuality\":{\"type\":\"Property\",\"value\":");
 	cg_buf_json_string(b, cg_quality_name(r->quality));
 	cg_buf_puts(b, "}");
+	if (cg_ts_clock_name(r->ts_clock))
+		cg_buf_printf(b, ",\"clock\":{\"type\":\"Property\",\"value\":\"%s\"}",
+		              cg_ts_clock_name(r->ts_clock));
 	if (seq >= 0)
 		cg_buf_printf(b, ",\"seq\":{\"type\":\"Property\",\"value\":%lld}", (long long)seq);
 	cg_buf_printf(b, ",\"@context\":[\"%s\",\"%s\"]}", domain_context(type),

@@ -8,7 +8,7 @@
 
 /* Record names the pack writes itself; a reading value with one of these
  * names is left out rather than made ambiguous. */
-static const char *const reserved_names[] = {"seq", "quality", "interval_s"};
+static const char *const reserved_names[] = {"seq", "quality", "interval_s", "clock"};
 
 static bool is_reserved(const char *name)
 {
@@ -21,7 +21,7 @@ static bool is_reserved(const char *name)
 /* Appends epoch milliseconds as epoch seconds, with the fraction's trailing
  * zeros trimmed: 1795606800123 -> 1795606800.123, 1795606800500 -> 1795606800.5,
  * 1795606800000 -> 1795606800. Integer arithmetic, so no rounding error. */
-static void put_seconds(cg_buf_t *b, int64_t ms)
+void cg_senml_put_seconds(cg_buf_t *b, int64_t ms)
 {
 	unsigned long long abs_ms = ms < 0 ? 0ULL - (unsigned long long)ms : (unsigned long long)ms;
 	unsigned frac = (unsigned)(abs_ms % 1000);
@@ -61,15 +61,15 @@ static void open_record(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_readin
 	cg_buf_puts(b, "[{\"bn\":");
 	cg_buf_json_string(b, bn.data);
 	cg_buf_puts(b, ",\"bt\":");
-	put_seconds(b, r->ts_ms);
+	cg_senml_put_seconds(b, r->ts_ms);
 	cg_buf_puts(b, ",");
 	cg_buf_free(&bn);
 }
 
 /* Writes the values in reading order (numbers as v, booleans as vb, strings
  * as vs; a number that is not finite is left out, since v must be a number),
- * then interval_s for interval measures (when finite), seq when seq >= 0, and
- * quality. */
+ * then interval_s for interval measures (when finite), seq when seq >= 0, the
+ * clock flag when the ts is not from a trusted clock, and quality. */
 int cg_encode_senml(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *r, int64_t seq)
 {
 	bool first = true;
@@ -113,6 +113,10 @@ int cg_encode_senml(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t 
 	if (seq >= 0) {
 		open_record(b, ctx, r, &first);
 		cg_buf_printf(b, "\"n\":\"seq\",\"v\":%lld}", (long long)seq);
+	}
+	if (cg_ts_clock_name(r->ts_clock)) {
+		open_record(b, ctx, r, &first);
+		cg_buf_printf(b, "\"n\":\"clock\",\"vs\":\"%s\"}", cg_ts_clock_name(r->ts_clock));
 	}
 	open_record(b, ctx, r, &first);
 	cg_buf_puts(b, "\"n\":\"quality\",\"vs\":");

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/build_config.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/secret.h"
 #include "gateway/config.h"
@@ -271,6 +272,7 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg->gateway_id, "gw-1");
 	assert_false(cfg->has_location);
 	assert_true(cfg->health_interval_s == 60);
+	assert_int_equal(cfg->clock_policy, CG_CLOCK_POLICY_TRUST);
 
 	assert_string_equal(cfg->mqtt.uri, "tcp://127.0.0.1:1883");
 	assert_string_equal(cfg->mqtt.topic_prefix, "city/test");
@@ -348,7 +350,7 @@ static void test_defaults(void **state)
 static const char full_config[] =
     "{\n"
     "  'gateway': { 'id': 'gw-gn-0001', 'location': { 'lat': 37.7519, 'lon': 128.8761 },\n"
-    "               'health_interval_s': 30.5 },\n"
+    "               'health_interval_s': 30.5, 'clock': 'ntp' },\n"
     "  'mqtt': { 'uri': 'ssl://broker.example:8883', 'topic_prefix': 'city/gangneung',\n"
     "            'qos': 0, 'format': 'senml', 'client_id': 'client-7', 'username': 'gw',\n"
     "            'password_file': 'pass.txt',\n"
@@ -392,6 +394,7 @@ static void test_full(void **state)
 	assert_true(cfg->lat == 37.7519);
 	assert_true(cfg->lon == 128.8761);
 	assert_true(cfg->health_interval_s == 30.5);
+	assert_int_equal(cfg->clock_policy, CG_CLOCK_POLICY_NTP);
 
 	assert_string_equal(cfg->mqtt.uri, "ssl://broker.example:8883");
 	assert_string_equal(cfg->mqtt.topic_prefix, "city/gangneung");
@@ -539,6 +542,8 @@ static void test_schema(void **state)
 	} strs[] = {
 	    {cJSON_GetObjectItem(defs, "mqtt"), "format", cg_format_name(cfg->mqtt.format)},
 	    {cJSON_GetObjectItem(defs, "store"), "sync", cfg->store.sync_full ? "full" : "normal"},
+	    {cJSON_GetObjectItem(defs, "gateway"), "clock",
+	     cg_clock_policy_name((cg_clock_policy_t)cfg->clock_policy)},
 	    {cJSON_GetObjectItem(defs, "bus"), "parity", "N"},
 	};
 	assert_int_equal(cfg->buses[0].line.parity, 'N');
@@ -595,6 +600,8 @@ static void test_out_of_bounds(void **state)
 	            "cfg.json: /gateway/location/lat: must be a number from -90 to 90");
 	expect_edit("/gateway/location", "{ 'lat': 0, 'lon': -180.5 }",
 	            "cfg.json: /gateway/location/lon: must be a number from -180 to 180");
+	expect_edit("/gateway/clock", "'gps'",
+	            "cfg.json: /gateway/clock: must be one of \"trust\", \"ntp\"");
 	expect_edit("/gateway/health_interval_s", "0.5",
 	            "cfg.json: /gateway/health_interval_s: must be a number from 1 to 86400");
 	expect_edit("/store/max_rows", "-1",

@@ -956,6 +956,141 @@ static void test_times_as_rfc3339(void **state)
 	}
 }
 
+/* Times before 1970 are written floored, as valid RFC 3339, and read back. */
+static void test_times_before_1970(void **state)
+{
+	static const struct {
+		int64_t ms;
+		const char *text;
+	} cases[] = {
+	    {-1, "1969-12-31T23:59:59.999Z"},
+	    {-1000, "1969-12-31T23:59:59.000Z"},
+	    {-1001, "1969-12-31T23:59:58.999Z"},
+	    {-86400001, "1969-12-30T23:59:59.999Z"},
+	    {0, "1970-01-01T00:00:00.000Z"},
+	    {T0_MS + 123, "2026-11-25T11:40:00.123Z"},
+	};
+	char buf[32];
+	int64_t back;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cg_rfc3339(cases[i].ms, buf, sizeof(buf));
+		assert_string_equal(buf, cases[i].text);
+		assert_true(cg_rfc3339_parse(buf, &back));
+		assert_int_equal(back, cases[i].ms);
+	}
+	assert_false(cg_rfc3339_parse("2026-13-25T11:40:00.123Z", &back));
+	assert_false(cg_rfc3339_parse("2026-11-25T11:40:00.123+", &back));
+}
+
+/* The clock flag in each format: after ts (native), after dataQuality (NGSI-LD),
+ * before quality (SenML); absent for a synced reading. */
+static void test_clock_flag(void **state)
+{
+	static const char *const want[] = {
+	    [CG_FORMAT_NATIVE] = "\"ts\":\"2026-11-25T11:40:00.123Z\",\"clock\":\"unsynced\",\"values\"",
+	    [CG_FORMAT_NGSI_LD] = "\"dataQuality\":{\"type\":\"Property\",\"value\":\"ok\"},"
+	                          "\"clock\":{\"type\":\"Property\",\"value\":\"unsynced\"},\"seq\"",
+	    [CG_FORMAT_SENML] = "{\"n\":\"seq\",\"v\":7},{\"n\":\"clock\",\"vs\":\"unsynced\"},"
+	                        "{\"n\":\"quality\",\"vs\":\"ok\"}]",
+	};
+	cg_reading_t r;
+
+	(void)state;
+	make_air_quality(&r);
+	for (int f = CG_FORMAT_NATIVE; f <= CG_FORMAT_SENML; f++) {
+		char *out = encode_ok((cg_format_t)f, &ctx_loc, &r, 7);
+
+		assert_null(strstr(out, "clock"));
+		free(out);
+	}
+	r.ts_clock = CG_TS_UNSYNCED;
+	for (int f = CG_FORMAT_NATIVE; f <= CG_FORMAT_SENML; f++) {
+		char *out = encode_ok((cg_format_t)f, &ctx_loc, &r, 7);
+		char name[64];
+
+		if (!strstr(out, want[f]))
+			fail_msg("%s: no %s in %s", cg_format_name((cg_format_t)f), want[f], out);
+		snprintf(name, sizeof(name), "%s--clock-unsynced",
+		         f == CG_FORMAT_NATIVE ? "reading-air-quality"
+		         : f == CG_FORMAT_NGSI_LD ? "reading-ngsi-ld" : "senml");
+		save_sample(name, out);
+		free(out);
+	}
+}
+
+/* Correcting a stored payload gives exactly the bytes the encoder writes for the
+ * corrected reading, in every format and for every kind (NGSI-LD's interval and
+ * observedAt times included), and reads its ts and flag back. A payload without the
+ * flag, or with a native value named "clock", is not taken for a flagged one. */
+static void test_retime(void **state)
+{
+	static void (*const make[])(cg_reading_t *) = {make_air_quality, make_parking_bay,
+	                                               make_parking_lot, make_traffic};
+	static const int64_t deltas[] = {T0_MS - 1000, 1, -999, 3600000, 0};
+	cg_reading_t r, fixed;
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(make) / sizeof(make[0]); k++) {
+		for (size_t d = 0; d < sizeof(deltas) / sizeof(deltas[0]); d++) {
+			for (int f = CG_FORMAT_NATIVE; f <= CG_FORMAT_SENML; f++) {
+				char *stored, *want, *got = NULL;
+				size_t len;
+				int64_t ts;
+				cg_ts_clock_t flag;
+
+				make[k](&r);
+				r.ts_ms -= deltas[d];
+				r.ts_clock = CG_TS_UNSYNCED;
+				fixed = r;
+				fixed.ts_ms += deltas[d];
+				fixed.ts_clock = CG_TS_CORRECTED;
+				stored = encode_ok((cg_format_t)f, &ctx_loc, &r, 41);
+				want = encode_ok((cg_format_t)f, &ctx_loc, &fixed, 41);
+				assert_int_equal(cg_encode_payload_ts(stored, strlen(stored), &ts,
+				                                      &flag),
+				                 CG_OK);
+				assert_int_equal(ts, r.ts_ms);
+				assert_int_equal(flag, CG_TS_UNSYNCED);
+				assert_int_equal(cg_encode_retime(stored, strlen(stored), deltas[d],
+				                                  &got, &len),
+				                 CG_OK);
+				assert_string_equal(got, want);
+				assert_int_equal(len, strlen(want));
+				assert_int_equal(cg_encode_payload_ts(got, len, &ts, &flag), CG_OK);
+				assert_int_equal(ts, fixed.ts_ms);
+				assert_int_equal(flag, CG_TS_CORRECTED);
+				/* Corrected once: there is no flag left to correct. */
+				free(stored);
+				stored = got;
+				got = NULL;
+				assert_int_equal(cg_encode_retime(stored, len, 5, &got, &len),
+				                 CG_EINVAL);
+				assert_null(got);
+				free(stored);
+				free(want);
+			}
+		}
+	}
+	/* A synced native reading with a string value "clock": "unsynced". */
+	make_parking_bay(&r);
+	assert_int_equal(cg_reading_add_string(&r, "clock", "unsynced"), CG_OK);
+	{
+		char *stored = encode_ok(CG_FORMAT_NATIVE, &ctx_loc, &r, 3), *got = NULL;
+		size_t len;
+		int64_t ts;
+		cg_ts_clock_t flag;
+
+		assert_non_null(strstr(stored, "\"clock\":\"unsynced\""));
+		assert_int_equal(cg_encode_retime(stored, strlen(stored), 5, &got, &len),
+		                 CG_EINVAL);
+		assert_int_equal(cg_encode_payload_ts(stored, strlen(stored), &ts, &flag), CG_OK);
+		assert_int_equal(flag, CG_TS_SYNCED);
+		free(stored);
+	}
+}
+
 /* JSON strings are sized before they are written: escapes of every width, an
  * empty string, and appends after them land exactly. */
 static void test_json_string(void **state)
@@ -1026,6 +1161,9 @@ int main(void)
 	    cmocka_unit_test(test_numbers_as_printf),
 	    cmocka_unit_test(test_short_decimals_as_printf),
 	    cmocka_unit_test(test_times_as_rfc3339),
+	    cmocka_unit_test(test_times_before_1970),
+	    cmocka_unit_test(test_clock_flag),
+	    cmocka_unit_test(test_retime),
 	    cmocka_unit_test(test_json_string),
 	    cmocka_unit_test(test_format_names),
 	    cmocka_unit_test(test_topics),

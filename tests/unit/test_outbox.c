@@ -234,6 +234,7 @@ static void test_put_fetch_order(void **state)
 	assert_int_equal(st.rows, 16);
 	assert_int_equal(st.bytes, 16 * (TOPIC_LEN + 20));
 	assert_int_equal(st.oldest_ms, T0 + 1);
+	assert_int_equal(st.newest_ms, T0 + 16);
 	assert_int_equal(st.next_seq, 17);
 	assert_int_equal(st.dropped, 0);
 
@@ -254,6 +255,15 @@ static void test_put_fetch_order(void **state)
 	assert_int_equal(cg_outbox_put(ob, NULL, 0), 0);
 	cg_outbox_close(ob);
 	check_integrity(path);
+	/* newest_ms is read back at open and by peek: the gateway's store clock continues
+	 * from it, and --status ages the oldest row by it. */
+	ob = open_ok(path, NULL);
+	st = stats_of(ob);
+	assert_int_equal(st.newest_ms, T0 + 40);
+	assert_int_equal(st.oldest_ms, T0 + 1);
+	cg_outbox_close(ob);
+	assert_int_equal(cg_outbox_peek(path, &st), 0);
+	assert_int_equal(st.newest_ms, T0 + 40);
 }
 
 static void test_ack_updates_stats(void **state)
