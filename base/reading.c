@@ -159,10 +159,11 @@ static int add_exact(cg_reading_t *r, const char *name, bool negative, uint64_t 
                      double approx, const char *unit)
 {
 	int rc = cg_reading_add_number(r, name, approx, unit);
-	cg_value_t *v = &r->values[r->n_values - 1];
+	cg_value_t *v;
 
 	if (rc < 0)
 		return rc;
+	v = &r->values[r->n_values - 1];
 	v->exact = true;
 	v->negative = negative;
 	v->magnitude = magnitude;
