@@ -308,9 +308,31 @@ static int run(cg_config_t *cfg)
 	return rc < 0 ? 1 : 0;
 }
 
-int main(int argc, char **argv)
+/* What the command line asks for. */
+typedef struct cli {
+	enum { MODE_RUN, MODE_CHECK, MODE_ONCE, MODE_STATUS, MODE_QUARANTINE } mode;
+	const char *path;
+	const char *what; /* --quarantine list|retry|drop */
+	long long seq;    /* --seq, 0 when not given */
+	/* --scan and its options */
+	const char *scan_target, *units, *bauds, *timeout;
+	char *framings;
+	const char *dirs[19]; /* --profile-dir ones, room for the two defaults and NULL */
+	size_t n_dirs;
+} cli_t;
+
+/* A usage error: the message, the help on stderr, exit status 2. */
+static int usage_error(const char *message)
 {
-	enum { MODE_RUN, MODE_CHECK, MODE_ONCE, MODE_STATUS, MODE_QUARANTINE } mode = MODE_RUN;
+	cg_err("citygate: %s", message);
+	usage(false);
+	return 2;
+}
+
+/* Reads the options into c. Returns -1 to go on, or the exit status when
+ * done already (--version, --help, a usage error). */
+static int parse_args(int argc, char **argv, cli_t *c)
+{
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
 	    {"once", no_argument, NULL, 'o'},         {"status", no_argument, NULL, 's'},
@@ -322,83 +344,86 @@ int main(int argc, char **argv)
 	    {"quarantine", required_argument, NULL, 'q'}, {"seq", required_argument, NULL, 'n'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *path = NULL, *scan_target = NULL, *units = NULL, *bauds = NULL,
-	           *timeout = NULL, *what = NULL;
-	char *framings = NULL, *end;
-	const char *dirs[19];
-	size_t n_dirs = 0;
-	long long seq = 0;
-	cg_config_t *cfg;
-	int opt, rc;
+	char *end;
+	int opt;
 
 	while ((opt = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': path = optarg; break;
-		case 'k': mode = MODE_CHECK; break;
-		case 'o': mode = MODE_ONCE; break;
-		case 's': mode = MODE_STATUS; break;
+		case 'c': c->path = optarg; break;
+		case 'k': c->mode = MODE_CHECK; break;
+		case 'o': c->mode = MODE_ONCE; break;
+		case 's': c->mode = MODE_STATUS; break;
 		case 'q':
-			mode = MODE_QUARANTINE;
-			what = optarg;
+			c->mode = MODE_QUARANTINE;
+			c->what = optarg;
 			break;
 		case 'n':
-			seq = strtoll(optarg, &end, 10);
-			if (*optarg == '\0' || *end || seq < 1) {
-				cg_err("citygate: --seq needs a seq, a number from 1");
-				return 2;
-			}
+			c->seq = strtoll(optarg, &end, 10);
+			if (*optarg == '\0' || *end || c->seq < 1)
+				return usage_error("--seq needs a seq, a number from 1");
 			break;
 		case 'v': cg_log_set_level(CG_LOG_DEBUG); break;
 		case 'V': cg_out("citygate " CG_VERSION); return 0;
 		case 'h': usage(true); return 0;
-		case 'S': scan_target = optarg; break;
-		case 'u': units = optarg; break;
-		case 'b': bauds = optarg; break;
-		case 'f': framings = optarg; break;
-		case 't': timeout = optarg; break;
+		case 'S': c->scan_target = optarg; break;
+		case 'u': c->units = optarg; break;
+		case 'b': c->bauds = optarg; break;
+		case 'f': c->framings = optarg; break;
+		case 't': c->timeout = optarg; break;
 		case 'p':
-			if (n_dirs < 16)
-				dirs[n_dirs++] = optarg;
+			if (c->n_dirs < 16)
+				c->dirs[c->n_dirs++] = optarg;
 			break;
 		default: usage(false); return 2;
 		}
 	}
-	if (scan_target && optind == argc && !path)
-		return scan(scan_target, units, bauds, framings, timeout, dirs, n_dirs);
-	if (scan_target || units || bauds || framings || timeout || n_dirs) {
-		cg_err("citygate: --units, --baud, --framing, --timeout-ms and --profile-dir go "
-		       "with --scan, and --scan takes no -c");
-		usage(false);
-		return 2;
-	}
-	if (optind < argc || !path) {
-		cg_err("citygate: %s", path ? "unexpected argument" : "-c FILE is required");
-		usage(false);
-		return 2;
-	}
-	if (mode == MODE_QUARANTINE && strcmp(what, "list") != 0 && strcmp(what, "retry") != 0 &&
-	    strcmp(what, "drop") != 0) {
-		cg_err("citygate: --quarantine takes list, retry or drop");
-		usage(false);
-		return 2;
-	}
-	if (seq && (mode != MODE_QUARANTINE || strcmp(what, "list") == 0)) {
-		cg_err("citygate: --seq goes with --quarantine retry or drop");
-		usage(false);
-		return 2;
-	}
+	if (optind < argc)
+		return usage_error("unexpected argument");
+	return -1;
+}
 
-	cfg = load(path, mode == MODE_CHECK);
+/* The rules between options that getopt cannot see. -1 when they hold. */
+static int check_args(const cli_t *c)
+{
+	if (c->scan_target || c->units || c->bauds || c->framings || c->timeout || c->n_dirs)
+		return usage_error("--units, --baud, --framing, --timeout-ms and --profile-dir go "
+		                   "with --scan, and --scan takes no -c");
+	if (!c->path)
+		return usage_error("-c FILE is required");
+	if (c->mode == MODE_QUARANTINE && strcmp(c->what, "list") != 0 &&
+	    strcmp(c->what, "retry") != 0 && strcmp(c->what, "drop") != 0)
+		return usage_error("--quarantine takes list, retry or drop");
+	if (c->seq && (c->mode != MODE_QUARANTINE || strcmp(c->what, "list") == 0))
+		return usage_error("--seq goes with --quarantine retry or drop");
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	cli_t c = {.mode = MODE_RUN};
+	cg_config_t *cfg;
+	int rc = parse_args(argc, argv, &c);
+
+	if (rc >= 0)
+		return rc;
+	if (c.scan_target && !c.path)
+		return scan(c.scan_target, c.units, c.bauds, c.framings, c.timeout, c.dirs,
+		            c.n_dirs);
+	rc = check_args(&c);
+	if (rc >= 0)
+		return rc;
+
+	cfg = load(c.path, c.mode == MODE_CHECK);
 	if (!cfg)
 		return 1;
-	switch (mode) {
+	switch (c.mode) {
 	case MODE_CHECK: rc = 0; break;
 	case MODE_ONCE: rc = cg_once_run(cfg); break;
 	case MODE_STATUS: rc = print_status(cfg); break;
 	case MODE_QUARANTINE:
-		rc = strcmp(what, "list") == 0    ? quarantine_list(cfg)
-		     : strcmp(what, "retry") == 0 ? quarantine_mark(cfg, CG_OUTBOX_RETRY, seq)
-		                                  : quarantine_mark(cfg, CG_OUTBOX_DROP, seq);
+		rc = strcmp(c.what, "list") == 0    ? quarantine_list(cfg)
+		     : strcmp(c.what, "retry") == 0 ? quarantine_mark(cfg, CG_OUTBOX_RETRY, c.seq)
+		                                    : quarantine_mark(cfg, CG_OUTBOX_DROP, c.seq);
 		break;
 	default:
 		rc = run(cfg);
