@@ -115,7 +115,8 @@ static void stop(gw_t *g)
 		gw_take_events(g);
 		gw_send_rows(g);
 		cg_outbox_stats(g->ob, &os);
-		if (os.rows - (int64_t)g->n_acks <= 0)
+		/* Refused rows stay in the outbox and are not sent again. */
+		if (os.rows - (int64_t)g->n_acks - (int64_t)g->n_refused <= 0)
 			break;
 		ping_watchdog(g, cg_mono_ms());
 		gw_wait_for_work(g, 20);
@@ -218,6 +219,7 @@ void cg_gateway_free(cg_gateway_t *g)
 	free(g->queue);
 	free(g->work);
 	free(g->acks);
+	free(g->refused);
 	cg_config_free(g->cfg);
 	pthread_cond_destroy(&g->cond);
 	pthread_mutex_destroy(&g->lock);
