@@ -209,12 +209,18 @@ static void mark_connected(cg_publisher_t *p, uint32_t max_packet, int receive_m
 	if (version != CG_MQTT_5)
 		cg_log(CG_LOG_INFO, "mqtt: connected to %s as %s (MQTT 3.1.1)", p->uri,
 		       p->client_id);
-	else if (max_packet || receive_max)
-		cg_log(CG_LOG_INFO,
-		       "mqtt: connected to %s as %s (MQTT 5; the broker takes packets up to %u "
-		       "bytes%s, %d in flight%s; window %zu)",
-		       p->uri, p->client_id, (unsigned)max_packet, max_packet ? "" : " (no limit)",
-		       receive_max ? receive_max : 65535, receive_max ? "" : " (no limit)", window);
+	else if (max_packet || receive_max) {
+		char limits[96] = "";
+
+		if (max_packet)
+			snprintf(limits, sizeof(limits), "packets of %u bytes at most, ",
+			         (unsigned)max_packet);
+		if (receive_max)
+			snprintf(limits + strlen(limits), sizeof(limits) - strlen(limits),
+			         "%d in flight, ", receive_max);
+		cg_log(CG_LOG_INFO, "mqtt: connected to %s as %s (MQTT 5; the broker takes %swindow %zu)",
+		       p->uri, p->client_id, limits, window);
+	}
 	else
 		cg_log(CG_LOG_INFO, "mqtt: connected to %s as %s (MQTT 5)", p->uri, p->client_id);
 	wake(p);
@@ -342,16 +348,17 @@ static void on_connection_lost(void *ctx, char *cause)
 	lose_connection(ctx, cause);
 }
 
-/* MQTT 5: the broker closed the connection with a DISCONNECT; the loss is
- * logged with its reason by name (packet too large, not authorised,
- * session taken over ...). */
+/* MQTT 5: the broker closed the connection with a DISCONNECT; its reason
+ * is logged by name (server shutting down, packet too large, not
+ * authorised, session taken over ...), whichever of this and the lost
+ * connection Paho reports first. */
 static void on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCodes reason)
 {
-	char why[128];
+	cg_publisher_t *p = ctx;
 
-	snprintf(why, sizeof(why), "the broker sent DISCONNECT: %s (reason 0x%02x)",
-	         cg_publisher_reason_name((int)reason), (unsigned)reason);
-	lose_connection(ctx, why);
+	cg_log(CG_LOG_WARNING, "mqtt: %s sent DISCONNECT: %s (reason 0x%02x)", p->uri,
+	       cg_publisher_reason_name((int)reason), (unsigned)reason);
+	lose_connection(p, NULL);
 }
 
 /* Returns a slot to the free stack; the caller holds the lock. */
