@@ -318,10 +318,15 @@ static void on_connect_failure(void *ctx, MQTTAsync_failureData *resp)
 	connect_failed(ctx, resp ? resp->code : -1, 0, resp ? resp->message : NULL);
 }
 
+/* Paho 1.3.12 reports a CONNACK's reason code in code, leaving reasonCode 0. */
 static void on_connect_failure5(void *ctx, MQTTAsync_failureData5 *resp)
 {
-	connect_failed(ctx, resp ? resp->code : -1, resp ? (int)resp->reasonCode : 0,
-	               resp ? resp->message : NULL);
+	int code = resp ? resp->code : -1;
+	int reason = resp ? (int)resp->reasonCode : 0;
+
+	if (reason < MQTTREASONCODE_UNSPECIFIED_ERROR && code >= MQTTREASONCODE_UNSPECIFIED_ERROR)
+		reason = code;
+	connect_failed(ctx, code, reason, resp ? resp->message : NULL);
 }
 
 /* The connection is gone (lost, or closed by the broker's DISCONNECT):
