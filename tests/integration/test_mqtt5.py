@@ -3,14 +3,13 @@ file, max_packet_size, a session taken over, a broker that speaks only 3.1.1):
 every reading is either delivered or still in the outbox with its refusal
 counted, none is counted as delivered that was not, and the log says why."""
 import json
-import os
 import socket
 import subprocess
 import threading
 import time
 
-from harness import (CITYGATE, Broker, Gateway, Sim, Subscriber, _track, base_config, check,
-                     main, run, stored_readings, validate_messages, wait_for)
+from harness import (CITYGATE, Broker, Gateway, Link, Sim, Subscriber, _track, base_config,
+                     check, main, run, stored_readings, validate_messages, wait_for)
 
 # mosquitto 2.0 with max_queued_messages 0 (the harness's default, "no limit")
 # closes the connection after every PUBLISH it refuses: its guard against a
@@ -78,21 +77,28 @@ def run_for(gw, sub, seconds, what):
     time.sleep(0.5)
 
 
-def acl_case(tmp, version):
-    acl = tmp.file("acl", ACL)
-    broker = Broker(tmp, extra="acl_file %s\n%s" % (acl, QUEUE_LIMIT))
-    sim, buses, sens = sensors(tmp)
+def run_case(tmp, broker_conf, formats=None, **mqtt):
+    """mosquitto with broker_conf, two sensors (in formats), the gateway with
+    these mqtt keys until readings and health flow, then 3 s more."""
+    broker = Broker(tmp, extra=broker_conf)
+    sim, buses, sens = sensors(tmp, formats=formats)
     sub = Subscriber(broker, "city/test/#")
     cfg = base_config(tmp, broker, buses, sens, health_interval_s=1)
-    cfg["mqtt"].update({"username": "gw", "version": version})
+    cfg["mqtt"].update(mqtt)
     gw = Gateway(tmp, cfg).start()
     try:
-        run_for(gw, sub, 3, "readings and health through the ACL")
+        run_for(gw, sub, 3, "readings and health")
     finally:
         sub.stop()
         sim.stop()
         broker.stop()
     return gw, sub, cfg
+
+
+def acl_case(tmp, version):
+    acl = tmp.file("acl", ACL)
+    return run_case(tmp, "acl_file %s\n%s" % (acl, QUEUE_LIMIT), username="gw",
+                    version=version)
 
 
 def test_acl_refusal_v5(tmp):
@@ -146,17 +152,7 @@ def test_max_packet_size(tmp):
     """mosquitto takes packets up to 1100 bytes: the native readings (about
     460) go, the NGSI-LD ones (about 1,500) never leave the outbox, so the
     broker never closes the connection over them."""
-    broker = Broker(tmp, extra="max_packet_size 1100\n")
-    sim, buses, sens = sensors(tmp, formats=[None, "ngsi-ld"])
-    sub = Subscriber(broker, "city/test/#")
-    cfg = base_config(tmp, broker, buses, sens, health_interval_s=1)
-    gw = Gateway(tmp, cfg).start()
-    try:
-        run_for(gw, sub, 3, "readings and health under max_packet_size")
-    finally:
-        sub.stop()
-        sim.stop()
-        broker.stop()
+    gw, sub, cfg = run_case(tmp, "max_packet_size 1100\n", formats=[None, "ngsi-ld"])
     delivered, stored, unaccounted = account(gw, sub, cfg)
     check(not unaccounted, "%d seqs unaccounted: %s" % (len(unaccounted), unaccounted[:20]))
     check("aq-002" not in delivered, "an NGSI-LD reading got through")
@@ -175,72 +171,39 @@ def test_max_packet_size(tmp):
           "0 unaccounted" % (len(delivered["aq-001"]), len(stored["aq-002"])))
 
 
-class Only311:
+class Only311(Link):
     """A relay in front of mosquitto that answers an MQTT 5 CONNECT as a
     broker that speaks only 3.1.1 does (RabbitMQ 3.10's plugin, aedes): a
     3.1.1 CONNACK with return code 1, "unacceptable protocol version", then
     it closes. Any other connection goes through to mosquitto untouched."""
 
     def __init__(self, broker):
-        self.target = broker.port
         self.refused = 0
         self.passed = 0
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(8)
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(broker.port)
 
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client):
-        # Fixed header, remaining length (up to 4 bytes), protocol name, level.
+    def _relay(self, client):
+        # Fixed header, remaining length (1 to 4 bytes), protocol name
+        # (length and "MQTT"), protocol level: read without taking them.
         head = b""
-        while len(head) < 12:
-            chunk = client.recv(12 - len(head))
-            if not chunk:
-                client.close()
-                return
-            head += chunk
+        for _ in range(100):
+            head = client.recv(12, socket.MSG_PEEK)
+            if len(head) >= 12 or not head:
+                break
+            time.sleep(0.01)
+        if len(head) < 12:
+            client.close()
+            return
         i = 1
         while head[i] & 0x80:
             i += 1
-        level = head[i + 1 + 6]
-        if level == 5:
+        if head[i + 1 + 6] == 5:
             self.refused += 1
             client.sendall(b"\x20\x02\x00\x01")
             client.close()
             return
         self.passed += 1
-        server = socket.create_connection(("127.0.0.1", self.target))
-        server.sendall(head)
-        for a, b in ((client, server), (server, client)):
-            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self):
-        self.listener.close()
+        super()._relay(client)
 
 
 def test_auto_falls_back_to_311(tmp):
