@@ -173,10 +173,13 @@ static size_t window_for(const cg_publisher_t *p, int receive_max)
 }
 
 /* Marks the client connected once per connection, with what its CONNACK
- * said: the broker's Maximum Packet Size and Receive Maximum (0: none). */
-static void mark_connected(cg_publisher_t *p, uint32_t max_packet, int receive_max)
+ * said: the broker's Maximum Packet Size and Receive Maximum (0: none), and
+ * whether it kept the session. */
+static void mark_connected(cg_publisher_t *p, uint32_t max_packet, int receive_max,
+                           bool session_present)
 {
 	size_t window = window_for(p, receive_max);
+	char limits[96] = "";
 	bool changed = false;
 	int version;
 
@@ -186,8 +189,11 @@ static void mark_connected(cg_publisher_t *p, uint32_t max_packet, int receive_m
 		p->connected = true;
 		p->generation++;
 		/* A clean start: Paho dropped the previous session's messages,
-		 * so their slots will never be called back; take them back. */
-		for (size_t i = 0; i < p->n_slots; i++) {
+		 * so their slots will never be called back; take them back. A
+		 * session kept: Paho sends them again and calls back as usual,
+		 * and a slot taken back too early could be acknowledged for
+		 * another reading. */
+		for (size_t i = 0; i < p->n_slots && !session_present; i++) {
 			if (p->slots[i].used && p->slots[i].generation < p->generation) {
 				p->slots[i].used = false;
 				p->free_slots[p->n_free++] = i;
@@ -206,29 +212,20 @@ static void mark_connected(cg_publisher_t *p, uint32_t max_packet, int receive_m
 	pthread_mutex_unlock(&p->lock);
 	if (!changed)
 		return;
-	if (version != CG_MQTT_5)
-		cg_log(CG_LOG_INFO, "mqtt: connected to %s as %s (MQTT 3.1.1)", p->uri,
-		       p->client_id);
-	else if (max_packet || receive_max) {
-		char limits[96] = "";
-
-		if (max_packet)
-			snprintf(limits, sizeof(limits), "packets of %u bytes at most, ",
-			         (unsigned)max_packet);
-		if (receive_max)
-			snprintf(limits + strlen(limits), sizeof(limits) - strlen(limits),
-			         "%d in flight, ", receive_max);
-		cg_log(CG_LOG_INFO, "mqtt: connected to %s as %s (MQTT 5; the broker takes %swindow %zu)",
-		       p->uri, p->client_id, limits, window);
-	}
-	else
-		cg_log(CG_LOG_INFO, "mqtt: connected to %s as %s (MQTT 5)", p->uri, p->client_id);
+	if (max_packet)
+		snprintf(limits, sizeof(limits), "; packets of %u bytes at most", (unsigned)max_packet);
+	if (receive_max)
+		snprintf(limits + strlen(limits), sizeof(limits) - strlen(limits), "; %d in flight",
+		         receive_max);
+	cg_log(CG_LOG_INFO, "mqtt: connected to %s as %s (MQTT %s%s%s; window %zu)", p->uri,
+	       p->client_id, version == CG_MQTT_5 ? "5" : "3.1.1",
+	       session_present ? "; session kept" : "", limits, window);
 	wake(p);
 }
 
 static void on_connect_success(void *ctx, MQTTAsync_successData *resp)
 {
-	mark_connected(ctx, 0, 0);
+	mark_connected(ctx, 0, 0, false);
 }
 
 /* MQTT 5: the CONNACK's properties say what the broker takes. */
@@ -236,6 +233,7 @@ static void on_connect_success5(void *ctx, MQTTAsync_successData5 *resp)
 {
 	uint32_t max_packet = 0;
 	int receive_max = 0;
+	bool session_present = resp && resp->alt.connect.sessionPresent;
 
 	if (resp) {
 		if (MQTTProperties_hasProperty(&resp->properties,
@@ -246,7 +244,7 @@ static void on_connect_success5(void *ctx, MQTTAsync_successData5 *resp)
 			receive_max = MQTTProperties_getNumericValue(&resp->properties,
 			                                             MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
 	}
-	mark_connected(ctx, max_packet, receive_max);
+	mark_connected(ctx, max_packet, receive_max, session_present);
 }
 
 /* Explains a connect failure: an MQTT 5 CONNACK reason code (>= 0x80) by its
@@ -878,10 +876,11 @@ static void start_connect(cg_publisher_t *p)
 		MQTTProperty pr = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
 
 		c = c5;
-		/* A session the broker kept holds nothing the outbox does not:
-		 * every connection starts clean, and unacknowledged readings go
-		 * again from the outbox. */
-		c.cleanstart = 1;
+		/* With a session expiry every connect asks for the session back,
+		 * so a short outage keeps it: Paho then sends what was in flight
+		 * again and calls back as usual (mark_connected). Unacknowledged
+		 * readings go again from the outbox either way. */
+		c.cleanstart = p->session_expiry_s == 0;
 		c.onSuccess5 = on_connect_success5;
 		c.onFailure5 = on_connect_failure5;
 		pr.value.integer4 = p->session_expiry_s;

@@ -164,7 +164,7 @@ def test_max_packet_size(tmp):
     check(h["mqtt"]["reconnects"] == 0, "no reconnect")
     log = gw.log_text()
     check("lost" not in log, "the connection stayed up:\n%s" % log)
-    check("packets of 1100 bytes at most" in log, "the broker's limit is logged at connect")
+    check("; packets of 1100 bytes at most;" in log, "the broker's limit is logged at connect")
     lines = [l for l in log.splitlines() if "Maximum Packet Size" in l]
     check(len(lines) == 1 and "aq-002" in lines[0], "one line naming the topic: %r" % lines)
     print("  max_packet_size 1100: %d delivered, %d kept as too large, 0 reconnects, "
@@ -225,7 +225,7 @@ def test_auto_falls_back_to_311(tmp):
         broker.stop()
     log = gw.log_text()
     check(log.count("does not speak MQTT 5") == 1, "the fall-back warned once:\n%s" % log)
-    check("(MQTT 3.1.1)" in log, "connected with 3.1.1")
+    check("(MQTT 3.1.1;" in log, "connected with 3.1.1")
     check(gate.refused == 1 and gate.passed >= 1, "one MQTT 5 attempt (%d), then 3.1.1 (%d)"
           % (gate.refused, gate.passed))
     check(last_health(sub)["mqtt"]["version"] == "3.1.1", "health says 3.1.1")
@@ -278,7 +278,7 @@ def test_properties_receive_maximum_and_will(tmp):
         sim.stop()
         broker.stop()
     log = gw.log_text()
-    check("5 in flight, window 3" in log, "Receive Maximum honoured:\n%s" % log)
+    check("; 5 in flight; window 3)" in log, "Receive Maximum honoured:\n%s" % log)
     check("lost" not in log, "the connection stayed up:\n%s" % log)
     types = {}
     for topic, ctype, pfi, user, expiry, payload in sub.lines:
@@ -304,6 +304,42 @@ def test_properties_receive_maximum_and_will(tmp):
           "will %s" % (len(sub.lines), {k: sorted(v)[0] for k, v in types.items()}, will))
 
 
+def test_session_kept(tmp):
+    """With mqtt.session_expiry_s, an outage of the gateway's uplink shorter
+    than it keeps the MQTT session (the broker says so in its CONNACK); what
+    was in flight is completed or resent, and nothing is unaccounted."""
+    broker = Broker(tmp)
+    link = Link(broker.port)
+    sim, buses, sens = sensors(tmp, n=4)
+    sub = Subscriber(broker, "city/test/gw-test-1/+/+", retained=False)
+    cfg = base_config(tmp, broker, buses, sens)
+    cfg["mqtt"].update({"uri": "tcp://127.0.0.1:%d" % link.port, "session_expiry_s": 300})
+    gw = Gateway(tmp, cfg).start()
+    try:
+        wait_for(lambda: len(sub.readings()) > 50, 30, "readings")
+        for _ in range(2):
+            link.cut()
+            time.sleep(1)
+            link.restore()
+            n = gw.log_text().count("session kept")
+            wait_for(lambda: gw.log_text().count("session kept") > n, 20, "a kept session")
+            time.sleep(1)
+        check(gw.stop() == 0, "clean stop")
+        time.sleep(0.5)
+    finally:
+        link.close()
+        sub.stop()
+        sim.stop()
+        broker.stop()
+    delivered, stored, unaccounted = account(gw, sub, cfg)
+    check(not unaccounted, "%d seqs unaccounted: %s" % (len(unaccounted), unaccounted[:20]))
+    log = gw.log_text()
+    check(log.count("session kept") == 2, "both reconnects kept the session:\n%s" % log)
+    print("  session kept over 2 outages: %d delivered, 0 unaccounted"
+          % sum(len(v) for v in delivered.values()))
+
+
 if __name__ == "__main__":
     main([test_acl_refusal_v5, test_acl_hidden_v311, test_max_packet_size,
-          test_auto_falls_back_to_311, test_properties_receive_maximum_and_will])
+          test_auto_falls_back_to_311, test_properties_receive_maximum_and_will,
+          test_session_kept])

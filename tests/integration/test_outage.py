@@ -54,7 +54,7 @@ def test_broker_down_10s(tmp, version="auto"):
           "redelivery could make" % dups)
     log = gw.log_text()
     check(log.count("connection to") >= 1 and "lost" in log, "the outage is logged")
-    check(("(MQTT 3.1.1)" if version == "3.1.1" else "(MQTT 5") in log, "spoke %s" % version)
+    check(("(MQTT 3.1.1;" if version == "3.1.1" else "(MQTT 5;") in log, "spoke %s" % version)
     print("  outage (%s): %d readings, %d unique, %d duplicates, 0 missing"
           % (version, len(readings), len(unique), dups))
 
