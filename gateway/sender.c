@@ -134,7 +134,8 @@ static void end_refusal_episodes(gw_t *g)
 
 		if (k->episode == 0 || now - k->last_ms < REFUSAL_QUIET_MS)
 			continue;
-		cg_log(CG_LOG_INFO, "mqtt: %llu readings refused (%s, reason 0x%02x), none for %d s",
+		cg_log(CG_LOG_INFO,
+		       "mqtt: %llu readings refused (%s, reason 0x%02x), none for %d s",
 		       (unsigned long long)k->episode, cg_publisher_reason_name(k->reason),
 		       (unsigned)k->reason, REFUSAL_QUIET_MS / 1000);
 		k->episode = 0;
@@ -149,9 +150,10 @@ static void take_refusals(gw_t *g, const cg_publisher_events_t *ev)
 		char text[160];
 
 		if (r->local)
-			snprintf(text, sizeof(text),
-			         "larger than the broker's Maximum Packet Size (%u bytes), not sent",
-			         (unsigned)cg_publisher_max_packet(g->pub));
+			snprintf(
+			    text, sizeof(text),
+			    "larger than the broker's Maximum Packet Size (%u bytes), not sent",
+			    (unsigned)cg_publisher_max_packet(g->pub));
 		else
 			snprintf(text, sizeof(text), "the broker answered %s",
 			         cg_publisher_reason_name(r->reason));

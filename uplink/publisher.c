@@ -1,4 +1,4 @@
-/* The publisher: Paho MQTTAsync (MQTT 5, or 3.1.1) with our own jittered reconnect and a status topic. */
+/* The publisher: Paho MQTTAsync (MQTT 5 or 3.1.1), our own jittered reconnect, a status topic. */
 #include "uplink/publisher.h"
 
 #include <MQTTAsync.h>
@@ -73,9 +73,9 @@ struct cg_publisher {
 	size_t n_slots;
 	size_t *free_slots; /* a stack of free slot indices */
 	size_t n_free;
-	seq_list_t acked, failed;         /* filled by callbacks */
+	seq_list_t acked, failed; /* filled by callbacks */
 	refusal_list_t refused, out_refused;
-	pub_msg_t *queue;                 /* a ring of messages waiting for a slot */
+	pub_msg_t *queue; /* a ring of messages waiting for a slot */
 	size_t q_cap, q_head, q_len;
 	size_t max_queued;                /* the owner's send-ahead beyond the window */
 	size_t ack_batch;                 /* acknowledgements that wake the owner */
@@ -96,7 +96,7 @@ struct cg_publisher {
 	char tls_error[128]; /* OpenSSL's reason for the last failed handshake */
 
 	/* The owner's thread only. */
-	bool attempting; /* a connect was started and has not been waited for */
+	bool attempting;             /* a connect was started and has not been waited for */
 	uint64_t batched_generation; /* the connection Paho's send thread was last set for */
 	bool batch_told;             /* a failure to set it was logged */
 	int64_t next_attempt_ms;
@@ -213,7 +213,8 @@ static void mark_connected(cg_publisher_t *p, uint32_t max_packet, int receive_m
 	if (!changed)
 		return;
 	if (max_packet)
-		snprintf(limits, sizeof(limits), "; packets of %u bytes at most", (unsigned)max_packet);
+		snprintf(limits, sizeof(limits), "; packets of %u bytes at most",
+		         (unsigned)max_packet);
 	if (receive_max)
 		snprintf(limits + strlen(limits), sizeof(limits) - strlen(limits), "; %d in flight",
 		         receive_max);
@@ -240,9 +241,10 @@ static void on_connect_success5(void *ctx, MQTTAsync_successData5 *resp)
 		                               MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE))
 			max_packet = (uint32_t)MQTTProperties_getNumericValue(
 			    &resp->properties, MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE);
-		if (MQTTProperties_hasProperty(&resp->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM))
-			receive_max = MQTTProperties_getNumericValue(&resp->properties,
-			                                             MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
+		if (MQTTProperties_hasProperty(&resp->properties,
+		                               MQTTPROPERTY_CODE_RECEIVE_MAXIMUM))
+			receive_max = MQTTProperties_getNumericValue(
+			    &resp->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
 	}
 	mark_connected(ctx, max_packet, receive_max, session_present);
 }
@@ -279,9 +281,9 @@ static void connect_failed(cg_publisher_t *p, int code, int reason, const char *
 	p->connecting = false;
 	first = p->last_failure != kind;
 	p->last_failure = kind;
-	fall_back = p->version_cfg == CG_MQTT_AUTO && p->version == CG_MQTT_5 && !p->fall_back &&
-	            (code == 1 || reason == 1 ||
-	             reason == MQTTREASONCODE_UNSUPPORTED_PROTOCOL_VERSION);
+	fall_back =
+	    p->version_cfg == CG_MQTT_AUTO && p->version == CG_MQTT_5 && !p->fall_back &&
+	    (code == 1 || reason == 1 || reason == MQTTREASONCODE_UNSUPPORTED_PROTOCOL_VERSION);
 	if (fall_back)
 		p->fall_back = true;
 	snprintf(tls, sizeof(tls), "%s", p->tls_error);
@@ -801,7 +803,8 @@ int cg_publisher_new(const cg_publisher_opts_t *o, cg_publisher_t **out)
 	p->queue = calloc(p->q_cap, sizeof(*p->queue));
 	p->free_slots = calloc(p->n_slots, sizeof(*p->free_slots));
 	if (!p->uri || !p->client_id || !p->status_topic || !p->offline_payload || !p->slots ||
-	    !p->free_slots || !p->queue || (o->username && !p->username) || (o->password && !p->password)) {
+	    !p->free_slots || !p->queue || (o->username && !p->username) ||
+	    (o->password && !p->password)) {
 		rc = CG_ENOMEM;
 		goto free_p;
 	}
@@ -968,7 +971,8 @@ void cg_publisher_tick(cg_publisher_t *p, int64_t now)
 		p->batched_generation = generation;
 		if (n <= 0 && !p->batch_told) {
 			p->batch_told = true;
-			cg_log(CG_LOG_INFO, "mqtt: Paho's send thread (%s) not set to SCHED_BATCH: %s",
+			cg_log(CG_LOG_INFO,
+			       "mqtt: Paho's send thread (%s) not set to SCHED_BATCH: %s",
 			       PAHO_SEND_THREAD, n < 0 ? strerror(-n) : "no such thread");
 		}
 	}

@@ -1,4 +1,4 @@
-/* The publisher: Paho MQTTAsync (MQTT 5, or 3.1.1) with our own jittered reconnect and a status topic. */
+/* The publisher: Paho MQTTAsync (MQTT 5 or 3.1.1), our own jittered reconnect, a status topic. */
 #ifndef CG_PUBLISHER_H
 #define CG_PUBLISHER_H
 
@@ -28,12 +28,15 @@ typedef struct cg_publisher_opts {
 	const char *password; /* NULL: none; copied out of core dumps, wiped on free, never logged */
 	const char *ca_file, *cert_file, *key_file; /* NULL: not set */
 	int keepalive_s;
-	int max_inflight; /* the owner's window: readings sent and not yet acknowledged */
+	int max_inflight;  /* the owner's window: readings sent and not yet acknowledged */
 	size_t max_queued; /* messages cg_publisher_queue() may hold beyond the window */
 	size_t ack_batch;  /* acknowledgements that wake the owner (0: 1); see notify */
 	double reconnect_min_s, reconnect_max_s;
-	int version;                 /* a cg_mqtt_version_t */
-	uint32_t session_expiry_s;   /* MQTT 5 session expiry; 0: the session ends with the connection */
+	/* A cg_mqtt_version_t, and the MQTT 5 session expiry (0: the
+	 * session ends with the connection; otherwise every connect asks
+	 * for it back). */
+	int version;
+	uint32_t session_expiry_s;
 	const char *status_topic;    /* retained online/offline; the Last Will goes here */
 	const char *offline_payload; /* the Last Will, and what a clean stop publishes */
 	/* Called from Paho's thread so the owner's loop wakes up: at a
