@@ -15,6 +15,7 @@
 #include "base/error.h"
 #include "base/secret.h"
 #include "uplink/mqtt_text.h"
+#include "uplink/publisher.h"
 
 /* Enums are stored through int pointers by the generic walker. */
 _Static_assert(sizeof(cg_format_t) == sizeof(int), "cg_format_t must be int-sized");
@@ -99,6 +100,10 @@ static const char *const cg_format_names[] = {"native", "ngsi-ld", "senml", NULL
 static const char *const cg_sync_names[] = {"normal", "full", NULL};
 /* In the order of cg_clock_policy_t. */
 static const char *const cg_clock_names[] = {"trust", "ntp", NULL};
+static const char *const cg_version_names[] = {"auto", "5", "3.1.1", NULL};
+static const int cg_version_values[] = {CG_MQTT_AUTO, CG_MQTT_5, CG_MQTT_311};
+/* The largest 32-bit MQTT interval (session and message expiry). */
+#define CG_MQTT_INTERVAL_MAX 4294967295.0
 static const char *const cg_parity_names[] = {"N", "E", "O", NULL};
 static const int cg_parity_values[] = {'N', 'E', 'O'};
 static const char *const cg_bus_type_names[] = {"modbus-rtu", "modbus-tcp", "serial",
@@ -274,6 +279,17 @@ static const cg_key_t cg_tls_keys[] = {
 	{.name = NULL},
 };
 
+/* Offsets relative to cg_mqtt_config_t, like the mqtt keys'. */
+static const cg_key_t cg_expiry_keys[] = {
+	{.name = "air-quality", .type = CG_J_INTEGER, .field = CG_F_INT64,
+	 .offset = CG_MQTT(expiry_air_quality_s), .min = 0, .max = CG_MQTT_INTERVAL_MAX, .def = 0},
+	{.name = "parking", .type = CG_J_INTEGER, .field = CG_F_INT64,
+	 .offset = CG_MQTT(expiry_parking_s), .min = 0, .max = CG_MQTT_INTERVAL_MAX, .def = 0},
+	{.name = "traffic", .type = CG_J_INTEGER, .field = CG_F_INT64,
+	 .offset = CG_MQTT(expiry_traffic_s), .min = 0, .max = CG_MQTT_INTERVAL_MAX, .def = 0},
+	{.name = NULL},
+};
+
 static const cg_key_t cg_mqtt_keys[] = {
 	{.name = "uri", .type = CG_J_STRING, .flags = CG_K_REQUIRED, .field = CG_F_STR,
 	 .offset = CG_MQTT(uri), .check = cg_check_uri},
@@ -300,6 +316,11 @@ static const cg_key_t cg_mqtt_keys[] = {
 	 .offset = CG_MQTT(reconnect_max_s), .min = 0.1, .max = 86400, .def = 60},
 	{.name = "replay_rate", .type = CG_J_NUMBER, .field = CG_F_DOUBLE,
 	 .offset = CG_MQTT(replay_rate), .min = 0, .max = 1000000, .def = 0},
+	{.name = "version", .type = CG_J_STRING, .field = CG_F_INT, .offset = CG_MQTT(version),
+	 .names = cg_version_names, .values = cg_version_values, .def = CG_MQTT_AUTO},
+	{.name = "session_expiry_s", .type = CG_J_INTEGER, .field = CG_F_INT64,
+	 .offset = CG_MQTT(session_expiry_s), .min = 0, .max = CG_MQTT_INTERVAL_MAX, .def = 0},
+	{.name = "message_expiry_s", .type = CG_J_OBJECT, .offset = 0, .sub = cg_expiry_keys},
 	{.name = NULL},
 };
 

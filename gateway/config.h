@@ -54,6 +54,10 @@ typedef struct cg_mqtt_config {
 	int keepalive_s;                      /* default 30 */
 	double reconnect_min_s, reconnect_max_s; /* default 1 and 60 */
 	double replay_rate; /* backlog messages/s after a reconnect; 0 (default): no limit */
+	int version;        /* a cg_mqtt_version_t; default auto */
+	int64_t session_expiry_s; /* MQTT 5 session expiry; default 0 */
+	/* MQTT 5 message expiry of readings per kind; 0 (default): none */
+	int64_t expiry_air_quality_s, expiry_parking_s, expiry_traffic_s;
 } cg_mqtt_config_t;
 
 typedef struct cg_store_config {

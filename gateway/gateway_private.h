@@ -47,6 +47,10 @@
 #define SEND_AHEAD PUT_BATCH
 /* Lot readings one bay reading (or one tick) may cause at most. */
 #define LOTS_OUT_MAX 16
+/* Reasons for refusal counted apart in health; more share the last entry. */
+#define REFUSAL_KINDS 16
+/* A refusal episode ends (and is logged with its count) after this long without one. */
+#define REFUSAL_QUIET_MS 60000
 /* How long a stopping gateway keeps publishing before it gives up. */
 #define STOP_GRACE_MS 3000
 
@@ -75,6 +79,15 @@ struct gw_clock {
 	size_t n_segs, cap_segs;
 	uint64_t flagged, corrected;
 };
+
+/* Readings the broker refused for one reason: counted for health, logged
+ * once per episode (its first reading, then the count when it ends). */
+typedef struct gw_refusal {
+	int reason;       /* the MQTT 5 reason code */
+	uint64_t count;   /* since start */
+	uint64_t episode; /* in the episode going on; 0: none */
+	int64_t last_ms;  /* monotonic time of the last one */
+} gw_refusal_t;
 
 struct cg_gateway {
 	cg_config_t *cfg; /* owned; replaced by a reload */
@@ -124,6 +137,10 @@ struct cg_gateway {
 	uint64_t generation; /* of the connection the cursors belong to */
 	bool connected;
 	uint64_t published;
+	/* Refused readings (gw_refuse), per reason; they are in quarantine. */
+	gw_refusal_t refusals[REFUSAL_KINDS];
+	size_t n_refusals;
+	uint64_t refused_total;
 	uint64_t pending_dropped;
 	int64_t started_ms; /* monotonic */
 	struct gw_clock clock;
@@ -163,6 +180,7 @@ int gw_open_outbox(gw_t *g);
 
 /* sender.c */
 void gw_take_events(gw_t *g);
+void gw_refuse(gw_t *g, int64_t seq, int reason_code, const char *reason_text);
 void gw_send_rows(gw_t *g);
 uint64_t gw_secret_digest(const char *s);
 int gw_open_publisher(gw_t *g);
@@ -170,9 +188,8 @@ void gw_close_publisher(gw_t *g);
 void gw_rewind_cursors(gw_t *g);
 
 /* quarantine.c */
-void gw_quarantine(gw_t *g, int64_t seq, const char *reason);
+void gw_quarantine(gw_t *g, int64_t seq, const char *reason, bool log);
 bool gw_quarantine_bad_topic(gw_t *g, const cg_outbox_row_t *row);
-void gw_quarantine_refused(gw_t *g, const cg_publisher_events_t *ev);
 void gw_quarantine_chores(gw_t *g, int64_t now_mono_ms);
 
 /* health.c */

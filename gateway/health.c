@@ -1,5 +1,6 @@
 /* The periodic health message: outbox, readings, connection and per-bus,
  * per-sensor counters (schemas/health.schema.json). */
+#include <ctype.h>
 #include <stdlib.h>
 
 #include "base/buf.h"
@@ -46,6 +47,25 @@ static void health_bus(cg_buf_t *b, const cg_bus_stats_t *bs, bool first, uint64
 	cg_buf_puts(b, "]}");
 }
 
+/* Appends the refused readings per reason, keyed by the reason's name in
+ * lower case with '-' for spaces ("not-authorized", "packet-too-large"). */
+static void health_refusals(cg_buf_t *b, const gw_t *g)
+{
+	cg_buf_puts(b, ",\"refused\":{");
+	for (size_t i = 0; i < g->n_refusals; i++) {
+		char key[64];
+		const char *name = cg_publisher_reason_name(g->refusals[i].reason);
+		size_t k = 0;
+
+		for (; name[k] && k < sizeof(key) - 1; k++)
+			key[k] = name[k] == ' ' ? '-' : (char)tolower((unsigned char)name[k]);
+		key[k] = '\0';
+		cg_buf_printf(b, "%s\"%s\":%llu", i ? "," : "", key,
+		              (unsigned long long)g->refusals[i].count);
+	}
+	cg_buf_puts(b, "}");
+}
+
 /* Publishes the health message: outbox, readings, connection and per-bus,
  * per-sensor counters (schemas/health.schema.json). Not stored: a health
  * message that cannot go now is worthless later. The bus counters are
@@ -88,13 +108,17 @@ void gw_publish_health(gw_t *g)
 	              (long long)os.next_seq, (long long)os.dropped, (long long)os.quarantined);
 	cg_buf_printf(&b,
 	              ",\"readings\":{\"made\":%llu,\"published\":%llu,\"failed\":%llu,"
-	              "\"dropped\":%llu}",
+	              "\"dropped\":%llu,\"refused\":%llu}",
 	              (unsigned long long)made, (unsigned long long)g->published,
-	              (unsigned long long)failed, (unsigned long long)(qdrop + g->pending_dropped));
+	              (unsigned long long)failed, (unsigned long long)(qdrop + g->pending_dropped),
+	              (unsigned long long)g->refused_total);
 	gw_clock_health(g, &b);
-	cg_buf_printf(&b, ",\"mqtt\":{\"connected\":%s,\"reconnects\":%llu}",
+	cg_buf_printf(&b, ",\"mqtt\":{\"connected\":%s,\"reconnects\":%llu,\"version\":\"%s\"",
 	              g->connected ? "true" : "false",
-	              (unsigned long long)cg_publisher_reconnects(g->pub));
+	              (unsigned long long)cg_publisher_reconnects(g->pub),
+	              cg_publisher_version(g->pub) == CG_MQTT_311 ? "3.1.1" : "5");
+	health_refusals(&b, g);
+	cg_buf_puts(&b, "}");
 	cg_buf_puts(&b, ",\"buses\":[");
 	if (buses.len)
 		cg_buf_append(&b, buses.data, buses.len);

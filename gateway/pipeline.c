@@ -72,6 +72,28 @@ void gw_stage_with_lots(gw_t *g, const cg_reading_t *r, int format)
 		gw_stage(g, &g->lot_out[i], -1);
 }
 
+/* The message expiry (mqtt.message_expiry_s) of a reading's topic,
+ * "{prefix}/{gateway}/{kind}/{sensor}": by its kind, the level before the
+ * last. 0: none. */
+static uint32_t expiry_of(const cg_mqtt_config_t *m, const char *topic)
+{
+	const char *end = strrchr(topic, '/'), *kind = end;
+	size_t n;
+
+	if (!end)
+		return 0;
+	while (kind > topic && kind[-1] != '/')
+		kind--;
+	n = (size_t)(end - kind);
+	if (n == 11 && strncmp(kind, "air-quality", n) == 0)
+		return (uint32_t)m->expiry_air_quality_s;
+	if (n == 7 && strncmp(kind, "parking", n) == 0)
+		return (uint32_t)m->expiry_parking_s;
+	if (n == 7 && strncmp(kind, "traffic", n) == 0)
+		return (uint32_t)m->expiry_traffic_s;
+	return 0;
+}
+
 /* Queues one row for publishing, handing its strings to the publisher, or
  * moves it to quarantine when its topic is one a broker refuses (its strings
  * are freed then). Returns false when the publisher cannot take it now (the
@@ -86,7 +108,7 @@ bool gw_queue_row(gw_t *g, cg_outbox_row_t *row)
 	}
 	gw_clock_fix_row(g, row);
 	if (cg_publisher_queue(g->pub, row->seq, row->topic, row->payload, row->len,
-	                       g->cfg->mqtt.qos) < 0)
+	                       g->cfg->mqtt.qos, expiry_of(&g->cfg->mqtt, row->topic)) < 0)
 		return false;
 	gw_clock_sent(g, row->seq);
 	row->topic = NULL;

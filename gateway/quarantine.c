@@ -9,10 +9,11 @@
 #include "gateway/gateway_private.h"
 #include "uplink/mqtt_text.h"
 
-/* Moves reading seq to quarantine with reason. Logged at most once a second, with a
- * count of the lines held back: a store of readings with one bad topic would otherwise
- * log a line per reading. A seq no longer held (acknowledged meanwhile) is ignored. */
-void gw_quarantine(gw_t *g, int64_t seq, const char *reason)
+/* Moves reading seq to quarantine with reason. Logged, when log is set (the caller
+ * may log it its own way), at most once a second, with a count of the lines held back:
+ * a store of readings with one bad topic would otherwise log a line per reading. A seq
+ * no longer held (acknowledged meanwhile) is ignored. */
+void gw_quarantine(gw_t *g, int64_t seq, const char *reason, bool log)
 {
 	int rc = cg_outbox_quarantine(g->ob, seq, reason, cg_now_ms());
 	unsigned long held;
@@ -26,7 +27,7 @@ void gw_quarantine(gw_t *g, int64_t seq, const char *reason)
 			       (long long)seq, cg_strerror(rc));
 		return;
 	}
-	if (!cg_log_allow(&g->quarantine_log, cg_mono_ms(), &held))
+	if (!log || !cg_log_allow(&g->quarantine_log, cg_mono_ms(), &held))
 		return;
 	if (held)
 		cg_log(CG_LOG_WARNING,
@@ -51,21 +52,8 @@ bool gw_quarantine_bad_topic(gw_t *g, const cg_outbox_row_t *row)
 	if (!why)
 		return false;
 	snprintf(reason, sizeof(reason), "invalid topic: it %s", why);
-	gw_quarantine(g, row->seq, reason);
+	gw_quarantine(g, row->seq, reason, true);
 	return true;
-}
-
-/* Moves the readings the client refused for good to quarantine, with Paho's reason. */
-void gw_quarantine_refused(gw_t *g, const cg_publisher_events_t *ev)
-{
-	char reason[160];
-
-	for (size_t i = 0; i < ev->n_refused; i++) {
-		snprintf(reason, sizeof(reason), "refused by the MQTT client: %s (code %lld)",
-		         cg_publisher_refusal_text(ev->refused_codes[i]),
-		         (long long)ev->refused_codes[i]);
-		gw_quarantine(g, ev->refused[i], reason);
-	}
 }
 
 /* Carries out the operator's retry and drop marks (citygate --quarantine), once a

@@ -28,7 +28,8 @@ static bool same_broker(const cg_config_t *a, const cg_config_t *b)
 	       same_str(x->ca_file, y->ca_file) && same_str(x->cert_file, y->cert_file) &&
 	       same_str(x->key_file, y->key_file) && x->keepalive_s == y->keepalive_s &&
 	       x->inflight == y->inflight && x->reconnect_min_s == y->reconnect_min_s &&
-	       x->reconnect_max_s == y->reconnect_max_s;
+	       x->reconnect_max_s == y->reconnect_max_s && x->version == y->version &&
+	       x->session_expiry_s == y->session_expiry_s;
 }
 
 /* Whether the password in next's file differs from the one in use; an

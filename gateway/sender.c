@@ -1,6 +1,7 @@
-/* From store to broker: connection events and acknowledgements from the
- * publisher, the retained status, and sending stored rows oldest first with
- * the replay pacing of a backlog. */
+/* From store to broker: connection events, acknowledgements and refusals
+ * from the publisher, the retained status, and sending stored rows oldest
+ * first with the replay pacing of a backlog. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,92 @@ static char *status_payload(const gw_t *g, const char *state, bool with_ts)
 		return NULL;
 	}
 	return cg_buf_take(&b, NULL);
+}
+
+/* The counters of one reason; reasons beyond REFUSAL_KINDS share the last. */
+static gw_refusal_t *refusal_kind(gw_t *g, int reason)
+{
+	for (size_t i = 0; i < g->n_refusals; i++)
+		if (g->refusals[i].reason == reason)
+			return &g->refusals[i];
+	if (g->n_refusals == REFUSAL_KINDS)
+		return &g->refusals[REFUSAL_KINDS - 1];
+	g->refusals[g->n_refusals] = (gw_refusal_t){.reason = reason};
+	return &g->refusals[g->n_refusals++];
+}
+
+/*
+ * Reading seq will not be taken as it is (reason_code, an MQTT 5 reason, in
+ * words reason_text): it is not delivered, so it is not acknowledged; it
+ * moves to quarantine with its reason (citygate --quarantine list, retry
+ * once the broker is fixed), so the rows behind it go on, and it is counted
+ * per reason for health. Logged once per episode: the first refusal with
+ * its topic, then the count when REFUSAL_QUIET_MS pass without another
+ * (end_refusal_episodes).
+ */
+void gw_refuse(gw_t *g, int64_t seq, int reason_code, const char *reason_text)
+{
+	gw_refusal_t *k = refusal_kind(g, reason_code);
+	cg_outbox_row_t *rows = NULL;
+	char reason[224];
+	size_t n = 0;
+
+	k->count++;
+	g->refused_total++;
+	k->last_ms = cg_mono_ms();
+	snprintf(reason, sizeof(reason), "refused: %s (reason 0x%02x)", reason_text,
+	         (unsigned)reason_code);
+	if (k->episode++ == 0) {
+		cg_outbox_fetch(g->ob, seq - 1, seq + 1, 1, &rows, &n);
+		cg_log(CG_LOG_WARNING,
+		       "mqtt: reading seq %lld on %s %s; not delivered, moved to quarantine "
+		       "(citygate --quarantine list); further refusals for this reason are "
+		       "counted in health",
+		       (long long)seq, n ? rows[0].topic : "(topic not found)", reason);
+		cg_outbox_rows_free(rows, n);
+	}
+	gw_quarantine(g, seq, reason, false);
+}
+
+/* Ends the refusal episodes that have been quiet for REFUSAL_QUIET_MS, each
+ * with one line that says how many readings it refused. */
+static void end_refusal_episodes(gw_t *g)
+{
+	int64_t now = cg_mono_ms();
+
+	for (size_t i = 0; i < g->n_refusals; i++) {
+		gw_refusal_t *k = &g->refusals[i];
+
+		if (k->episode == 0 || now - k->last_ms < REFUSAL_QUIET_MS)
+			continue;
+		cg_log(CG_LOG_INFO,
+		       "mqtt: %llu readings refused (%s, reason 0x%02x), none for %d s",
+		       (unsigned long long)k->episode, cg_publisher_reason_name(k->reason),
+		       (unsigned)k->reason, REFUSAL_QUIET_MS / 1000);
+		k->episode = 0;
+	}
+}
+
+/* Hands the publisher's refusals to gw_refuse, with their reason in words. */
+static void take_refusals(gw_t *g, const cg_publisher_events_t *ev)
+{
+	for (size_t i = 0; i < ev->n_refused; i++) {
+		const cg_publisher_refusal_t *r = &ev->refused[i];
+		char text[160];
+
+		if (r->client_code)
+			snprintf(text, sizeof(text), "the MQTT client refused it: %s (code %d)",
+			         cg_publisher_refusal_text(r), r->client_code);
+		else if (r->local)
+			snprintf(
+			    text, sizeof(text),
+			    "larger than the broker's Maximum Packet Size (%u bytes), not sent",
+			    (unsigned)cg_publisher_max_packet(g->pub));
+		else
+			snprintf(text, sizeof(text), "the broker answered %s",
+			         cg_publisher_reason_name(r->reason));
+		gw_refuse(g, r->seq, r->reason, text);
+	}
 }
 
 /* Starts sending again from the oldest unacknowledged row of each stream. */
@@ -78,7 +165,8 @@ void gw_take_events(gw_t *g)
 	g->published += ev.n_acked;
 	if (ev.n_acked && !ev.n_failed)
 		g->resend_backoff_ms = 0;
-	gw_quarantine_refused(g, &ev);
+	take_refusals(g, &ev);
+	end_refusal_episodes(g);
 	if (ev.n_failed && ev.connected && ev.generation == g->generation)
 		resend_later(g, ev.n_failed, ev.failed[0]);
 	g->connected = ev.connected;
@@ -102,8 +190,10 @@ void gw_take_events(gw_t *g)
 }
 
 /* Sends up to max rows of one stream (after *cursor, before before_seq),
- * oldest first; returns how many went and sets *all when the stream had no
- * more. Stops at the first refusal: a full window, or a lost connection. */
+ * oldest first, passing over those the broker refused; returns how many
+ * went (or were passed over) and sets *all when the stream had no more.
+ * Stops when the publisher takes no more: a full window, or a lost
+ * connection. */
 static size_t send_stream(gw_t *g, int64_t *cursor, int64_t before_seq, size_t max, bool *all)
 {
 	cg_outbox_row_t *rows = NULL;
@@ -113,8 +203,11 @@ static size_t send_stream(gw_t *g, int64_t *cursor, int64_t before_seq, size_t m
 	*all = false;
 	if (rc < 0)
 		return 0;
-	for (; sent < n && gw_queue_row(g, &rows[sent]); sent++)
+	for (; sent < n; sent++) {
+		if (!gw_queue_row(g, &rows[sent]))
+			break;
 		*cursor = rows[sent].seq;
+	}
 	cg_outbox_rows_free(rows, n);
 	*all = sent == n && n < max;
 	return sent;
@@ -212,9 +305,11 @@ int gw_open_publisher(gw_t *g)
 	                 cfg->gateway_id, "status");
 	cg_topic_gateway(g->health_topic, sizeof(g->health_topic), cfg->mqtt.topic_prefix,
 	                 cfg->gateway_id, "health");
-	/* The Last Will is registered once, so its ts is the time of start-up;
-	 * a clean stop publishes a fresh one. */
-	offline = status_payload(g, "offline", true);
+	/* The Last Will is registered with the connect and published by the
+	 * broker whenever the connection is lost: no ts, since any the gateway
+	 * could give would be older than the online it replaces. A clean stop
+	 * publishes an offline with its own ts. */
+	offline = status_payload(g, "offline", false);
 	po.uri = cfg->mqtt.uri;
 	po.client_id = cfg->mqtt.client_id;
 	po.username = cfg->mqtt.username;
@@ -223,6 +318,8 @@ int gw_open_publisher(gw_t *g)
 	po.cert_file = cfg->mqtt.cert_file;
 	po.key_file = cfg->mqtt.key_file;
 	po.keepalive_s = cfg->mqtt.keepalive_s;
+	po.version = cfg->mqtt.version;
+	po.session_expiry_s = (uint32_t)cfg->mqtt.session_expiry_s;
 	po.max_inflight = cfg->mqtt.inflight;
 	po.max_queued = SEND_AHEAD;
 	po.ack_batch = PUT_BATCH;
@@ -236,9 +333,15 @@ int gw_open_publisher(gw_t *g)
 	cg_secret_free(password);
 	free(offline);
 	g->password_digest = digest;
-	/* A new client starts a new session: everything unacknowledged goes again. */
+	/* A new client starts a new session: everything unacknowledged goes
+	 * again (refused readings are in quarantine: --quarantine retry). */
 	g->generation = 0;
 	g->connected = false;
+	if (cfg->mqtt.version == CG_MQTT_311 && (cfg->mqtt.username || cfg->mqtt.cert_file))
+		cg_log(CG_LOG_WARNING,
+		       "mqtt: version 3.1.1 with a user name or client certificate: if the broker "
+		       "has ACLs, it acknowledges readings it refuses and they count as delivered; "
+		       "use version 5 or auto (docs/security.md)");
 	return rc;
 }
 

@@ -406,3 +406,14 @@ int cg_topic_gateway(char *buf, size_t size, const char *prefix, const char *gat
 
 	return join_topic(buf, size, parts, 3);
 }
+
+const char *cg_encode_content_type(const char *payload, size_t len)
+{
+	static const char ngsi[] = "{\"id\":\"urn:ngsi-ld:";
+
+	if (len > 0 && payload[0] == '[')
+		return "application/senml+json";
+	if (len >= sizeof(ngsi) - 1 && memcmp(payload, ngsi, sizeof(ngsi) - 1) == 0)
+		return "application/ld+json";
+	return "application/json";
+}

@@ -45,6 +45,12 @@ int cg_topic_reading(char *buf, size_t size, const char *prefix, const char *gat
 int cg_topic_gateway(char *buf, size_t size, const char *prefix, const char *gateway,
                      const char *leaf);
 
+/* The MQTT 5 content type of a payload an encoder made, told by its first
+ * bytes as docs/topics.md says a consumer can: "application/senml+json"
+ * for a SenML array, "application/ld+json" for an NGSI-LD entity,
+ * "application/json" for the rest (native readings, status, health). */
+const char *cg_encode_content_type(const char *payload, size_t len);
+
 /* Format names as in the config ("native", "ngsi-ld", "senml"), and back (-1 when unknown). */
 const char *cg_format_name(cg_format_t f);
 int cg_format_from_name(const char *s);

@@ -1,4 +1,4 @@
-/* The publisher: Paho MQTTAsync with our own jittered reconnect and a status topic. */
+/* The publisher: Paho MQTTAsync (MQTT 5 or 3.1.1), our own jittered reconnect, a status topic. */
 #include "uplink/publisher.h"
 
 #include <MQTTAsync.h>
@@ -14,6 +14,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/secret.h"
+#include "uplink/encode.h"
 
 /* Each message in flight has a slot, passed to Paho as the callback context,
  * that says which seq it carries. Paho calls back with its own lock held, so
@@ -25,6 +26,8 @@ typedef struct pub_slot {
 	int64_t seq;
 	uint64_t generation;
 	bool used;
+	bool v5;             /* the connection it goes on speaks MQTT 5 */
+	uint32_t max_packet; /* that connection's Maximum Packet Size, 0: none */
 } pub_slot_t;
 
 /* Slots kept free beyond the readings' window for status and health. */
@@ -38,6 +41,7 @@ typedef struct pub_msg {
 	char *payload;
 	size_t len;
 	int qos;
+	uint32_t expiry_s;
 } pub_msg_t;
 
 typedef struct seq_list {
@@ -45,12 +49,20 @@ typedef struct seq_list {
 	size_t n, cap;
 } seq_list_t;
 
+typedef struct refusal_list {
+	cg_publisher_refusal_t *v;
+	size_t n, cap;
+} refusal_list_t;
+
 struct cg_publisher {
 	MQTTAsync client;
 	char *uri, *client_id, *username, *password;
 	char *ca_file, *cert_file, *key_file;
 	char *status_topic, *offline_payload;
 	int keepalive_s;
+	int max_inflight;
+	int version_cfg; /* mqtt.version as configured */
+	uint32_t session_expiry_s;
 	double reconnect_min_s, reconnect_max_s;
 	void (*notify)(void *ctx);
 	void *notify_ctx;
@@ -61,25 +73,30 @@ struct cg_publisher {
 	size_t n_slots;
 	size_t *free_slots; /* a stack of free slot indices */
 	size_t n_free;
-	seq_list_t acked, failed;         /* filled by callbacks */
-	pub_msg_t *queue;                 /* a ring of messages waiting for a slot */
+	seq_list_t acked, failed; /* filled by callbacks */
+	refusal_list_t refused, out_refused;
+	pub_msg_t *queue; /* a ring of messages waiting for a slot */
 	size_t q_cap, q_head, q_len;
 	size_t max_queued;                /* the owner's send-ahead beyond the window */
 	size_t ack_batch;                 /* acknowledgements that wake the owner */
 	bool pumping;                     /* one thread sends from the queue at a time */
 	seq_list_t out_acked, out_failed; /* handed to the owner by cg_publisher_take */
-	seq_list_t refused, refused_rc;   /* messages Paho refused for good, and its codes */
-	seq_list_t out_refused, out_refused_rc;
 	bool connected;
 	bool connecting;
 	bool ever_connected;
+	int version;           /* the protocol the client speaks now: CG_MQTT_5 or CG_MQTT_311 */
+	int connected_version; /* that of the last connection, for health; 0 before */
+	bool fall_back;        /* the broker refused MQTT 5: recreate the client for 3.1.1 */
+	uint32_t max_packet;   /* the broker's Maximum Packet Size, 0: none given */
+	size_t reserve;        /* slots the readings may not use: status, health, Receive Maximum */
+	int status_refused;    /* the last reason a status or health message was refused */
 	uint64_t generation;
 	uint64_t reconnects;
 	int last_failure;    /* last connect failure code, to log each kind once */
 	char tls_error[128]; /* OpenSSL's reason for the last failed handshake */
 
 	/* The owner's thread only. */
-	bool attempting; /* a connect was started and has not been waited for */
+	bool attempting;             /* a connect was started and has not been waited for */
 	uint64_t batched_generation; /* the connection Paho's send thread was last set for */
 	bool batch_told;             /* a failure to set it was logged */
 	int64_t next_attempt_ms;
@@ -107,6 +124,23 @@ static void seq_push(seq_list_t *l, int64_t v)
 	l->v[l->n++] = v;
 }
 
+/* Appends a refusal; on memory failure it is lost, which costs a resend
+ * (and a second refusal) after the next reconnect, never a false delivery. */
+static void refusal_push(refusal_list_t *l, int64_t seq, int reason, bool local,
+                         int client_code)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		cg_publisher_refusal_t *nv = realloc(l->v, cap * sizeof(*nv));
+		if (!nv)
+			return;
+		l->v = nv;
+		l->cap = cap;
+	}
+	l->v[l->n++] = (cg_publisher_refusal_t){
+	    .seq = seq, .reason = reason, .local = local, .client_code = client_code};
+}
+
 static void wake(cg_publisher_t *p)
 {
 	if (p->notify)
@@ -126,20 +160,42 @@ static void queue_clear(cg_publisher_t *p)
 	}
 }
 
-/* Marks the client connected once per connection, whichever of Paho's two
- * success paths (connect onSuccess, connected callback) reports it first. */
-static void mark_connected(cg_publisher_t *p)
+/* Readings the broker's Receive Maximum leaves for the window: two places
+ * are kept for the status and health messages, which count too. */
+static size_t window_for(const cg_publisher_t *p, int receive_max)
 {
+	size_t w = (size_t)(p->max_inflight > 0 ? p->max_inflight : 1);
+
+	if (receive_max > 0) {
+		size_t broker = receive_max > 2 ? (size_t)receive_max - 2 : 1;
+		if (broker < w)
+			w = broker;
+	}
+	return w;
+}
+
+/* Marks the client connected once per connection, with what its CONNACK
+ * said: the broker's Maximum Packet Size and Receive Maximum (0: none), and
+ * whether it kept the session. */
+static void mark_connected(cg_publisher_t *p, uint32_t max_packet, int receive_max,
+                           bool session_present)
+{
+	size_t window = window_for(p, receive_max);
+	char limits[96] = "";
 	bool changed = false;
+	int version;
 
 	pthread_mutex_lock(&p->lock);
 	p->connecting = false;
 	if (!p->connected) {
 		p->connected = true;
 		p->generation++;
-		/* cleansession: Paho dropped the previous session's messages, so
-		 * their slots will never be called back; take them back. */
-		for (size_t i = 0; i < p->n_slots; i++) {
+		/* A clean start: Paho dropped the previous session's messages,
+		 * so their slots will never be called back; take them back. A
+		 * session kept: Paho sends them again and calls back as usual,
+		 * and a slot taken back too early could be acknowledged for
+		 * another reading. */
+		for (size_t i = 0; i < p->n_slots && !session_present; i++) {
 			if (p->slots[i].used && p->slots[i].generation < p->generation) {
 				p->slots[i].used = false;
 				p->free_slots[p->n_free++] = i;
@@ -149,29 +205,59 @@ static void mark_connected(cg_publisher_t *p)
 			p->reconnects++;
 		p->ever_connected = true;
 		p->last_failure = 0;
+		p->max_packet = p->version == CG_MQTT_5 ? max_packet : 0;
+		p->reserve = p->n_slots - window;
+		p->connected_version = p->version;
 		changed = true;
 	}
+	version = p->version;
 	pthread_mutex_unlock(&p->lock);
-	if (changed) {
-		cg_log(CG_LOG_INFO, "mqtt: connected to %s as %s", p->uri, p->client_id);
-		wake(p);
-	}
-}
-
-static void on_connected(void *ctx, char *cause)
-{
-	mark_connected(ctx);
+	if (!changed)
+		return;
+	if (max_packet)
+		snprintf(limits, sizeof(limits), "; packets of %u bytes at most",
+		         (unsigned)max_packet);
+	if (receive_max)
+		snprintf(limits + strlen(limits), sizeof(limits) - strlen(limits), "; %d in flight",
+		         receive_max);
+	cg_log(CG_LOG_INFO, "mqtt: connected to %s as %s (MQTT %s%s%s; window %zu)", p->uri,
+	       p->client_id, version == CG_MQTT_5 ? "5" : "3.1.1",
+	       session_present ? "; session kept" : "", limits, window);
+	wake(p);
 }
 
 static void on_connect_success(void *ctx, MQTTAsync_successData *resp)
 {
-	mark_connected(ctx);
+	mark_connected(ctx, 0, 0, false);
 }
 
-/* Explains a connect failure code: CONNACK return codes 1-5 of MQTT 3.1.1,
- * otherwise Paho's own negative codes. */
-static const char *connect_failure_text(int code)
+/* MQTT 5: the CONNACK's properties say what the broker takes. */
+static void on_connect_success5(void *ctx, MQTTAsync_successData5 *resp)
 {
+	uint32_t max_packet = 0;
+	int receive_max = 0;
+	bool session_present = resp && resp->alt.connect.sessionPresent;
+
+	if (resp) {
+		if (MQTTProperties_hasProperty(&resp->properties,
+		                               MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE))
+			max_packet = (uint32_t)MQTTProperties_getNumericValue(
+			    &resp->properties, MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE);
+		if (MQTTProperties_hasProperty(&resp->properties,
+		                               MQTTPROPERTY_CODE_RECEIVE_MAXIMUM))
+			receive_max = MQTTProperties_getNumericValue(
+			    &resp->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
+	}
+	mark_connected(ctx, max_packet, receive_max, session_present);
+}
+
+/* Explains a connect failure: an MQTT 5 CONNACK reason code (>= 0x80) by its
+ * name, a CONNACK return code 1-5 of MQTT 3.1.1, otherwise Paho's own
+ * negative codes. */
+static const char *connect_failure_text(int code, int reason)
+{
+	if (reason >= MQTTREASONCODE_UNSPECIFIED_ERROR)
+		return cg_publisher_reason_name(reason);
 	switch (code) {
 	case 1: return "broker refused the protocol version";
 	case 2: return "broker refused the client id";
@@ -182,45 +268,104 @@ static const char *connect_failure_text(int code)
 	}
 }
 
-static void on_connect_failure(void *ctx, MQTTAsync_failureData *resp)
+/* A connect attempt failed: logs each kind of failure once (a broker that
+ * stays away would otherwise log every attempt). With mqtt.version auto, a
+ * broker that answers the MQTT 5 CONNECT with "unacceptable protocol
+ * version" (3.1.1's return code 1, or MQTT 5's 0x84) gets MQTT 3.1.1 from
+ * the next attempt on, said once as a warning. */
+static void connect_failed(cg_publisher_t *p, int code, int reason, const char *message)
 {
-	cg_publisher_t *p = ctx;
-	int code = resp ? resp->code : -1;
 	char tls[sizeof(p->tls_error)];
-	bool first;
+	int kind = reason >= MQTTREASONCODE_UNSPECIFIED_ERROR ? reason : code;
+	bool first, fall_back;
 
 	pthread_mutex_lock(&p->lock);
 	p->connecting = false;
-	first = p->last_failure != code;
-	p->last_failure = code;
+	first = p->last_failure != kind;
+	p->last_failure = kind;
+	fall_back =
+	    p->version_cfg == CG_MQTT_AUTO && p->version == CG_MQTT_5 && !p->fall_back &&
+	    (code == 1 || reason == 1 || reason == MQTTREASONCODE_UNSUPPORTED_PROTOCOL_VERSION);
+	if (fall_back)
+		p->fall_back = true;
 	snprintf(tls, sizeof(tls), "%s", p->tls_error);
 	p->tls_error[0] = '\0';
 	pthread_mutex_unlock(&p->lock);
-	/* A broker that stays away would otherwise log every attempt. */
-	if (first && tls[0])
+	if (fall_back)
+		cg_log(CG_LOG_WARNING,
+		       "mqtt: %s does not speak MQTT 5 (\"unacceptable protocol version\"); "
+		       "using MQTT 3.1.1, on which the broker cannot say when it refuses a "
+		       "reading (an ACL, a size limit): such readings are counted as delivered",
+		       p->uri);
+	else if (first && tls[0])
 		cg_log(CG_LOG_WARNING,
 		       "mqtt: %s: TLS handshake failed: %s (code %d); retrying with "
 		       "back-off, over TLS only",
 		       p->uri, tls, code);
+	else if (first && reason >= MQTTREASONCODE_UNSPECIFIED_ERROR)
+		cg_log(CG_LOG_WARNING,
+		       "mqtt: %s: broker refused the connection: %s (reason 0x%02x%s%s); retrying "
+		       "with back-off",
+		       p->uri, connect_failure_text(code, reason), reason, message ? ", " : "",
+		       message ? message : "");
 	else if (first)
 		cg_log(CG_LOG_WARNING, "mqtt: %s: %s (code %d%s%s); retrying with back-off", p->uri,
-		       connect_failure_text(code), code, resp && resp->message ? ", " : "",
-		       resp && resp->message ? resp->message : "");
+		       connect_failure_text(code, reason), code, message ? ", " : "",
+		       message ? message : "");
+	wake(p);
+}
+
+static void on_connect_failure(void *ctx, MQTTAsync_failureData *resp)
+{
+	connect_failed(ctx, resp ? resp->code : -1, 0, resp ? resp->message : NULL);
+}
+
+/* Paho 1.3.12 reports a CONNACK's reason code in code, leaving reasonCode 0. */
+static void on_connect_failure5(void *ctx, MQTTAsync_failureData5 *resp)
+{
+	int code = resp ? resp->code : -1;
+	int reason = resp ? (int)resp->reasonCode : 0;
+
+	if (reason < MQTTREASONCODE_UNSPECIFIED_ERROR && code >= MQTTREASONCODE_UNSPECIFIED_ERROR)
+		reason = code;
+	connect_failed(ctx, code, reason, resp ? resp->message : NULL);
+}
+
+/* The connection is gone (lost, or closed by the broker's DISCONNECT):
+ * what was queued is dropped, the owner resends from its outbox. */
+static void lose_connection(cg_publisher_t *p, const char *cause)
+{
+	bool was;
+
+	pthread_mutex_lock(&p->lock);
+	was = p->connected;
+	p->connected = false;
+	queue_clear(p);
+	pthread_mutex_unlock(&p->lock);
+	if (was)
+		cg_log(CG_LOG_WARNING,
+		       "mqtt: connection to %s lost%s%s; unacknowledged readings stay in the "
+		       "outbox",
+		       p->uri, cause ? ": " : "", cause ? cause : "");
 	wake(p);
 }
 
 static void on_connection_lost(void *ctx, char *cause)
 {
+	lose_connection(ctx, cause);
+}
+
+/* MQTT 5: the broker closed the connection with a DISCONNECT; its reason
+ * is logged by name (server shutting down, packet too large, not
+ * authorised, session taken over ...), whichever of this and the lost
+ * connection Paho reports first. */
+static void on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCodes reason)
+{
 	cg_publisher_t *p = ctx;
 
-	pthread_mutex_lock(&p->lock);
-	p->connected = false;
-	queue_clear(p);
-	pthread_mutex_unlock(&p->lock);
-	cg_log(CG_LOG_WARNING,
-	       "mqtt: connection to %s lost%s%s; unacknowledged readings stay in the outbox",
-	       p->uri, cause ? ": " : "", cause ? cause : "");
-	wake(p);
+	cg_log(CG_LOG_WARNING, "mqtt: %s sent DISCONNECT: %s (reason 0x%02x)", p->uri,
+	       cg_publisher_reason_name((int)reason), (unsigned)reason);
+	lose_connection(p, NULL);
 }
 
 /* Returns a slot to the free stack; the caller holds the lock. */
@@ -232,9 +377,11 @@ static void slot_release(cg_publisher_t *p, pub_slot_t *s)
 
 static void on_send_success(void *ctx, MQTTAsync_successData *resp);
 static void on_send_failure(void *ctx, MQTTAsync_failureData *resp);
+static void on_send_success5(void *ctx, MQTTAsync_successData5 *resp);
+static void on_send_failure5(void *ctx, MQTTAsync_failureData5 *resp);
 
-/* Takes a free slot for seq; the caller holds the lock and has checked
- * that one is free. */
+/* Takes a free slot for seq on the current connection; the caller holds
+ * the lock and has checked that one is free. */
 static pub_slot_t *slot_take(cg_publisher_t *p, int64_t seq)
 {
 	pub_slot_t *s = &p->slots[p->free_slots[--p->n_free]];
@@ -242,21 +389,98 @@ static pub_slot_t *slot_take(cg_publisher_t *p, int64_t seq)
 	s->seq = seq;
 	s->generation = p->generation;
 	s->used = true;
+	s->v5 = p->version == CG_MQTT_5;
+	s->max_packet = p->max_packet;
 	return s;
 }
 
-/* Hands one message in slot s to Paho, which copies it; on a refusal the
- * slot is freed again. Returns Paho's code. Called without our lock. */
-static int paho_send(cg_publisher_t *p, pub_slot_t *s, const char *topic, const void *payload,
-                     size_t len, int qos, bool retained)
+/* paho_send()'s code for a message larger than the broker takes (Paho's own are <= 0). */
+#define SEND_TOO_LARGE 1
+
+/* Bytes of n as an MQTT variable byte integer. */
+static size_t varint_len(size_t n)
 {
-	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	size_t k = 1;
+
+	for (; n >= 128; n /= 128)
+		k++;
+	return k;
+}
+
+/* The size of a PUBLISH on the wire, which is what the broker's Maximum
+ * Packet Size limits: fixed header, topic, packet id (QoS > 0), the
+ * properties with their length (MQTT 5) and the payload. */
+static size_t publish_size(size_t topic_len, size_t len, int qos, bool v5, size_t props_len)
+{
+	size_t rest = 2 + topic_len + (qos > 0 ? 2 : 0) + len;
+
+	if (v5)
+		rest += varint_len(props_len) + props_len;
+	return 1 + varint_len(rest) + rest;
+}
+
+/* Adds the MQTT 5 properties a platform reads to props: the payload format
+ * indicator (UTF-8: every payload is JSON), the content type, seq as the
+ * user property "seq" (seq >= 0) and the message expiry (expiry_s > 0).
+ * Paho copies the strings. MQTTASYNC_FAILURE when out of memory. */
+static int add_props(MQTTProperties *props, const char *payload, size_t len, int64_t seq,
+                     uint32_t expiry_s)
+{
+	const char *type = cg_encode_content_type(payload, len);
+	char seq_text[24];
+	MQTTProperty pr = {.identifier = MQTTPROPERTY_CODE_PAYLOAD_FORMAT_INDICATOR};
 	int rc;
 
-	ro.onSuccess = on_send_success;
-	ro.onFailure = on_send_failure;
+	pr.value.byte = 1;
+	rc = MQTTProperties_add(props, &pr);
+	pr = (MQTTProperty){.identifier = MQTTPROPERTY_CODE_CONTENT_TYPE};
+	pr.value.data.data = (char *)type;
+	pr.value.data.len = (int)strlen(type);
+	rc |= MQTTProperties_add(props, &pr);
+	if (seq >= 0) {
+		pr = (MQTTProperty){.identifier = MQTTPROPERTY_CODE_USER_PROPERTY};
+		pr.value.data.data = "seq";
+		pr.value.data.len = 3;
+		pr.value.value.len = snprintf(seq_text, sizeof(seq_text), "%lld", (long long)seq);
+		pr.value.value.data = seq_text;
+		rc |= MQTTProperties_add(props, &pr);
+	}
+	if (expiry_s > 0) {
+		pr = (MQTTProperty){.identifier = MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL};
+		pr.value.integer4 = expiry_s;
+		rc |= MQTTProperties_add(props, &pr);
+	}
+	return rc ? MQTTASYNC_FAILURE : MQTTASYNC_SUCCESS;
+}
+
+/* Hands one message in slot s to Paho, which copies it, with the MQTT 5
+ * properties when the connection speaks MQTT 5. A message larger than the
+ * broker's Maximum Packet Size is not handed over (SEND_TOO_LARGE): the
+ * broker would close the connection, and the message would come back
+ * after every reconnect. On any refusal the slot is freed again. Returns
+ * Paho's code or SEND_TOO_LARGE. Called without our lock. */
+static int paho_send(cg_publisher_t *p, pub_slot_t *s, const char *topic, const void *payload,
+                     size_t len, int qos, bool retained, uint32_t expiry_s)
+{
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	int rc = MQTTASYNC_SUCCESS;
+
 	ro.context = s;
-	rc = MQTTAsync_send(p->client, topic, (int)len, payload, qos, retained, &ro);
+	if (s->v5) {
+		ro.onSuccess5 = on_send_success5;
+		ro.onFailure5 = on_send_failure5;
+		rc = add_props(&ro.properties, payload, len, s->seq, expiry_s);
+	} else {
+		ro.onSuccess = on_send_success;
+		ro.onFailure = on_send_failure;
+	}
+	if (rc == MQTTASYNC_SUCCESS && s->max_packet &&
+	    publish_size(strlen(topic), len, qos, s->v5, (size_t)ro.properties.length) >
+	        s->max_packet)
+		rc = SEND_TOO_LARGE;
+	if (rc == MQTTASYNC_SUCCESS)
+		rc = MQTTAsync_send(p->client, topic, (int)len, payload, qos, retained, &ro);
+	MQTTProperties_free(&ro.properties);
 	if (rc != MQTTASYNC_SUCCESS) {
 		pthread_mutex_lock(&p->lock);
 		if (s->used)
@@ -296,18 +520,19 @@ static bool refused_for_good(int rc)
  * thread that finds another pumping leaves the work to it. Our lock is
  * never held while calling Paho (which calls back with its own lock held).
  * A message Paho refuses is reported as failed, so the owner sends it
- * again, unless the refusal is one that sending again cannot cure (an
- * invalid topic): that one is reported as refused. Returns true when the
- * owner should be woken: a refusal, or the queue running below half, time
- * to queue more.
+ * again; one that sending again cannot cure (larger than the broker takes,
+ * or refused by the client for what it is: an invalid topic) is reported
+ * refused. Returns true when the owner should be woken: a refusal, or the
+ * queue running below half, time to queue more.
  */
 static bool pump(cg_publisher_t *p, bool owner)
 {
 	size_t low = p->max_queued / 2;
-	size_t half_free = STATUS_RESERVE + (p->n_slots - STATUS_RESERVE + 1) / 2;
+	size_t half_free;
 	bool wake_owner = false, again;
 
 	pthread_mutex_lock(&p->lock);
+	half_free = p->reserve + (p->n_slots - p->reserve + 1) / 2;
 	if (p->pumping || (owner && p->n_free < half_free)) {
 		pthread_mutex_unlock(&p->lock);
 		return false;
@@ -316,7 +541,7 @@ static bool pump(cg_publisher_t *p, bool owner)
 	do {
 		size_t budget = owner ? p->n_free : SIZE_MAX;
 
-		while (budget-- > 0 && p->connected && p->q_len > 0 && p->n_free > STATUS_RESERVE) {
+		while (budget-- > 0 && p->connected && p->q_len > 0 && p->n_free > p->reserve) {
 			pub_msg_t m = p->queue[p->q_head];
 			pub_slot_t *s = slot_take(p, m.seq);
 			int rc;
@@ -325,13 +550,15 @@ static bool pump(cg_publisher_t *p, bool owner)
 			if (p->q_len-- == low)
 				wake_owner = true;
 			pthread_mutex_unlock(&p->lock);
-			rc = paho_send(p, s, m.topic, m.payload, m.len, m.qos, false);
+			rc = paho_send(p, s, m.topic, m.payload, m.len, m.qos, false, m.expiry_s);
 			free(m.topic);
 			free(m.payload);
 			pthread_mutex_lock(&p->lock);
-			if (rc != MQTTASYNC_SUCCESS && refused_for_good(rc)) {
-				seq_push(&p->refused, m.seq);
-				seq_push(&p->refused_rc, rc);
+			if (rc == SEND_TOO_LARGE) {
+				refusal_push(&p->refused, m.seq, CG_MQTT_RC_PACKET_TOO_LARGE, true, 0);
+				wake_owner = true;
+			} else if (rc != MQTTASYNC_SUCCESS && refused_for_good(rc)) {
+				refusal_push(&p->refused, m.seq, CG_MQTT_RC_TOPIC_INVALID, true, rc);
 				wake_owner = true;
 			} else if (rc != MQTTASYNC_SUCCESS) {
 				seq_push(&p->failed, m.seq);
@@ -345,34 +572,53 @@ static bool pump(cg_publisher_t *p, bool owner)
 	return wake_owner;
 }
 
+/* How a message in flight ended. */
+enum { SENT_OK, SENT_FAILED, SENT_REFUSED };
+
 /*
- * Reports the slot's seq in list (acked or failed), frees the slot and
- * sends the next queued message into it; a slot already taken back is
- * ignored. Status messages carry seq -1 and are not reported. The owner
+ * Reports the slot's seq as acked, failed or refused (with reason), frees
+ * the slot and sends the next queued message into it; a slot already
+ * taken back is ignored. Status messages carry seq -1 and are not
+ * reported; a refused one is logged, once per reason in a row. The owner
  * takes events in batches, so it is woken only when it has something to
- * do: the first failure, ack_batch acknowledgements waiting (deletes are
- * batched anyway), the last message in flight acknowledged (a quiet
- * moment: nothing more will come to wake it), or the queue running low.
- * Waking it for every PUBACK would cost a futex call and a context switch
- * per reading.
+ * do: the first failure or refusal, ack_batch acknowledgements waiting
+ * (deletes are batched anyway), the last message in flight acknowledged
+ * (a quiet moment: nothing more will come to wake it), or the queue
+ * running low. Waking it for every PUBACK would cost a futex call and a
+ * context switch per reading.
  */
-static void settle(pub_slot_t *s, bool ok)
+static void settle(pub_slot_t *s, int outcome, int reason)
 {
 	cg_publisher_t *p = s->p;
-	bool wake_owner = false, queued;
+	bool wake_owner = false, queued, log_status = false;
 
 	pthread_mutex_lock(&p->lock);
 	if (s->used) {
-		if (s->seq >= 0) {
-			seq_push(ok ? &p->acked : &p->failed, s->seq);
-			wake_owner = ok ? p->acked.n == p->ack_batch : p->failed.n == 1;
+		if (s->seq >= 0 && outcome == SENT_OK) {
+			seq_push(&p->acked, s->seq);
+			wake_owner = p->acked.n == p->ack_batch;
+		} else if (s->seq >= 0 && outcome == SENT_REFUSED) {
+			refusal_push(&p->refused, s->seq, reason, false, 0);
+			wake_owner = p->refused.n == 1;
+		} else if (s->seq >= 0) {
+			seq_push(&p->failed, s->seq);
+			wake_owner = p->failed.n == 1;
+		} else if (outcome == SENT_REFUSED && p->status_refused != reason) {
+			p->status_refused = reason;
+			log_status = true;
 		}
 		slot_release(p, s);
-		if (p->n_free == p->n_slots && p->q_len == 0 && p->acked.n + p->failed.n > 0)
+		if (p->n_free == p->n_slots && p->q_len == 0 &&
+		    p->acked.n + p->failed.n + p->refused.n > 0)
 			wake_owner = true;
 	}
 	queued = p->q_len > 0;
 	pthread_mutex_unlock(&p->lock);
+	if (log_status)
+		cg_log(CG_LOG_WARNING,
+		       "mqtt: the broker refused a status or health message (%s): %s (reason "
+		       "0x%02x)",
+		       p->status_topic, cg_publisher_reason_name(reason), (unsigned)reason);
 	if (queued && pump(p, false))
 		wake_owner = true;
 	if (wake_owner)
@@ -381,12 +627,30 @@ static void settle(pub_slot_t *s, bool ok)
 
 static void on_send_success(void *ctx, MQTTAsync_successData *resp)
 {
-	settle(ctx, true);
+	settle(ctx, SENT_OK, 0);
 }
 
 static void on_send_failure(void *ctx, MQTTAsync_failureData *resp)
 {
-	settle(ctx, false);
+	settle(ctx, SENT_FAILED, 0);
+}
+
+/* MQTT 5: a PUBACK reason code >= 0x80 (not authorised, topic name invalid,
+ * quota exceeded, payload format invalid ...) is a refusal, whichever of
+ * the two callbacks Paho reports it with. */
+static void on_send_success5(void *ctx, MQTTAsync_successData5 *resp)
+{
+	int reason = resp ? (int)resp->reasonCode : 0;
+
+	settle(ctx, reason >= MQTTREASONCODE_UNSPECIFIED_ERROR ? SENT_REFUSED : SENT_OK, reason);
+}
+
+static void on_send_failure5(void *ctx, MQTTAsync_failureData5 *resp)
+{
+	int reason = resp ? (int)resp->reasonCode : 0;
+
+	settle(ctx, reason >= MQTTREASONCODE_UNSPECIFIED_ERROR ? SENT_REFUSED : SENT_FAILED,
+	       reason);
 }
 
 /* citygate subscribes to nothing; Paho still wants a message callback. */
@@ -488,9 +752,41 @@ int cg_publisher_batch_sender(void)
 	return n > 0 || !err ? n : -err;
 }
 
+/* Creates Paho's client for p->version (a client made for 3.1.1 cannot
+ * speak MQTT 5) and sets its callbacks. */
+static int client_create(cg_publisher_t *p)
+{
+	MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer5;
+	int rc;
+
+	/* The outbox is the store of undelivered data: Paho keeps nothing on
+	 * disk and refuses sends while disconnected, so every reading is either
+	 * acknowledged or still a row to resend. */
+	copts.sendWhileDisconnected = 0;
+	/* Paho refuses a send while more than maxBufferedMessages (default
+	 * 100) publishes wait in its queue, connected or not: with a window
+	 * above 100 a burst of sends would be refused and retried. Every slot
+	 * may be queued at once. */
+	copts.maxBufferedMessages = (int)p->n_slots;
+	copts.MQTTVersion = p->version == CG_MQTT_5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+	rc = MQTTAsync_createWithOptions(&p->client, p->uri, p->client_id,
+	                                 MQTTCLIENT_PERSISTENCE_NONE, NULL, &copts);
+	if (rc != MQTTASYNC_SUCCESS) {
+		cg_log(CG_LOG_ERR, "mqtt: cannot create a client for %s (Paho code %d)", p->uri,
+		       rc);
+		p->client = NULL;
+		return CG_EMQTT;
+	}
+	if (MQTTAsync_setCallbacks(p->client, p, on_connection_lost, on_message, NULL) !=
+	        MQTTASYNC_SUCCESS ||
+	    (p->version == CG_MQTT_5 &&
+	     MQTTAsync_setDisconnected(p->client, p, on_disconnected) != MQTTASYNC_SUCCESS))
+		return CG_EMQTT;
+	return CG_OK;
+}
+
 int cg_publisher_new(const cg_publisher_opts_t *o, cg_publisher_t **out)
 {
-	MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer;
 	cg_publisher_t *p;
 	int rc;
 
@@ -521,7 +817,8 @@ int cg_publisher_new(const cg_publisher_opts_t *o, cg_publisher_t **out)
 	p->queue = calloc(p->q_cap, sizeof(*p->queue));
 	p->free_slots = calloc(p->n_slots, sizeof(*p->free_slots));
 	if (!p->uri || !p->client_id || !p->status_topic || !p->offline_payload || !p->slots ||
-	    !p->free_slots || !p->queue || (o->username && !p->username) || (o->password && !p->password)) {
+	    !p->free_slots || !p->queue || (o->username && !p->username) ||
+	    (o->password && !p->password)) {
 		rc = CG_ENOMEM;
 		goto free_p;
 	}
@@ -537,30 +834,14 @@ int cg_publisher_new(const cg_publisher_opts_t *o, cg_publisher_t **out)
 	p->notify_ctx = o->notify_ctx;
 	p->rng = (unsigned)cg_now_ms() ^ (unsigned)(uintptr_t)p;
 
-	/* The outbox is the store of undelivered data: Paho keeps nothing on
-	 * disk and refuses sends while disconnected, so every reading is either
-	 * acknowledged or still a row to resend. */
-	copts.sendWhileDisconnected = 0;
-	/* Paho refuses a send while more than maxBufferedMessages (default
-	 * 100) publishes wait in its queue, connected or not: with a window
-	 * above 100 a burst of sends would be refused and retried. Every slot
-	 * may be queued at once. */
-	copts.maxBufferedMessages = (int)p->n_slots;
-	copts.MQTTVersion = MQTTVERSION_3_1_1;
-	rc = MQTTAsync_createWithOptions(&p->client, p->uri, p->client_id,
-	                                 MQTTCLIENT_PERSISTENCE_NONE, NULL, &copts);
-	if (rc != MQTTASYNC_SUCCESS) {
-		cg_log(CG_LOG_ERR, "mqtt: cannot create a client for %s (Paho code %d)", p->uri,
-		       rc);
-		rc = CG_EMQTT;
+	p->reserve = STATUS_RESERVE;
+	p->max_inflight = o->max_inflight;
+	p->version_cfg = o->version;
+	p->version = o->version == CG_MQTT_311 ? CG_MQTT_311 : CG_MQTT_5;
+	p->session_expiry_s = o->session_expiry_s;
+	rc = client_create(p);
+	if (rc < 0)
 		goto free_p;
-	}
-	if (MQTTAsync_setCallbacks(p->client, p, on_connection_lost, on_message, NULL) !=
-	        MQTTASYNC_SUCCESS ||
-	    MQTTAsync_setConnected(p->client, p, on_connected) != MQTTASYNC_SUCCESS) {
-		rc = CG_EMQTT;
-		goto free_p;
-	}
 	*out = p;
 	return CG_OK;
 
@@ -597,23 +878,45 @@ static int on_tls_error(const char *str, size_t len, void *ctx)
 /* Starts one connect attempt. The Last Will makes the broker publish the
  * retained offline status if we vanish without a clean stop. TLS always
  * verifies the server certificate and host name; a TLS failure is retried
- * over TLS only. */
+ * over TLS only. On MQTT 5 the session outlives the connection by
+ * session_expiry_s, and the Will says it is JSON. */
 static void start_connect(cg_publisher_t *p)
 {
+	MQTTAsync_connectOptions c5 = MQTTAsync_connectOptions_initializer5;
 	MQTTAsync_connectOptions c = MQTTAsync_connectOptions_initializer;
 	MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
 	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+	MQTTProperties props = MQTTProperties_initializer, will_props = MQTTProperties_initializer;
 	int rc;
 
+	if (p->version == CG_MQTT_5) {
+		MQTTProperty pr = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
+
+		c = c5;
+		/* With a session expiry every connect asks for the session back,
+		 * so a short outage keeps it: Paho then sends what was in flight
+		 * again and calls back as usual (mark_connected). Unacknowledged
+		 * readings go again from the outbox either way. */
+		c.cleanstart = p->session_expiry_s == 0;
+		c.onSuccess5 = on_connect_success5;
+		c.onFailure5 = on_connect_failure5;
+		pr.value.integer4 = p->session_expiry_s;
+		if (p->session_expiry_s > 0)
+			MQTTProperties_add(&props, &pr);
+		c.connectProperties = &props;
+		add_props(&will_props, p->offline_payload, strlen(p->offline_payload), -1, 0);
+		c.willProperties = &will_props;
+	} else {
+		/* Without a version Paho retries a refused 3.1.1 connect as 3.1:
+		 * two connections per attempt. */
+		c.MQTTVersion = MQTTVERSION_3_1_1;
+		c.cleansession = 1;
+		c.onSuccess = on_connect_success;
+		c.onFailure = on_connect_failure;
+	}
 	c.keepAliveInterval = p->keepalive_s;
-	/* Without a version Paho retries a refused 3.1.1 connect as 3.1: two
-	 * connections per attempt. */
-	c.MQTTVersion = MQTTVERSION_3_1_1;
-	c.cleansession = 1;
 	c.automaticReconnect = 0;
 	c.connectTimeout = 10;
-	c.onSuccess = on_connect_success;
-	c.onFailure = on_connect_failure;
 	c.context = p;
 	c.username = p->username;
 	c.password = p->password;
@@ -636,6 +939,8 @@ static void start_connect(cg_publisher_t *p)
 	p->connecting = true;
 	pthread_mutex_unlock(&p->lock);
 	rc = MQTTAsync_connect(p->client, &c);
+	MQTTProperties_free(&props);
+	MQTTProperties_free(&will_props);
 	if (rc != MQTTASYNC_SUCCESS) {
 		pthread_mutex_lock(&p->lock);
 		p->connecting = false;
@@ -645,15 +950,29 @@ static void start_connect(cg_publisher_t *p)
 	}
 }
 
+/* The broker refused MQTT 5: a new client for 3.1.1, connecting at once
+ * (the refusal was an answer, not an outage). */
+static void fall_back(cg_publisher_t *p)
+{
+	MQTTAsync_destroy(&p->client);
+	pthread_mutex_lock(&p->lock);
+	p->version = CG_MQTT_311;
+	pthread_mutex_unlock(&p->lock);
+	if (client_create(p) == CG_OK)
+		start_connect(p);
+	p->attempting = true;
+}
+
 void cg_publisher_tick(cg_publisher_t *p, int64_t now)
 {
-	bool idle, connected;
+	bool idle, connected, to_311;
 	double jitter;
 	uint64_t generation;
 
 	pthread_mutex_lock(&p->lock);
 	connected = p->connected;
 	idle = !connected && !p->connecting;
+	to_311 = p->fall_back && p->version == CG_MQTT_5;
 	if (connected)
 		p->backoff_s = p->reconnect_min_s;
 	generation = p->generation;
@@ -666,12 +985,17 @@ void cg_publisher_tick(cg_publisher_t *p, int64_t now)
 		p->batched_generation = generation;
 		if (n <= 0 && !p->batch_told) {
 			p->batch_told = true;
-			cg_log(CG_LOG_INFO, "mqtt: Paho's send thread (%s) not set to SCHED_BATCH: %s",
+			cg_log(CG_LOG_INFO,
+			       "mqtt: Paho's send thread (%s) not set to SCHED_BATCH: %s",
 			       PAHO_SEND_THREAD, n < 0 ? strerror(-n) : "no such thread");
 		}
 	}
 	if (!idle)
 		return;
+	if (to_311) {
+		fall_back(p);
+		return;
+	}
 	if (p->attempting) {
 		/* The attempt (or the connection) just ended: wait from now.
 		 * Jitter between half and the whole back-off, so that a city's
@@ -708,9 +1032,11 @@ int cg_publisher_send(cg_publisher_t *p, int64_t seq, const char *topic, const v
 	}
 	s = slot_take(p, seq);
 	pthread_mutex_unlock(&p->lock);
-	rc = paho_send(p, s, topic, payload, len, qos, retained);
+	rc = paho_send(p, s, topic, payload, len, qos, retained, 0);
 	if (rc == MQTTASYNC_DISCONNECTED)
 		return CG_ESTATE;
+	if (rc == SEND_TOO_LARGE)
+		return CG_ERANGE;
 	return rc == MQTTASYNC_SUCCESS ? CG_OK : CG_EMQTT;
 }
 
@@ -718,14 +1044,14 @@ int cg_publisher_send(cg_publisher_t *p, int64_t seq, const char *topic, const v
  * send-ahead queue, less what is queued. The lock is held. */
 static size_t room_locked(const cg_publisher_t *p)
 {
-	size_t window = p->n_free > STATUS_RESERVE ? p->n_free - STATUS_RESERVE : 0;
+	size_t window = p->n_free > p->reserve ? p->n_free - p->reserve : 0;
 	size_t total = window + p->max_queued;
 
 	return total > p->q_len ? total - p->q_len : 0;
 }
 
 int cg_publisher_queue(cg_publisher_t *p, int64_t seq, char *topic, char *payload, size_t len,
-                       int qos)
+                       int qos, uint32_t expiry_s)
 {
 	pub_msg_t *m;
 
@@ -739,7 +1065,12 @@ int cg_publisher_queue(cg_publisher_t *p, int64_t seq, char *topic, char *payloa
 		return CG_EAGAIN;
 	}
 	m = &p->queue[(p->q_head + p->q_len) % p->q_cap];
-	*m = (pub_msg_t){.seq = seq, .topic = topic, .payload = payload, .len = len, .qos = qos};
+	*m = (pub_msg_t){.seq = seq,
+	                 .topic = topic,
+	                 .payload = payload,
+	                 .len = len,
+	                 .qos = qos,
+	                 .expiry_s = expiry_s};
 	p->q_len++;
 	pthread_mutex_unlock(&p->lock);
 	if (pump(p, true))
@@ -777,12 +1108,16 @@ static void hand_out(seq_list_t *filled, seq_list_t *out)
 
 void cg_publisher_take(cg_publisher_t *p, cg_publisher_events_t *ev)
 {
+	refusal_list_t r;
+
 	pthread_mutex_lock(&p->lock);
 	/* Swap the filled lists with the ones handed out last time. */
 	hand_out(&p->acked, &p->out_acked);
 	hand_out(&p->failed, &p->out_failed);
-	hand_out(&p->refused, &p->out_refused);
-	hand_out(&p->refused_rc, &p->out_refused_rc);
+	r = p->out_refused;
+	p->out_refused = p->refused;
+	p->refused = r;
+	p->refused.n = 0;
 	ev->generation = p->generation;
 	ev->connected = p->connected;
 	pthread_mutex_unlock(&p->lock);
@@ -791,13 +1126,7 @@ void cg_publisher_take(cg_publisher_t *p, cg_publisher_events_t *ev)
 	ev->failed = p->out_failed.v;
 	ev->n_failed = p->out_failed.n;
 	ev->refused = p->out_refused.v;
-	ev->refused_codes = p->out_refused_rc.v;
 	ev->n_refused = p->out_refused.n;
-}
-
-const char *cg_publisher_refusal_text(int64_t code)
-{
-	return MQTTAsync_strerror((int)code);
 }
 
 uint64_t cg_publisher_reconnects(const cg_publisher_t *p)
@@ -808,6 +1137,38 @@ uint64_t cg_publisher_reconnects(const cg_publisher_t *p)
 	n = p->reconnects;
 	pthread_mutex_unlock((pthread_mutex_t *)&p->lock);
 	return n;
+}
+
+int cg_publisher_version(const cg_publisher_t *p)
+{
+	int v;
+
+	pthread_mutex_lock((pthread_mutex_t *)&p->lock);
+	v = p->connected_version;
+	pthread_mutex_unlock((pthread_mutex_t *)&p->lock);
+	return v;
+}
+
+uint32_t cg_publisher_max_packet(const cg_publisher_t *p)
+{
+	uint32_t n;
+
+	pthread_mutex_lock((pthread_mutex_t *)&p->lock);
+	n = p->max_packet;
+	pthread_mutex_unlock((pthread_mutex_t *)&p->lock);
+	return n;
+}
+
+const char *cg_publisher_reason_name(int reason)
+{
+	const char *s = MQTTReasonCode_toString((enum MQTTReasonCodes)reason);
+
+	return s ? s : "unknown reason";
+}
+
+const char *cg_publisher_refusal_text(const cg_publisher_refusal_t *r)
+{
+	return r->client_code ? MQTTAsync_strerror(r->client_code) : cg_publisher_reason_name(r->reason);
 }
 
 /* Counts messages still waiting for an acknowledgement. */
@@ -875,9 +1236,7 @@ void cg_publisher_free(cg_publisher_t *p)
 	free(p->out_acked.v);
 	free(p->out_failed.v);
 	free(p->refused.v);
-	free(p->refused_rc.v);
 	free(p->out_refused.v);
-	free(p->out_refused_rc.v);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }

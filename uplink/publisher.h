@@ -1,4 +1,4 @@
-/* The publisher: Paho MQTTAsync with our own jittered reconnect and a status topic. */
+/* The publisher: Paho MQTTAsync (MQTT 5 or 3.1.1), our own jittered reconnect, a status topic. */
 #ifndef CG_PUBLISHER_H
 #define CG_PUBLISHER_H
 
@@ -8,6 +8,22 @@
 
 typedef struct cg_publisher cg_publisher_t;
 
+/* mqtt.version: the protocol asked for. AUTO is MQTT 5, and 3.1.1 only when
+ * the broker answers the MQTT 5 CONNECT with "unacceptable protocol version". */
+typedef enum cg_mqtt_version {
+	CG_MQTT_AUTO = 0,
+	CG_MQTT_311 = 4, /* the protocol level on the wire */
+	CG_MQTT_5 = 5,
+} cg_mqtt_version_t;
+
+/* The reason code citygate gives a reading it did not send because it is
+ * larger than the broker's Maximum Packet Size (the code a broker would
+ * have answered with, MQTT 5 "Packet too large"). */
+#define CG_MQTT_RC_PACKET_TOO_LARGE 0x95
+/* ... and one the MQTT client itself refused for its topic (MQTT 5 "Topic
+ * Name invalid", what a broker would have answered). */
+#define CG_MQTT_RC_TOPIC_INVALID 0x90
+
 typedef struct cg_publisher_opts {
 	const char *uri; /* tcp://, ssl://, mqtt://, mqtts:// */
 	const char *client_id;
@@ -15,10 +31,15 @@ typedef struct cg_publisher_opts {
 	const char *password; /* NULL: none; copied out of core dumps, wiped on free, never logged */
 	const char *ca_file, *cert_file, *key_file; /* NULL: not set */
 	int keepalive_s;
-	int max_inflight; /* the owner's window: readings sent and not yet acknowledged */
+	int max_inflight;  /* the owner's window: readings sent and not yet acknowledged */
 	size_t max_queued; /* messages cg_publisher_queue() may hold beyond the window */
 	size_t ack_batch;  /* acknowledgements that wake the owner (0: 1); see notify */
 	double reconnect_min_s, reconnect_max_s;
+	/* A cg_mqtt_version_t, and the MQTT 5 session expiry (0: the
+	 * session ends with the connection; otherwise every connect asks
+	 * for it back). */
+	int version;
+	uint32_t session_expiry_s;
 	const char *status_topic;    /* retained online/offline; the Last Will goes here */
 	const char *offline_payload; /* the Last Will, and what a clean stop publishes */
 	/* Called from Paho's thread so the owner's loop wakes up: at a
@@ -29,17 +50,27 @@ typedef struct cg_publisher_opts {
 	void *notify_ctx;
 } cg_publisher_opts_t;
 
+/* A reading that will not be taken as it is: the broker answered the
+ * PUBLISH with a reason code >= 0x80 (MQTT 5); or, with local set, citygate
+ * never sent it, because it is larger than the broker's Maximum Packet Size
+ * (reason CG_MQTT_RC_PACKET_TOO_LARGE) or because the MQTT client refused it
+ * outright (client_code, Paho's code: a topic that is not valid UTF-8...;
+ * reason CG_MQTT_RC_TOPIC_INVALID). Not delivered, and sending it again as
+ * it is would only be refused again. */
+typedef struct cg_publisher_refusal {
+	int64_t seq;
+	int reason; /* an MQTT 5 reason code, 0x80 to 0xff */
+	bool local;
+	int client_code; /* Paho's code when the client refused it, else 0 */
+} cg_publisher_refusal_t;
+
 /* Events since the last call to cg_publisher_take(); arrays owned by the publisher. */
 typedef struct cg_publisher_events {
 	int64_t *acked; /* seqs the broker acknowledged (QoS 1) or that were written (QoS 0) */
 	size_t n_acked;
 	int64_t *failed; /* seqs whose send failed; they must be sent again */
 	size_t n_failed;
-	/* seqs the client refused outright (an invalid topic): sending them again as they
-	 * are would fail again, so the owner sets them aside. refused_codes holds Paho's
-	 * code for each (cg_publisher_refusal_text). */
-	int64_t *refused;
-	int64_t *refused_codes;
+	cg_publisher_refusal_t *refused; /* seqs refused for good, in the order refused */
 	size_t n_refused;
 	uint64_t generation; /* increments on every new connection: resend from the oldest row */
 	bool connected;
@@ -79,20 +110,26 @@ int cg_publisher_new(const cg_publisher_opts_t *opts, cg_publisher_t **out);
  * callback. */
 void cg_publisher_tick(cg_publisher_t *p, int64_t now_mono_ms);
 
-/* Sends one message; seq comes back in an event. CG_ESTATE when not
- * connected, CG_EMQTT when Paho refuses. Paho copies the payload. */
+/* Sends one message (status and health: content type application/json);
+ * seq comes back in an event. CG_ESTATE when not connected, CG_EMQTT when
+ * Paho refuses, CG_ERANGE when it is larger than the broker takes. Paho
+ * copies the payload. */
 int cg_publisher_send(cg_publisher_t *p, int64_t seq, const char *topic, const void *payload,
                       size_t len, int qos, bool retained);
 
 /* Queues one message (a reading of the owner's, seq >= 0) and takes
- * ownership of topic and payload, which must come from malloc. It goes out
+ * ownership of topic and payload, which must come from malloc. On MQTT 5 it
+ * carries the payload's content type, the payload format indicator (UTF-8),
+ * seq as the user property "seq" and, when expiry_s > 0, that message
+ * expiry interval. One larger than the broker's Maximum Packet Size is not
+ * sent but reported refused (local). It goes out
  * as soon as the window has room, in the order queued, sent either from
  * this call or from Paho's thread when an acknowledgement frees a place;
  * its seq then comes back in an event like a sent one. CG_ESTATE when not
  * connected, CG_EAGAIN when window and queue are full (ownership stays with
  * the caller). A lost connection drops the queue without reporting it. */
 int cg_publisher_queue(cg_publisher_t *p, int64_t seq, char *topic, char *payload, size_t len,
-                       int qos);
+                       int qos, uint32_t expiry_s);
 
 /* Drops every queued message not yet sent, without reporting their seqs:
  * the owner is about to send again from an older row. */
@@ -110,11 +147,23 @@ void cg_publisher_take(cg_publisher_t *p, cg_publisher_events_t *ev);
  * and disconnects. */
 void cg_publisher_stop(cg_publisher_t *p, const char *offline, int timeout_ms);
 
-/* What a code of refused_codes means, in words. */
-const char *cg_publisher_refusal_text(int64_t code);
 
 /* Reconnections since start, for health. */
 uint64_t cg_publisher_reconnects(const cg_publisher_t *p);
+
+/* The protocol of the current (or last) connection: CG_MQTT_5, CG_MQTT_311,
+ * or CG_MQTT_AUTO before the first. */
+int cg_publisher_version(const cg_publisher_t *p);
+
+/* The broker's Maximum Packet Size from its CONNACK; 0 when it gave none. */
+uint32_t cg_publisher_max_packet(const cg_publisher_t *p);
+
+/* The name of an MQTT 5 reason code ("Not authorized"); never NULL. */
+const char *cg_publisher_reason_name(int reason);
+
+/* Why r was refused, in words: Paho's words for a refusal of the client's
+ * own, else the reason code's name. Never NULL. */
+const char *cg_publisher_refusal_text(const cg_publisher_refusal_t *r);
 
 /* Destroys the client; accepts NULL. Not from a callback. */
 void cg_publisher_free(cg_publisher_t *p);

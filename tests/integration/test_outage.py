@@ -1,4 +1,5 @@
-"""Nothing is lost when the broker goes away or the gateway is killed."""
+"""Nothing is lost when the broker goes away or the gateway is killed, on MQTT 5
+(mqtt.version auto, the default) and on MQTT 3.1.1."""
 import random
 import signal
 import time
@@ -18,14 +19,16 @@ def load(tmp, n=8, interval=0.05):
     return sim, buses, sensors
 
 
-def test_broker_down_10s(tmp):
+def test_broker_down_10s(tmp, version="auto"):
     """The broker itself stops for 10 s and comes back (persistent sessions):
     nothing is missing. Duplicates may include the broker's own redelivery
     to the subscriber; test_reliability's uplink outage bounds the gateway's."""
     broker = Broker(tmp)
     sim, buses, sensors = load(tmp)
     sub = Subscriber(broker, "city/test/gw-test-1/+/+", retained=False)
-    gw = Gateway(tmp, base_config(tmp, broker, buses, sensors)).start()
+    cfg = base_config(tmp, broker, buses, sensors)
+    cfg["mqtt"]["version"] = version
+    gw = Gateway(tmp, cfg).start()
     try:
         wait_for(lambda: len(sub.readings()) >= 50, 30, "readings before the outage")
         broker.stop()
@@ -51,15 +54,17 @@ def test_broker_down_10s(tmp):
           "redelivery could make" % dups)
     log = gw.log_text()
     check(log.count("connection to") >= 1 and "lost" in log, "the outage is logged")
-    print("  outage: %d readings, %d unique, %d duplicates, 0 missing"
-          % (len(readings), len(unique), dups))
+    check(("(MQTT 3.1.1;" if version == "3.1.1" else "(MQTT 5;") in log, "spoke %s" % version)
+    print("  outage (%s): %d readings, %d unique, %d duplicates, 0 missing"
+          % (version, len(readings), len(unique), dups))
 
 
-def test_sigkill_and_restart(tmp):
+def test_sigkill_and_restart(tmp, version="auto"):
     broker = Broker(tmp)
     sim, buses, sensors = load(tmp)
     sub = Subscriber(broker, "city/test/gw-test-1/+/+", retained=False)
     cfg = base_config(tmp, broker, buses, sensors)
+    cfg["mqtt"]["version"] = version
     rng = random.Random(2)
     try:
         for round in range(3):
@@ -78,9 +83,18 @@ def test_sigkill_and_restart(tmp):
     readings = sub.readings()
     unique, missing, dups = seq_report(readings, skipped_seqs(gw.log_text()))
     check(not missing, "%d seq missing after SIGKILLs: %s" % (len(missing), missing[:20]))
-    print("  sigkill: %d readings, %d unique, %d duplicates, 0 missing"
-          % (len(readings), len(unique), dups))
+    print("  sigkill (%s): %d readings, %d unique, %d duplicates, 0 missing"
+          % (version, len(readings), len(unique), dups))
+
+
+def test_broker_down_10s_v311(tmp):
+    test_broker_down_10s(tmp, "3.1.1")
+
+
+def test_sigkill_and_restart_v311(tmp):
+    test_sigkill_and_restart(tmp, "3.1.1")
 
 
 if __name__ == "__main__":
-    main([test_broker_down_10s, test_sigkill_and_restart])
+    main([test_broker_down_10s, test_sigkill_and_restart, test_broker_down_10s_v311,
+          test_sigkill_and_restart_v311])

@@ -117,18 +117,23 @@ class Link:
             if not up:
                 client.close()
                 continue
-            try:
-                server = socket.create_connection(("127.0.0.1", self.target), timeout=2)
-            except OSError:
-                client.close()
-                continue
-            server.settimeout(None)
-            for s in (client, server):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self.lock:
-                self.conns += [client, server]
-            _Direction(self, client, server)
-            _Direction(self, server, client)
+            self._relay(client)
+
+    def _relay(self, client):
+        """Connects an accepted client to the target and relays both ways; a
+        subclass may look at (or answer) the client first."""
+        try:
+            server = socket.create_connection(("127.0.0.1", self.target), timeout=2)
+        except OSError:
+            client.close()
+            return
+        server.settimeout(None)
+        for s in (client, server):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.lock:
+            self.conns += [client, server]
+        _Direction(self, client, server)
+        _Direction(self, server, client)
 
     def _count(self, n):
         with self.lock:

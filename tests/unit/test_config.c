@@ -23,6 +23,7 @@
 #include "base/error.h"
 #include "base/secret.h"
 #include "gateway/config.h"
+#include "uplink/publisher.h"
 
 /* A value for edit() that removes the key instead of setting it. */
 #define DEL "\x01"
@@ -650,6 +651,48 @@ static void test_enums(void **state)
 	            "cfg.json: /buses/2/type: must be one of \"modbus-rtu\", \"modbus-tcp\", "
 	            "\"serial\", "
 	            "\"modbus-rtu-tcp\"");
+}
+
+/* mqtt.version, session and message expiry: defaults, each value, the refusals. */
+static void test_mqtt5_keys(void **state)
+{
+	char *text = cfgtext(base_config);
+	cg_config_t *cfg = expect_valid(text);
+
+	assert_int_equal(cfg->mqtt.version, CG_MQTT_AUTO);
+	assert_int_equal(cfg->mqtt.session_expiry_s, 0);
+	assert_int_equal(cfg->mqtt.expiry_air_quality_s, 0);
+	assert_int_equal(cfg->mqtt.expiry_parking_s, 0);
+	assert_int_equal(cfg->mqtt.expiry_traffic_s, 0);
+	cg_config_free(cfg);
+	free(text);
+
+	text = edit("/mqtt/version", "'3.1.1'", "/mqtt/session_expiry_s", "4294967295",
+	            "/mqtt/message_expiry_s", "{'parking': 60, 'traffic': 900}", NULL);
+	cfg = expect_valid(text);
+	assert_int_equal(cfg->mqtt.version, CG_MQTT_311);
+	assert_int_equal(cfg->mqtt.session_expiry_s, 4294967295LL);
+	assert_int_equal(cfg->mqtt.expiry_air_quality_s, 0);
+	assert_int_equal(cfg->mqtt.expiry_parking_s, 60);
+	assert_int_equal(cfg->mqtt.expiry_traffic_s, 900);
+	cg_config_free(cfg);
+	free(text);
+
+	text = edit("/mqtt/version", "'5'", NULL);
+	cfg = expect_valid(text);
+	assert_int_equal(cfg->mqtt.version, CG_MQTT_5);
+	cg_config_free(cfg);
+	free(text);
+
+	expect_edit("/mqtt/version", "'4'",
+	            "cfg.json: /mqtt/version: must be one of \"auto\", \"5\", \"3.1.1\"");
+	expect_edit("/mqtt/version", "5",
+	            "cfg.json: /mqtt/version: must be one of \"auto\", \"5\", \"3.1.1\"");
+	expect_edit("/mqtt/session_expiry_s", "4294967296",
+	            "cfg.json: /mqtt/session_expiry_s: must be an integer from 0 to 4294967295");
+	expect_edit("/mqtt/message_expiry_s", "{'air-quality': -1}",
+	            "cfg.json: /mqtt/message_expiry_s/air-quality: must be an integer from 0 to "
+	            "4294967295");
 }
 
 static void test_strings(void **state)
@@ -1307,6 +1350,7 @@ int main(void)
 	    cmocka_unit_test(test_type_mismatch),
 	    cmocka_unit_test(test_out_of_bounds),
 	    cmocka_unit_test(test_enums),
+	    cmocka_unit_test(test_mqtt5_keys),
 	    cmocka_unit_test(test_strings),
 	    cmocka_unit_test(test_mqtt_strings),
 	    cmocka_unit_test(test_unknown_keys),

@@ -1116,6 +1116,33 @@ static void test_format_names(void **state)
 	assert_int_equal(cg_format_from_name("xml"), -1);
 }
 
+/* The MQTT 5 content type of what each encoder makes, for every kind, told
+ * by the first bytes; status and health are plain JSON. */
+static void test_content_types(void **state)
+{
+	static const char *const want[] = {"application/json", "application/ld+json",
+	                                   "application/senml+json"};
+	void (*makers[])(cg_reading_t *) = {make_air_quality, make_parking_bay, make_parking_lot,
+	                                    make_traffic};
+	const char status[] = "{\"gateway\":\"gw-1\",\"state\":\"online\"}";
+
+	for (size_t m = 0; m < sizeof(makers) / sizeof(makers[0]); m++) {
+		for (int f = CG_FORMAT_NATIVE; f <= CG_FORMAT_SENML; f++) {
+			cg_reading_t r;
+			char *out;
+
+			makers[m](&r);
+			out = encode_ok((cg_format_t)f, &ctx_loc, &r, 7);
+			assert_string_equal(cg_encode_content_type(out, strlen(out)), want[f]);
+			free(out);
+		}
+	}
+	assert_string_equal(cg_encode_content_type(status, strlen(status)), "application/json");
+	assert_string_equal(cg_encode_content_type("", 0), "application/json");
+	/* An NGSI-LD prefix cut short is not taken for one. */
+	assert_string_equal(cg_encode_content_type("{\"id\":\"urn:ngsi", 14), "application/json");
+}
+
 static void test_topics(void **state)
 {
 	char buf[64];
@@ -1166,6 +1193,7 @@ int main(void)
 	    cmocka_unit_test(test_retime),
 	    cmocka_unit_test(test_json_string),
 	    cmocka_unit_test(test_format_names),
+	    cmocka_unit_test(test_content_types),
 	    cmocka_unit_test(test_topics),
 	};
 
