@@ -124,6 +124,8 @@ typedef struct fixture {
 	char profiles[128];
 	const char *dirs[3];
 	cg_driver_env_t env;
+	void *options[16]; /* of the sensors opened: their states point into them */
+	size_t n_options;
 } fixture_t;
 
 static void write_profile(fixture_t *f, const char *name, const char *text)
@@ -191,21 +193,27 @@ static int fixture_teardown(void **state)
 	}
 	rmdir(f->profiles);
 	rmdir(f->root);
+	for (size_t i = 0; i < f->n_options; i++)
+		cg_driver_options_free(&cg_modbus_driver, f->options[i]);
 	free(f);
 	return 0;
 }
 
-/* Opens the driver on a sensor object given as JSON text. */
-static void *open_sensor(const fixture_t *f, const char *json)
+/* Opens the driver on a sensor object given as JSON text; its parsed
+ * options stay in f until the teardown. */
+static void *open_sensor(fixture_t *f, const char *json)
 {
 	cJSON *sensor = cJSON_Parse(json);
 	cg_diag_t d = {0};
-	void *state = NULL;
+	void *options = NULL, *state = NULL;
 
 	assert_non_null(sensor);
-	assert_int_equal(cg_modbus_driver.check(sensor, "/sensors/0", &f->env, &d), 0);
+	assert_int_equal(
+	    cg_driver_options(&cg_modbus_driver, sensor, "/sensors/0", &f->env, &d, &options), 0);
 	assert_int_equal(d.n, 0);
-	assert_int_equal(cg_modbus_driver.open(sensor, &f->env, &state), 0);
+	assert_true(f->n_options < sizeof(f->options) / sizeof(f->options[0]));
+	f->options[f->n_options++] = options;
+	assert_int_equal(cg_modbus_driver.open(options, &f->env, &state), 0);
 	assert_non_null(state);
 	cJSON_Delete(sensor);
 	return state;
@@ -235,11 +243,11 @@ static void test_driver_is_registered(void **state)
 	assert_ptr_equal(cg_driver_find("modbus"), &cg_modbus_driver);
 	assert_string_equal(cg_modbus_driver.name, "modbus");
 	assert_int_equal(cg_modbus_driver.bus_types, CG_BUS_MODBUS_RTU | CG_BUS_MODBUS_TCP | CG_BUS_MODBUS_RTU_TCP);
-	assert_string_equal(cg_modbus_driver.keys[0], "profile");
-	assert_string_equal(cg_modbus_driver.keys[1], "unit_id");
-	assert_string_equal(cg_modbus_driver.keys[2], "merge");
-	assert_string_equal(cg_modbus_driver.keys[3], "merge_gap");
-	assert_null(cg_modbus_driver.keys[4]);
+	assert_string_equal(cg_modbus_driver.keys[0].name, "profile");
+	assert_string_equal(cg_modbus_driver.keys[1].name, "unit_id");
+	assert_string_equal(cg_modbus_driver.keys[2].name, "merge");
+	assert_string_equal(cg_modbus_driver.keys[3].name, "merge_gap");
+	assert_null(cg_modbus_driver.keys[4].name);
 }
 
 static void test_aqt530_over_tcp(void **state)
@@ -551,7 +559,7 @@ static void test_null_state_and_close(void **state)
 	cg_modbus_driver.close(NULL);
 }
 
-/* Each bad sensor object is refused by check() with exactly one line. */
+/* Each bad sensor object is refused with exactly one line, and no options. */
 static void test_check_refuses_bad_config(void **state)
 {
 	fixture_t *f = *state;
@@ -561,8 +569,8 @@ static void test_check_refuses_bad_config(void **state)
 		const char *line; /* after "CONFIG: " */
 	} cases[] = {
 	    {"{\"id\":\"x\"}", "/sensors/0/profile: required key missing"},
-	    {"{\"profile\":3}", "/sensors/0/profile: must be a non-empty string"},
-	    {"{\"profile\":\"\"}", "/sensors/0/profile: must be a non-empty string"},
+	    {"{\"profile\":3}", "/sensors/0/profile: must be a string"},
+	    {"{\"profile\":\"\"}", "/sensors/0/profile: must not be empty"},
 	    {"{\"profile\":\"aqt530\",\"unit_id\":256}",
 	     "/sensors/0/unit_id: must be an integer from 0 to 255"},
 	    {"{\"profile\":\"aqt530\",\"unit_id\":-1}",
@@ -581,10 +589,12 @@ static void test_check_refuses_bad_config(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		cJSON *sensor = cJSON_Parse(cases[i].json);
 		cg_diag_t d = {0};
+		void *o = &d;
 		int rc;
 
 		assert_non_null(sensor);
-		rc = cg_modbus_driver.check(sensor, "/sensors/0", &f->env, &d);
+		rc = cg_driver_options(&cg_modbus_driver, sensor, "/sensors/0", &f->env, &d, &o);
+		assert_null(o);
 		if (cases[i].line)
 			snprintf(line, sizeof(line), "%s: %s", f->config, cases[i].line);
 		else
@@ -607,12 +617,14 @@ static void test_check_reports_missing_profile_at_the_sensor(void **state)
 	fixture_t *f = *state;
 	cJSON *sensor = cJSON_Parse("{\"profile\":\"nope\",\"unit_id\":1000}");
 	cg_diag_t d = {0};
+	void *o = NULL;
 	char line[512];
 
 	/* A line already there, and the sensor's other problems, stay where
 	 * they are. */
 	cg_diag_add(&d, "other.json", "/x", "earlier problem");
-	assert_int_equal(cg_modbus_driver.check(sensor, "/sensors/4", &f->env, &d), CG_EINVAL);
+	assert_int_equal(cg_driver_options(&cg_modbus_driver, sensor, "/sensors/4", &f->env, &d, &o),
+	                 CG_EINVAL);
 	assert_int_equal(d.n, 3);
 	assert_string_equal(d.lines[0], "other.json: /x: earlier problem");
 	snprintf(line, sizeof(line), "%s: /sensors/4/unit_id: must be an integer from 0 to 255",
@@ -631,23 +643,22 @@ static void test_check_reports_profile_problems_in_the_profile(void **state)
 	cJSON *sensor = cJSON_Parse("{\"profile\":\"broken\",\"merge_gap\":\"8\"}");
 	cg_diag_t d = {0};
 	char line[512];
-	void *st = &d;
+	void *o = &d;
 
-	assert_int_equal(cg_modbus_driver.check(sensor, "/sensors/1", &f->env, &d), CG_EINVAL);
+	/* Refused, with no options for open() to take. */
+	assert_int_equal(cg_driver_options(&cg_modbus_driver, sensor, "/sensors/1", &f->env, &d, &o),
+	                 CG_EINVAL);
+	assert_null(o);
 	assert_int_equal(d.n, 2);
 	snprintf(line, sizeof(line), "%s: /sensors/1/merge_gap: must be an integer from 0 to 100",
 	         f->config);
 	assert_string_equal(d.lines[0], line);
 	snprintf(line, sizeof(line),
-	         "%s/broken.json: /points/0/type: must be one of bool, u16, i16, u32, i32, u64, "
-	         "i64, f32 or f64",
+	         "%s/broken.json: /points/0/type: must be one of \"bool\", \"u16\", \"i16\", "
+	         "\"u32\", \"i32\", \"u64\", \"i64\", \"f32\", \"f64\"",
 	         f->profiles);
 	assert_string_equal(d.lines[1], line);
 	cg_diag_free(&d);
-
-	/* open() refuses it too, and leaves no state. */
-	assert_int_equal(cg_modbus_driver.open(sensor, &f->env, &st), CG_EINVAL);
-	assert_null(st);
 	cJSON_Delete(sensor);
 }
 
