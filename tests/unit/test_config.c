@@ -1016,6 +1016,9 @@ static void test_malformed(void **state)
 	expect_problems("{\n\t\"a\": tru\n}", "cfg.json: line 2 column 7: malformed JSON", NULL);
 	expect_problems("{\"a\": 1} x", "cfg.json: line 1 column 10: malformed JSON", NULL);
 	expect_problems("{} {}", "cfg.json: line 1 column 4: malformed JSON", NULL);
+	/* Columns count characters, as profiles' do: "été" is 3, not 5 bytes. */
+	expect_problems("{\"name\": \"\xc3\xa9t\xc3\xa9\", ]",
+	                "cfg.json: line 1 column 17: malformed JSON", NULL);
 	expect_problems("", "cfg.json: : the file is empty", NULL);
 	expect_problems(" \n\t\n", "cfg.json: : the file is empty", NULL);
 	expect_problems("[1]", "cfg.json: : must be an object", NULL);

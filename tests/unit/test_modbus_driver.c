@@ -662,6 +662,58 @@ static void test_check_reports_profile_problems_in_the_profile(void **state)
 	cJSON_Delete(sensor);
 }
 
+/* What the config's check parsed is what open() takes: the profile is read
+ * once, so a profile file gone (or changed) after the check does not change
+ * the sensor that starts. */
+static void test_open_takes_what_check_parsed(void **state)
+{
+	fixture_t *f = *state;
+	cJSON *sensor = cJSON_Parse("{\"profile\":\"once\",\"merge\":false,\"interval_s\":30}");
+	char path[256];
+	cg_diag_t d = {0};
+	void *o = NULL, *st = NULL;
+	server_t *s = server_start(true);
+	cg_transport_t t;
+	cg_reading_t r;
+
+	write_profile(f, "once.json",
+	              "{\"name\":\"once\",\"kind\":\"traffic\",\"points\":["
+	              "{\"name\":\"intensity\",\"table\":\"holding\",\"address\":4,"
+	              "\"counter\":true},"
+	              "{\"name\":\"occupancy\",\"table\":\"holding\",\"address\":5}]}");
+	assert_non_null(sensor);
+	assert_int_equal(cg_driver_options(&cg_modbus_driver, sensor, "/sensors/0", &f->env, &d, &o),
+	                 0);
+	cJSON_Delete(sensor);
+	snprintf(path, sizeof(path), "%s/once.json", f->profiles);
+	assert_int_equal(unlink(path), 0);
+
+	assert_int_equal(cg_modbus_driver.open(o, &f->env, &st), 0);
+	s->map->tab_registers[4] = 100;
+	s->map->tab_registers[5] = 7;
+	t = client_open(s);
+	cg_reading_init(&r);
+	/* A counter's first poll is its baseline. */
+	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), CG_EAGAIN);
+	s->map->tab_registers[4] = 112;
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
+	assert_string_equal(r.kind, "traffic");
+	assert_number(&r, "intensity", 12, "");
+	assert_number(&r, "occupancy", 7, "");
+	/* The interval the counter's increase covers is the sensor's. */
+	assert_true(r.interval_s == 30);
+	/* merge false: one request per point, two polls. */
+	assert_int_equal(t.requests, 4);
+	cg_modbus_driver.close(st);
+	/* A second state from the same options: the profile is still theirs. */
+	assert_int_equal(cg_modbus_driver.open(o, &f->env, &st), 0);
+	cg_modbus_driver.close(st);
+	cg_driver_options_free(&cg_modbus_driver, o);
+	client_close(&t);
+	server_stop(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -677,6 +729,7 @@ int main(void)
 	    cmocka_unit_test(test_check_refuses_bad_config),
 	    cmocka_unit_test(test_check_reports_missing_profile_at_the_sensor),
 	    cmocka_unit_test(test_check_reports_profile_problems_in_the_profile),
+	    cmocka_unit_test(test_open_takes_what_check_parsed),
 	};
 
 	return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);

@@ -536,6 +536,33 @@ static void test_missing_path_names_the_file(void **state)
 	cg_diag_free(&d);
 }
 
+/* A file too large to be a register map is refused before it is parsed,
+ * worded as any other file that cannot be read. */
+static void test_oversized_profile_cannot_be_read(void **state)
+{
+	tree_t *t = *state;
+	char path[256], line[512];
+	cg_diag_t d = {0};
+	cg_profile_t *p = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/huge.json", t->etc);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(PROFILE_NAMED("huge"), f);
+	for (int i = 0; i < 1024 * 1024; i++)
+		fputc(' ', f);
+	fclose(f);
+	assert_int_equal(cg_profile_load("huge.json", t->config, NULL, &p, &d), CG_ENOENT);
+	unlink(path);
+	assert_null(p);
+	assert_int_equal(d.n, 1);
+	snprintf(line, sizeof(line), "%s: : profile \"huge.json\": cannot read %s: File too large",
+	         t->config, path);
+	assert_string_equal(d.lines[0], line);
+	cg_diag_free(&d);
+}
+
 static void test_found_profile_errors_carry_its_file(void **state)
 {
 	tree_t *t = *state;
@@ -570,6 +597,7 @@ int main(void)
 	    cmocka_unit_test(test_lookup_by_name_not_found),
 	    cmocka_unit_test(test_lookup_by_relative_and_absolute_path),
 	    cmocka_unit_test(test_missing_path_names_the_file),
+	    cmocka_unit_test(test_oversized_profile_cannot_be_read),
 	    cmocka_unit_test(test_found_profile_errors_carry_its_file),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
