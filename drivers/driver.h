@@ -22,6 +22,10 @@ typedef struct cg_driver_env {
  * or the bus's worker. Sensors of different buses are polled in parallel by
  * their workers, so a driver keeps everything per sensor in its state, never
  * in globals. */
+/* A driver's parsed keys: its own options struct, opaque to the rest, so
+ * that nothing else (a sensor's JSON) can be handed to open() by mistake. */
+typedef struct cg_driver_options cg_driver_options_t;
+
 typedef struct cg_driver {
 	const char *name;
 	/* The bus types this driver polls over (CG_BUS_* flags). */
@@ -42,7 +46,7 @@ typedef struct cg_driver {
 	 * name (or a profile's file and pointer). Returns 0 or CG_EINVAL.
 	 * Main thread, whenever a config is loaded (start, --check, a
 	 * reload). */
-	int (*check)(void *options, const cJSON *sensor, const char *pointer,
+	int (*check)(cg_driver_options_t *options, const cJSON *sensor, const char *pointer,
 	             const cg_driver_env_t *env, cg_diag_t *diag);
 	/* Allocates per-sensor state from options that cg_driver_options()
 	 * accepted; the state may point into them (they outlive it). Does no
@@ -50,7 +54,7 @@ typedef struct cg_driver {
 	 * reload) or for --once; when it failed there, the bus's worker calls
 	 * it again, with the same options, on the sensor's back-off until it
 	 * succeeds. */
-	int (*open)(const void *options, const cg_driver_env_t *env, void **state);
+	int (*open)(const cg_driver_options_t *options, const cg_driver_env_t *env, void **state);
 	/* Polls the sensor once over t and fills r's kind, values and quality
 	 * (the enums of base/reading.h; r was initialised and carries the
 	 * sensor id; the caller stamps the time). Values of one lane of a
@@ -67,7 +71,7 @@ typedef struct cg_driver {
 	 * been joined (reload, shutdown) or after --once. */
 	void (*close)(void *state);
 	/* Frees what check() added to options; NULL when it adds nothing. */
-	void (*release)(void *options);
+	void (*release)(cg_driver_options_t *options);
 } cg_driver_t;
 
 /* The compile-time table of drivers, NULL-terminated (drivers/registry.c). */
@@ -81,10 +85,10 @@ const cg_driver_t *cg_driver_find(const char *name);
  * *options, which open() takes and cg_driver_options_free() frees;
  * CG_EINVAL or CG_ENOMEM with *options NULL. */
 int cg_driver_options(const cg_driver_t *d, const cJSON *sensor, const char *pointer,
-                      const cg_driver_env_t *env, cg_diag_t *diag, void **options);
+                      const cg_driver_env_t *env, cg_diag_t *diag, cg_driver_options_t **options);
 
 /* Frees options of d; accepts NULL for either. */
-void cg_driver_options_free(const cg_driver_t *d, void *options);
+void cg_driver_options_free(const cg_driver_t *d, cg_driver_options_t *options);
 
 /* The file name a driver's problem lines carry: the config's path, or "config". */
 const char *cg_driver_env_file(const cg_driver_env_t *env);

@@ -32,12 +32,12 @@ const char *cg_driver_env_file(const cg_driver_env_t *env)
 }
 
 int cg_driver_options(const cg_driver_t *d, const cJSON *sensor, const char *pointer,
-                      const cg_driver_env_t *env, cg_diag_t *diag, void **options)
+                      const cg_driver_env_t *env, cg_diag_t *diag, cg_driver_options_t **options)
 {
 	/* The common keys are the config's: they are neither refused nor judged here. */
 	static const cg_keys_scope_t theirs = {.others = true};
 	cg_walk_t w = {.file = cg_driver_env_file(env), .diag = diag};
-	void *o = calloc(1, d->options_size ? d->options_size : 1);
+	cg_driver_options_t *o = calloc(1, d->options_size ? d->options_size : 1);
 	int rc = 0;
 
 	*options = NULL;
@@ -58,7 +58,7 @@ int cg_driver_options(const cg_driver_t *d, const cJSON *sensor, const char *poi
 	return 0;
 }
 
-void cg_driver_options_free(const cg_driver_t *d, void *options)
+void cg_driver_options_free(const cg_driver_t *d, cg_driver_options_t *options)
 {
 	if (!d || !options)
 		return;

@@ -26,7 +26,7 @@ typedef struct cg_sensor_config {
 	const cg_driver_t *driver; /* resolved */
 	size_t bus_index;          /* index into cg_config_t.buses */
 	cJSON *json;               /* a copy of the sensor object */
-	void *options;             /* the driver's keys, parsed: what driver->open() takes */
+	cg_driver_options_t *options; /* the driver's keys, parsed: what driver->open() takes */
 	char *pointer;             /* "/sensors/N" */
 	bool aligned;              /* polls at wall-clock multiples of interval_s */
 	bool report_on_change;     /* publish only changes beyond the deadband ... */

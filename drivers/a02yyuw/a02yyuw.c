@@ -76,10 +76,10 @@ int cg_a02yyuw_parse(const uint8_t *buf, size_t len, size_t *frame_len, void *fr
 
 /* The rule across the keys (see driver.h): with a hysteresis of twice the
  * threshold or more, a bay could never become occupied. */
-static int a02_check(void *options, const cJSON *sensor, const char *pointer,
+static int a02_check(cg_driver_options_t *options, const cJSON *sensor, const char *pointer,
                      const cg_driver_env_t *env, cg_diag_t *diag)
 {
-	const a02_options_t *o = options;
+	const a02_options_t *o = (const void *)options;
 	char ptr[256];
 
 	if (!cg_keys_usable(sensor, a02_keys, "occupied_below_mm") ||
@@ -98,9 +98,9 @@ static void a02_close(void *state)
 }
 
 /* Allocates the state of one sensor from its parsed keys; does no I/O. */
-static int a02_open(const void *options, const cg_driver_env_t *env, void **state)
+static int a02_open(const cg_driver_options_t *options, const cg_driver_env_t *env, void **state)
 {
-	const a02_options_t *o = options;
+	const a02_options_t *o = (const void *)options;
 	a02_state_t *s;
 
 	*state = NULL;

@@ -75,10 +75,10 @@ static void move_not_found(cg_diag_t *diag, size_t from, const char *lfile, cons
  * driver.h. Problems inside the profile are reported with the profile's own
  * file and pointers; a profile that is not found, at pointer + "/profile"
  * in the config. */
-static int driver_check(void *options, const cJSON *sensor, const char *pointer,
+static int driver_check(cg_driver_options_t *options, const cJSON *sensor, const char *pointer,
                         const cg_driver_env_t *env, cg_diag_t *diag)
 {
-	driver_options_t *o = options;
+	driver_options_t *o = (void *)options;
 	/* interval_s is a common sensor key, checked by the config. */
 	const cJSON *interval = cJSON_GetObjectItemCaseSensitive(sensor, "interval_s");
 	size_t from = diag->n;
@@ -99,9 +99,9 @@ static int driver_check(void *options, const cJSON *sensor, const char *pointer,
 	return rc == 0 || rc == CG_ENOMEM ? rc : CG_EINVAL;
 }
 
-static void driver_release(void *options)
+static void driver_release(cg_driver_options_t *options)
 {
-	cg_profile_free(((driver_options_t *)options)->profile);
+	cg_profile_free(((driver_options_t *)(void *)options)->profile);
 }
 
 /* Per-sensor state: the profile, its plan, and one buffer per table kind
@@ -143,9 +143,9 @@ static void driver_close(void *state)
 
 /* Plans the reads of the profile check() loaded and sizes the buffers for
  * the plan; see driver.h. */
-static int driver_open(const void *options, const cg_driver_env_t *env, void **state)
+static int driver_open(const cg_driver_options_t *options, const cg_driver_env_t *env, void **state)
 {
-	const driver_options_t *o = options;
+	const driver_options_t *o = (const void *)options;
 	driver_state_t *s;
 	size_t n_regs = 0, n_bits = 0;
 	int rc;

@@ -91,9 +91,9 @@ static void pms_close(void *state)
 }
 
 /* Allocates the state of one sensor from its parsed keys; does no I/O. */
-static int pms_open(const void *options, const cg_driver_env_t *env, void **state)
+static int pms_open(const cg_driver_options_t *options, const cg_driver_env_t *env, void **state)
 {
-	const pms_options_t *o = options;
+	const pms_options_t *o = (const void *)options;
 	pms_state_t *s;
 
 	*state = NULL;

@@ -76,9 +76,9 @@ static void sds_close(void *state)
 }
 
 /* Allocates the state of one sensor from its parsed keys; does no I/O. */
-static int sds_open(const void *options, const cg_driver_env_t *env, void **state)
+static int sds_open(const cg_driver_options_t *options, const cg_driver_env_t *env, void **state)
 {
-	const sds_options_t *o = options;
+	const sds_options_t *o = (const void *)options;
 	sds_state_t *s;
 
 	*state = NULL;

@@ -68,9 +68,10 @@ static void template_close(void *state)
 }
 
 /* Allocates the state of one sensor from its parsed keys; does no I/O. */
-static int template_open(const void *options, const cg_driver_env_t *env, void **state)
+static int template_open(const cg_driver_options_t *options, const cg_driver_env_t *env,
+                         void **state)
 {
-	const template_options_t *o = options;
+	const template_options_t *o = (const void *)options;
 	template_state_t *s;
 
 	*state = NULL;

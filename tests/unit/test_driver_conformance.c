@@ -271,7 +271,8 @@ static void close_twice(const cg_driver_t *d)
 	const sample_t *s = require_sample(d);
 	cJSON *sensor = cJSON_Parse(s->good);
 	cg_diag_t diag = {0};
-	void *options = NULL, *state = NULL;
+	cg_driver_options_t *options = NULL;
+	void *state = NULL;
 
 	d->close(NULL);
 	d->close(NULL);
@@ -291,7 +292,7 @@ static void good_config_accepted(const cg_driver_t *d)
 	const sample_t *s = require_sample(d);
 	cJSON *sensor = cJSON_Parse(s->good);
 	cg_diag_t diag = {0};
-	void *options = NULL;
+	cg_driver_options_t *options = NULL;
 
 	assert_non_null(sensor);
 	assert_int_equal(cg_driver_options(d, sensor, "/sensors/7", &env, &diag, &options), 0);
@@ -311,7 +312,7 @@ static void bad_configs_refused(const cg_driver_t *d)
 	for (size_t i = 0; s->bad[i]; i++) {
 		cJSON *sensor = cJSON_Parse(s->bad[i]);
 		cg_diag_t diag = {0};
-		void *options = (void *)&diag;
+		cg_driver_options_t *options = (cg_driver_options_t *)&diag;
 
 		assert_non_null(sensor);
 		if (cg_driver_options(d, sensor, "/sensors/7", &env, &diag, &options) == 0)

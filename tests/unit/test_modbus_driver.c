@@ -124,7 +124,7 @@ typedef struct fixture {
 	char profiles[128];
 	const char *dirs[3];
 	cg_driver_env_t env;
-	void *options[16]; /* of the sensors opened: their states point into them */
+	cg_driver_options_t *options[16]; /* of the sensors opened: states point into them */
 	size_t n_options;
 } fixture_t;
 
@@ -205,7 +205,8 @@ static void *open_sensor(fixture_t *f, const char *json)
 {
 	cJSON *sensor = cJSON_Parse(json);
 	cg_diag_t d = {0};
-	void *options = NULL, *state = NULL;
+	cg_driver_options_t *options = NULL;
+	void *state = NULL;
 
 	assert_non_null(sensor);
 	assert_int_equal(
@@ -589,7 +590,7 @@ static void test_check_refuses_bad_config(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		cJSON *sensor = cJSON_Parse(cases[i].json);
 		cg_diag_t d = {0};
-		void *o = &d;
+		cg_driver_options_t *o = (cg_driver_options_t *)&d;
 		int rc;
 
 		assert_non_null(sensor);
@@ -617,7 +618,7 @@ static void test_check_reports_missing_profile_at_the_sensor(void **state)
 	fixture_t *f = *state;
 	cJSON *sensor = cJSON_Parse("{\"profile\":\"nope\",\"unit_id\":1000}");
 	cg_diag_t d = {0};
-	void *o = NULL;
+	cg_driver_options_t *o = NULL;
 	char line[512];
 
 	/* A line already there, and the sensor's other problems, stay where
@@ -643,7 +644,7 @@ static void test_check_reports_profile_problems_in_the_profile(void **state)
 	cJSON *sensor = cJSON_Parse("{\"profile\":\"broken\",\"merge_gap\":\"8\"}");
 	cg_diag_t d = {0};
 	char line[512];
-	void *o = &d;
+	cg_driver_options_t *o = (cg_driver_options_t *)&d;
 
 	/* Refused, with no options for open() to take. */
 	assert_int_equal(cg_driver_options(&cg_modbus_driver, sensor, "/sensors/1", &f->env, &d, &o),
@@ -671,7 +672,8 @@ static void test_open_takes_what_check_parsed(void **state)
 	cJSON *sensor = cJSON_Parse("{\"profile\":\"once\",\"merge\":false,\"interval_s\":30}");
 	char path[256];
 	cg_diag_t d = {0};
-	void *o = NULL, *st = NULL;
+	cg_driver_options_t *o = NULL;
+	void *st = NULL;
 	server_t *s = server_start(true);
 	cg_transport_t t;
 	cg_reading_t r;
@@ -698,7 +700,7 @@ static void test_open_takes_what_check_parsed(void **state)
 	s->map->tab_registers[4] = 112;
 	cg_reading_init(&r);
 	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
-	assert_string_equal(r.kind, "traffic");
+	assert_string_equal(cg_kind_name(r.kind), "traffic");
 	assert_number(&r, "intensity", 12, "");
 	assert_number(&r, "occupancy", 7, "");
 	/* The interval the counter's increase covers is the sensor's. */

@@ -45,7 +45,7 @@ typedef struct fixture {
 	int slave;
 	cg_transport_t t;
 	const cg_driver_t *drv;
-	void *options; /* the sensor's keys, parsed; the state may point into them */
+	cg_driver_options_t *options; /* the sensor's keys, parsed; the state may point into them */
 	void *state;
 	bool closed_master;
 } fixture_t;
@@ -530,7 +530,7 @@ static void test_poll_without_state_or_fd(void **state)
 		const cg_driver_t *d = cg_drivers[i];
 		void *s = NULL;
 		cg_diag_t diag = {0};
-		void *o = NULL;
+		cg_driver_options_t *o = NULL;
 
 		if (!(d->bus_types & CG_BUS_SERIAL))
 			continue;
