@@ -375,6 +375,59 @@ static bool cg_has(const cJSON *obj, const char *name)
 	return cJSON_GetObjectItemCaseSensitive(obj, name) != NULL;
 }
 
+/* Allocates one zeroed struct of size bytes per member of array, their
+ * number in *n. NULL when there is nothing to parse: no array (its absence
+ * is the walk's to report), an empty one (a problem when empty_msg says so),
+ * or no memory. */
+static void *cg_array_alloc(cg_walk_t *w, const cJSON *array, const char *pointer,
+                            const char *empty_msg, size_t size, size_t *n)
+{
+	size_t count = array ? (size_t)cJSON_GetArraySize(array) : 0;
+	void *items;
+
+	if (count == 0) {
+		if (array && empty_msg)
+			cg_walk_problem(w, pointer, "%s", empty_msg);
+		return NULL;
+	}
+	items = calloc(count, size);
+	if (!items)
+		w->nomem = true;
+	else
+		*n = count;
+	return items;
+}
+
+/* Reports each of the n structs from first (stride bytes apart) whose string
+ * at offset, the member key, an earlier one has: a duplicate id, or (unique
+ * ids) a "value ... already used by" the earlier one. */
+static void cg_check_unique(cg_walk_t *w, const char *pointer, const void *first, size_t n,
+                            size_t stride, size_t offset, const char *key)
+{
+	char ptr[CG_PTR_MAX], key_ptr[CG_PTR_MAX];
+	bool is_id = strcmp(key, "id") == 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *v = *(char *const *)((const char *)first + i * stride + offset);
+
+		for (size_t j = 0; v && j < i; j++) {
+			const char *u = *(char *const *)((const char *)first + j * stride + offset);
+
+			if (!u || strcmp(u, v) != 0)
+				continue;
+			cg_pointer_index(ptr, sizeof(ptr), pointer, i);
+			cg_pointer_key(key_ptr, sizeof(key_ptr), ptr, key);
+			if (is_id)
+				cg_walk_problem(w, key_ptr, "duplicate id \"%s\" (first at %s/%zu)",
+				                v, pointer, j);
+			else
+				cg_walk_problem(w, key_ptr, "\"%s\" is already used by %s/%zu", v,
+				                pointer, j);
+			break;
+		}
+	}
+}
+
 /* ---- arrays ---- */
 
 /* Builds cfg->profile_dirs: the file's folders (relative ones resolved
@@ -429,22 +482,14 @@ static unsigned cg_bus_type_of(const cJSON *bus)
 static void cg_each_bus(cg_walk_t *w, const cJSON *array, const char *pointer)
 {
 	cg_config_t *cfg = cfg_of(w);
-	char ptr[CG_PTR_MAX], key_ptr[CG_PTR_MAX], label[32];
+	char ptr[CG_PTR_MAX], label[32];
 	const cJSON *e;
 	size_t i = 0;
 
-	if (!array)
+	cfg->buses = cg_array_alloc(w, array, pointer, "must contain at least one bus",
+	                            sizeof(*cfg->buses), &cfg->n_buses);
+	if (!cfg->buses)
 		return;
-	if (cJSON_GetArraySize(array) == 0) {
-		cg_walk_problem(w, pointer, "must contain at least one bus");
-		return;
-	}
-	cfg->buses = calloc((size_t)cJSON_GetArraySize(array), sizeof(*cfg->buses));
-	if (!cfg->buses) {
-		w->nomem = true;
-		return;
-	}
-	cfg->n_buses = (size_t)cJSON_GetArraySize(array);
 	cJSON_ArrayForEach(e, array)
 	{
 		cg_keys_scope_t scope = {.variant = cg_bus_type_of(e), .variant_label = label};
@@ -454,26 +499,10 @@ static void cg_each_bus(cg_walk_t *w, const cJSON *array, const char *pointer)
 		cg_keys_walk(w, e, ptr, cg_bus_keys, &cfg->buses[i], &scope, NULL);
 		i++;
 	}
-	for (i = 0; i < cfg->n_buses; i++) {
-		const cg_bus_config_t *b = &cfg->buses[i];
-		cg_pointer_index(ptr, sizeof(ptr), pointer, i);
-		for (size_t j = 0; b->id && j < i; j++) {
-			if (cfg->buses[j].id && strcmp(b->id, cfg->buses[j].id) == 0) {
-				cg_pointer_key(key_ptr, sizeof(key_ptr), ptr, "id");
-				cg_walk_problem(w, key_ptr, "duplicate id \"%s\" (first at %s/%zu)",
-				                b->id, pointer, j);
-				break;
-			}
-		}
-		for (size_t j = 0; b->line.device && j < i; j++) {
-			if (cfg->buses[j].line.device && strcmp(b->line.device, cfg->buses[j].line.device) == 0) {
-				cg_pointer_key(key_ptr, sizeof(key_ptr), ptr, "device");
-				cg_walk_problem(w, key_ptr, "\"%s\" is already used by %s/%zu",
-				                b->line.device, pointer, j);
-				break;
-			}
-		}
-	}
+	cg_check_unique(w, pointer, cfg->buses, cfg->n_buses, sizeof(*cfg->buses), CG_BUS(id),
+	                "id");
+	cg_check_unique(w, pointer, cfg->buses, cfg->n_buses, sizeof(*cfg->buses),
+	                CG_BUS(line.device), "device");
 }
 
 /* The bus called id, or -1. */
@@ -559,22 +588,14 @@ static void cg_sensor(cg_walk_t *w, const cJSON *e, size_t i, const char *ptr)
 static void cg_each_sensor(cg_walk_t *w, const cJSON *array, const char *pointer)
 {
 	cg_config_t *cfg = cfg_of(w);
-	char ptr[CG_PTR_MAX], id_ptr[CG_PTR_MAX];
+	char ptr[CG_PTR_MAX];
 	const cJSON *e;
 	size_t i = 0;
 
-	if (!array)
+	cfg->sensors = cg_array_alloc(w, array, pointer, "must contain at least one sensor",
+	                              sizeof(*cfg->sensors), &cfg->n_sensors);
+	if (!cfg->sensors)
 		return;
-	if (cJSON_GetArraySize(array) == 0) {
-		cg_walk_problem(w, pointer, "must contain at least one sensor");
-		return;
-	}
-	cfg->sensors = calloc((size_t)cJSON_GetArraySize(array), sizeof(*cfg->sensors));
-	if (!cfg->sensors) {
-		w->nomem = true;
-		return;
-	}
-	cfg->n_sensors = (size_t)cJSON_GetArraySize(array);
 	cJSON_ArrayForEach(e, array)
 	{
 		cg_pointer_index(ptr, sizeof(ptr), pointer, i);
@@ -585,18 +606,8 @@ static void cg_each_sensor(cg_walk_t *w, const cJSON *array, const char *pointer
 			cg_sensor(w, e, i, ptr);
 		i++;
 	}
-	for (i = 0; i < cfg->n_sensors; i++) {
-		const char *id = cfg->sensors[i].id;
-		for (size_t j = 0; j < i && id; j++) {
-			if (cfg->sensors[j].id && strcmp(cfg->sensors[j].id, id) == 0) {
-				cg_pointer_index(ptr, sizeof(ptr), pointer, i);
-				cg_pointer_key(id_ptr, sizeof(id_ptr), ptr, "id");
-				cg_walk_problem(w, id_ptr, "duplicate id \"%s\" (first at %s/%zu)",
-				                id, pointer, j);
-				break;
-			}
-		}
-	}
+	cg_check_unique(w, pointer, cfg->sensors, cfg->n_sensors, sizeof(*cfg->sensors),
+	                CG_SENSOR(id), "id");
 }
 
 /* The index of the sensor called id, or -1. */
@@ -664,18 +675,13 @@ next:;
 static void cg_each_lot(cg_walk_t *w, const cJSON *array, const char *pointer)
 {
 	cg_config_t *cfg = cfg_of(w);
-	char ptr[CG_PTR_MAX], id_ptr[CG_PTR_MAX];
+	char ptr[CG_PTR_MAX];
 	const cJSON *e;
 	size_t i = 0;
 
-	if (!array || cJSON_GetArraySize(array) == 0)
+	cfg->lots = cg_array_alloc(w, array, pointer, NULL, sizeof(*cfg->lots), &cfg->n_lots);
+	if (!cfg->lots)
 		return;
-	cfg->lots = calloc((size_t)cJSON_GetArraySize(array), sizeof(*cfg->lots));
-	if (!cfg->lots) {
-		w->nomem = true;
-		return;
-	}
-	cfg->n_lots = (size_t)cJSON_GetArraySize(array);
 	cJSON_ArrayForEach(e, array)
 	{
 		cg_pointer_index(ptr, sizeof(ptr), pointer, i);
@@ -685,18 +691,7 @@ static void cg_each_lot(cg_walk_t *w, const cJSON *array, const char *pointer)
 			cg_lot(w, e, &cfg->lots[i], ptr);
 		i++;
 	}
-	for (i = 0; i < cfg->n_lots; i++) {
-		const char *id = cfg->lots[i].id;
-		for (size_t j = 0; j < i && id; j++) {
-			if (cfg->lots[j].id && strcmp(cfg->lots[j].id, id) == 0) {
-				cg_pointer_index(ptr, sizeof(ptr), pointer, i);
-				cg_pointer_key(id_ptr, sizeof(id_ptr), ptr, "id");
-				cg_walk_problem(w, id_ptr, "duplicate id \"%s\" (first at %s/%zu)",
-				                id, pointer, j);
-				break;
-			}
-		}
-	}
+	cg_check_unique(w, pointer, cfg->lots, cfg->n_lots, sizeof(*cfg->lots), CG_LOT(id), "id");
 }
 
 /* ---- checks across keys ---- */
