@@ -478,6 +478,8 @@ static void noise_never_publishes(const cg_driver_t *d)
 	long rss_first = 0, rss_last = 0;
 	double half1, half2;
 	cJSON *sensor;
+	cg_driver_options_t *options = NULL;
+	cg_diag_t diag = {0};
 	void *state = NULL, *frame;
 	uint32_t x = NOISE_SEED;
 	int sv[2], rc, queued = 0;
@@ -496,7 +498,8 @@ static void noise_never_publishes(const cg_driver_t *d)
 
 	sensor = cJSON_Parse(s->good);
 	assert_non_null(sensor);
-	assert_int_equal(d->open(sensor, &env, &state), 0);
+	assert_int_equal(cg_driver_options(d, sensor, "/sensors/7", &env, &diag, &options), 0);
+	assert_int_equal(d->open(options, &env, &state), 0);
 	cJSON_Delete(sensor);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	t.fd = sv[0];
@@ -559,6 +562,7 @@ static void noise_never_publishes(const cg_driver_t *d)
 	close(sv[0]);
 	close(sv[1]);
 	d->close(state);
+	cg_driver_options_free(d, options);
 	free(frame);
 	free(noise);
 }
@@ -661,8 +665,8 @@ static void serial_driver_everywhere(const cg_driver_t *d)
 	snprintf(needle, sizeof(needle), "### `%s`", n);
 	if (!source_contains("docs/drivers.md", needle))
 		missing(d, "docs/drivers.md", "no reference section (### `NAME`)");
-	for (size_t k = 0; d->keys[k]; k++) {
-		snprintf(needle, sizeof(needle), "\"%s\"", d->keys[k]);
+	for (size_t k = 0; d->keys[k].name; k++) {
+		snprintf(needle, sizeof(needle), "\"%s\"", d->keys[k].name);
 		if (!source_contains("schemas/config.schema.json", needle))
 			missing(d, "schemas/config.schema.json",
 			        "a key of the driver is not described");
