@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "base/diag.h"
+#include "base/keys.h"
 #include "base/reading.h"
 #include "drivers/transport.h"
 
@@ -21,25 +22,39 @@ typedef struct cg_driver_env {
  * or the bus's worker. Sensors of different buses are polled in parallel by
  * their workers, so a driver keeps everything per sensor in its state, never
  * in globals. */
+/* A driver's parsed keys: its own options struct, opaque to the rest, so
+ * that nothing else (a sensor's JSON) can be handed to open() by mistake. */
+typedef struct cg_driver_options cg_driver_options_t;
+
 typedef struct cg_driver {
 	const char *name;
 	/* The bus types this driver polls over (CG_BUS_* flags). */
 	unsigned bus_types;
-	/* The sensor keys this driver owns, NULL-terminated; any key that is
-	 * neither a common sensor key nor listed here is an error. */
-	const char *const *keys;
-	/* Checks this driver's keys of one sensor object. pointer is the JSON
-	 * pointer of the sensor ("/sensors/2"); problems go to diag with the
-	 * config file's name (or a profile's file and pointer). Returns 0 or
-	 * CG_EINVAL. Main thread, whenever a config is loaded (start, --check,
-	 * a reload). */
-	int (*check)(const cJSON *sensor, const char *pointer, const cg_driver_env_t *env,
-		     cg_diag_t *diag);
-	/* Allocates per-sensor state from a sensor object that check() accepted.
-	 * Does no I/O on the bus. Main thread, before the bus's worker starts
-	 * (start, reload) or for --once; when it failed there, the bus's worker
-	 * calls it again on the sensor's back-off until it succeeds. */
-	int (*open)(const cJSON *sensor, const cg_driver_env_t *env, void **state);
+	/* The sensor keys this driver owns, a table (base/keys.h) ending with a
+	 * NULL name; any key that is neither a common sensor key nor in it is
+	 * an error. The core walks it (cg_driver_options()) into a zeroed
+	 * options struct of options_size bytes, the keys' offsets into it. */
+	const cg_key_t *keys;
+	size_t options_size;
+	/* The rules across this driver's keys, and what they name (a profile
+	 * to load), on the options the walk filled; NULL when there are none.
+	 * It runs after problems in the walk too, so that --check lists every
+	 * problem: a key that was invalid holds its default, and
+	 * cg_keys_usable(sensor, keys, name) tells. May add to options what
+	 * open() will need (release() frees it). pointer is the sensor's JSON
+	 * pointer ("/sensors/2"); problems go to diag with the config file's
+	 * name (or a profile's file and pointer). Returns 0 or CG_EINVAL.
+	 * Main thread, whenever a config is loaded (start, --check, a
+	 * reload). */
+	int (*check)(cg_driver_options_t *options, const cJSON *sensor, const char *pointer,
+	             const cg_driver_env_t *env, cg_diag_t *diag);
+	/* Allocates per-sensor state from options that cg_driver_options()
+	 * accepted; the state may point into them (they outlive it). Does no
+	 * I/O on the bus. Main thread, before the bus's worker starts (start,
+	 * reload) or for --once; when it failed there, the bus's worker calls
+	 * it again, with the same options, on the sensor's back-off until it
+	 * succeeds. */
+	int (*open)(const cg_driver_options_t *options, const cg_driver_env_t *env, void **state);
 	/* Polls the sensor once over t and fills r's kind, values and quality
 	 * (the enums of base/reading.h; r was initialised and carries the
 	 * sensor id; the caller stamps the time). Values of one lane of a
@@ -55,6 +70,8 @@ typedef struct cg_driver {
 	/* Frees the state; accepts NULL. Main thread, once the bus's worker has
 	 * been joined (reload, shutdown) or after --once. */
 	void (*close)(void *state);
+	/* Frees what check() added to options; NULL when it adds nothing. */
+	void (*release)(cg_driver_options_t *options);
 } cg_driver_t;
 
 /* The compile-time table of drivers, NULL-terminated (drivers/registry.c). */
@@ -62,5 +79,18 @@ extern const cg_driver_t *const cg_drivers[];
 
 /* The driver called name, or NULL. */
 const cg_driver_t *cg_driver_find(const char *name);
+
+/* Parses d's keys of sensor (at JSON pointer pointer) by its table, then
+ * runs its check(). Every problem is one line in diag. Returns 0 with
+ * *options, which open() takes and cg_driver_options_free() frees;
+ * CG_EINVAL or CG_ENOMEM with *options NULL. */
+int cg_driver_options(const cg_driver_t *d, const cJSON *sensor, const char *pointer,
+                      const cg_driver_env_t *env, cg_diag_t *diag, cg_driver_options_t **options);
+
+/* Frees options of d; accepts NULL for either. */
+void cg_driver_options_free(const cg_driver_t *d, cg_driver_options_t *options);
+
+/* The file name a driver's problem lines carry: the config's path, or "config". */
+const char *cg_driver_env_file(const cg_driver_env_t *env);
 
 #endif

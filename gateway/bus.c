@@ -216,7 +216,7 @@ static void poll_failed(cg_bus_t *b, bus_sensor_t *s, int rc, double now)
  * sensor's own back-off like a failed poll: a sensor is never given up. */
 static int reopen_sensor(cg_bus_t *b, bus_sensor_t *s)
 {
-	int rc = s->cfg->driver->open(s->cfg->json, &b->env, &s->state);
+	int rc = s->cfg->driver->open(s->cfg->options, &b->env, &s->state);
 
 	if (rc == CG_OK)
 		cg_log(CG_LOG_INFO, "sensor %s: driver %s opened it after %u failed attempts",
@@ -381,7 +381,7 @@ int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sin
 		s = &b->sensors[b->n_sensors];
 		s->cfg = sc;
 		snprintf(s->st.id, sizeof(s->st.id), "%s", sc->id);
-		rc = sc->driver->open(sc->json, &b->env, &s->state);
+		rc = sc->driver->open(sc->options, &b->env, &s->state);
 		if (rc < 0)
 			cg_log(CG_LOG_ERR,
 			       "sensor %s: driver %s cannot open it: %s; retrying with back-off",

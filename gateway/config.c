@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,8 @@
 #include "base/build_config.h"
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/jsonfile.h"
+#include "base/keys.h"
 #include "base/secret.h"
 #include "uplink/mqtt_text.h"
 #include "uplink/publisher.h"
@@ -32,67 +33,6 @@ _Static_assert(sizeof(cg_bus_type_t) == sizeof(int), "cg_bus_type_t must be int-
 #define CG_SECRET_MAX 4096
 /* The longest mqtt.username accepted. */
 #define CG_USERNAME_MAX 256
-
-/* The JSON type a key must have. */
-typedef enum cg_jtype {
-	CG_J_STRING,
-	CG_J_INTEGER,
-	CG_J_NUMBER,
-	CG_J_BOOL,
-	CG_J_OBJECT,
-	CG_J_ARRAY,
-} cg_jtype_t;
-
-/* How a valid value is stored at the key's offset. */
-typedef enum cg_field {
-	CG_F_NONE,   /* checked only, or handled by the key's own function */
-	CG_F_STR,    /* char *, a copy */
-	CG_F_INT,    /* int (also int-sized enums) */
-	CG_F_INT64,  /* int64_t */
-	CG_F_DOUBLE, /* double */
-	CG_F_BOOL,   /* bool */
-	CG_F_CHAR,   /* char, e.g. parity 'N' */
-} cg_field_t;
-
-enum {
-	CG_K_REQUIRED = 1, /* absent is an error (for bus keys: when valid for the bus type) */
-	CG_K_PATH = 2,     /* a file path: a relative one is resolved against the config's folder */
-	CG_K_READABLE = 4, /* must name a regular file that can be opened for reading now */
-};
-
-typedef struct cg_parse cg_parse_t;
-typedef struct cg_key cg_key_t;
-
-/* One row of a key table: everything the parser enforces about one key, and
- * everything a problem message says about it. Tables end with a NULL name. */
-struct cg_key {
-	const char *name;
-	cg_jtype_t type;
-	unsigned flags; /* CG_K_* */
-	cg_field_t field;
-	size_t offset;            /* of the field, or of the sub-struct for objects */
-	double min, max;          /* numbers: the bounds; strings: the length (max 0: no limit) */
-	double def;               /* stored when absent: numbers, bools, enum values */
-	const char *const *names; /* string enums: the allowed names, NULL-terminated */
-	const int *values;        /* string enums: what each name stores (NULL: its index);
-	                             integers: the only allowed values */
-	size_t n_values;          /* integers: the length of values */
-	unsigned buses;           /* bus keys: the CG_BUS_* types it is valid for; 0: all */
-	const char *(*check)(const char *s); /* strings: a further rule, a message or NULL */
-	const cg_key_t *sub; /* objects: their table, offsets relative to base + offset */
-	void (*each)(cg_parse_t *p, const cJSON *array, const char *pointer); /* arrays */
-	/* objects: the rules across their keys, run after a walk of a valid object */
-	void (*post)(cg_parse_t *p, const cJSON *obj, char *base);
-};
-
-/* The state of one parse: where problems go and what has been built. */
-struct cg_parse {
-	const char *file;
-	cg_diag_t *diag;
-	cg_config_t *cfg;
-	unsigned errors;
-	bool nomem;
-};
 
 /* ---- enums and sets shared by the tables and the name functions ---- */
 
@@ -228,14 +168,13 @@ static const char *cg_check_username(const char *s)
 
 /* ---- tables ---- */
 
-static void cg_each_profile_dir(cg_parse_t *p, const cJSON *array, const char *pointer);
-static void cg_each_bus(cg_parse_t *p, const cJSON *array, const char *pointer);
-static void cg_each_sensor(cg_parse_t *p, const cJSON *array, const char *pointer);
-static void cg_each_lot(cg_parse_t *p, const cJSON *array, const char *pointer);
-static void cg_check_change(cg_parse_t *p, const cJSON *obj, char *base);
-static void cg_each_bay(cg_parse_t *p, const cJSON *array, const char *pointer);
-static void cg_check_gateway(cg_parse_t *p, const cJSON *gateway, char *base);
-static void cg_check_mqtt(cg_parse_t *p, const cJSON *mqtt, char *base);
+static void cg_each_profile_dir(cg_walk_t *w, const cJSON *array, const char *pointer);
+static void cg_each_bus(cg_walk_t *w, const cJSON *array, const char *pointer);
+static void cg_each_sensor(cg_walk_t *w, const cJSON *array, const char *pointer);
+static void cg_each_lot(cg_walk_t *w, const cJSON *array, const char *pointer);
+static void cg_check_change(cg_walk_t *w, const cJSON *obj, void *base);
+static void cg_check_gateway(cg_walk_t *w, const cJSON *gateway, void *base);
+static void cg_check_mqtt(cg_walk_t *w, const cJSON *mqtt, void *base);
 
 #define CG_CFG(f)       offsetof(cg_config_t, f)
 #define CG_MQTT(f)      offsetof(cg_mqtt_config_t, f)
@@ -346,25 +285,25 @@ static const cg_key_t cg_bus_keys[] = {
 	{.name = "type", .type = CG_J_STRING, .flags = CG_K_REQUIRED, .field = CG_F_INT,
 	 .offset = CG_BUS(line.type), .names = cg_bus_type_names, .values = cg_bus_type_values},
 	{.name = "device", .type = CG_J_STRING, .flags = CG_K_REQUIRED | CG_K_PATH, .field = CG_F_STR,
-	 .offset = CG_BUS(line.device), .min = 1, .buses = CG_SERIAL_BUSES},
+	 .offset = CG_BUS(line.device), .min = 1, .variants = CG_SERIAL_BUSES},
 	{.name = "baud", .type = CG_J_INTEGER, .field = CG_F_INT, .offset = CG_BUS(line.baud),
 	 .values = cg_bauds, .n_values = CG_COUNT(cg_bauds), .def = 9600,
-	 .buses = CG_SERIAL_BUSES},
+	 .variants = CG_SERIAL_BUSES},
 	{.name = "parity", .type = CG_J_STRING, .field = CG_F_CHAR, .offset = CG_BUS(line.parity),
 	 .names = cg_parity_names, .values = cg_parity_values, .def = 'N',
-	 .buses = CG_SERIAL_BUSES},
+	 .variants = CG_SERIAL_BUSES},
 	{.name = "data_bits", .type = CG_J_INTEGER, .field = CG_F_INT, .offset = CG_BUS(line.data_bits),
 	 .values = cg_data_bits, .n_values = CG_COUNT(cg_data_bits), .def = 8,
-	 .buses = CG_SERIAL_BUSES},
+	 .variants = CG_SERIAL_BUSES},
 	{.name = "stop_bits", .type = CG_J_INTEGER, .field = CG_F_INT, .offset = CG_BUS(line.stop_bits),
 	 .values = cg_stop_bits, .n_values = CG_COUNT(cg_stop_bits), .def = 1,
-	 .buses = CG_SERIAL_BUSES},
+	 .variants = CG_SERIAL_BUSES},
 	{.name = "rs485", .type = CG_J_BOOL, .field = CG_F_BOOL, .offset = CG_BUS(line.rs485),
-	 .def = 0, .buses = CG_BUS_MODBUS_RTU},
+	 .def = 0, .variants = CG_BUS_MODBUS_RTU},
 	{.name = "host", .type = CG_J_STRING, .flags = CG_K_REQUIRED, .field = CG_F_STR,
-	 .offset = CG_BUS(line.host), .min = 1, .buses = CG_TCP_BUSES},
+	 .offset = CG_BUS(line.host), .min = 1, .variants = CG_TCP_BUSES},
 	{.name = "port", .type = CG_J_INTEGER, .field = CG_F_INT, .offset = CG_BUS(line.port),
-	 .min = 1, .max = 65535, .def = 502, .buses = CG_TCP_BUSES},
+	 .min = 1, .max = 65535, .def = 502, .variants = CG_TCP_BUSES},
 	{.name = "timeout_ms", .type = CG_J_INTEGER, .field = CG_F_INT,
 	 .offset = CG_BUS(line.timeout_ms), .min = 10, .max = 60000, .def = 500},
 	{.name = "gap_ms", .type = CG_J_INTEGER, .field = CG_F_INT,
@@ -406,7 +345,7 @@ static const cg_key_t cg_lot_keys[] = {
 	{.name = "id", .type = CG_J_STRING, .flags = CG_K_REQUIRED, .field = CG_F_STR,
 	 .offset = CG_LOT(id), .check = cg_check_id},
 	/* The bays are checked against the sensors by cg_each_lot. */
-	{.name = "bays", .type = CG_J_ARRAY, .flags = CG_K_REQUIRED, .each = cg_each_bay},
+	{.name = "bays", .type = CG_J_ARRAY, .flags = CG_K_REQUIRED},
 	{.name = "max_interval_s", .type = CG_J_NUMBER, .field = CG_F_DOUBLE,
 	 .offset = CG_LOT(max_interval_s), .min = 1, .max = 86400, .def = 60},
 	{.name = NULL},
@@ -436,46 +375,19 @@ static const cg_key_t cg_root_keys[] = {
 
 /* ---- helpers ---- */
 
-/* Records one problem: a diag line, and a count that decides the result even
- * when the diag could not store the line. */
-static void cg_problem(cg_parse_t *p, const char *pointer, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void cg_problem(cg_parse_t *p, const char *pointer, const char *fmt, ...)
+/* The config a walk is building. */
+static cg_config_t *cfg_of(cg_walk_t *w)
 {
-	char msg[CG_MSG_MAX + CG_PTR_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	cg_diag_add(p->diag, p->file, pointer, "%s", msg);
-	p->errors++;
+	return w->user;
 }
 
-static char *cg_strdup(cg_parse_t *p, const char *s)
+static char *cg_strdup(cg_walk_t *w, const char *s)
 {
 	char *c = strdup(s);
 
 	if (!c)
-		p->nomem = true;
+		w->nomem = true;
 	return c;
-}
-
-/* Writes v as a config file would say it: integers without a fraction. */
-static void cg_num_text(char *buf, size_t size, double v)
-{
-	if (v > -1e16 && v < 1e16 && v == (double)(long long)v)
-		snprintf(buf, size, "%lld", (long long)v);
-	else
-		snprintf(buf, size, "%g", v);
-}
-
-static const cg_key_t *cg_key_find(const cg_key_t *keys, const char *name)
-{
-	for (const cg_key_t *k = keys; k->name; k++)
-		if (strcmp(k->name, name) == 0)
-			return k;
-	return NULL;
 }
 
 /* Whether obj has a member called name (cJSON_HasObjectItem ignores case). */
@@ -484,302 +396,57 @@ static bool cg_has(const cJSON *obj, const char *name)
 	return cJSON_GetObjectItemCaseSensitive(obj, name) != NULL;
 }
 
-static bool cg_name_listed(const char *const *names, const char *name)
+/* Allocates one zeroed struct of size bytes per member of array, their
+ * number in *n. NULL when there is nothing to parse: no array (its absence
+ * is the walk's to report), an empty one (a problem when empty_msg says so),
+ * or no memory. */
+static void *cg_array_alloc(cg_walk_t *w, const cJSON *array, const char *pointer,
+                            const char *empty_msg, size_t size, size_t *n)
 {
-	for (size_t i = 0; names && names[i]; i++)
-		if (strcmp(names[i], name) == 0)
-			return true;
-	return false;
-}
+	size_t count = array ? (size_t)cJSON_GetArraySize(array) : 0;
+	void *items;
 
-/* The index of s among a string enum's names, or -1. */
-static int cg_enum_index(const cg_key_t *k, const char *s)
-{
-	for (int i = 0; k->names[i]; i++)
-		if (strcmp(k->names[i], s) == 0)
-			return i;
-	return -1;
-}
-
-/* Whether another member of obj before c has c's name: cJSON keeps both, and
- * a reader would not know which one counts. */
-static bool cg_key_repeated(const cJSON *obj, const cJSON *c)
-{
-	for (const cJSON *o = obj->child; o && o != c; o = o->next)
-		if (strcmp(o->string, c->string) == 0)
-			return true;
-	return false;
-}
-
-/* Writes the rule a key's value must follow ("must be one of ...", "must be
- * an integer from 0 to 1"), the message for a wrong type and for a value out
- * of bounds alike, so a problem line always tells what would be accepted. */
-static void cg_key_rule(const cg_key_t *k, char *msg, size_t size)
-{
-	char a[32], b[32];
-	size_t o;
-
-	switch (k->type) {
-	case CG_J_STRING:
-		if (!k->names) {
-			snprintf(msg, size, "must be a string");
-			return;
-		}
-		o = (size_t)snprintf(msg, size, "must be one of ");
-		for (size_t i = 0; k->names[i] && o < size; i++)
-			o += (size_t)snprintf(msg + o, size - o, "%s\"%s\"", i ? ", " : "",
-			                      k->names[i]);
-		return;
-	case CG_J_INTEGER:
-		if (!k->values) {
-			cg_num_text(a, sizeof(a), k->min);
-			cg_num_text(b, sizeof(b), k->max);
-			snprintf(msg, size, "must be an integer from %s to %s", a, b);
-			return;
-		}
-		o = (size_t)snprintf(msg, size, "must be one of ");
-		for (size_t i = 0; i < k->n_values && o < size; i++)
-			o += (size_t)snprintf(msg + o, size - o, "%s%d", i ? ", " : "",
-			                      k->values[i]);
-		return;
-	case CG_J_NUMBER:
-		cg_num_text(a, sizeof(a), k->min);
-		cg_num_text(b, sizeof(b), k->max);
-		snprintf(msg, size, "must be a number from %s to %s", a, b);
-		return;
-	case CG_J_BOOL: snprintf(msg, size, "must be true or false"); return;
-	case CG_J_OBJECT: snprintf(msg, size, "must be an object"); return;
-	case CG_J_ARRAY: snprintf(msg, size, "must be an array"); return;
+	if (count == 0) {
+		if (array && empty_msg)
+			cg_walk_problem(w, pointer, "%s", empty_msg);
+		return NULL;
 	}
+	items = calloc(count, size);
+	if (!items)
+		w->nomem = true;
+	else
+		*n = count;
+	return items;
 }
 
-/* Checks item against k's type, bounds, names and rule. Returns NULL when
- * the value is valid, else writes the problem into msg and returns msg. Pure
- * (no diag, nothing stored), so cross-key checks can ask whether a key's value
- * is usable. */
-static const char *cg_key_problem(const cg_key_t *k, const cJSON *item, char *msg, size_t size)
+/* Reports each of the n structs from first (stride bytes apart) whose string
+ * at offset, the member key, an earlier one has: a duplicate id, or (unique
+ * ids) a "value ... already used by" the earlier one. */
+static void cg_check_unique(cg_walk_t *w, const char *pointer, const void *first, size_t n,
+                            size_t stride, size_t offset, const char *key)
 {
-	const char *s, *m;
-	double v;
-	size_t len;
-	bool ok = false;
+	char ptr[CG_PTR_MAX], key_ptr[CG_PTR_MAX];
+	bool is_id = strcmp(key, "id") == 0;
 
-	switch (k->type) {
-	case CG_J_STRING:
-		if (!cJSON_IsString(item) || !item->valuestring)
-			break;
-		s = item->valuestring;
-		if (k->names) {
-			ok = cg_enum_index(k, s) >= 0;
-			break;
-		}
-		len = strlen(s);
-		if (len < k->min || (k->max > 0 && len > k->max)) {
-			if (k->max > 0)
-				snprintf(msg, size, "must be %g to %g characters", k->min, k->max);
+	for (size_t i = 0; i < n; i++) {
+		const char *v = *(char *const *)((const char *)first + i * stride + offset);
+
+		for (size_t j = 0; v && j < i; j++) {
+			const char *u = *(char *const *)((const char *)first + j * stride + offset);
+
+			if (!u || strcmp(u, v) != 0)
+				continue;
+			cg_pointer_index(ptr, sizeof(ptr), pointer, i);
+			cg_pointer_key(key_ptr, sizeof(key_ptr), ptr, key);
+			if (is_id)
+				cg_walk_problem(w, key_ptr, "duplicate id \"%s\" (first at %s/%zu)",
+				                v, pointer, j);
 			else
-				snprintf(msg, size, "must not be empty");
-			return msg;
-		}
-		if (k->check && (m = k->check(s))) {
-			snprintf(msg, size, "%s", m);
-			return msg;
-		}
-		ok = true;
-		break;
-	case CG_J_INTEGER:
-		if (!cJSON_IsNumber(item))
-			break;
-		v = item->valuedouble;
-		if (k->values) {
-			for (size_t i = 0; i < k->n_values; i++)
-				ok = ok || v == k->values[i];
+				cg_walk_problem(w, key_ptr, "\"%s\" is already used by %s/%zu", v,
+				                pointer, j);
 			break;
 		}
-		/* Bounds first: they keep the cast below defined. */
-		ok = v >= k->min && v <= k->max && v == (double)(long long)v;
-		break;
-	case CG_J_NUMBER:
-		ok = cJSON_IsNumber(item) && item->valuedouble >= k->min &&
-		     item->valuedouble <= k->max;
-		break;
-	case CG_J_BOOL: ok = cJSON_IsBool(item); break;
-	case CG_J_OBJECT: ok = cJSON_IsObject(item); break;
-	case CG_J_ARRAY: ok = cJSON_IsArray(item); break;
 	}
-	if (ok)
-		return NULL;
-	cg_key_rule(k, msg, size);
-	return msg;
-}
-
-/* Stores a number (or bool, or enum value) in k's field at base. */
-static void cg_store_value(const cg_key_t *k, char *base, double v)
-{
-	void *f = base + k->offset;
-
-	switch (k->field) {
-	case CG_F_INT: *(int *)f = (int)v; break;
-	case CG_F_INT64: *(int64_t *)f = (int64_t)v; break;
-	case CG_F_DOUBLE: *(double *)f = v; break;
-	case CG_F_BOOL: *(bool *)f = v != 0; break;
-	case CG_F_CHAR: *(char *)f = (char)v; break;
-	case CG_F_NONE:
-	case CG_F_STR: break;
-	}
-}
-
-/* The value a valid item stores. */
-static double cg_item_value(const cg_key_t *k, const cJSON *item)
-{
-	int i;
-
-	switch (k->type) {
-	case CG_J_BOOL: return cJSON_IsTrue(item) ? 1 : 0;
-	case CG_J_STRING:
-		i = cg_enum_index(k, item->valuestring);
-		return k->values ? k->values[i] : i;
-	default: return item->valuedouble;
-	}
-}
-
-/* Returns path as is when absolute (or when the config file has no folder
- * part, so its folder is the working directory), else joined to the config
- * file's folder: relative paths in a config mean "next to this file", not
- * "wherever the daemon was started". The caller frees the result. */
-static char *cg_resolve(const char *config_path, const char *path)
-{
-	const char *slash = strrchr(config_path, '/');
-	size_t dir_len, len;
-	char *out;
-
-	if (path[0] == '/' || !slash)
-		return strdup(path);
-	dir_len = (size_t)(slash - config_path) + 1;
-	len = dir_len + strlen(path) + 1;
-	out = malloc(len);
-	if (!out)
-		return NULL;
-	memcpy(out, config_path, dir_len);
-	memcpy(out + dir_len, path, strlen(path) + 1);
-	return out;
-}
-
-/* Returns NULL when path names a regular file this process can open for
- * reading, else writes why not into msg. */
-static const char *cg_readable_problem(const char *path, char *msg, size_t size)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-
-	if (fd < 0) {
-		snprintf(msg, size, "cannot be read: %s", strerror(errno));
-		return msg;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		snprintf(msg, size, "is not a regular file");
-		return msg;
-	}
-	close(fd);
-	return NULL;
-}
-
-/* Stores a valid string item: a copy, resolved when it is a path, and checked
- * for readability when the key asks for it. */
-static void cg_store_string(cg_parse_t *p, const cg_key_t *k, char *base, const char *s,
-                            const char *pointer)
-{
-	char msg[CG_MSG_MAX];
-	char *copy;
-
-	if (k->field != CG_F_STR)
-		return;
-	copy = (k->flags & CG_K_PATH) ? cg_resolve(p->file, s) : strdup(s);
-	if (!copy) {
-		p->nomem = true;
-		return;
-	}
-	if ((k->flags & CG_K_READABLE) && cg_readable_problem(copy, msg, sizeof(msg)))
-		cg_problem(p, pointer, "%s", msg);
-	*(char **)(base + k->offset) = copy;
-}
-
-/* ---- the walker ---- */
-
-/* Checks one JSON object against a key table and stores what is valid in the
- * struct at base. Every member must be a key of the table, a name in extra
- * (keys another checker owns), or anything when lenient (the owner of the
- * extra keys is unknown). bus_type is the bus's type for bus tables (0 when
- * it is not known, so type-specific keys are neither required nor refused)
- * and 0 elsewhere. Absent keys get their defaults; every problem is recorded
- * and the walk goes on. */
-static void cg_walk(cg_parse_t *p, const cJSON *obj, const char *pointer, const cg_key_t *keys,
-                    char *base, unsigned bus_type, const char *const *extra, bool lenient)
-{
-	char ptr[CG_PTR_MAX];
-	char msg[CG_MSG_MAX];
-
-	for (const cJSON *c = obj->child; c; c = c->next) {
-		const cg_key_t *k = cg_key_find(keys, c->string);
-
-		cg_pointer_key(ptr, sizeof(ptr), pointer, c->string);
-		if (cg_key_repeated(obj, c))
-			cg_problem(p, ptr, "duplicate key");
-		else if (!k && !lenient && !cg_name_listed(extra, c->string))
-			cg_problem(p, ptr, "unknown key");
-		else if (k && k->buses && bus_type && !(k->buses & bus_type))
-			cg_problem(p, ptr, "not valid for a %s bus",
-			           cg_bus_type_name((cg_bus_type_t)bus_type));
-	}
-
-	for (const cg_key_t *k = keys; k->name; k++) {
-		const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, k->name);
-		bool applies = !k->buses || (k->buses & bus_type);
-		/* A key of another bus type was refused by the loop above; with
-		 * the type unknown, the value is still judged on its own. */
-		bool judged = applies || (k->buses && !bus_type);
-
-		cg_pointer_key(ptr, sizeof(ptr), pointer, k->name);
-		if (!item || !judged || cg_key_problem(k, item, msg, sizeof(msg))) {
-			if (!item && applies && (k->flags & CG_K_REQUIRED))
-				cg_problem(p, ptr, "required");
-			else if (item && judged)
-				cg_problem(p, ptr, "%s", msg);
-			/* Defaults also keep the checks across keys quiet about
-			 * a value that is already reported. */
-			cg_store_value(k, base, k->def);
-			if (k->type == CG_J_ARRAY)
-				k->each(p, NULL, ptr);
-			continue;
-		}
-		switch (k->type) {
-		case CG_J_OBJECT:
-			cg_walk(p, item, ptr, k->sub, base + k->offset, 0, NULL, false);
-			if (k->post)
-				k->post(p, item, base + k->offset);
-			break;
-		case CG_J_ARRAY: k->each(p, item, ptr); break;
-		case CG_J_STRING:
-			if (k->field == CG_F_STR) {
-				cg_store_string(p, k, base, item->valuestring, ptr);
-				break;
-			}
-			/* An enum: stored as its value. */
-			/* fall through */
-		default: cg_store_value(k, base, cg_item_value(k, item)); break;
-		}
-	}
-}
-
-/* Whether key name of obj is absent or valid by its table row, so that a
- * check across keys does not repeat a problem already reported. */
-static bool cg_key_usable(const cJSON *obj, const cg_key_t *keys, const char *name)
-{
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
-	char msg[CG_MSG_MAX];
-
-	return !item || !cg_key_problem(cg_key_find(keys, name), item, msg, sizeof(msg));
 }
 
 /* ---- arrays ---- */
@@ -787,7 +454,7 @@ static bool cg_key_usable(const cJSON *obj, const cg_key_t *keys, const char *na
 /* Builds cfg->profile_dirs: the file's folders (relative ones resolved
  * against the config's folder), then the installed and the source-tree
  * folders. array is NULL when the key is absent or not an array. */
-static void cg_each_profile_dir(cg_parse_t *p, const cJSON *array, const char *pointer)
+static void cg_each_profile_dir(cg_walk_t *w, const cJSON *array, const char *pointer)
 {
 	size_t n = array ? (size_t)cJSON_GetArraySize(array) : 0, k = 0, i = 0;
 	char **dirs = calloc(n + 3, sizeof(*dirs));
@@ -796,25 +463,25 @@ static void cg_each_profile_dir(cg_parse_t *p, const cJSON *array, const char *p
 	const cJSON *e;
 
 	if (!dirs) {
-		p->nomem = true;
+		w->nomem = true;
 		return;
 	}
-	p->cfg->profile_dirs = dirs;
+	cfg_of(w)->profile_dirs = dirs;
 	cJSON_ArrayForEach(e, array)
 	{
 		cg_pointer_index(ptr, sizeof(ptr), pointer, i++);
 		if (cg_key_problem(&cg_profile_dir_key, e, msg, sizeof(msg))) {
-			cg_problem(p, ptr, "%s", msg);
+			cg_walk_problem(w, ptr, "%s", msg);
 			continue;
 		}
-		if ((dirs[k] = cg_resolve(p->file, e->valuestring)))
+		if ((dirs[k] = cg_path_resolve(w->file, e->valuestring)))
 			k++;
 		else
-			p->nomem = true;
+			w->nomem = true;
 	}
-	if (!(dirs[k++] = cg_strdup(p, CG_PROFILE_DIR_INSTALLED)))
+	if (!(dirs[k++] = cg_strdup(w, CG_PROFILE_DIR_INSTALLED)))
 		return;
-	dirs[k] = cg_strdup(p, CG_PROFILE_DIR_SOURCE);
+	dirs[k] = cg_strdup(w, CG_PROFILE_DIR_SOURCE);
 }
 
 /* The bus type an object names, or 0 when its "type" is absent or invalid
@@ -827,61 +494,36 @@ static unsigned cg_bus_type_of(const cJSON *bus)
 
 	if (!item || cg_key_problem(k, item, msg, sizeof(msg)))
 		return 0;
-	return (unsigned)cg_item_value(k, item);
+	return (unsigned)cg_key_value(k, item);
 }
 
 /* Parses the buses array: each bus by the bus table under its own type, then
  * ids unique and no serial device used by two buses (two workers on one
  * half-duplex line would talk over each other). */
-static void cg_each_bus(cg_parse_t *p, const cJSON *array, const char *pointer)
+static void cg_each_bus(cg_walk_t *w, const cJSON *array, const char *pointer)
 {
-	cg_config_t *cfg = p->cfg;
-	char ptr[CG_PTR_MAX], key_ptr[CG_PTR_MAX];
+	cg_config_t *cfg = cfg_of(w);
+	char ptr[CG_PTR_MAX], label[32];
 	const cJSON *e;
 	size_t i = 0;
 
-	if (!array)
+	cfg->buses = cg_array_alloc(w, array, pointer, "must contain at least one bus",
+	                            sizeof(*cfg->buses), &cfg->n_buses);
+	if (!cfg->buses)
 		return;
-	if (cJSON_GetArraySize(array) == 0) {
-		cg_problem(p, pointer, "must contain at least one bus");
-		return;
-	}
-	cfg->buses = calloc((size_t)cJSON_GetArraySize(array), sizeof(*cfg->buses));
-	if (!cfg->buses) {
-		p->nomem = true;
-		return;
-	}
-	cfg->n_buses = (size_t)cJSON_GetArraySize(array);
 	cJSON_ArrayForEach(e, array)
 	{
+		cg_keys_scope_t scope = {.variant = cg_bus_type_of(e), .variant_label = label};
+
+		snprintf(label, sizeof(label), "%s bus", cg_bus_type_name(scope.variant));
 		cg_pointer_index(ptr, sizeof(ptr), pointer, i);
-		if (!cJSON_IsObject(e))
-			cg_problem(p, ptr, "must be an object");
-		else
-			cg_walk(p, e, ptr, cg_bus_keys, (char *)&cfg->buses[i], cg_bus_type_of(e),
-			        NULL, false);
+		cg_keys_walk(w, e, ptr, cg_bus_keys, &cfg->buses[i], &scope, NULL);
 		i++;
 	}
-	for (i = 0; i < cfg->n_buses; i++) {
-		const cg_bus_config_t *b = &cfg->buses[i];
-		cg_pointer_index(ptr, sizeof(ptr), pointer, i);
-		for (size_t j = 0; b->id && j < i; j++) {
-			if (cfg->buses[j].id && strcmp(b->id, cfg->buses[j].id) == 0) {
-				cg_pointer_key(key_ptr, sizeof(key_ptr), ptr, "id");
-				cg_problem(p, key_ptr, "duplicate id \"%s\" (first at %s/%zu)",
-				           b->id, pointer, j);
-				break;
-			}
-		}
-		for (size_t j = 0; b->line.device && j < i; j++) {
-			if (cfg->buses[j].line.device && strcmp(b->line.device, cfg->buses[j].line.device) == 0) {
-				cg_pointer_key(key_ptr, sizeof(key_ptr), ptr, "device");
-				cg_problem(p, key_ptr, "\"%s\" is already used by %s/%zu",
-				           b->line.device, pointer, j);
-				break;
-			}
-		}
-	}
+	cg_check_unique(w, pointer, cfg->buses, cfg->n_buses, sizeof(*cfg->buses), CG_BUS(id),
+	                "id");
+	cg_check_unique(w, pointer, cfg->buses, cfg->n_buses, sizeof(*cfg->buses),
+	                CG_BUS(line.device), "device");
 }
 
 /* The bus called id, or -1. */
@@ -905,15 +547,17 @@ static void cg_driver_list(char *buf, size_t size)
 }
 
 /* Parses one sensor object at index i: its common keys by the sensor table,
- * its driver and bus resolved and matched, then the driver's own check of
- * the keys it owns. */
-static void cg_sensor(cg_parse_t *p, const cJSON *e, size_t i, const char *ptr)
+ * its driver and bus resolved and matched, then the keys the driver owns by
+ * the driver's table and check(), into the options its open() will take. */
+static void cg_sensor(cg_walk_t *w, const cJSON *e, size_t i, const char *ptr)
 {
-	cg_config_t *cfg = p->cfg;
+	cg_config_t *cfg = cfg_of(w);
 	cg_sensor_config_t *s = &cfg->sensors[i];
 	const cJSON *d = cJSON_GetObjectItemCaseSensitive(e, "driver");
 	const cg_driver_t *driver = NULL;
 	static const char *const no_dirs[] = {NULL};
+	/* Without a known driver nobody can tell which other keys are right. */
+	cg_keys_scope_t scope = {.others = true};
 	cg_driver_env_t env;
 	char key_ptr[CG_PTR_MAX];
 	char names[CG_MSG_MAX];
@@ -922,91 +566,69 @@ static void cg_sensor(cg_parse_t *p, const cJSON *e, size_t i, const char *ptr)
 
 	if (cJSON_IsString(d) && d->valuestring)
 		driver = cg_driver_find(d->valuestring);
-	/* Without a known driver nobody can tell which other keys are right. */
-	cg_walk(p, e, ptr, cg_sensor_keys, (char *)s, 0, driver ? driver->keys : NULL, !driver);
-	if (!(s->pointer = cg_strdup(p, ptr)) || !(s->json = cJSON_Duplicate(e, true)))
-		p->nomem = true;
+	if (driver)
+		scope = (cg_keys_scope_t){.also = driver->keys};
+	cg_keys_walk(w, e, ptr, cg_sensor_keys, s, &scope, NULL);
+	if (!(s->pointer = cg_strdup(w, ptr)) || !(s->json = cJSON_Duplicate(e, true)))
+		w->nomem = true;
 	s->driver = driver;
 
 	if (s->driver_name && !driver) {
 		cg_pointer_key(key_ptr, sizeof(key_ptr), ptr, "driver");
 		cg_driver_list(names, sizeof(names));
-		cg_problem(p, key_ptr, "no driver \"%s\" (drivers: %s)", s->driver_name, names);
+		cg_walk_problem(w, key_ptr, "no driver \"%s\" (drivers: %s)", s->driver_name,
+		                names);
 	}
 	/* No buses parsed means that problem is reported already; don't repeat
 	 * it for every sensor. */
 	bus = s->bus && cfg->n_buses > 0 ? cg_bus_find(cfg, s->bus) : 0;
 	if (bus < 0) {
 		cg_pointer_key(key_ptr, sizeof(key_ptr), ptr, "bus");
-		cg_problem(p, key_ptr, "no bus \"%s\"", s->bus);
+		cg_walk_problem(w, key_ptr, "no bus \"%s\"", s->bus);
 	} else if (s->bus && cfg->n_buses > 0) {
 		s->bus_index = (size_t)bus;
 		if (driver && cfg->buses[bus].line.type && !(driver->bus_types & cfg->buses[bus].line.type)) {
 			cg_pointer_key(key_ptr, sizeof(key_ptr), ptr, "driver");
-			cg_problem(p, key_ptr, "driver \"%s\" does not work on a %s bus",
-			           driver->name, cg_bus_type_name(cfg->buses[bus].line.type));
+			cg_walk_problem(w, key_ptr, "driver \"%s\" does not work on a %s bus",
+			                driver->name, cg_bus_type_name(cfg->buses[bus].line.type));
 		}
 	}
-	if (driver && driver->check) {
-		env.config_path = p->file;
+	if (driver) {
+		env.config_path = w->file;
 		env.profile_dirs =
 		    cfg->profile_dirs ? (const char *const *)cfg->profile_dirs : no_dirs;
-		rc = driver->check(e, ptr, &env, p->diag);
+		rc = cg_driver_options(driver, e, ptr, &env, w->diag, &s->options);
 		if (rc == CG_ENOMEM)
-			p->nomem = true;
+			w->nomem = true;
 		else if (rc != 0)
-			p->errors++;
+			w->errors++;
 	}
 }
 
 /* Parses the sensors array, then checks that sensor ids are unique. */
-static void cg_each_sensor(cg_parse_t *p, const cJSON *array, const char *pointer)
+static void cg_each_sensor(cg_walk_t *w, const cJSON *array, const char *pointer)
 {
-	cg_config_t *cfg = p->cfg;
-	char ptr[CG_PTR_MAX], id_ptr[CG_PTR_MAX];
+	cg_config_t *cfg = cfg_of(w);
+	char ptr[CG_PTR_MAX];
 	const cJSON *e;
 	size_t i = 0;
 
-	if (!array)
+	cfg->sensors = cg_array_alloc(w, array, pointer, "must contain at least one sensor",
+	                              sizeof(*cfg->sensors), &cfg->n_sensors);
+	if (!cfg->sensors)
 		return;
-	if (cJSON_GetArraySize(array) == 0) {
-		cg_problem(p, pointer, "must contain at least one sensor");
-		return;
-	}
-	cfg->sensors = calloc((size_t)cJSON_GetArraySize(array), sizeof(*cfg->sensors));
-	if (!cfg->sensors) {
-		p->nomem = true;
-		return;
-	}
-	cfg->n_sensors = (size_t)cJSON_GetArraySize(array);
 	cJSON_ArrayForEach(e, array)
 	{
 		cg_pointer_index(ptr, sizeof(ptr), pointer, i);
 		cfg->sensors[i].format = -1;
 		if (!cJSON_IsObject(e))
-			cg_problem(p, ptr, "must be an object");
+			cg_walk_problem(w, ptr, "must be an object");
 		else
-			cg_sensor(p, e, i, ptr);
+			cg_sensor(w, e, i, ptr);
 		i++;
 	}
-	for (i = 0; i < cfg->n_sensors; i++) {
-		const char *id = cfg->sensors[i].id;
-		for (size_t j = 0; j < i && id; j++) {
-			if (cfg->sensors[j].id && strcmp(cfg->sensors[j].id, id) == 0) {
-				cg_pointer_index(ptr, sizeof(ptr), pointer, i);
-				cg_pointer_key(id_ptr, sizeof(id_ptr), ptr, "id");
-				cg_problem(p, id_ptr, "duplicate id \"%s\" (first at %s/%zu)", id,
-				           pointer, j);
-				break;
-			}
-		}
-	}
-}
-
-/* A lot's bays array: checked (and stored) by cg_each_lot, which knows the
- * lot; the walker calls this only so that an absent array is reported. */
-static void cg_each_bay(cg_parse_t *p, const cJSON *array, const char *pointer)
-{
+	cg_check_unique(w, pointer, cfg->sensors, cfg->n_sensors, sizeof(*cfg->sensors),
+	                CG_SENSOR(id), "id");
 }
 
 /* The index of the sensor called id, or -1. */
@@ -1021,48 +643,49 @@ static long cg_sensor_find(const cg_config_t *cfg, const char *id)
 /* Parses one lot: its keys by table, then its bays: each the id of a sensor,
  * named once. A lot id shares the parking topics with sensor ids, so it must
  * differ from them. */
-static void cg_lot(cg_parse_t *p, const cJSON *e, cg_lot_config_t *lot, const char *ptr)
+static void cg_lot(cg_walk_t *w, const cJSON *e, cg_lot_config_t *lot, const char *ptr)
 {
 	const cJSON *bays = cJSON_GetObjectItemCaseSensitive(e, "bays");
 	char bays_ptr[CG_PTR_MAX], bay_ptr[CG_PTR_MAX], key_ptr[CG_PTR_MAX];
 	const cJSON *b;
 	size_t i = 0;
 
-	cg_walk(p, e, ptr, cg_lot_keys, (char *)lot, 0, NULL, false);
-	if (lot->id && cg_sensor_find(p->cfg, lot->id) >= 0) {
+	cg_keys_walk(w, e, ptr, cg_lot_keys, lot, NULL, NULL);
+	if (lot->id && cg_sensor_find(cfg_of(w), lot->id) >= 0) {
 		cg_pointer_key(key_ptr, sizeof(key_ptr), ptr, "id");
-		cg_problem(p, key_ptr, "\"%s\" is a sensor id; a lot needs its own", lot->id);
+		cg_walk_problem(w, key_ptr, "\"%s\" is a sensor id; a lot needs its own", lot->id);
 	}
 	if (!cJSON_IsArray(bays))
 		return;
 	cg_pointer_key(bays_ptr, sizeof(bays_ptr), ptr, "bays");
 	if (cJSON_GetArraySize(bays) == 0) {
-		cg_problem(p, bays_ptr, "must name at least one bay");
+		cg_walk_problem(w, bays_ptr, "must name at least one bay");
 		return;
 	}
 	lot->bays = calloc((size_t)cJSON_GetArraySize(bays), sizeof(*lot->bays));
 	if (!lot->bays) {
-		p->nomem = true;
+		w->nomem = true;
 		return;
 	}
 	cJSON_ArrayForEach(b, bays)
 	{
 		cg_pointer_index(bay_ptr, sizeof(bay_ptr), bays_ptr, i++);
 		if (!cJSON_IsString(b)) {
-			cg_problem(p, bay_ptr, "must be a sensor id");
+			cg_walk_problem(w, bay_ptr, "must be a sensor id");
 			continue;
 		}
-		if (p->cfg->n_sensors && cg_sensor_find(p->cfg, b->valuestring) < 0) {
-			cg_problem(p, bay_ptr, "no sensor \"%s\"", b->valuestring);
+		if (cfg_of(w)->n_sensors && cg_sensor_find(cfg_of(w), b->valuestring) < 0) {
+			cg_walk_problem(w, bay_ptr, "no sensor \"%s\"", b->valuestring);
 			continue;
 		}
 		for (size_t j = 0; j < lot->n_bays; j++) {
 			if (strcmp(lot->bays[j], b->valuestring) == 0) {
-				cg_problem(p, bay_ptr, "bay \"%s\" named twice", b->valuestring);
+				cg_walk_problem(w, bay_ptr, "bay \"%s\" named twice",
+				                b->valuestring);
 				goto next;
 			}
 		}
-		if (!(lot->bays[lot->n_bays] = cg_strdup(p, b->valuestring)))
+		if (!(lot->bays[lot->n_bays] = cg_strdup(w, b->valuestring)))
 			return;
 		lot->n_bays++;
 next:;
@@ -1070,54 +693,38 @@ next:;
 }
 
 /* Parses the lots array, then checks that lot ids are unique. */
-static void cg_each_lot(cg_parse_t *p, const cJSON *array, const char *pointer)
+static void cg_each_lot(cg_walk_t *w, const cJSON *array, const char *pointer)
 {
-	cg_config_t *cfg = p->cfg;
-	char ptr[CG_PTR_MAX], id_ptr[CG_PTR_MAX];
+	cg_config_t *cfg = cfg_of(w);
+	char ptr[CG_PTR_MAX];
 	const cJSON *e;
 	size_t i = 0;
 
-	if (!array || cJSON_GetArraySize(array) == 0)
+	cfg->lots = cg_array_alloc(w, array, pointer, NULL, sizeof(*cfg->lots), &cfg->n_lots);
+	if (!cfg->lots)
 		return;
-	cfg->lots = calloc((size_t)cJSON_GetArraySize(array), sizeof(*cfg->lots));
-	if (!cfg->lots) {
-		p->nomem = true;
-		return;
-	}
-	cfg->n_lots = (size_t)cJSON_GetArraySize(array);
 	cJSON_ArrayForEach(e, array)
 	{
 		cg_pointer_index(ptr, sizeof(ptr), pointer, i);
 		if (!cJSON_IsObject(e))
-			cg_problem(p, ptr, "must be an object");
+			cg_walk_problem(w, ptr, "must be an object");
 		else
-			cg_lot(p, e, &cfg->lots[i], ptr);
+			cg_lot(w, e, &cfg->lots[i], ptr);
 		i++;
 	}
-	for (i = 0; i < cfg->n_lots; i++) {
-		const char *id = cfg->lots[i].id;
-		for (size_t j = 0; j < i && id; j++) {
-			if (cfg->lots[j].id && strcmp(cfg->lots[j].id, id) == 0) {
-				cg_pointer_index(ptr, sizeof(ptr), pointer, i);
-				cg_pointer_key(id_ptr, sizeof(id_ptr), ptr, "id");
-				cg_problem(p, id_ptr, "duplicate id \"%s\" (first at %s/%zu)", id,
-				           pointer, j);
-				break;
-			}
-		}
-	}
+	cg_check_unique(w, pointer, cfg->lots, cfg->n_lots, sizeof(*cfg->lots), CG_LOT(id), "id");
 }
 
 /* ---- checks across keys ---- */
 
 /* A report_on_change object given is a report_on_change used. */
-static void cg_check_change(cg_parse_t *p, const cJSON *obj, char *base)
+static void cg_check_change(cg_walk_t *w, const cJSON *obj, void *base)
 {
 	((cg_sensor_config_t *)base)->report_on_change = true;
 }
 
 /* The gateway rule no single key states: a location given is a location used. */
-static void cg_check_gateway(cg_parse_t *p, const cJSON *gateway, char *base)
+static void cg_check_gateway(cg_walk_t *w, const cJSON *gateway, void *base)
 {
 	((cg_config_t *)base)->has_location = cg_has(gateway, "location");
 }
@@ -1127,51 +734,50 @@ static void cg_check_gateway(cg_parse_t *p, const cJSON *gateway, char *base)
  * a certificate with its key, reconnect bounds in order, and a password file
  * that is private and readable. The secret itself is read only to check it,
  * then wiped; it never reaches the struct or a message. */
-static void cg_check_mqtt(cg_parse_t *p, const cJSON *mqtt, char *base)
+static void cg_check_mqtt(cg_walk_t *w, const cJSON *mqtt, void *base)
 {
 	cg_mqtt_config_t *m = (cg_mqtt_config_t *)base;
 	const cJSON *tls = cJSON_GetObjectItemCaseSensitive(mqtt, "tls");
-	char a[32];
 	char *secret = NULL;
 	int scheme, rc;
 
-	if (!cg_has(mqtt, "client_id") && p->cfg->gateway_id)
-		m->client_id = cg_strdup(p, p->cfg->gateway_id);
+	if (!cg_has(mqtt, "client_id") && cfg_of(w)->gateway_id)
+		m->client_id = cg_strdup(w, cfg_of(w)->gateway_id);
 
 	scheme = m->uri ? cg_uri_scheme(m->uri) : -1;
 	if (cJSON_IsObject(tls) && scheme >= 0 && !cg_uri_schemes[scheme].tls)
-		cg_problem(p, "/mqtt/tls",
-		           "not allowed with a plain-text %s uri; use ssl:// or mqtts://",
-		           cg_uri_schemes[scheme].prefix);
+		cg_walk_problem(w, "/mqtt/tls",
+		                "not allowed with a plain-text %s uri; use ssl:// or mqtts://",
+		                cg_uri_schemes[scheme].prefix);
 	if (cJSON_IsObject(tls)) {
 		bool cert = cg_has(tls, "cert_file");
 		bool key = cg_has(tls, "key_file");
 		if (cert && !key)
-			cg_problem(p, "/mqtt/tls/cert_file", "needs key_file too");
+			cg_walk_problem(w, "/mqtt/tls/cert_file", "needs key_file too");
 		else if (key && !cert)
-			cg_problem(p, "/mqtt/tls/key_file", "needs cert_file too");
+			cg_walk_problem(w, "/mqtt/tls/key_file", "needs cert_file too");
 	}
 
-	if (cg_key_usable(mqtt, cg_mqtt_keys, "reconnect_min_s") &&
-	    cg_key_usable(mqtt, cg_mqtt_keys, "reconnect_max_s") &&
+	if (cg_keys_usable(mqtt, cg_mqtt_keys, "reconnect_min_s") &&
+	    cg_keys_usable(mqtt, cg_mqtt_keys, "reconnect_max_s") &&
 	    m->reconnect_max_s < m->reconnect_min_s) {
-		cg_num_text(a, sizeof(a), m->reconnect_min_s);
-		cg_problem(p, "/mqtt/reconnect_max_s", "must be at least reconnect_min_s (%s)", a);
+		cg_walk_problem(w, "/mqtt/reconnect_max_s", "must be at least reconnect_min_s (%g)",
+		                m->reconnect_min_s);
 	}
 
 	if (!m->password_file)
 		return;
 	/* MQTT 3.1.1 has no password without a user name. */
 	if (!cg_has(mqtt, "username"))
-		cg_problem(p, "/mqtt/password_file", "needs username");
+		cg_walk_problem(w, "/mqtt/password_file", "needs username");
 	rc = cg_config_read_secret(m->password_file, &secret);
 	if (rc == CG_EPERM)
-		cg_problem(p, "/mqtt/password_file",
-		           "must not be readable by group or others (chmod 600)");
+		cg_walk_problem(w, "/mqtt/password_file",
+		                "must not be readable by group or others (chmod 600)");
 	else if (rc == CG_ENOMEM)
-		p->nomem = true;
+		w->nomem = true;
 	else if (rc != 0)
-		cg_problem(p, "/mqtt/password_file", "cannot be read");
+		cg_walk_problem(w, "/mqtt/password_file", "cannot be read");
 	cg_secret_free(secret);
 }
 
@@ -1194,26 +800,10 @@ cg_driver_env_t cg_config_driver_env(const cg_config_t *cfg)
 	return env;
 }
 
-/* Writes "line L column C" for the byte at offset of text (both from 1). */
-static void cg_position(const char *text, size_t offset, char *buf, size_t size)
-{
-	size_t line = 1, column = 1;
-
-	for (size_t i = 0; i < offset; i++) {
-		if (text[i] == '\n') {
-			line++;
-			column = 1;
-		} else {
-			column++;
-		}
-	}
-	snprintf(buf, size, "line %zu column %zu", line, column);
-}
-
 /* A string holding "\u0000" reaches the code cut short at the NUL, silently: a topic
  * prefix, id or user name would not be the one written. No key may hold one, so the
  * text is searched for it rather than every string. */
-static void cg_check_nul_escapes(cg_parse_t *p, const char *text, size_t len)
+static void cg_check_nul_escapes(cg_walk_t *w, const char *text, size_t len)
 {
 	char where[64];
 	bool in_string = false;
@@ -1224,152 +814,48 @@ static void cg_check_nul_escapes(cg_parse_t *p, const char *text, size_t len)
 		} else if (in_string && text[i] == '\\' && i + 1 < len) {
 			if (text[i + 1] == 'u' && i + 5 < len &&
 			    strncmp(text + i + 2, "0000", 4) == 0) {
-				cg_position(text, i, where, sizeof(where));
-				cg_problem(
-				    p, where,
-				    "a string holds \\u0000 (NUL), which would cut it short");
+				cg_json_position(text, i, where, sizeof(where));
+				cg_walk_problem(w, where,
+				                "a string holds \\u0000 (NUL), which would cut it short");
 			}
 			i++; /* the escaped character */
 		}
 	}
 }
 
-static bool cg_is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-/* Parses text as JSON into *root. Reports an empty text, malformed JSON (with
- * the line and column where the parser stopped, including text after the
- * document) and a root that is not an object, each as one problem. */
-static void cg_parse_json(cg_parse_t *p, const char *text, size_t len, cJSON **root)
-{
-	const char *end = NULL;
-	char where[64];
-	size_t i;
-
-	*root = NULL;
-	for (i = 0; i < len && cg_is_space(text[i]); i++)
-		;
-	if (i == len) {
-		cg_problem(p, "", "the file is empty");
-		return;
-	}
-	/* The end pointer is what cJSON_GetErrorPtr() would give, without the
-	 * global that other threads may overwrite. */
-	*root = cJSON_ParseWithLengthOpts(text, len, &end, false);
-	if (*root && end) {
-		for (i = (size_t)(end - text); i < len && cg_is_space(text[i]); i++)
-			;
-		if (i < len) {
-			cJSON_Delete(*root);
-			*root = NULL;
-			end = text + i;
-		}
-	}
-	if (!*root) {
-		if (!end || end < text || end > text + len)
-			end = text;
-		cg_position(text, (size_t)(end - text), where, sizeof(where));
-		cg_problem(p, where, "malformed JSON");
-		return;
-	}
-	cg_check_nul_escapes(p, text, len);
-	if (!cJSON_IsObject(*root)) {
-		cg_problem(p, "", "must be a JSON object");
-		cJSON_Delete(*root);
-		*root = NULL;
-	}
-}
-
 int cg_config_parse(const char *text, size_t len, const char *path, cg_config_t **out,
                     cg_diag_t *diag)
 {
-	cg_parse_t p = {.file = path, .diag = diag};
-	cJSON *root = NULL;
+	cg_walk_t w = {.file = path, .diag = diag};
+	cg_config_t *cfg;
+	cJSON *root;
 	int rc;
 
 	*out = NULL;
-	p.cfg = calloc(1, sizeof(*p.cfg));
-	if (!p.cfg)
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg)
 		return CG_ENOMEM;
-	p.cfg->path = cg_strdup(&p, path);
-
-	cg_parse_json(&p, text, len, &root);
-	if (!root)
-		goto cleanup_cfg;
-	cg_walk(&p, root, "", cg_root_keys, (char *)p.cfg, 0, NULL, false);
-
-cleanup_cfg:
+	w.user = cfg;
+	cfg->path = cg_strdup(&w, path);
+	root = cg_json_parse(text, len, path, diag);
+	if (root) {
+		cg_check_nul_escapes(&w, text, len);
+		cg_keys_walk(&w, root, "", cg_root_keys, cfg, NULL, NULL);
+	} else {
+		w.errors++;
+	}
 	cJSON_Delete(root);
-	if (p.nomem) {
+	if (w.nomem) {
 		cg_diag_add(diag, path, "", "out of memory");
 		rc = CG_ENOMEM;
-	} else if (p.errors) {
+	} else if (w.errors) {
 		rc = CG_EINVAL;
 	} else {
-		*out = p.cfg;
+		*out = cfg;
 		return 0;
 	}
-	cg_config_free(p.cfg);
+	cg_config_free(cfg);
 	return rc;
-}
-
-/* Reads the whole file at path into a NUL-terminated buffer. Returns 0, or
- * -1 with errno set (EFBIG for a file over CG_CONFIG_MAX_BYTES). */
-static int cg_read_file(const char *path, char **text, size_t *len)
-{
-	size_t cap = 4096, n = 0;
-	char *buf = NULL, *grown;
-	ssize_t r;
-	int fd, err;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -1;
-	buf = malloc(cap);
-	if (!buf) {
-		errno = ENOMEM;
-		goto cleanup_fd;
-	}
-	for (;;) {
-		if (n + 1 == cap) {
-			if (cap > CG_CONFIG_MAX_BYTES) {
-				errno = EFBIG;
-				goto cleanup_buf;
-			}
-			grown = realloc(buf, cap * 2);
-			if (!grown) {
-				errno = ENOMEM;
-				goto cleanup_buf;
-			}
-			buf = grown;
-			cap *= 2;
-		}
-		r = read(fd, buf + n, cap - n - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			goto cleanup_buf;
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	close(fd);
-	buf[n] = '\0';
-	*text = buf;
-	*len = n;
-	return 0;
-
-cleanup_buf:
-	err = errno;
-	free(buf);
-	errno = err;
-cleanup_fd:
-	err = errno;
-	close(fd);
-	errno = err;
-	return -1;
 }
 
 int cg_config_load(const char *path, cg_config_t **out, cg_diag_t *diag)
@@ -1379,8 +865,8 @@ int cg_config_load(const char *path, cg_config_t **out, cg_diag_t *diag)
 	int rc;
 
 	*out = NULL;
-	if (cg_read_file(path, &text, &len) != 0) {
-		rc = errno == ENOMEM ? CG_ENOMEM : CG_ENOENT;
+	rc = cg_file_read(path, CG_CONFIG_MAX_BYTES, &text, &len);
+	if (rc) {
 		cg_diag_add(diag, path, "", "cannot read: %s", strerror(errno));
 		return rc;
 	}
@@ -1462,6 +948,7 @@ void cg_config_free(cg_config_t *cfg)
 		free(cfg->sensors[i].bus);
 		free(cfg->sensors[i].driver_name);
 		cJSON_Delete(cfg->sensors[i].json);
+		cg_driver_options_free(cfg->sensors[i].driver, cfg->sensors[i].options);
 		free(cfg->sensors[i].pointer);
 	}
 	free(cfg->sensors);

@@ -112,7 +112,7 @@ static size_t once_bus(const cg_config_t *cfg, size_t bus_index, const cg_encode
 		if (cfg->sensors[i].bus_index != bus_index)
 			continue;
 		o->sc = &cfg->sensors[i];
-		rc = o->sc->driver->open(o->sc->json, &env, &o->state);
+		rc = o->sc->driver->open(o->sc->options, &env, &o->state);
 		if (rc < 0) {
 			cg_err("%s: %s", o->sc->id, cg_strerror(rc));
 			ob.failed++;

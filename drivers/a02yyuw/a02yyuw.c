@@ -7,7 +7,6 @@
 #include "base/error.h"
 #include "drivers/driver.h"
 #include "drivers/serial/serial_frame.h"
-#include "drivers/serial/serial_options.h"
 
 /* The sensor measures 30 to 4500 mm; it has a blind zone below. */
 #define A02_MIN_MM 30
@@ -24,27 +23,28 @@
 #define A02_AGREE_MM   50
 #define A02_MAX_FRAMES 4
 
-static const char *const a02_keys[] = {"occupied_below_mm", "hysteresis_mm", NULL};
-
 typedef struct a02_options {
 	long occupied_below_mm;
 	long hysteresis_mm;
 } a02_options_t;
 
-static const cg_int_option_t a02_option_table[] = {
-    {.key = "occupied_below_mm",
+static const cg_key_t a02_keys[] = {
+    {.name = "occupied_below_mm",
+     .type = CG_J_INTEGER,
+     .field = CG_F_LONG,
+     .offset = offsetof(a02_options_t, occupied_below_mm),
      .min = A02_MIN_MM,
      .max = A02_MAX_MM,
-     .def = 1500,
-     .offset = offsetof(a02_options_t, occupied_below_mm)},
-    {.key = "hysteresis_mm",
+     .def = 1500},
+    {.name = "hysteresis_mm",
+     .type = CG_J_INTEGER,
+     .field = CG_F_LONG,
+     .offset = offsetof(a02_options_t, hysteresis_mm),
      .min = 0,
      .max = 2000,
-     .def = 100,
-     .offset = offsetof(a02_options_t, hysteresis_mm)},
+     .def = 100},
+    {.name = NULL},
 };
-
-#define A02_N_OPTIONS (sizeof(a02_option_table) / sizeof(a02_option_table[0]))
 
 typedef enum a02_status {
 	A02_UNKNOWN,
@@ -74,34 +74,22 @@ int cg_a02yyuw_parse(const uint8_t *buf, size_t len, size_t *frame_len, void *fr
 	return 0;
 }
 
-/* Reads and checks the keys, also across them: with a hysteresis of twice
- * the threshold or more, a bay could never become occupied. */
-static int a02_options(const cJSON *sensor, const char *pointer, const char *file, a02_options_t *o,
-                       cg_diag_t *diag)
+/* The rule across the keys (see driver.h): with a hysteresis of twice the
+ * threshold or more, a bay could never become occupied. */
+static int a02_check(cg_driver_options_t *options, const cJSON *sensor, const char *pointer,
+                     const cg_driver_env_t *env, cg_diag_t *diag)
 {
+	const a02_options_t *o = (const void *)options;
 	char ptr[256];
-	int rc;
 
-	rc = cg_int_options_parse(sensor, pointer, file, a02_option_table, A02_N_OPTIONS, o, diag);
-	if (rc == 0 && o->hysteresis_mm >= 2 * o->occupied_below_mm) {
-		if (diag) {
-			cg_pointer_key(ptr, sizeof(ptr), pointer, "hysteresis_mm");
-			cg_diag_add(diag, file, ptr,
-			            "must be less than twice occupied_below_mm (%ld)",
-			            o->occupied_below_mm);
-		}
-		rc = CG_EINVAL;
-	}
-	return rc;
-}
-
-/* Checks the sensor's keys: see driver.h. */
-static int a02_check(const cJSON *sensor, const char *pointer, const cg_driver_env_t *env,
-                     cg_diag_t *diag)
-{
-	a02_options_t o;
-
-	return a02_options(sensor, pointer, cg_driver_env_file(env), &o, diag);
+	if (!cg_keys_usable(sensor, a02_keys, "occupied_below_mm") ||
+	    !cg_keys_usable(sensor, a02_keys, "hysteresis_mm") ||
+	    o->hysteresis_mm < 2 * o->occupied_below_mm)
+		return 0;
+	cg_pointer_key(ptr, sizeof(ptr), pointer, "hysteresis_mm");
+	cg_diag_add(diag, cg_driver_env_file(env), ptr,
+	            "must be less than twice occupied_below_mm (%ld)", o->occupied_below_mm);
+	return CG_EINVAL;
 }
 
 static void a02_close(void *state)
@@ -109,20 +97,18 @@ static void a02_close(void *state)
 	free(state);
 }
 
-/* Allocates the state of one sensor from an object check() accepted; does no I/O. */
-static int a02_open(const cJSON *sensor, const cg_driver_env_t *env, void **state)
+/* Allocates the state of one sensor from its parsed keys; does no I/O. */
+static int a02_open(const cg_driver_options_t *options, const cg_driver_env_t *env, void **state)
 {
-	a02_options_t o;
+	const a02_options_t *o = (const void *)options;
 	a02_state_t *s;
 
 	*state = NULL;
-	if (a02_options(sensor, "", cg_driver_env_file(env), &o, NULL))
-		return CG_EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return CG_ENOMEM;
-	s->threshold_mm = o.occupied_below_mm;
-	s->hysteresis_mm = o.hysteresis_mm;
+	s->threshold_mm = o->occupied_below_mm;
+	s->hysteresis_mm = o->hysteresis_mm;
 	s->status = A02_UNKNOWN;
 	*state = s;
 	return 0;
@@ -211,6 +197,7 @@ const cg_driver_t cg_a02yyuw_driver = {
     .name = "a02yyuw",
     .bus_types = CG_BUS_SERIAL,
     .keys = a02_keys,
+    .options_size = sizeof(a02_options_t),
     .check = a02_check,
     .open = a02_open,
     .poll = a02_poll,

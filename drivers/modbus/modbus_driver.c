@@ -16,118 +16,37 @@
 #include "drivers/modbus/plan.h"
 #include "drivers/modbus/profile.h"
 
-/* The sensor keys this driver owns, in the order of the table below. */
-static const char *const driver_keys[] = {"profile", "unit_id", "merge", "merge_gap", NULL};
-
+/* The sensor's keys, parsed; check() adds the interval and the profile. */
 typedef struct driver_options {
-	const char *profile; /* points into the sensor's cJSON object */
+	char *profile_ref; /* the "profile" key: a name or a path */
 	long unit_id;
 	bool merge;
 	long merge_gap;
+	double interval_s;     /* the sensor's; interval measures carry it */
+	cg_profile_t *profile; /* loaded by check(); the states of open() point to it */
 } driver_options_t;
 
-typedef enum option_kind {
-	OPTION_STRING,
-	OPTION_INTEGER,
-	OPTION_BOOL,
-} option_kind_t;
-
-typedef struct option {
-	const char *key;
-	option_kind_t kind;
-	bool required;
-	long min, max; /* OPTION_INTEGER */
-	size_t offset; /* in driver_options_t */
-} option_t;
+#define OPTION(f) offsetof(driver_options_t, f)
 
 /*
  * unit_id: RTU slaves are 1 to 247, but a Modbus TCP unit identifier may be
- * 0 to 255 (0 and 255 are what many TCP-only devices answer to), and check()
- * does not know the bus type. So 0 to 255 is accepted here; on an RTU bus,
- * libmodbus refuses an id above 247 when poll() sets it, and poll() returns
- * CG_EINVAL.
+ * 0 to 255 (0 and 255 are what many TCP-only devices answer to), and the
+ * keys do not know the bus type. So 0 to 255 is accepted here; on an RTU
+ * bus, libmodbus refuses an id above 247 when poll() sets it, and poll()
+ * returns CG_EINVAL.
  */
-static const option_t driver_options[] = {
-    {.key = "profile",
-     .kind = OPTION_STRING,
-     .required = true,
-     .offset = offsetof(driver_options_t, profile)},
-    {.key = "unit_id",
-     .kind = OPTION_INTEGER,
-     .min = 0,
-     .max = 255,
-     .offset = offsetof(driver_options_t, unit_id)},
-    {.key = "merge", .kind = OPTION_BOOL, .offset = offsetof(driver_options_t, merge)},
-    {.key = "merge_gap",
-     .kind = OPTION_INTEGER,
-     .min = 0,
-     .max = 100,
-     .offset = offsetof(driver_options_t, merge_gap)},
+/* clang-format off */
+static const cg_key_t driver_keys[] = {
+	{.name = "profile", .type = CG_J_STRING, .flags = CG_K_REQUIRED, .field = CG_F_STR,
+	 .offset = OPTION(profile_ref), .min = 1},
+	{.name = "unit_id", .type = CG_J_INTEGER, .field = CG_F_LONG, .offset = OPTION(unit_id),
+	 .min = 0, .max = 255, .def = 1},
+	{.name = "merge", .type = CG_J_BOOL, .field = CG_F_BOOL, .offset = OPTION(merge), .def = 1},
+	{.name = "merge_gap", .type = CG_J_INTEGER, .field = CG_F_LONG, .offset = OPTION(merge_gap),
+	 .min = 0, .max = 100, .def = 8},
+	{.name = NULL},
 };
-
-#define N_OPTIONS (sizeof(driver_options) / sizeof(driver_options[0]))
-
-/* Reads this driver's keys of sensor into o, with defaults for absent ones.
- * Each bad or missing key adds one diag line under pointer. Returns true
- * when every key is valid. */
-static bool parse_options(const cJSON *sensor, const char *pointer, const char *file,
-                          driver_options_t *o, cg_diag_t *diag)
-{
-	char ptr[256];
-	bool ok = true;
-
-	*o = (driver_options_t){.unit_id = 1, .merge = true, .merge_gap = 8};
-	for (size_t i = 0; i < N_OPTIONS; i++) {
-		const option_t *f = &driver_options[i];
-		const cJSON *item = cJSON_GetObjectItemCaseSensitive(sensor, f->key);
-		char *dst = (char *)o + f->offset;
-
-		cg_pointer_key(ptr, sizeof(ptr), pointer, f->key);
-		if (!item) {
-			if (f->required) {
-				cg_diag_add(diag, file, ptr, "required key missing");
-				ok = false;
-			}
-			continue;
-		}
-		switch (f->kind) {
-		case OPTION_STRING:
-			if (!cJSON_IsString(item) || !item->valuestring[0]) {
-				cg_diag_add(diag, file, ptr, "must be a non-empty string");
-				ok = false;
-			} else {
-				*(const char **)dst = item->valuestring;
-			}
-			break;
-		case OPTION_INTEGER: {
-			double v = cJSON_IsNumber(item) ? item->valuedouble : NAN;
-
-			if (!(v >= f->min && v <= f->max) || v != (double)(long)v) {
-				cg_diag_add(diag, file, ptr, "must be an integer from %ld to %ld",
-				            f->min, f->max);
-				ok = false;
-			} else {
-				*(long *)dst = (long)v;
-			}
-			break;
-		}
-		case OPTION_BOOL:
-			if (!cJSON_IsBool(item)) {
-				cg_diag_add(diag, file, ptr, "must be true or false");
-				ok = false;
-			} else {
-				*(bool *)dst = cJSON_IsTrue(item);
-			}
-			break;
-		}
-	}
-	return ok;
-}
-
-static const char *env_file(const cg_driver_env_t *env)
-{
-	return env && env->config_path ? env->config_path : "config";
-}
+/* clang-format on */
 
 /*
  * Moves the lines that cg_profile_load() added from index `from` on, each
@@ -152,40 +71,44 @@ static void move_not_found(cg_diag_t *diag, size_t from, const char *lfile, cons
 	diag->n -= end - from;
 }
 
-/* Checks the sensor's keys and loads its profile: see driver.h. Problems
- * inside the profile are reported with the profile's own file and pointers;
- * a profile that is not found, at pointer + "/profile" in the config. */
-static int driver_check(const cJSON *sensor, const char *pointer, const cg_driver_env_t *env,
-                        cg_diag_t *diag)
+/* Loads the profile the keys name, and takes the sensor's interval: see
+ * driver.h. Problems inside the profile are reported with the profile's own
+ * file and pointers; a profile that is not found, at pointer + "/profile"
+ * in the config. */
+static int driver_check(cg_driver_options_t *options, const cJSON *sensor, const char *pointer,
+                        const cg_driver_env_t *env, cg_diag_t *diag)
 {
-	const char *file = env_file(env);
-	driver_options_t o;
-	cg_profile_t *p = NULL;
-	bool ok;
+	driver_options_t *o = (void *)options;
+	/* interval_s is a common sensor key, checked by the config. */
+	const cJSON *interval = cJSON_GetObjectItemCaseSensitive(sensor, "interval_s");
+	size_t from = diag->n;
 	char ptr[256];
-	size_t from;
 	int rc;
 
-	ok = parse_options(sensor, pointer, file, &o, diag);
-	if (!o.profile)
-		return CG_EINVAL;
-	from = diag->n;
-	rc = cg_profile_load(o.profile, env ? env->config_path : NULL,
-	                     env ? env->profile_dirs : NULL, &p, diag);
+	o->interval_s = cJSON_IsNumber(interval) ? interval->valuedouble : 10;
+	if (!o->profile_ref)
+		return CG_EINVAL; /* the walk said why */
+	rc = cg_profile_load(o->profile_ref, env ? env->config_path : NULL,
+	                     env ? env->profile_dirs : NULL, &o->profile, diag);
 	if (rc == CG_ENOENT) {
 		cg_pointer_key(ptr, sizeof(ptr), pointer, "profile");
-		move_not_found(diag, from, env && env->config_path ? env->config_path : o.profile,
-		               file, ptr);
+		move_not_found(diag, from,
+		               env && env->config_path ? env->config_path : o->profile_ref,
+		               cg_driver_env_file(env), ptr);
 	}
-	cg_profile_free(p);
-	return ok && rc == 0 ? 0 : CG_EINVAL;
+	return rc == 0 || rc == CG_ENOMEM ? rc : CG_EINVAL;
+}
+
+static void driver_release(cg_driver_options_t *options)
+{
+	cg_profile_free(((driver_options_t *)(void *)options)->profile);
 }
 
 /* Per-sensor state: the profile, its plan, and one buffer per table kind
  * holding the answers of every request of one poll, request i from
  * offset[i] on. */
 typedef struct driver_state {
-	cg_profile_t *profile;
+	const cg_profile_t *profile; /* the options' */
 	cg_plan_t plan;
 	int unit_id;
 	size_t *offset;
@@ -209,7 +132,6 @@ static void driver_close(void *state)
 
 	if (!s)
 		return;
-	cg_profile_free(s->profile);
 	cg_plan_free(&s->plan);
 	free(s->offset);
 	free(s->regs);
@@ -219,32 +141,26 @@ static void driver_close(void *state)
 	free(s);
 }
 
-/* Loads the profile, plans the reads and sizes the buffers for the plan;
- * see driver.h. A sensor object that check() would refuse gives CG_EINVAL,
- * a missing profile CG_ENOENT; the reasons are logged at debug level. */
-static int driver_open(const cJSON *sensor, const cg_driver_env_t *env, void **state)
+/* Plans the reads of the profile check() loaded and sizes the buffers for
+ * the plan; see driver.h. */
+static int driver_open(const cg_driver_options_t *options, const cg_driver_env_t *env, void **state)
 {
-	cg_diag_t diag = {0};
-	driver_options_t o;
+	const driver_options_t *o = (const void *)options;
 	driver_state_t *s;
 	size_t n_regs = 0, n_bits = 0;
-	int rc = CG_EINVAL;
+	int rc;
 
 	*state = NULL;
-	if (!parse_options(sensor, "", env_file(env), &o, &diag))
-		goto free_diag;
+	if (!o || !o->profile)
+		return CG_EINVAL;
 	s = calloc(1, sizeof(*s));
-	if (!s) {
-		rc = CG_ENOMEM;
-		goto free_diag;
-	}
-	s->unit_id = (int)o.unit_id;
-	rc = cg_profile_load(o.profile, env ? env->config_path : NULL,
-	                     env ? env->profile_dirs : NULL, &s->profile, &diag);
-	if (rc)
-		goto free_state;
-	rc = cg_plan_build(s->profile->points, s->profile->n_points, o.merge, (unsigned)o.merge_gap,
-	                   &s->plan);
+	if (!s)
+		return CG_ENOMEM;
+	s->unit_id = (int)o->unit_id;
+	s->interval_s = o->interval_s;
+	s->profile = o->profile;
+	rc = cg_plan_build(s->profile->points, s->profile->n_points, o->merge,
+	                   (unsigned)o->merge_gap, &s->plan);
 	if (rc)
 		goto free_state;
 	rc = CG_ENOMEM;
@@ -266,20 +182,11 @@ static int driver_open(const cJSON *sensor, const cg_driver_env_t *env, void **s
 		goto free_state;
 	for (size_t i = 0; i < s->profile->n_points; i++)
 		s->has_counters |= s->profile->points[i].counter;
-	/* interval_s is a common sensor key, checked by the config. */
-	s->interval_s = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(sensor, "interval_s"))
-	                    ? cJSON_GetObjectItemCaseSensitive(sensor, "interval_s")->valuedouble
-	                    : 10;
 	*state = s;
-	cg_diag_free(&diag);
 	return 0;
 
 free_state:
 	driver_close(s);
-free_diag:
-	for (size_t i = 0; i < diag.n; i++)
-		cg_log(CG_LOG_DEBUG, "modbus: %s", diag.lines[i]);
-	cg_diag_free(&diag);
 	return rc;
 }
 
@@ -510,8 +417,10 @@ const cg_driver_t cg_modbus_driver = {
     .name = "modbus",
     .bus_types = CG_BUS_MODBUS_RTU | CG_BUS_MODBUS_TCP | CG_BUS_MODBUS_RTU_TCP,
     .keys = driver_keys,
+    .options_size = sizeof(driver_options_t),
     .check = driver_check,
     .open = driver_open,
     .poll = driver_poll,
     .close = driver_close,
+    .release = driver_release,
 };

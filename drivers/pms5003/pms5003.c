@@ -9,7 +9,6 @@
 #include "drivers/driver.h"
 #include "drivers/serial/query_mode.h"
 #include "drivers/serial/serial_frame.h"
-#include "drivers/serial/serial_options.h"
 
 /* Commands are `42 4D CMD DH DL sumH sumL`, sum = the 16-bit sum of the five bytes before it. */
 #define PMS_COMMAND_LEN 7
@@ -20,21 +19,20 @@
 /* Mass concentrations above this are beyond the sensor's maximum range (datasheet: >= 1000). */
 #define PMS_PM_MAX 1000
 
-static const char *const pms_keys[] = {"warmup_s", NULL};
-
 typedef struct pms_options {
 	long warmup_s;
 } pms_options_t;
 
-static const cg_int_option_t pms_option_table[] = {
-    {.key = "warmup_s",
+static const cg_key_t pms_keys[] = {
+    {.name = "warmup_s",
+     .type = CG_J_INTEGER,
+     .field = CG_F_LONG,
+     .offset = offsetof(pms_options_t, warmup_s),
      .min = 0,
      .max = 600,
-     .def = 30,
-     .offset = offsetof(pms_options_t, warmup_s)},
+     .def = 30},
+    {.name = NULL},
 };
-
-#define PMS_N_OPTIONS (sizeof(pms_option_table) / sizeof(pms_option_table[0]))
 
 /* The names of the particle counts (words 7-12), by the smallest diameter counted, in 0.1 um. */
 static const char *const pms_particle_names[6] = {
@@ -87,35 +85,22 @@ int cg_pms5003_parse(const uint8_t *buf, size_t len, size_t *frame_len, void *fr
 	return 0;
 }
 
-/* Checks the sensor's keys: see driver.h. */
-static int pms_check(const cJSON *sensor, const char *pointer, const cg_driver_env_t *env,
-                     cg_diag_t *diag)
-{
-	pms_options_t o;
-
-	return cg_int_options_parse(sensor, pointer, cg_driver_env_file(env), pms_option_table,
-	                            PMS_N_OPTIONS, &o, diag);
-}
-
 static void pms_close(void *state)
 {
 	free(state);
 }
 
-/* Allocates the state of one sensor from an object check() accepted; does no I/O. */
-static int pms_open(const cJSON *sensor, const cg_driver_env_t *env, void **state)
+/* Allocates the state of one sensor from its parsed keys; does no I/O. */
+static int pms_open(const cg_driver_options_t *options, const cg_driver_env_t *env, void **state)
 {
-	pms_options_t o;
+	const pms_options_t *o = (const void *)options;
 	pms_state_t *s;
 
 	*state = NULL;
-	if (cg_int_options_parse(sensor, "", cg_driver_env_file(env), pms_option_table,
-	                         PMS_N_OPTIONS, &o, NULL))
-		return CG_EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return CG_ENOMEM;
-	s->mode.warmup_ms = o.warmup_s * 1000;
+	s->mode.warmup_ms = o->warmup_s * 1000;
 	*state = s;
 	return 0;
 }
@@ -217,7 +202,7 @@ const cg_driver_t cg_pms5003_driver = {
     .name = "pms5003",
     .bus_types = CG_BUS_SERIAL,
     .keys = pms_keys,
-    .check = pms_check,
+    .options_size = sizeof(pms_options_t),
     .open = pms_open,
     .poll = pms_poll,
     .close = pms_close,

@@ -10,7 +10,6 @@
 #include "drivers/driver.h"
 #include "drivers/serial/query_mode.h"
 #include "drivers/serial/serial_frame.h"
-#include "drivers/serial/serial_options.h"
 
 /*
  * Commands are 19 bytes: `AA B4`, data bytes 1-15 at offsets 2-16 (data 1 is
@@ -25,21 +24,20 @@
 /* The sensor's range is 0.0 to 999.9 ug/m3. */
 #define SDS_PM_MAX_RAW 9999
 
-static const char *const sds_keys[] = {"warmup_s", NULL};
-
 typedef struct sds_options {
 	long warmup_s;
 } sds_options_t;
 
-static const cg_int_option_t sds_option_table[] = {
-    {.key = "warmup_s",
+static const cg_key_t sds_keys[] = {
+    {.name = "warmup_s",
+     .type = CG_J_INTEGER,
+     .field = CG_F_LONG,
+     .offset = offsetof(sds_options_t, warmup_s),
      .min = 0,
      .max = 600,
-     .def = 30,
-     .offset = offsetof(sds_options_t, warmup_s)},
+     .def = 30},
+    {.name = NULL},
 };
-
-#define SDS_N_OPTIONS (sizeof(sds_option_table) / sizeof(sds_option_table[0]))
 
 typedef struct sds_state {
 	cg_query_mode_t mode; /* query mode, work state and warm-up */
@@ -72,35 +70,22 @@ int cg_sds011_parse(const uint8_t *buf, size_t len, size_t *frame_len, void *fra
 	return 0;
 }
 
-/* Checks the sensor's keys: see driver.h. */
-static int sds_check(const cJSON *sensor, const char *pointer, const cg_driver_env_t *env,
-                     cg_diag_t *diag)
-{
-	sds_options_t o;
-
-	return cg_int_options_parse(sensor, pointer, cg_driver_env_file(env), sds_option_table,
-	                            SDS_N_OPTIONS, &o, diag);
-}
-
 static void sds_close(void *state)
 {
 	free(state);
 }
 
-/* Allocates the state of one sensor from an object check() accepted; does no I/O. */
-static int sds_open(const cJSON *sensor, const cg_driver_env_t *env, void **state)
+/* Allocates the state of one sensor from its parsed keys; does no I/O. */
+static int sds_open(const cg_driver_options_t *options, const cg_driver_env_t *env, void **state)
 {
-	sds_options_t o;
+	const sds_options_t *o = (const void *)options;
 	sds_state_t *s;
 
 	*state = NULL;
-	if (cg_int_options_parse(sensor, "", cg_driver_env_file(env), sds_option_table,
-	                         SDS_N_OPTIONS, &o, NULL))
-		return CG_EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return CG_ENOMEM;
-	s->mode.warmup_ms = o.warmup_s * 1000;
+	s->mode.warmup_ms = o->warmup_s * 1000;
 	*state = s;
 	return 0;
 }
@@ -197,7 +182,7 @@ const cg_driver_t cg_sds011_driver = {
     .name = "sds011",
     .bus_types = CG_BUS_SERIAL,
     .keys = sds_keys,
-    .check = sds_check,
+    .options_size = sizeof(sds_options_t),
     .open = sds_open,
     .poll = sds_poll,
     .close = sds_close,

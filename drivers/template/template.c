@@ -7,26 +7,26 @@
 #include "base/error.h"
 #include "drivers/driver.h"
 #include "drivers/serial/serial_frame.h"
-#include "drivers/serial/serial_options.h"
 
-/* The keys of this driver besides the common ones (id, bus, driver, ...). */
-static const char *const template_keys[] = {"address", NULL};
-
+/* The keys of this driver, parsed: what open() takes. */
 typedef struct template_options {
 	long address;
 } template_options_t;
 
-/* One row per key: bounds, default and where it goes; check() and open()
- * both read the keys through this table, so they agree. */
-static const cg_int_option_t template_option_table[] = {
-    {.key = "address",
+/* The keys of this driver besides the common ones (id, bus, driver, ...),
+ * one row per key: type, bounds, default and where it goes. The core walks
+ * the table and reports each bad key with its JSON pointer, e.g.
+ * "/sensors/3/address: must be an integer from 0 to 255". */
+static const cg_key_t template_keys[] = {
+    {.name = "address",
+     .type = CG_J_INTEGER,
+     .field = CG_F_LONG,
+     .offset = offsetof(template_options_t, address),
      .min = 0,
      .max = 255,
-     .def = 1,
-     .offset = offsetof(template_options_t, address)},
+     .def = 1},
+    {.name = NULL},
 };
-
-#define TEMPLATE_N_OPTIONS (sizeof(template_option_table) / sizeof(template_option_table[0]))
 
 /* Per-sensor state: allocated in open(), freed in close(), never global. */
 typedef struct template_state {
@@ -61,37 +61,24 @@ int cg_template_parse(const uint8_t *buf, size_t len, size_t *frame_len, void *f
 	return 0;
 }
 
-/* Checks the sensor's keys: see driver.h. Each bad key is one diag line
- * with its JSON pointer, e.g. "/sensors/3/address". */
-static int template_check(const cJSON *sensor, const char *pointer, const cg_driver_env_t *env,
-                          cg_diag_t *diag)
-{
-	template_options_t o;
-
-	return cg_int_options_parse(sensor, pointer, cg_driver_env_file(env), template_option_table,
-	                            TEMPLATE_N_OPTIONS, &o, diag);
-}
-
 /* Frees the state; accepts NULL like every close(). */
 static void template_close(void *state)
 {
 	free(state);
 }
 
-/* Allocates the state of one sensor from an object check() accepted; does no I/O. */
-static int template_open(const cJSON *sensor, const cg_driver_env_t *env, void **state)
+/* Allocates the state of one sensor from its parsed keys; does no I/O. */
+static int template_open(const cg_driver_options_t *options, const cg_driver_env_t *env,
+                         void **state)
 {
-	template_options_t o;
+	const template_options_t *o = (const void *)options;
 	template_state_t *s;
 
 	*state = NULL;
-	if (cg_int_options_parse(sensor, "", cg_driver_env_file(env), template_option_table,
-	                         TEMPLATE_N_OPTIONS, &o, NULL))
-		return CG_EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return CG_ENOMEM;
-	s->address = (uint8_t)o.address;
+	s->address = (uint8_t)o->address;
 	*state = s;
 	return 0;
 }
@@ -145,7 +132,7 @@ const cg_driver_t cg_template_driver = {
     .name = "template",
     .bus_types = CG_BUS_SERIAL,
     .keys = template_keys,
-    .check = template_check,
+    .options_size = sizeof(template_options_t),
     .open = template_open,
     .poll = template_poll,
     .close = template_close,

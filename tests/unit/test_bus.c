@@ -19,7 +19,7 @@
  * resource it needs is missing, and whose polls then always answer. */
 static int opens;
 
-static int flaky_open(const cJSON *sensor, const cg_driver_env_t *env, void **state)
+static int flaky_open(const cg_driver_options_t *options, const cg_driver_env_t *env, void **state)
 {
 	static int token;
 

@@ -823,9 +823,9 @@ static void test_unknown_keys(void **state)
 
 	/* Two members of one name: which one counts would be a guess. */
 	text = cfgtext("{ 'gateway': { 'id': 'gw-1', 'id': 'gw-2' } }");
-	expect_problems(text, "cfg.json: /gateway/id: duplicate key", "cfg.json: /mqtt: required",
-	                "cfg.json: /store: required", "cfg.json: /buses: required",
-	                "cfg.json: /sensors: required", NULL);
+	expect_problems(text, "cfg.json: /gateway/id: duplicate key", "cfg.json: /mqtt: required key missing",
+	                "cfg.json: /store: required key missing", "cfg.json: /buses: required key missing",
+	                "cfg.json: /sensors: required key missing", NULL);
 	free(text);
 }
 
@@ -851,23 +851,23 @@ static void test_bus_type_keys(void **state)
 
 static void test_required(void **state)
 {
-	expect_edit("/gateway/id", DEL, "cfg.json: /gateway/id: required");
-	expect_edit("/gateway", DEL, "cfg.json: /gateway: required");
+	expect_edit("/gateway/id", DEL, "cfg.json: /gateway/id: required key missing");
+	expect_edit("/gateway", DEL, "cfg.json: /gateway: required key missing");
 	expect_edit("/gateway/location", "{ 'lat': 1 }",
-	            "cfg.json: /gateway/location/lon: required");
-	expect_edit("/mqtt/uri", DEL, "cfg.json: /mqtt/uri: required");
-	expect_edit("/mqtt/topic_prefix", DEL, "cfg.json: /mqtt/topic_prefix: required");
-	expect_edit("/store/path", DEL, "cfg.json: /store/path: required");
-	expect_edit("/buses/0/device", DEL, "cfg.json: /buses/0/device: required");
-	expect_edit("/buses/1/host", DEL, "cfg.json: /buses/1/host: required");
-	expect_edit("/buses/0/type", DEL, "cfg.json: /buses/0/type: required");
-	expect_edit("/sensors/0/bus", DEL, "cfg.json: /sensors/0/bus: required");
-	expect_edit("/sensors/0/id", DEL, "cfg.json: /sensors/0/id: required");
-	expect_edit("/sensors/0/driver", DEL, "cfg.json: /sensors/0/driver: required");
+	            "cfg.json: /gateway/location/lon: required key missing");
+	expect_edit("/mqtt/uri", DEL, "cfg.json: /mqtt/uri: required key missing");
+	expect_edit("/mqtt/topic_prefix", DEL, "cfg.json: /mqtt/topic_prefix: required key missing");
+	expect_edit("/store/path", DEL, "cfg.json: /store/path: required key missing");
+	expect_edit("/buses/0/device", DEL, "cfg.json: /buses/0/device: required key missing");
+	expect_edit("/buses/1/host", DEL, "cfg.json: /buses/1/host: required key missing");
+	expect_edit("/buses/0/type", DEL, "cfg.json: /buses/0/type: required key missing");
+	expect_edit("/sensors/0/bus", DEL, "cfg.json: /sensors/0/bus: required key missing");
+	expect_edit("/sensors/0/id", DEL, "cfg.json: /sensors/0/id: required key missing");
+	expect_edit("/sensors/0/driver", DEL, "cfg.json: /sensors/0/driver: required key missing");
 	expect_edit("/sensors", "[]", "cfg.json: /sensors: must contain at least one sensor");
 
 	/* Without buses, sensors are not told again that their bus is missing. */
-	expect_edit("/buses", DEL, "cfg.json: /buses: required");
+	expect_edit("/buses", DEL, "cfg.json: /buses: required key missing");
 	expect_edit("/buses", "[]", "cfg.json: /buses: must contain at least one bus");
 }
 
@@ -950,7 +950,7 @@ static void test_lots_and_sensor_options(void **state)
 	            "cfg.json: /lots/0/bays/1: bay \"aq-001\" named twice");
 	expect_edit("/lots", "[ { 'id': 'aq-001', 'bays': [ 'aq-001' ] } ]",
 	            "cfg.json: /lots/0/id: \"aq-001\" is a sensor id; a lot needs its own");
-	expect_edit("/lots", "[ { 'id': 'lot-1' } ]", "cfg.json: /lots/0/bays: required");
+	expect_edit("/lots", "[ { 'id': 'lot-1' } ]", "cfg.json: /lots/0/bays: required key missing");
 	expect_edit("/lots", "[ { 'id': 'lot-1', 'bays': [] } ]",
 	            "cfg.json: /lots/0/bays: must name at least one bay");
 	expect_edit("/lots",
@@ -1059,10 +1059,13 @@ static void test_malformed(void **state)
 	expect_problems("{\n\t\"a\": tru\n}", "cfg.json: line 2 column 7: malformed JSON", NULL);
 	expect_problems("{\"a\": 1} x", "cfg.json: line 1 column 10: malformed JSON", NULL);
 	expect_problems("{} {}", "cfg.json: line 1 column 4: malformed JSON", NULL);
+	/* Columns count characters, as profiles' do: "été" is 3, not 5 bytes. */
+	expect_problems("{\"name\": \"\xc3\xa9t\xc3\xa9\", ]",
+	                "cfg.json: line 1 column 17: malformed JSON", NULL);
 	expect_problems("", "cfg.json: : the file is empty", NULL);
 	expect_problems(" \n\t\n", "cfg.json: : the file is empty", NULL);
-	expect_problems("[1]", "cfg.json: : must be a JSON object", NULL);
-	expect_problems("\"gateway\"", "cfg.json: : must be a JSON object", NULL);
+	expect_problems("[1]", "cfg.json: : must be an object", NULL);
+	expect_problems("\"gateway\"", "cfg.json: : must be an object", NULL);
 
 	/* A NUL inside the text is not the end of it. */
 	cg_diag_t d = {0};
@@ -1080,14 +1083,14 @@ static void test_all_collected(void **state)
 	                  "'rs485-9'", "/sensors/1", "{ 'id': 'x', 'bus': 'lan' }", NULL);
 
 	expect_problems(
-	    text, "cfg.json: /gateway/id: required",
+	    text, "cfg.json: /gateway/id: required key missing",
 	    "cfg.json: /mqtt/qos: must be an integer from 0 to 1",
 	    "cfg.json: /mqtt/tls: not allowed with a plain-text tcp:// uri; use ssl:// or mqtts://",
 	    "cfg.json: /store/colour: unknown key",
 	    "cfg.json: /buses/0/baud: must be one of 1200, 2400, 4800, 9600, 19200, 38400, 57600, "
 	    "115200",
 	    "cfg.json: /buses/1/baud: not valid for a modbus-tcp bus",
-	    "cfg.json: /sensors/0/bus: no bus \"rs485-9\"", "cfg.json: /sensors/1/driver: required",
+	    "cfg.json: /sensors/0/bus: no bus \"rs485-9\"", "cfg.json: /sensors/1/driver: required key missing",
 	    NULL);
 	free(text);
 }
@@ -1290,7 +1293,7 @@ static void test_fixtures(void **state)
 	    "/gateway/id: must be 1 to 63 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
 	    "/mqtt/topic_prefix: must not start or end with '/'",
 	    "/mqtt/qos: must be an integer from 0 to 1",
-	    "/store/path: required",
+	    "/store/path: required key missing",
 	    "/store/max_rows: must be an integer from 0 to 9007199254740991",
 	    "/buses/0/baud: must be one of 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200",
 	    "/buses/0/parity: must be one of \"N\", \"E\", \"O\"",

@@ -228,7 +228,6 @@ static void ops_present(const cg_driver_t *d)
 
 	assert_non_null(d->name);
 	assert_true(d->name[0] != '\0');
-	assert_non_null(d->check);
 	assert_non_null(d->open);
 	assert_non_null(d->poll);
 	assert_non_null(d->close);
@@ -238,14 +237,18 @@ static void ops_present(const cg_driver_t *d)
 	                                CG_BUS_MODBUS_RTU_TCP),
 	    0);
 	assert_non_null(d->keys);
-	for (n = 0; n < 64 && d->keys[n]; n++) {
-		assert_true(d->keys[n][0] != '\0');
+	for (n = 0; n < 64 && d->keys[n].name; n++) {
+		const cg_key_t *k = &d->keys[n];
+
+		assert_true(k->name[0] != '\0');
+		/* Every value lands inside the options struct. */
+		assert_true(k->field == CG_F_NONE || k->offset < d->options_size);
 		for (size_t j = 0; j < n; j++)
-			if (strcmp(d->keys[j], d->keys[n]) == 0)
-				fail_msg("driver %s lists key %s twice", d->name, d->keys[n]);
+			if (strcmp(d->keys[j].name, k->name) == 0)
+				fail_msg("driver %s lists key %s twice", d->name, k->name);
 		for (size_t j = 0; common_keys[j]; j++)
-			if (strcmp(common_keys[j], d->keys[n]) == 0)
-				fail_msg("driver %s claims the common key %s", d->name, d->keys[n]);
+			if (strcmp(common_keys[j], k->name) == 0)
+				fail_msg("driver %s claims the common key %s", d->name, k->name);
 	}
 	if (n == 64)
 		fail_msg("driver %s: keys not NULL-terminated (or more than 63)", d->name);
@@ -267,15 +270,20 @@ static void close_twice(const cg_driver_t *d)
 {
 	const sample_t *s = require_sample(d);
 	cJSON *sensor = cJSON_Parse(s->good);
+	cg_diag_t diag = {0};
+	cg_driver_options_t *options = NULL;
 	void *state = NULL;
 
 	d->close(NULL);
 	d->close(NULL);
 	assert_non_null(sensor);
-	assert_int_equal(d->open(sensor, &env, &state), 0);
+	assert_int_equal(cg_driver_options(d, sensor, "/sensors/7", &env, &diag, &options), 0);
+	assert_int_equal(d->open(options, &env, &state), 0);
 	assert_non_null(state);
 	d->close(state);
 	d->close(NULL);
+	cg_driver_options_free(d, options);
+	cg_driver_options_free(d, NULL);
 	cJSON_Delete(sensor);
 }
 
@@ -284,11 +292,14 @@ static void good_config_accepted(const cg_driver_t *d)
 	const sample_t *s = require_sample(d);
 	cJSON *sensor = cJSON_Parse(s->good);
 	cg_diag_t diag = {0};
+	cg_driver_options_t *options = NULL;
 
 	assert_non_null(sensor);
-	assert_int_equal(d->check(sensor, "/sensors/7", &env, &diag), 0);
+	assert_int_equal(cg_driver_options(d, sensor, "/sensors/7", &env, &diag, &options), 0);
 	for (size_t i = 0; i < diag.n; i++)
 		fail_msg("driver %s: good sample refused: %s", d->name, diag.lines[i]);
+	assert_non_null(options);
+	cg_driver_options_free(d, options);
 	cg_diag_free(&diag);
 	cJSON_Delete(sensor);
 }
@@ -301,10 +312,10 @@ static void bad_configs_refused(const cg_driver_t *d)
 	for (size_t i = 0; s->bad[i]; i++) {
 		cJSON *sensor = cJSON_Parse(s->bad[i]);
 		cg_diag_t diag = {0};
-		void *state = (void *)&diag;
+		cg_driver_options_t *options = (cg_driver_options_t *)&diag;
 
 		assert_non_null(sensor);
-		if (d->check(sensor, "/sensors/7", &env, &diag) == 0)
+		if (cg_driver_options(d, sensor, "/sensors/7", &env, &diag, &options) == 0)
 			fail_msg("driver %s accepted %s", d->name, s->bad[i]);
 		if (diag.n == 0)
 			fail_msg("driver %s refused %s without saying why", d->name, s->bad[i]);
@@ -312,22 +323,21 @@ static void bad_configs_refused(const cg_driver_t *d)
 			if (!strstr(diag.lines[j], "/sensors/7"))
 				fail_msg("driver %s: \"%s\" lacks the sensor's pointer", d->name,
 				         diag.lines[j]);
-		/* open() refuses what check() refuses, and leaves no state. */
-		assert_int_not_equal(d->open(sensor, &env, &state), 0);
-		assert_null(state);
+		/* Nothing refused ever reaches open(). */
+		assert_null(options);
 		cg_diag_free(&diag);
 		cJSON_Delete(sensor);
 	}
 	/* Every key the driver owns has at least one bad sample. */
-	for (size_t k = 0; d->keys[k]; k++) {
+	for (size_t k = 0; d->keys[k].name; k++) {
 		char quoted[64];
 		bool covered = false;
 
-		snprintf(quoted, sizeof(quoted), "\"%s\"", d->keys[k]);
+		snprintf(quoted, sizeof(quoted), "\"%s\"", d->keys[k].name);
 		for (size_t i = 0; s->bad[i] && !covered; i++)
 			covered = strstr(s->bad[i], quoted) != NULL;
 		if (!covered)
-			fail_msg("driver %s: no bad sample for key %s", d->name, d->keys[k]);
+			fail_msg("driver %s: no bad sample for key %s", d->name, d->keys[k].name);
 	}
 }
 
@@ -468,6 +478,8 @@ static void noise_never_publishes(const cg_driver_t *d)
 	long rss_first = 0, rss_last = 0;
 	double half1, half2;
 	cJSON *sensor;
+	cg_driver_options_t *options = NULL;
+	cg_diag_t diag = {0};
 	void *state = NULL, *frame;
 	uint32_t x = NOISE_SEED;
 	int sv[2], rc, queued = 0;
@@ -486,7 +498,8 @@ static void noise_never_publishes(const cg_driver_t *d)
 
 	sensor = cJSON_Parse(s->good);
 	assert_non_null(sensor);
-	assert_int_equal(d->open(sensor, &env, &state), 0);
+	assert_int_equal(cg_driver_options(d, sensor, "/sensors/7", &env, &diag, &options), 0);
+	assert_int_equal(d->open(options, &env, &state), 0);
 	cJSON_Delete(sensor);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	t.fd = sv[0];
@@ -549,6 +562,7 @@ static void noise_never_publishes(const cg_driver_t *d)
 	close(sv[0]);
 	close(sv[1]);
 	d->close(state);
+	cg_driver_options_free(d, options);
 	free(frame);
 	free(noise);
 }
@@ -651,8 +665,8 @@ static void serial_driver_everywhere(const cg_driver_t *d)
 	snprintf(needle, sizeof(needle), "### `%s`", n);
 	if (!source_contains("docs/drivers.md", needle))
 		missing(d, "docs/drivers.md", "no reference section (### `NAME`)");
-	for (size_t k = 0; d->keys[k]; k++) {
-		snprintf(needle, sizeof(needle), "\"%s\"", d->keys[k]);
+	for (size_t k = 0; d->keys[k].name; k++) {
+		snprintf(needle, sizeof(needle), "\"%s\"", d->keys[k].name);
 		if (!source_contains("schemas/config.schema.json", needle))
 			missing(d, "schemas/config.schema.json",
 			        "a key of the driver is not described");

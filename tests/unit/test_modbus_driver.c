@@ -124,6 +124,8 @@ typedef struct fixture {
 	char profiles[128];
 	const char *dirs[3];
 	cg_driver_env_t env;
+	cg_driver_options_t *options[16]; /* of the sensors opened: states point into them */
+	size_t n_options;
 } fixture_t;
 
 static void write_profile(fixture_t *f, const char *name, const char *text)
@@ -191,21 +193,28 @@ static int fixture_teardown(void **state)
 	}
 	rmdir(f->profiles);
 	rmdir(f->root);
+	for (size_t i = 0; i < f->n_options; i++)
+		cg_driver_options_free(&cg_modbus_driver, f->options[i]);
 	free(f);
 	return 0;
 }
 
-/* Opens the driver on a sensor object given as JSON text. */
-static void *open_sensor(const fixture_t *f, const char *json)
+/* Opens the driver on a sensor object given as JSON text; its parsed
+ * options stay in f until the teardown. */
+static void *open_sensor(fixture_t *f, const char *json)
 {
 	cJSON *sensor = cJSON_Parse(json);
 	cg_diag_t d = {0};
+	cg_driver_options_t *options = NULL;
 	void *state = NULL;
 
 	assert_non_null(sensor);
-	assert_int_equal(cg_modbus_driver.check(sensor, "/sensors/0", &f->env, &d), 0);
+	assert_int_equal(
+	    cg_driver_options(&cg_modbus_driver, sensor, "/sensors/0", &f->env, &d, &options), 0);
 	assert_int_equal(d.n, 0);
-	assert_int_equal(cg_modbus_driver.open(sensor, &f->env, &state), 0);
+	assert_true(f->n_options < sizeof(f->options) / sizeof(f->options[0]));
+	f->options[f->n_options++] = options;
+	assert_int_equal(cg_modbus_driver.open(options, &f->env, &state), 0);
 	assert_non_null(state);
 	cJSON_Delete(sensor);
 	return state;
@@ -235,11 +244,11 @@ static void test_driver_is_registered(void **state)
 	assert_ptr_equal(cg_driver_find("modbus"), &cg_modbus_driver);
 	assert_string_equal(cg_modbus_driver.name, "modbus");
 	assert_int_equal(cg_modbus_driver.bus_types, CG_BUS_MODBUS_RTU | CG_BUS_MODBUS_TCP | CG_BUS_MODBUS_RTU_TCP);
-	assert_string_equal(cg_modbus_driver.keys[0], "profile");
-	assert_string_equal(cg_modbus_driver.keys[1], "unit_id");
-	assert_string_equal(cg_modbus_driver.keys[2], "merge");
-	assert_string_equal(cg_modbus_driver.keys[3], "merge_gap");
-	assert_null(cg_modbus_driver.keys[4]);
+	assert_string_equal(cg_modbus_driver.keys[0].name, "profile");
+	assert_string_equal(cg_modbus_driver.keys[1].name, "unit_id");
+	assert_string_equal(cg_modbus_driver.keys[2].name, "merge");
+	assert_string_equal(cg_modbus_driver.keys[3].name, "merge_gap");
+	assert_null(cg_modbus_driver.keys[4].name);
 }
 
 static void test_aqt530_over_tcp(void **state)
@@ -551,7 +560,7 @@ static void test_null_state_and_close(void **state)
 	cg_modbus_driver.close(NULL);
 }
 
-/* Each bad sensor object is refused by check() with exactly one line. */
+/* Each bad sensor object is refused with exactly one line, and no options. */
 static void test_check_refuses_bad_config(void **state)
 {
 	fixture_t *f = *state;
@@ -561,8 +570,8 @@ static void test_check_refuses_bad_config(void **state)
 		const char *line; /* after "CONFIG: " */
 	} cases[] = {
 	    {"{\"id\":\"x\"}", "/sensors/0/profile: required key missing"},
-	    {"{\"profile\":3}", "/sensors/0/profile: must be a non-empty string"},
-	    {"{\"profile\":\"\"}", "/sensors/0/profile: must be a non-empty string"},
+	    {"{\"profile\":3}", "/sensors/0/profile: must be a string"},
+	    {"{\"profile\":\"\"}", "/sensors/0/profile: must not be empty"},
 	    {"{\"profile\":\"aqt530\",\"unit_id\":256}",
 	     "/sensors/0/unit_id: must be an integer from 0 to 255"},
 	    {"{\"profile\":\"aqt530\",\"unit_id\":-1}",
@@ -581,10 +590,12 @@ static void test_check_refuses_bad_config(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		cJSON *sensor = cJSON_Parse(cases[i].json);
 		cg_diag_t d = {0};
+		cg_driver_options_t *o = (cg_driver_options_t *)&d;
 		int rc;
 
 		assert_non_null(sensor);
-		rc = cg_modbus_driver.check(sensor, "/sensors/0", &f->env, &d);
+		rc = cg_driver_options(&cg_modbus_driver, sensor, "/sensors/0", &f->env, &d, &o);
+		assert_null(o);
 		if (cases[i].line)
 			snprintf(line, sizeof(line), "%s: %s", f->config, cases[i].line);
 		else
@@ -607,12 +618,14 @@ static void test_check_reports_missing_profile_at_the_sensor(void **state)
 	fixture_t *f = *state;
 	cJSON *sensor = cJSON_Parse("{\"profile\":\"nope\",\"unit_id\":1000}");
 	cg_diag_t d = {0};
+	cg_driver_options_t *o = NULL;
 	char line[512];
 
 	/* A line already there, and the sensor's other problems, stay where
 	 * they are. */
 	cg_diag_add(&d, "other.json", "/x", "earlier problem");
-	assert_int_equal(cg_modbus_driver.check(sensor, "/sensors/4", &f->env, &d), CG_EINVAL);
+	assert_int_equal(cg_driver_options(&cg_modbus_driver, sensor, "/sensors/4", &f->env, &d, &o),
+	                 CG_EINVAL);
 	assert_int_equal(d.n, 3);
 	assert_string_equal(d.lines[0], "other.json: /x: earlier problem");
 	snprintf(line, sizeof(line), "%s: /sensors/4/unit_id: must be an integer from 0 to 255",
@@ -631,24 +644,76 @@ static void test_check_reports_profile_problems_in_the_profile(void **state)
 	cJSON *sensor = cJSON_Parse("{\"profile\":\"broken\",\"merge_gap\":\"8\"}");
 	cg_diag_t d = {0};
 	char line[512];
-	void *st = &d;
+	cg_driver_options_t *o = (cg_driver_options_t *)&d;
 
-	assert_int_equal(cg_modbus_driver.check(sensor, "/sensors/1", &f->env, &d), CG_EINVAL);
+	/* Refused, with no options for open() to take. */
+	assert_int_equal(cg_driver_options(&cg_modbus_driver, sensor, "/sensors/1", &f->env, &d, &o),
+	                 CG_EINVAL);
+	assert_null(o);
 	assert_int_equal(d.n, 2);
 	snprintf(line, sizeof(line), "%s: /sensors/1/merge_gap: must be an integer from 0 to 100",
 	         f->config);
 	assert_string_equal(d.lines[0], line);
 	snprintf(line, sizeof(line),
-	         "%s/broken.json: /points/0/type: must be one of bool, u16, i16, u32, i32, u64, "
-	         "i64, f32 or f64",
+	         "%s/broken.json: /points/0/type: must be one of \"bool\", \"u16\", \"i16\", "
+	         "\"u32\", \"i32\", \"u64\", \"i64\", \"f32\", \"f64\"",
 	         f->profiles);
 	assert_string_equal(d.lines[1], line);
 	cg_diag_free(&d);
-
-	/* open() refuses it too, and leaves no state. */
-	assert_int_equal(cg_modbus_driver.open(sensor, &f->env, &st), CG_EINVAL);
-	assert_null(st);
 	cJSON_Delete(sensor);
+}
+
+/* What the config's check parsed is what open() takes: the profile is read
+ * once, so a profile file gone (or changed) after the check does not change
+ * the sensor that starts. */
+static void test_open_takes_what_check_parsed(void **state)
+{
+	fixture_t *f = *state;
+	cJSON *sensor = cJSON_Parse("{\"profile\":\"once\",\"merge\":false,\"interval_s\":30}");
+	char path[256];
+	cg_diag_t d = {0};
+	cg_driver_options_t *o = NULL;
+	void *st = NULL;
+	server_t *s = server_start(true);
+	cg_transport_t t;
+	cg_reading_t r;
+
+	write_profile(f, "once.json",
+	              "{\"name\":\"once\",\"kind\":\"traffic\",\"points\":["
+	              "{\"name\":\"intensity\",\"table\":\"holding\",\"address\":4,"
+	              "\"counter\":true},"
+	              "{\"name\":\"occupancy\",\"table\":\"holding\",\"address\":5}]}");
+	assert_non_null(sensor);
+	assert_int_equal(cg_driver_options(&cg_modbus_driver, sensor, "/sensors/0", &f->env, &d, &o),
+	                 0);
+	cJSON_Delete(sensor);
+	snprintf(path, sizeof(path), "%s/once.json", f->profiles);
+	assert_int_equal(unlink(path), 0);
+
+	assert_int_equal(cg_modbus_driver.open(o, &f->env, &st), 0);
+	s->map->tab_registers[4] = 100;
+	s->map->tab_registers[5] = 7;
+	t = client_open(s);
+	cg_reading_init(&r);
+	/* A counter's first poll is its baseline. */
+	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), CG_EAGAIN);
+	s->map->tab_registers[4] = 112;
+	cg_reading_init(&r);
+	assert_int_equal(cg_modbus_driver.poll(st, &t, &r), 0);
+	assert_string_equal(cg_kind_name(r.kind), "traffic");
+	assert_number(&r, "intensity", 12, "");
+	assert_number(&r, "occupancy", 7, "");
+	/* The interval the counter's increase covers is the sensor's. */
+	assert_true(r.interval_s == 30);
+	/* merge false: one request per point, two polls. */
+	assert_int_equal(t.requests, 4);
+	cg_modbus_driver.close(st);
+	/* A second state from the same options: the profile is still theirs. */
+	assert_int_equal(cg_modbus_driver.open(o, &f->env, &st), 0);
+	cg_modbus_driver.close(st);
+	cg_driver_options_free(&cg_modbus_driver, o);
+	client_close(&t);
+	server_stop(s);
 }
 
 int main(void)
@@ -666,6 +731,7 @@ int main(void)
 	    cmocka_unit_test(test_check_refuses_bad_config),
 	    cmocka_unit_test(test_check_reports_missing_profile_at_the_sensor),
 	    cmocka_unit_test(test_check_reports_profile_problems_in_the_profile),
+	    cmocka_unit_test(test_open_takes_what_check_parsed),
 	};
 
 	return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);

@@ -199,7 +199,8 @@ static const struct {
 	const char *line;
 } error_cases[] = {
     {DOC(OK_POINT ",{\"name\":\"b\",\"table\":\"holding\",\"address\":1,\"type\":\"u128\"}"),
-     "p.json: /points/1/type: must be one of bool, u16, i16, u32, i32, u64, i64, f32 or f64"},
+     "p.json: /points/1/type: must be one of \"bool\", \"u16\", \"i16\", \"u32\", \"i32\", "
+     "\"u64\", \"i64\", \"f32\", \"f64\""},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":65536}"),
      "p.json: /points/0/address: must be an integer from 0 to 65535"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":-1}"),
@@ -211,7 +212,7 @@ static const struct {
     {DOC("{\"name\":\"a\",\"table\":\"discrete\",\"address\":0,\"states\":[\"x\",\"y\",\"z\"]}"),
      "p.json: /points/0/states: a bool point has exactly 2 states (false, true)"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[\"x\",\"\"]}"),
-     "p.json: /points/0/states/1: must be a non-empty string of at most 15 bytes"},
+     "p.json: /points/0/states/1: must be 1 to 15 characters"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"type\":\"f32\",\"states\":[\"x\",\"y\"]}"),
      "p.json: /points/0/states: states need a bool or integer point, not f32"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[\"x\"]}"),
@@ -237,7 +238,7 @@ static const struct {
     {"{\"name\":7,\"kind\":\"parking\",\"points\":[" OK_POINT "]}",
      "p.json: /name: must be a string"},
     {"{\"name\":\"x\",\"kind\":\"weather\",\"points\":[" OK_POINT "]}",
-     "p.json: /kind: must be one of air-quality, parking or traffic"},
+     "p.json: /kind: must be one of \"air-quality\", \"parking\", \"traffic\""},
     {"{\"name\":\"x\",\"points\":[" OK_POINT "]}", "p.json: /kind: required key missing"},
     {"{\"name\":\"x\",\"kind\":\"parking\",\"points\":[" OK_POINT "],\"vendor\":\"v\"}",
      "p.json: /vendor: unknown key"},
@@ -248,10 +249,10 @@ static const struct {
     {DOC(OK_POINT ",3"), "p.json: /points/1: must be an object"},
     {DOC("{\"name\":\"a\",\"address\":0}"), "p.json: /points/0/table: required key missing"},
     {DOC("{\"name\":\"a\",\"table\":\"register\",\"address\":0}"),
-     "p.json: /points/0/table: must be one of coil, discrete, holding or input"},
+     "p.json: /points/0/table: must be one of \"coil\", \"discrete\", \"holding\", \"input\""},
     {DOC("{\"table\":\"holding\",\"address\":0}"), "p.json: /points/0/name: required key missing"},
     {DOC("{\"name\":\"averageVehicleSpeedOfLaneNumber12\",\"table\":\"holding\",\"address\":0}"),
-     "p.json: /points/0/name: must be at most 31 characters long"},
+     "p.json: /points/0/name: must be 1 to 31 characters"},
     {DOC("{\"name\":\"a\",\"table\":\"coil\",\"address\":0,\"type\":\"u16\"}"),
      "p.json: /points/0/type: a coil point must be of type bool"},
     {DOC("{\"name\":\"a\",\"table\":\"discrete\",\"address\":0,\"type\":\"f32\"}"),
@@ -259,7 +260,7 @@ static const struct {
     {DOC("{\"name\":\"a\",\"table\":\"input\",\"address\":0,\"type\":\"bool\"}"),
      "p.json: /points/0/type: bool is only for coil and discrete points, not input"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"order\":\"BACD\"}"),
-     "p.json: /points/0/order: must be one of ABCD, CDAB, BADC or DCBA"},
+     "p.json: /points/0/order: must be one of \"ABCD\", \"CDAB\", \"BADC\", \"DCBA\""},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"scale\":0}"),
      "p.json: /points/0/scale: must not be zero"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"scale\":\"0.1\"}"),
@@ -269,7 +270,7 @@ static const struct {
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"min\":5,\"max\":4.5}"),
      "p.json: /points/0/min: min 5 is greater than max 4.5"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"unit\":\"microgram/m3\"}"),
-     "p.json: /points/0/unit: must be at most 11 characters long"},
+     "p.json: /points/0/unit: must be 1 to 11 characters"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"unit\":1}"),
      "p.json: /points/0/unit: must be a string"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"description\":[]}"),
@@ -283,7 +284,7 @@ static const struct {
     /* Malformed JSON: line and column of the first byte cJSON refused. */
     {"{\n  \"name\": \"x\",\n  \"kind\" \"parking\"\n}",
      "p.json: line 3 column 10: malformed JSON"},
-    {"", "p.json: line 1 column 1: malformed JSON"},
+    {"", "p.json: : the file is empty"},
     {"{\"name\":\"x\",\"kind\":\"parking\",\"points\":[" OK_POINT "]}\n  x",
      "p.json: line 2 column 3: malformed JSON"},
     {"{\"name\": \"\xc3\xa9t\xc3\xa9\", ]", "p.json: line 1 column 17: malformed JSON"},
@@ -324,9 +325,10 @@ static void test_several_errors_are_all_reported(void **state)
 	    CG_EINVAL);
 	assert_null(p);
 	assert_int_equal(d.n, 5);
-	assert_string_equal(d.lines[0],
-	                    "p.json: /kind: must be one of air-quality, parking or traffic");
-	assert_string_equal(d.lines[1], "p.json: /name: required key missing");
+	/* The keys of an object in the order of its table: name, kind, points. */
+	assert_string_equal(d.lines[0], "p.json: /name: required key missing");
+	assert_string_equal(d.lines[1],
+	                    "p.json: /kind: must be one of \"air-quality\", \"parking\", \"traffic\"");
 	assert_string_equal(d.lines[2],
 	                    "p.json: /points/0/address: must be an integer from 0 to 65535");
 	assert_string_equal(d.lines[3],
@@ -534,6 +536,33 @@ static void test_missing_path_names_the_file(void **state)
 	cg_diag_free(&d);
 }
 
+/* A file too large to be a register map is refused before it is parsed,
+ * worded as any other file that cannot be read. */
+static void test_oversized_profile_cannot_be_read(void **state)
+{
+	tree_t *t = *state;
+	char path[256], line[512];
+	cg_diag_t d = {0};
+	cg_profile_t *p = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/huge.json", t->etc);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(PROFILE_NAMED("huge"), f);
+	for (int i = 0; i < 1024 * 1024; i++)
+		fputc(' ', f);
+	fclose(f);
+	assert_int_equal(cg_profile_load("huge.json", t->config, NULL, &p, &d), CG_ENOENT);
+	unlink(path);
+	assert_null(p);
+	assert_int_equal(d.n, 1);
+	snprintf(line, sizeof(line), "%s: : profile \"huge.json\": cannot read %s: File too large",
+	         t->config, path);
+	assert_string_equal(d.lines[0], line);
+	cg_diag_free(&d);
+}
+
 static void test_found_profile_errors_carry_its_file(void **state)
 {
 	tree_t *t = *state;
@@ -568,6 +597,7 @@ int main(void)
 	    cmocka_unit_test(test_lookup_by_name_not_found),
 	    cmocka_unit_test(test_lookup_by_relative_and_absolute_path),
 	    cmocka_unit_test(test_missing_path_names_the_file),
+	    cmocka_unit_test(test_oversized_profile_cannot_be_read),
 	    cmocka_unit_test(test_found_profile_errors_carry_its_file),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);

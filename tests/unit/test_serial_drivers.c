@@ -45,6 +45,7 @@ typedef struct fixture {
 	int slave;
 	cg_transport_t t;
 	const cg_driver_t *drv;
+	cg_driver_options_t *options; /* the sensor's keys, parsed; the state may point into them */
 	void *state;
 	bool closed_master;
 } fixture_t;
@@ -58,6 +59,7 @@ static fixture_t *fixture_new(const char *name, const char *json)
 	const cg_driver_t *drv = cg_driver_find(name);
 	struct termios tio;
 	int master;
+	cg_diag_t diag = {0};
 	cJSON *sensor;
 
 	assert_non_null(f);
@@ -77,8 +79,9 @@ static fixture_t *fixture_new(const char *name, const char *json)
 	f->drv = drv;
 	sensor = cJSON_Parse(json);
 	assert_non_null(sensor);
-	assert_int_equal(drv->check(sensor, "/sensors/0", NULL, &(cg_diag_t){0}), 0);
-	assert_int_equal(drv->open(sensor, NULL, &f->state), 0);
+	assert_int_equal(cg_driver_options(drv, sensor, "/sensors/0", NULL, &diag, &f->options), 0);
+	assert_int_equal(diag.n, 0);
+	assert_int_equal(drv->open(f->options, NULL, &f->state), 0);
 	assert_non_null(f->state);
 	cJSON_Delete(sensor);
 	return f;
@@ -98,6 +101,7 @@ static void fixture_free(fixture_t *f)
 		close_master(f);
 	close(f->slave);
 	f->drv->close(f->state);
+	cg_driver_options_free(f->drv, f->options);
 	pthread_mutex_destroy(&f->dev.lock);
 	free(f);
 }
@@ -525,16 +529,20 @@ static void test_poll_without_state_or_fd(void **state)
 	for (size_t i = 0; cg_drivers[i]; i++) {
 		const cg_driver_t *d = cg_drivers[i];
 		void *s = NULL;
+		cg_diag_t diag = {0};
+		cg_driver_options_t *o = NULL;
 
 		if (!(d->bus_types & CG_BUS_SERIAL))
 			continue;
 		cg_reading_init(&r);
 		assert_int_equal(d->poll(NULL, &t, &r), CG_ESTATE);
-		assert_int_equal(d->open(empty, NULL, &s), 0);
+		assert_int_equal(cg_driver_options(d, empty, "", NULL, &diag, &o), 0);
+		assert_int_equal(d->open(o, NULL, &s), 0);
 		assert_int_equal(d->poll(s, &t, &r), CG_EINVAL);
 		assert_int_equal(d->poll(s, NULL, &r), CG_EINVAL);
 		assert_int_equal(r.n_values, 0);
 		d->close(s);
+		cg_driver_options_free(d, o);
 	}
 	cJSON_Delete(empty);
 }

@@ -193,12 +193,16 @@ static void test_template_poll_counts_on_failure(void **state)
 {
 	fixture_t *f = fixture_new(noise, sizeof(noise), bad_sum, sizeof(bad_sum), NULL);
 	cJSON *sensor = cJSON_Parse("{\"id\":\"s\",\"driver\":\"template\",\"address\":1}");
+	cg_driver_options_t *options = NULL;
+	cg_diag_t diag = {0};
 	void *st = NULL;
 	cg_reading_t r;
 
 	(void)state;
 	assert_non_null(sensor);
-	assert_int_equal(cg_template_driver.open(sensor, NULL, &st), 0);
+	assert_int_equal(cg_driver_options(&cg_template_driver, sensor, "", NULL, &diag, &options),
+	                 0);
+	assert_int_equal(cg_template_driver.open(options, NULL, &st), 0);
 	cg_reading_init(&r);
 	assert_int_equal(cg_template_driver.poll(st, &f->t, &r), CG_ECRC);
 	assert_int_equal(r.n_values, 0);
@@ -206,6 +210,7 @@ static void test_template_poll_counts_on_failure(void **state)
 	assert_int_equal(f->t.noise_bytes, sizeof(noise) + sizeof(bad_sum));
 	assert_int_equal(f->t.bad_frames, 1);
 	cg_template_driver.close(st);
+	cg_driver_options_free(&cg_template_driver, options);
 	cJSON_Delete(sensor);
 	fixture_free(f);
 }
