@@ -17,6 +17,10 @@ fi
 dir=${1:-build-arm64}
 
 EXEC_TESTS='^unit/test_sim$'
+# qemu-user does not show MADV_DONTDUMP in the emulated /proc/self/smaps
+# (VmFlags lacks "dd"), so the test that core dumps leave the password out,
+# which reads exactly that, cannot run under it; it runs natively.
+EMULATION_BLIND='^unit/test_secret$'
 
 probe=$(mktemp -d)
 trap 'rm -rf "$probe"' EXIT
@@ -26,11 +30,11 @@ if ! qemu-aarch64 "$probe/probe" 2>"$probe/err"; then
 	echo "skipped: qemu-aarch64 cannot run arm64 programs here: $(head -c 300 "$probe/err")"
 	exit 0
 fi
-exclude=()
+exclude=(-E "$EMULATION_BLIND")
 if ! "$probe/probe" 2>/dev/null; then
 	echo "cross-arm64: no binfmt_misc for arm64 here: leaving out the tests that" \
 		"start other arm64 programs ($EXEC_TESTS)"
-	exclude=(-E "$EXEC_TESTS")
+	exclude=(-E "$EMULATION_BLIND|$EXEC_TESTS")
 fi
 
 started=$SECONDS
