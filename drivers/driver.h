@@ -16,6 +16,9 @@
 typedef struct cg_driver_env {
 	const char *config_path;
 	const char *const *profile_dirs;
+	/* The type of the sensor's bus (a CG_BUS_* flag), 0 when not known
+	 * (the bus is missing or invalid): what the driver can address on it. */
+	cg_bus_type_t bus_type;
 } cg_driver_env_t;
 
 /* A driver's operations. Each says which thread calls it: the main thread

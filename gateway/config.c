@@ -597,6 +597,7 @@ static void cg_sensor(cg_walk_t *w, const cJSON *e, size_t i, const char *ptr)
 		env.config_path = w->file;
 		env.profile_dirs =
 		    cfg->profile_dirs ? (const char *const *)cfg->profile_dirs : no_dirs;
+		env.bus_type = bus >= 0 && s->bus && cfg->n_buses > 0 ? cfg->buses[bus].line.type : 0;
 		rc = cg_driver_options(driver, e, ptr, &env, w->diag, &s->options);
 		if (rc == CG_ENOMEM)
 			w->nomem = true;

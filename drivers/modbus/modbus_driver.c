@@ -29,11 +29,8 @@ typedef struct driver_options {
 #define OPTION(f) offsetof(driver_options_t, f)
 
 /*
- * unit_id: RTU slaves are 1 to 247, but a Modbus TCP unit identifier may be
- * 0 to 255 (0 and 255 are what many TCP-only devices answer to), and the
- * keys do not know the bus type. So 0 to 255 is accepted here; on an RTU
- * bus, libmodbus refuses an id above 247 when poll() sets it, and poll()
- * returns CG_EINVAL.
+ * unit_id: the keys take 0 to 255, what a Modbus TCP unit identifier can be;
+ * check() narrows it by the bus type (unit_id_problem).
  */
 /* clang-format off */
 static const cg_key_t driver_keys[] = {
@@ -75,6 +72,24 @@ static void move_not_found(cg_diag_t *diag, size_t from, const char *lfile, cons
  * driver.h. Problems inside the profile are reported with the profile's own
  * file and pointers; a profile that is not found, at pointer + "/profile"
  * in the config. */
+/*
+ * What is wrong with unit id for a bus of type t, or NULL. On a serial line
+ * (and RTU over TCP, the same line behind a serial server) slaves are 1 to
+ * 247: 0 is the broadcast address, which no slave answers, and 248 to 255
+ * are reserved (Modbus over serial line, 2.2). On Modbus TCP the unit
+ * identifier is 0 to 255: a device reached directly answers to 255 (or 0,
+ * as many do), one behind a TCP-to-serial gateway to its serial address
+ * (Modbus messaging on TCP/IP, 4.4.2).
+ */
+static const char *unit_id_problem(cg_bus_type_t t, long unit)
+{
+	if ((t == CG_BUS_MODBUS_RTU || t == CG_BUS_MODBUS_RTU_TCP) && (unit < 1 || unit > 247))
+		return unit == 0 ? "0 is the broadcast address, which no slave answers; a slave on "
+		                   "a serial line is 1 to 247"
+		                 : "248 to 255 are reserved on a serial line; a slave is 1 to 247";
+	return NULL;
+}
+
 static int driver_check(cg_driver_options_t *options, const cJSON *sensor, const char *pointer,
                         const cg_driver_env_t *env, cg_diag_t *diag)
 {
@@ -83,9 +98,17 @@ static int driver_check(cg_driver_options_t *options, const cJSON *sensor, const
 	const cJSON *interval = cJSON_GetObjectItemCaseSensitive(sensor, "interval_s");
 	size_t from = diag->n;
 	char ptr[256];
+	bool bad_unit;
 	int rc;
 
 	o->interval_s = cJSON_IsNumber(interval) ? interval->valuedouble : 10;
+	bad_unit = env && unit_id_problem(env->bus_type, o->unit_id);
+	if (bad_unit) {
+		cg_pointer_key(ptr, sizeof(ptr), pointer, "unit_id");
+		cg_diag_add(diag, cg_driver_env_file(env), ptr, "%ld on a %s bus: %s", o->unit_id,
+		            env->bus_type == CG_BUS_MODBUS_RTU ? "modbus-rtu" : "modbus-rtu-tcp",
+		            unit_id_problem(env->bus_type, o->unit_id));
+	}
 	if (!o->profile_ref)
 		return CG_EINVAL; /* the walk said why */
 	rc = cg_profile_load(o->profile_ref, env ? env->config_path : NULL,
@@ -96,7 +119,9 @@ static int driver_check(cg_driver_options_t *options, const cJSON *sensor, const
 		               env && env->config_path ? env->config_path : o->profile_ref,
 		               cg_driver_env_file(env), ptr);
 	}
-	return rc == 0 || rc == CG_ENOMEM ? rc : CG_EINVAL;
+	if (rc == CG_ENOMEM)
+		return rc;
+	return rc == 0 && !bad_unit ? 0 : CG_EINVAL;
 }
 
 static void driver_release(cg_driver_options_t *options)

@@ -561,6 +561,58 @@ static void test_null_state_and_close(void **state)
 }
 
 /* Each bad sensor object is refused with exactly one line, and no options. */
+/* The unit ids a bus can address: 1-247 on a serial line (and RTU over TCP),
+ * 0-255 on Modbus TCP. Before, 0, 248 and 254 passed --check on an RTU bus
+ * and the daemon retried them for ever. */
+static void test_unit_id_by_bus_type(void **state)
+{
+	fixture_t *f = *state;
+	const struct {
+		cg_bus_type_t bus;
+		long unit;
+		const char *why; /* NULL: accepted */
+	} cases[] = {
+	    {CG_BUS_MODBUS_RTU, 1, NULL},
+	    {CG_BUS_MODBUS_RTU, 247, NULL},
+	    {CG_BUS_MODBUS_RTU, 254, "254 on a modbus-rtu bus: 248 to 255 are reserved"},
+	    {CG_BUS_MODBUS_RTU, 0, "0 on a modbus-rtu bus: 0 is the broadcast address"},
+	    {CG_BUS_MODBUS_RTU_TCP, 248, "248 on a modbus-rtu-tcp bus: 248 to 255 are reserved"},
+	    {CG_BUS_MODBUS_TCP, 0, NULL},
+	    {CG_BUS_MODBUS_TCP, 255, NULL},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char json[96], want[256];
+		cJSON *sensor;
+		cg_diag_t d = {0};
+		cg_driver_options_t *o = NULL;
+		cg_driver_env_t env = f->env;
+		int rc;
+
+		env.bus_type = cases[i].bus;
+		snprintf(json, sizeof(json), "{\"profile\":\"aqt530\",\"unit_id\":%ld}",
+		         cases[i].unit);
+		sensor = cJSON_Parse(json);
+		assert_non_null(sensor);
+		rc = cg_driver_options(&cg_modbus_driver, sensor, "/sensors/0", &env, &d, &o);
+		if (!cases[i].why) {
+			assert_int_equal(rc, 0);
+			assert_int_equal(d.n, 0);
+			cg_driver_options_free(&cg_modbus_driver, o);
+		} else {
+			snprintf(want, sizeof(want), "%s: /sensors/0/unit_id: %s", f->config,
+			         cases[i].why);
+			assert_int_equal(rc, CG_EINVAL);
+			assert_null(o);
+			assert_int_equal(d.n, 1);
+			if (strncmp(d.lines[0], want, strlen(want)) != 0)
+				fail_msg("%s\nexpected it to start with\n%s", d.lines[0], want);
+		}
+		cg_diag_free(&d);
+		cJSON_Delete(sensor);
+	}
+}
+
 static void test_check_refuses_bad_config(void **state)
 {
 	fixture_t *f = *state;
@@ -724,6 +776,7 @@ int main(void)
 	    cmocka_unit_test(test_ld120_bits_and_u32),
 	    cmocka_unit_test(test_traffic_counters_per_lane),
 	    cmocka_unit_test(test_u64_exact),
+	    cmocka_unit_test(test_unit_id_by_bus_type),
 	    cmocka_unit_test(test_every_table_relative_path_and_range),
 	    cmocka_unit_test(test_exception_then_recovery),
 	    cmocka_unit_test(test_silent_server_times_out),
