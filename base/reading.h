@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #define CG_READING_MAX_VALUES 32
+#define CG_READING_MAX_LANES  16 /* lanes one reading may be split into */
 #define CG_NAME_MAX           32 /* quantity names, e.g. "relativeHumidity" */
 #define CG_UNIT_MAX           12 /* SenML unit symbols, e.g. "ug/m3" */
 #define CG_STR_MAX            16 /* string values, e.g. parking "occupied" */

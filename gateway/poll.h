@@ -10,7 +10,7 @@
 #include "gateway/config.h"
 
 /* The most readings one poll yields: one per lane of a traffic sensor. */
-#define CG_POLL_MAX_LANES 16
+#define CG_POLL_MAX_LANES CG_READING_MAX_LANES
 
 /* What one poll yields; large (17 readings), so allocate it once per bus. */
 typedef struct cg_poll {

@@ -177,7 +177,7 @@ static const cg_key_t point_keys[POINT_KEYS + 1] = {
 	[POINT_STATES] = {.name = "states", .type = CG_J_ARRAY, .field = CG_F_REF,
 	 .offset = POINT(states), .min = 2, .max = 64},
 	[POINT_LANE] = {.name = "lane", .type = CG_J_INTEGER, .field = CG_F_LONG,
-	 .offset = POINT(lane), .min = 1, .max = 64},
+	 .offset = POINT(lane), .min = 1, .max = CG_READING_MAX_LANES},
 	[POINT_COUNTER] = {.name = "counter", .type = CG_J_BOOL, .field = CG_F_BOOL,
 	 .offset = POINT(counter)},
 	[POINT_KEYS] = {.name = NULL},
@@ -311,6 +311,30 @@ static void parse_point(cg_walk_t *w, const cJSON *obj, size_t index, point_inpu
 }
 
 /* Copies a string, or NULL. Returns false when out of memory. */
+/* Each lane's reading carries laneId, the lane's values and every value
+ * without a lane: refuses a profile whose lane readings would not fit in a
+ * reading, rather than leave values out when it is split. */
+static void check_lanes(cg_walk_t *w, const point_input_t *pts, size_t n)
+{
+	size_t per_lane[CG_READING_MAX_LANES + 1] = {0};
+
+	for (size_t i = 0; i < n; i++)
+		if (pts[i].lane >= 0 && pts[i].lane <= CG_READING_MAX_LANES)
+			per_lane[pts[i].lane]++;
+	for (int lane = 1; lane <= CG_READING_MAX_LANES; lane++) {
+		size_t values = 1 + per_lane[lane] + per_lane[0];
+
+		if (per_lane[lane] && values > CG_READING_MAX_VALUES) {
+			cg_walk_problem(w, "/points",
+			                "lane %d's reading would carry %zu values (laneId, %zu of the "
+			                "lane, %zu without a lane), more than %d",
+			                lane, values, per_lane[lane], per_lane[0],
+			                CG_READING_MAX_VALUES);
+			return;
+		}
+	}
+}
+
 static bool copy_string(char **dst, const char *src)
 {
 	*dst = NULL;
@@ -392,6 +416,8 @@ int cg_profile_parse(const char *text, size_t len, const char *file, cg_profile_
 			goto free_arrays;
 		}
 		cJSON_ArrayForEach(item, pin.points) parse_point(&w, item, i++, pts, names);
+		if (!w.errors)
+			check_lanes(&w, pts, n);
 	}
 	if (!w.errors)
 		rc = build_profile(&pin, pts, n, file, out);

@@ -222,7 +222,9 @@ static const struct {
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"counter\":1}"),
      "p.json: /points/0/counter: must be true or false"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"lane\":0}"),
-     "p.json: /points/0/lane: must be an integer from 1 to 64"},
+     "p.json: /points/0/lane: must be an integer from 1 to 16"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"lane\":17}"),
+     "p.json: /points/0/lane: must be an integer from 1 to 16"},
     {DOC("{\"name\":\"a\",\"lane\":1,\"table\":\"holding\",\"address\":0},"
          "{\"name\":\"a\",\"lane\":1,\"table\":\"holding\",\"address\":1}"),
      "p.json: /points/1/name: duplicate point name \"a\" (first at /points/0)"},
@@ -356,6 +358,33 @@ static void test_too_many_points(void **state)
 	assert_int_equal(parse(text, &p, &d), CG_EINVAL);
 	assert_int_equal(d.n, 1);
 	assert_string_equal(d.lines[0], "p.json: /points: must have 1 to 32 items");
+	cg_diag_free(&d);
+}
+
+/* 31 points on lane 1 and one without a lane: lane 1's reading would carry
+ * 33 values with its laneId. Refused, where the lane split used to leave the
+ * 33rd out without a word. */
+static void test_lane_reading_too_large(void **state)
+{
+	char text[8192];
+	size_t o;
+	cg_diag_t d = {0};
+	cg_profile_t *p = NULL;
+
+	(void)state;
+	o = (size_t)snprintf(text, sizeof(text),
+	                     "{\"name\":\"x\",\"kind\":\"traffic\",\"points\":["
+	                     "{\"name\":\"congested\",\"table\":\"coil\",\"address\":0}");
+	for (int i = 0; i < 31; i++)
+		o += (size_t)snprintf(text + o, sizeof(text) - o,
+		                      ",{\"name\":\"p%d\",\"lane\":1,\"table\":\"input\","
+		                      "\"address\":%d}",
+		                      i, i);
+	snprintf(text + o, sizeof(text) - o, "]}");
+	assert_int_equal(parse(text, &p, &d), CG_EINVAL);
+	assert_int_equal(d.n, 1);
+	assert_string_equal(d.lines[0], "p.json: /points: lane 1's reading would carry 33 values "
+	                                "(laneId, 31 of the lane, 1 without a lane), more than 32");
 	cg_diag_free(&d);
 }
 
@@ -591,6 +620,7 @@ int main(void)
 	    cmocka_unit_test(test_each_error_gives_one_exact_line),
 	    cmocka_unit_test(test_several_errors_are_all_reported),
 	    cmocka_unit_test(test_too_many_points),
+	    cmocka_unit_test(test_lane_reading_too_large),
 	};
 	const struct CMUnitTest lookup_tests[] = {
 	    cmocka_unit_test(test_lookup_by_name_in_order),
