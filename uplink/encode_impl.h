@@ -27,6 +27,13 @@
  * integers with it, so that no digit is lost to a double. */
 bool cg_encode_put_exact(cg_buf_t *b, const cg_value_t *v);
 
+/* The lane a reading is about: its "laneId" value when that is an integer
+ * from 1 up (the bus worker's lane split puts one first in every lane
+ * reading), else 0. Both NGSI-LD and SenML add it to the reading's identity
+ * (entity id, base name), so that the lanes of one sensor, which share a
+ * topic and a ts, are separate entities and records. */
+int cg_encode_lane(const cg_reading_t *r);
+
 /* Appends r to b as one NGSI-LD normalized entity (see docs/topics.md). seq < 0
  * leaves the seq Property out. Returns CG_OK, or CG_EINVAL for a kind that no
  * Smart Data Model here covers; b may then hold a partial entity. */

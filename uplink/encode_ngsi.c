@@ -164,7 +164,8 @@ static void put_measure(cg_buf_t *b, const cg_value_t *v, const char *observed_a
 	cg_buf_puts(b, "}");
 }
 
-/* Writes the entity in a fixed key order: id, type, dateObserved, the
+/* Writes the entity in a fixed key order: id ("...:{gateway}:{sensor}", plus
+ * ":lane{N}" for a lane reading), type, dateObserved, the
  * interval (dateObservedFrom, dateObservedTo) when the reading covers one,
  * location, the measures in reading order, dataQuality, clock (when flagged), seq,
  * @context. */
@@ -181,6 +182,8 @@ int cg_encode_ngsi(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *
 	put_urn_part(b, ctx->gateway_id);
 	cg_buf_puts(b, ":");
 	put_urn_part(b, r->sensor);
+	if (cg_encode_lane(r))
+		cg_buf_printf(b, ":lane%d", cg_encode_lane(r));
 	cg_buf_printf(b, "\",\"type\":\"%s\"", type);
 	put_datetime(b, "dateObserved", r->ts_ms);
 	if (r->interval_s > 0 && isfinite(r->interval_s)) {

@@ -41,7 +41,8 @@ void cg_senml_put_seconds(cg_buf_t *b, int64_t ms)
 }
 
 /* Opens a record: the first one ("[{") also carries the base name
- * "urn:dev:{gateway}:{sensor}:" and the base time, so that bn + n names each
+ * "urn:dev:{gateway}:{sensor}:" ("urn:dev:{gateway}:{sensor}:lane{N}:" for a
+ * lane reading) and the base time, so that bn + n names each
  * quantity and bt is the time of measurement of all of them. */
 static void open_record(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *r, bool *first)
 {
@@ -53,6 +54,8 @@ static void open_record(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_readin
 	}
 	*first = false;
 	cg_buf_printf(&bn, "urn:dev:%s:%s:", ctx->gateway_id, r->sensor);
+	if (cg_encode_lane(r))
+		cg_buf_printf(&bn, "lane%d:", cg_encode_lane(r));
 	if (cg_buf_failed(&bn)) {
 		b->failed = true;
 		cg_buf_free(&bn);

@@ -74,6 +74,7 @@ def test_ngsi_ld_and_senml_payloads(tmp):
         return "reading-ngsi-ld" if topic.split("/")[-1].endswith("ngsi-ld") else "senml"
     counts = validate_messages(tmp, sub.received(), schema_for)
     types = set()
+    lane_names = {}  # (topic, lane) -> the entity ids or base names seen
     for topic, payload, _ in sub.received():
         doc = json.loads(payload)
         if topic.endswith("ngsi-ld"):
@@ -82,9 +83,22 @@ def test_ngsi_ld_and_senml_payloads(tmp):
             check("location" in doc and doc["location"]["type"] == "GeoProperty",
                   "location from the config")
             check(doc["seq"]["type"] == "Property", "seq is a Property")
+            if "laneId" in doc:
+                lane_names.setdefault((topic, doc["laneId"]["value"]), set()).add(doc["id"])
         else:
             check(doc[0]["bn"].startswith("urn:dev:gw-test-1:"), doc[0]["bn"])
             check(any(rec.get("n") == "seq" for rec in doc), "seq is a record")
+            for rec in doc:
+                if rec.get("n") == "laneId":
+                    lane_names.setdefault((topic, rec["v"]), set()).add(doc[0]["bn"])
+    # Both lanes of each traffic sensor share a topic: each lane has exactly one
+    # identity of its own (entity id, base name), shared with no other lane.
+    check(sorted(lane_names) == [("city/test/gw-test-1/traffic/lanes-" + f, lane)
+                                 for f in ("ngsi-ld", "senml") for lane in (1, 2)],
+          "lane readings per topic: %r" % sorted(lane_names))
+    for (topic, lane), names in sorted(lane_names.items()):
+        check(len(names) == 1 and next(iter(names)).rstrip(":").endswith(":lane%d" % lane),
+              "%s lane %d: identities %r" % (topic, lane, names))
     check(types == {"AirQualityObserved", "ParkingSpot", "TrafficFlowObserved"},
           "NGSI-LD types %r" % types)
     print("  validated %r" % counts)

@@ -92,7 +92,7 @@ static void make_parking_lot(cg_reading_t *r)
 static void make_traffic(cg_reading_t *r)
 {
 	cg_reading_init(r);
-	strcpy(r->sensor, "tl-01-lane1");
+	strcpy(r->sensor, "tl-01");
 	r->kind = CG_KIND_TRAFFIC;
 	r->ts_ms = T0_MS + 300000;
 	r->interval_s = 300;
@@ -280,7 +280,7 @@ static void test_traffic(void **state)
 	/* The expected payloads are laid out by hand, one part per line. */
 	// clang-format off
 	check_encoding(CG_FORMAT_NATIVE, &ctx_loc, &r, 1045,
-		       "{\"gateway\":\"gw-gn-0001\",\"sensor\":\"tl-01-lane1\",\"kind\":\"traffic\","
+		       "{\"gateway\":\"gw-gn-0001\",\"sensor\":\"tl-01\",\"kind\":\"traffic\","
 		       "\"seq\":1045,\"ts\":\"2026-11-25T11:45:00.000Z\",\"interval_s\":300,"
 		       "\"values\":{\"laneId\":1,\"intensity\":42,\"occupancy\":0.18,"
 		       "\"averageVehicleSpeed\":47.5,\"averageVehicleLength\":4.6,"
@@ -288,9 +288,9 @@ static void test_traffic(void **state)
 		       "\"units\":{\"intensity\":\"count\",\"occupancy\":\"/\","
 		       "\"averageVehicleSpeed\":\"km/h\",\"averageVehicleLength\":\"m\","
 		       "\"averageHeadwayTime\":\"s\"},\"quality\":\"ok\"}",
-		       "reading-traffic--tl-01-lane1");
+		       "reading-traffic--tl-01");
 	check_encoding(CG_FORMAT_NGSI_LD, &ctx_loc, &r, 1045,
-		       "{\"id\":\"urn:ngsi-ld:TrafficFlowObserved:gw-gn-0001:tl-01-lane1\","
+		       "{\"id\":\"urn:ngsi-ld:TrafficFlowObserved:gw-gn-0001:tl-01:lane1\","
 		       "\"type\":\"TrafficFlowObserved\","
 		       DATETIME("dateObserved", "2026-11-25T11:45:00.000Z") ","
 		       DATETIME("dateObservedFrom", "2026-11-25T11:40:00.000Z") ","
@@ -306,9 +306,9 @@ static void test_traffic(void **state)
 		       "\"dataQuality\":{\"type\":\"Property\",\"value\":\"ok\"},"
 		       "\"seq\":{\"type\":\"Property\",\"value\":1045},"
 		       "\"@context\":[" TRAF_CTX "," CORE_CTX "]}",
-		       "reading-ngsi-ld--tl-01-lane1");
+		       "reading-ngsi-ld--tl-01");
 	check_encoding(CG_FORMAT_SENML, &ctx_loc, &r, 1045,
-		       "[{\"bn\":\"urn:dev:gw-gn-0001:tl-01-lane1:\",\"bt\":1795607100,"
+		       "[{\"bn\":\"urn:dev:gw-gn-0001:tl-01:lane1:\",\"bt\":1795607100,"
 		       "\"n\":\"laneId\",\"v\":1},"
 		       "{\"n\":\"intensity\",\"u\":\"count\",\"v\":42},"
 		       "{\"n\":\"occupancy\",\"u\":\"/\",\"v\":0.18},"
@@ -319,8 +319,85 @@ static void test_traffic(void **state)
 		       "{\"n\":\"interval_s\",\"u\":\"s\",\"v\":300},"
 		       "{\"n\":\"seq\",\"v\":1045},"
 		       "{\"n\":\"quality\",\"vs\":\"ok\"}]",
-		       "senml--tl-01-lane1");
+		       "senml--tl-01");
 	// clang-format on
+}
+
+/* Returns the string member key of the first element of the JSON in out
+ * (an object's own key for NGSI-LD, the first record's for SenML), copied
+ * into buf. */
+static const char *first_string(const char *out, const char *key, char *buf, size_t size)
+{
+	cJSON *json = cJSON_Parse(out);
+	const cJSON *o = cJSON_IsArray(json) ? cJSON_GetArrayItem(json, 0) : json;
+
+	assert_non_null(cJSON_GetStringValue(cJSON_GetObjectItem(o, key)));
+	snprintf(buf, size, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(o, key)));
+	cJSON_Delete(json);
+	return buf;
+}
+
+/* A two-lane sensor's poll, split as the bus worker splits it, gives two
+ * readings on one topic with one ts: each must be its own NGSI-LD entity
+ * (id) and SenML record set (bn), and carry its laneId once. */
+static void test_lanes_have_own_identity(void **state)
+{
+	static const char *const ids[] = {"urn:ngsi-ld:TrafficFlowObserved:gw-gn-0001:tl-02:lane1",
+	                                  "urn:ngsi-ld:TrafficFlowObserved:gw-gn-0001:tl-02:lane2"};
+	static const char *const bns[] = {"urn:dev:gw-gn-0001:tl-02:lane1:",
+	                                  "urn:dev:gw-gn-0001:tl-02:lane2:"};
+	cg_reading_t in, lanes[4];
+	char buf[128];
+	size_t n;
+
+	cg_reading_init(&in);
+	strcpy(in.sensor, "tl-02");
+	in.kind = CG_KIND_TRAFFIC;
+	in.ts_ms = T0_MS;
+	in.interval_s = 60;
+	for (int lane = 1; lane <= 2; lane++) {
+		cg_reading_set_lane(&in, lane);
+		assert_int_equal(cg_reading_add_number(&in, "intensity", 10 * lane, "count"),
+		                 CG_OK);
+	}
+	n = cg_reading_split_lanes(&in, lanes, 4);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		char *out;
+		cJSON *json;
+
+		assert_int_equal(cg_encode_lane(&lanes[i]), (int)i + 1);
+		out = encode_ok(CG_FORMAT_NGSI_LD, &ctx_noloc, &lanes[i], 1);
+		assert_string_equal(first_string(out, "id", buf, sizeof(buf)), ids[i]);
+		free(out);
+		out = encode_ok(CG_FORMAT_SENML, &ctx_noloc, &lanes[i], 1);
+		assert_string_equal(first_string(out, "bn", buf, sizeof(buf)), bns[i]);
+		free(out);
+		/* Native: the topic's sensor, and the lane in values.laneId. */
+		out = encode_ok(CG_FORMAT_NATIVE, &ctx_noloc, &lanes[i], 1);
+		json = cJSON_Parse(out);
+		assert_int_equal(
+		    cJSON_GetObjectItem(cJSON_GetObjectItem(json, "values"), "laneId")->valueint,
+		    (int)i + 1);
+		assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(json, "sensor")),
+		                    "tl-02");
+		cJSON_Delete(json);
+		free(out);
+	}
+
+	/* A laneId that is no lane number adds nothing to the identity. */
+	cg_reading_init(&in);
+	strcpy(in.sensor, "tl-03");
+	in.kind = CG_KIND_TRAFFIC;
+	assert_int_equal(cg_reading_add_number(&in, "laneId", 1.5, NULL), CG_OK);
+	assert_int_equal(cg_encode_lane(&in), 0);
+	in.values[0].number = 0;
+	assert_int_equal(cg_encode_lane(&in), 0);
+	in.values[0].number = NAN;
+	assert_int_equal(cg_encode_lane(&in), 0);
+	cg_reading_init(&in);
+	assert_int_equal(cg_reading_add_string(&in, "laneId", "1"), CG_OK);
+	assert_int_equal(cg_encode_lane(&in), 0);
 }
 
 /* Parses an NGSI-LD encoding of r; the caller deletes the result. */
@@ -437,7 +514,7 @@ static void test_ngsi_required_attributes(void **state)
 	make_traffic(&r);
 	e = ngsi_json(&ctx_loc, &r, 4);
 	assert_entity_common(e, "TrafficFlowObserved",
-	                     "urn:ngsi-ld:TrafficFlowObserved:gw-gn-0001:tl-01-lane1",
+	                     "urn:ngsi-ld:TrafficFlowObserved:gw-gn-0001:tl-01:lane1",
 	                     CG_SDM_CONTEXT_TRANSPORTATION);
 	assert_location(e);
 	assert_datetime_property(e, "dateObservedFrom");
@@ -500,7 +577,7 @@ static void test_seq_absent(void **state)
 {
 	void (*makers[])(cg_reading_t *) = {make_air_quality, make_parking_bay, make_parking_lot,
 	                                    make_traffic};
-	static const char *const names[] = {"aq-001", "pk-bay-07", "lot-north", "tl-01-lane1"};
+	static const char *const names[] = {"aq-001", "pk-bay-07", "lot-north", "tl-01"};
 
 	for (size_t i = 0; i < sizeof(makers) / sizeof(makers[0]); i++) {
 		cg_reading_t r;
@@ -1172,6 +1249,7 @@ int main(void)
 	    cmocka_unit_test(test_parking_bay),
 	    cmocka_unit_test(test_parking_lot),
 	    cmocka_unit_test(test_traffic),
+	    cmocka_unit_test(test_lanes_have_own_identity),
 	    cmocka_unit_test(test_ngsi_required_attributes),
 	    cmocka_unit_test(test_ngsi_no_interval),
 	    cmocka_unit_test(test_ngsi_fractions),
