@@ -562,7 +562,7 @@ static void cg_sensor(cg_walk_t *w, const cJSON *e, size_t i, const char *ptr)
 	char key_ptr[CG_PTR_MAX];
 	char names[CG_MSG_MAX];
 	long bus;
-	int rc;
+	int rc, format;
 
 	if (cJSON_IsString(d) && d->valuestring)
 		driver = cg_driver_find(d->valuestring);
@@ -597,6 +597,10 @@ static void cg_sensor(cg_walk_t *w, const cJSON *e, size_t i, const char *ptr)
 		env.config_path = w->file;
 		env.profile_dirs =
 		    cfg->profile_dirs ? (const char *const *)cfg->profile_dirs : no_dirs;
+		/* Only SenML limits units: native and NGSI-LD carry any symbol. */
+		format = s->format >= 0 ? s->format : (int)cfg->mqtt.format;
+		env.unit_ok = format == CG_FORMAT_SENML ? cg_senml_unit_ok : NULL;
+		env.format_name = cg_format_name((cg_format_t)format);
 		rc = cg_driver_options(driver, e, ptr, &env, w->diag, &s->options);
 		if (rc == CG_ENOMEM)
 			w->nomem = true;

@@ -51,6 +51,10 @@ int cg_topic_gateway(char *buf, size_t size, const char *prefix, const char *gat
  * "application/json" for the rest (native readings, status, health). */
 const char *cg_encode_content_type(const char *payload, size_t len);
 
+/* Whether a SenML pack can carry a value in unit: an RFC 8428 unit as it is,
+ * or one of the units the SenML encoder converts to one (docs/topics.md). */
+bool cg_senml_unit_ok(const char *unit);
+
 /* Format names as in the config ("native", "ngsi-ld", "senml"), and back (-1 when unknown). */
 const char *cg_format_name(cg_format_t f);
 int cg_format_from_name(const char *s);

@@ -72,9 +72,10 @@ static void move_not_found(cg_diag_t *diag, size_t from, const char *lfile, cons
 }
 
 /* Loads the profile the keys name, and takes the sensor's interval: see
- * driver.h. Problems inside the profile are reported with the profile's own
- * file and pointers; a profile that is not found, at pointer + "/profile"
- * in the config. */
+ * driver.h. Problems inside the profile (among them a unit that
+ * env->unit_ok refuses) are reported with the profile's own file and
+ * pointers; a profile that is not found, at pointer + "/profile" in the
+ * config. */
 static int driver_check(cg_driver_options_t *options, const cJSON *sensor, const char *pointer,
                         const cg_driver_env_t *env, cg_diag_t *diag)
 {
@@ -95,6 +96,18 @@ static int driver_check(cg_driver_options_t *options, const cJSON *sensor, const
 		move_not_found(diag, from,
 		               env && env->config_path ? env->config_path : o->profile_ref,
 		               cg_driver_env_file(env), ptr);
+	}
+	for (size_t i = 0; rc == 0 && env && env->unit_ok && i < o->profile->n_points; i++) {
+		const cg_point_t *pt = &o->profile->points[i];
+
+		if (!pt->unit || env->unit_ok(pt->unit))
+			continue;
+		snprintf(ptr, sizeof(ptr), "/points/%zu/unit", i);
+		cg_diag_add(diag, o->profile->file, ptr,
+		            "unit \"%s\" cannot be expressed in %s, the format of sensor %s%s",
+		            pt->unit, env->format_name ? env->format_name : "the payload format",
+		            pointer, " (docs/topics.md lists the units it carries)");
+		rc = CG_EINVAL;
 	}
 	return rc == 0 || rc == CG_ENOMEM ? rc : CG_EINVAL;
 }

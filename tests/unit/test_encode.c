@@ -187,12 +187,12 @@ static void test_air_quality(void **state)
 		       "reading-ngsi-ld--aq-001");
 	check_encoding(CG_FORMAT_SENML, &ctx_loc, &r, 1042,
 		       "[{\"bn\":\"urn:dev:gw-gn-0001:aq-001:\",\"bt\":1795606800.123,"
-		       "\"n\":\"pm25\",\"u\":\"ug/m3\",\"v\":12.3},"
-		       "{\"n\":\"pm10\",\"u\":\"ug/m3\",\"v\":20},"
-		       "{\"n\":\"no2\",\"u\":\"ppb\",\"v\":41.5},"
+		       "\"n\":\"pm25\",\"u\":\"kg/m3\",\"v\":1.23e-08},"
+		       "{\"n\":\"pm10\",\"u\":\"kg/m3\",\"v\":2e-08},"
+		       "{\"n\":\"no2\",\"u\":\"/\",\"v\":4.15e-08},"
 		       "{\"n\":\"temperature\",\"u\":\"Cel\",\"v\":21.75},"
 		       "{\"n\":\"relativeHumidity\",\"u\":\"%RH\",\"v\":55.5},"
-		       "{\"n\":\"pressure\",\"u\":\"hPa\",\"v\":1013.2},"
+		       "{\"n\":\"pressure\",\"u\":\"Pa\",\"v\":101320},"
 		       "{\"n\":\"seq\",\"v\":1042},"
 		       "{\"n\":\"quality\",\"vs\":\"ok\"}]",
 		       "senml--aq-001");
@@ -312,7 +312,7 @@ static void test_traffic(void **state)
 		       "\"n\":\"laneId\",\"v\":1},"
 		       "{\"n\":\"intensity\",\"u\":\"count\",\"v\":42},"
 		       "{\"n\":\"occupancy\",\"u\":\"/\",\"v\":0.18},"
-		       "{\"n\":\"averageVehicleSpeed\",\"u\":\"km/h\",\"v\":47.5},"
+		       "{\"n\":\"averageVehicleSpeed\",\"u\":\"m/s\",\"v\":13.1944444444444},"
 		       "{\"n\":\"averageVehicleLength\",\"u\":\"m\",\"v\":4.6},"
 		       "{\"n\":\"averageHeadwayTime\",\"u\":\"s\",\"v\":6.9},"
 		       "{\"n\":\"congested\",\"vb\":false},"
@@ -881,6 +881,61 @@ static void test_unit_codes(void **state)
 	assert_null(cg_ngsi_unit_code(""));
 }
 
+/* SenML packs carry RFC 8428 units only, so that they need no bver: secondary
+ * units (RFC 8798) and ppb, which no registry has, are converted; a unit that
+ * can be neither carried nor converted is refused (config check). */
+static void test_senml_units(void **state)
+{
+	static const struct {
+		const char *unit, *senml;
+		double in, out;
+	} cases[] = {
+	    {"ug/m3", "kg/m3", 12.3, 12.3e-9},
+	    {"ppm", "/", 400, 400e-6},
+	    {"ppb", "/", 41.5, 41.5e-9},
+	    {"hPa", "Pa", 1013.25, 101325},
+	    {"km/h", "m/s", 36, 10},
+	    {"%", "/", 18, 0.18},
+	    {"mm", "m", 1500, 1.5},
+	    {"Cel", "Cel", 21.5, 21.5},
+	    {"%RH", "%RH", 55, 55},
+	    {"count", "count", 7, 7},
+	    {"/", "/", 0.5, 0.5},
+	    {"m", "m", 2, 2},
+	    {"s", "s", 6.9, 6.9},
+	    {"kg/m3", "kg/m3", 1e-8, 1e-8},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cg_reading_t r;
+		char *out;
+		cJSON *json;
+		const cJSON *rec;
+
+		assert_true(cg_senml_unit_ok(cases[i].unit));
+		cg_reading_init(&r);
+		strcpy(r.sensor, "u-1");
+		r.kind = CG_KIND_AIR_QUALITY;
+		assert_int_equal(cg_reading_add_number(&r, "x", cases[i].in, cases[i].unit), CG_OK);
+		out = encode_ok(CG_FORMAT_SENML, &ctx_noloc, &r, -1);
+		json = cJSON_Parse(out);
+		rec = cJSON_GetArrayItem(json, 0);
+		assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(rec, "u")),
+		                    cases[i].senml);
+		if (fabs(cJSON_GetObjectItem(rec, "v")->valuedouble - cases[i].out) >
+		    1e-12 * fabs(cases[i].out))
+			fail_msg("%s: %.17g, expected %.17g", cases[i].unit,
+			         cJSON_GetObjectItem(rec, "v")->valuedouble, cases[i].out);
+		/* Only the unit changes: no base version, no other field. */
+		assert_null(cJSON_GetObjectItem(rec, "bver"));
+		cJSON_Delete(json);
+		free(out);
+	}
+	assert_false(cg_senml_unit_ok("furlong"));
+	assert_false(cg_senml_unit_ok("ppt"));
+	assert_false(cg_senml_unit_ok(""));
+}
+
 /* A xorshift step: the same pseudo-random sequence on every run. */
 static uint64_t next_random(uint64_t x)
 {
@@ -1263,6 +1318,7 @@ int main(void)
 	    cmocka_unit_test(test_reserved_names),
 	    cmocka_unit_test(test_unknown_kind),
 	    cmocka_unit_test(test_unit_codes),
+	    cmocka_unit_test(test_senml_units),
 	    cmocka_unit_test(test_numbers_as_printf),
 	    cmocka_unit_test(test_short_decimals_as_printf),
 	    cmocka_unit_test(test_times_as_rfc3339),
