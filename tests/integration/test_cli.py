@@ -133,6 +133,8 @@ def test_once(tmp):
         readings = [json.loads(l) for l in r.stdout.splitlines()]
         check([x["sensor"] for x in readings] == ["aq", "bay"], "one line per sensor")
         check(all("seq" not in x for x in readings), "--once readings carry no seq")
+        validate_messages(tmp, [(None, l) for l in r.stdout.splitlines()],
+                          lambda topic, payload: "reading-once")
         check(5 <= readings[0]["values"]["pm25"] <= 35, "pm25 %r" % readings[0]["values"])
         check(not os.path.exists(cfg["store"]["path"]), "--once opens no store")
 
@@ -179,7 +181,7 @@ def test_once_traffic_counter(tmp):
         check(x["interval_s"] == 0.5, "interval_s %r" % x.get("interval_s"))
         check(sorted(x["values"]) == ["averageVehicleSpeed", "intensity", "laneId", "occupancy"],
               "values %r" % x["values"])
-    validate_messages(tmp, [("once", l) for l in lines])
+    validate_messages(tmp, [("once", l) for l in lines], lambda topic, payload: "reading-once")
     print("  " + lines[0][:160])
 
 
