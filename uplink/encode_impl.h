@@ -9,8 +9,11 @@
 #include "base/reading.h"
 #include "uplink/encode.h"
 
-/* The Smart Data Models context of each entity type's domain, and the NGSI-LD
- * core context; every entity's "@context" is [domain, core]. */
+/* The Smart Data Models context of each entity type's domain, citygate's own
+ * context (schemas/citygate-context.jsonld: the terms the models lack), and
+ * the NGSI-LD core context; every entity's "@context" is
+ * [domain, citygate, core]. */
+#define CG_CITYGATE_CONTEXT "https://citygate.example/schemas/citygate-context.jsonld"
 #define CG_NGSI_CORE_CONTEXT "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"
 #define CG_SDM_CONTEXT_ENVIRONMENT                                                                 \
 	"https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/"        \

@@ -30,7 +30,9 @@
 #define TRAF_CTX                                                                                   \
 	"\"https://raw.githubusercontent.com/smart-data-models/dataModel.Transportation/master/"   \
 	"context.jsonld\""
-#define CORE_CTX "\"https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld\""
+#define CORE_CTX                                                                                   \
+	"\"https://citygate.example/schemas/citygate-context.jsonld\","                            \
+	"\"https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld\""
 #define LOCATION                                                                                   \
 	"\"location\":{\"type\":\"GeoProperty\",\"value\":{\"type\":\"Point\","                    \
 	"\"coordinates\":[128.8761,37.7519]}}"
@@ -214,7 +216,6 @@ static void test_parking_bay(void **state)
 	check_encoding(CG_FORMAT_NGSI_LD, &ctx_loc, &r, 1043,
 		       "{\"id\":\"urn:ngsi-ld:ParkingSpot:gw-gn-0001:pk-bay-07\","
 		       "\"type\":\"ParkingSpot\","
-		       DATETIME("dateObserved", "2026-11-25T11:40:05.000Z") ","
 		       LOCATION ","
 		       PLAIN("status", "\"occupied\"", "2026-11-25T11:40:05.000Z") ","
 		       "\"dataQuality\":{\"type\":\"Property\",\"value\":\"ok\"},"
@@ -251,7 +252,7 @@ static void test_parking_lot(void **state)
 	check_encoding(CG_FORMAT_NGSI_LD, &ctx_noloc, &r, 1044,
 		       "{\"id\":\"urn:ngsi-ld:OffStreetParking:gw-gn-0001:lot-north\","
 		       "\"type\":\"OffStreetParking\","
-		       DATETIME("dateObserved", "2026-11-25T11:40:10.500Z") ","
+		       DATETIME("observationDateTime", "2026-11-25T11:40:10.500Z") ","
 		       MEASURE("availableSpotNumber", "37", "2026-11-25T11:40:10.500Z", "C62") ","
 		       MEASURE("occupiedSpotNumber", "83", "2026-11-25T11:40:10.500Z", "C62") ","
 		       MEASURE("totalSpotNumber", "120", "2026-11-25T11:40:10.500Z", "C62") ","
@@ -424,10 +425,11 @@ static void assert_datetime_property(const cJSON *entity, const char *attr)
 	assert_non_null(cJSON_GetStringValue(cJSON_GetObjectItem(value, "@value")));
 }
 
-/* Checks the attributes every entity has, and that each other attribute is a
- * Property, GeoProperty or the @context. */
+/* Checks the attributes every entity has (time_attr: the model's attribute
+ * for the time of measurement, NULL for none), and that each other attribute
+ * is a Property, GeoProperty, Relationship or the @context. */
 static void assert_entity_common(const cJSON *e, const char *type, const char *id,
-                                 const char *context)
+                                 const char *context, const char *time_attr)
 {
 	const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(e, "@context");
 	const cJSON *a;
@@ -435,10 +437,15 @@ static void assert_entity_common(const cJSON *e, const char *type, const char *i
 	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(e, "id")), id);
 	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(e, "type")), type);
 	assert_true(cJSON_IsArray(ctx));
-	assert_int_equal(cJSON_GetArraySize(ctx), 2);
+	assert_int_equal(cJSON_GetArraySize(ctx), 3);
 	assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(ctx, 0)), context);
-	assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(ctx, 1)), CG_NGSI_CORE_CONTEXT);
-	assert_datetime_property(e, "dateObserved");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(ctx, 1)), CG_CITYGATE_CONTEXT);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(ctx, 2)), CG_NGSI_CORE_CONTEXT);
+	if (time_attr)
+		assert_datetime_property(e, time_attr);
+	/* Parking has its own time attributes, not dateObserved. */
+	if (!time_attr || strcmp(time_attr, "dateObserved") != 0)
+		assert_null(cJSON_GetObjectItemCaseSensitive(e, "dateObserved"));
 	cJSON_ArrayForEach(a, e)
 	{
 		const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(a, "type"));
@@ -446,6 +453,11 @@ static void assert_entity_common(const cJSON *e, const char *type, const char *i
 		if (strcmp(a->string, "id") == 0 || strcmp(a->string, "type") == 0 ||
 		    strcmp(a->string, "@context") == 0)
 			continue;
+		if (t && strcmp(t, "Relationship") == 0) {
+			if (!cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "object")))
+				fail_msg("relationship %s has no object", a->string);
+			continue;
+		}
 		if (!t || (strcmp(t, "Property") != 0 && strcmp(t, "GeoProperty") != 0))
 			fail_msg("attribute %s is neither a Property nor a GeoProperty", a->string);
 		if (!cJSON_GetObjectItemCaseSensitive(a, "value"))
@@ -468,8 +480,8 @@ static void assert_location(const cJSON *e)
 }
 
 /* Each kind's entity carries what its Smart Data Model requires (or what
- * the gateway can know of it: category and refParkingSite are the
- * platform's to add, see docs/topics.md). */
+ * the gateway can know of it: category and refParkingSite come from the
+ * config, see test_ngsi_config_attributes). */
 static void test_ngsi_required_attributes(void **state)
 {
 	cg_reading_t r;
@@ -481,7 +493,7 @@ static void test_ngsi_required_attributes(void **state)
 	e = ngsi_json(&ctx_loc, &r, 1);
 	assert_entity_common(e, "AirQualityObserved",
 	                     "urn:ngsi-ld:AirQualityObserved:gw-gn-0001:aq-001",
-	                     CG_SDM_CONTEXT_ENVIRONMENT);
+	                     CG_SDM_CONTEXT_ENVIRONMENT, "dateObserved");
 	assert_location(e);
 	a = cJSON_GetObjectItemCaseSensitive(e, "pm25");
 	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(a, "observedAt")),
@@ -492,20 +504,23 @@ static void test_ngsi_required_attributes(void **state)
 	make_parking_bay(&r);
 	e = ngsi_json(&ctx_loc, &r, 2);
 	assert_entity_common(e, "ParkingSpot", "urn:ngsi-ld:ParkingSpot:gw-gn-0001:pk-bay-07",
-	                     CG_SDM_CONTEXT_PARKING);
+	                     CG_SDM_CONTEXT_PARKING, NULL);
 	assert_location(e);
 	status = cJSON_GetStringValue(
 	    cJSON_GetObjectItem(cJSON_GetObjectItemCaseSensitive(e, "status"), "value"));
 	assert_non_null(status);
 	assert_true(strcmp(status, "free") == 0 || strcmp(status, "occupied") == 0 ||
 	            strcmp(status, "closed") == 0 || strcmp(status, "unknown") == 0);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
+	                        cJSON_GetObjectItemCaseSensitive(e, "status"), "observedAt")),
+	                    "2026-11-25T11:40:05.000Z");
 	cJSON_Delete(e);
 
 	make_parking_lot(&r);
 	e = ngsi_json(&ctx_loc, &r, 3);
 	assert_entity_common(e, "OffStreetParking",
 	                     "urn:ngsi-ld:OffStreetParking:gw-gn-0001:lot-north",
-	                     CG_SDM_CONTEXT_PARKING);
+	                     CG_SDM_CONTEXT_PARKING, "observationDateTime");
 	assert_location(e);
 	assert_non_null(cJSON_GetObjectItemCaseSensitive(e, "availableSpotNumber"));
 	assert_non_null(cJSON_GetObjectItemCaseSensitive(e, "totalSpotNumber"));
@@ -515,11 +530,79 @@ static void test_ngsi_required_attributes(void **state)
 	e = ngsi_json(&ctx_loc, &r, 4);
 	assert_entity_common(e, "TrafficFlowObserved",
 	                     "urn:ngsi-ld:TrafficFlowObserved:gw-gn-0001:tl-01:lane1",
-	                     CG_SDM_CONTEXT_TRANSPORTATION);
+	                     CG_SDM_CONTEXT_TRANSPORTATION, "dateObserved");
 	assert_location(e);
 	assert_datetime_property(e, "dateObservedFrom");
 	assert_datetime_property(e, "dateObservedTo");
 	cJSON_Delete(e);
+}
+
+/* Attributes from the config's "ngsi_ld" object: a ref... name is a
+ * Relationship to the URI given, any other a Property; a reading value of the
+ * same name is left out rather than written twice. */
+static void test_ngsi_config_attributes(void **state)
+{
+	cJSON *cfg =
+	    cJSON_Parse("{\"category\":[\"offStreet\"],"
+	                "\"refParkingSite\":\"urn:ngsi-ld:OffStreetParking:gw-gn-0001:lot-north\","
+	                "\"status\":\"closed\"}");
+	cg_encode_ctx_t ctx = ctx_loc;
+	char *attrs = NULL;
+	cg_reading_t r;
+	cJSON *e;
+	const cJSON *a;
+
+	assert_non_null(cfg);
+	assert_int_equal(cg_ngsi_attrs_render(cfg, &attrs), CG_OK);
+	assert_string_equal(attrs,
+	                    ",\"category\":{\"type\":\"Property\",\"value\":[\"offStreet\"]},"
+	                    "\"refParkingSite\":{\"type\":\"Relationship\",\"object\":"
+	                    "\"urn:ngsi-ld:OffStreetParking:gw-gn-0001:lot-north\"},"
+	                    "\"status\":{\"type\":\"Property\",\"value\":\"closed\"}");
+	ctx.ngsi_attrs = attrs;
+	make_parking_bay(&r);
+	e = ngsi_json(&ctx, &r, 2);
+	assert_entity_common(e, "ParkingSpot", "urn:ngsi-ld:ParkingSpot:gw-gn-0001:pk-bay-07",
+	                     CG_SDM_CONTEXT_PARKING, NULL);
+	a = cJSON_GetObjectItemCaseSensitive(e, "refParkingSite");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(a, "type")), "Relationship");
+	a = cJSON_GetObjectItemCaseSensitive(e, "category");
+	assert_string_equal(
+	    cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(a, "value"), 0)),
+	    "offStreet");
+	/* The config's status wins over the reading's: one key, not two. */
+	a = cJSON_GetObjectItemCaseSensitive(e, "status");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(a, "value")), "closed");
+	cJSON_Delete(e);
+	{
+		char *out = encode_ok(CG_FORMAT_NGSI_LD, &ctx, &r, 2);
+		const char *first = strstr(out, "\"status\":");
+
+		assert_non_null(first);
+		assert_null(strstr(first + 1, "\"status\":"));
+		free(out);
+	}
+	free(attrs);
+
+	/* What the config may not give. */
+	assert_null(cg_ngsi_attr_problem("category", cJSON_GetObjectItem(cfg, "category")));
+	assert_null(
+	    cg_ngsi_attr_problem("refParkingSite", cJSON_GetObjectItem(cfg, "refParkingSite")));
+	assert_non_null(cg_ngsi_attr_problem("refDevice", cJSON_GetObjectItem(cfg, "category")));
+	assert_non_null(cg_ngsi_attr_problem("refDevice", cJSON_GetObjectItem(cfg, "status")));
+	assert_non_null(cg_ngsi_attr_problem("seq", cJSON_GetObjectItem(cfg, "status")));
+	assert_non_null(cg_ngsi_attr_problem("location", cJSON_GetObjectItem(cfg, "status")));
+	assert_non_null(cg_ngsi_attr_problem("my attr", cJSON_GetObjectItem(cfg, "status")));
+	assert_non_null(cg_ngsi_attr_problem("", cJSON_GetObjectItem(cfg, "status")));
+	cJSON_Delete(cfg);
+	cfg = cJSON_Parse("{\"o\":{\"a\":1},\"n\":null,\"e\":[],\"x\":[1,{}]}");
+	for (a = cfg->child; a; a = a->next)
+		assert_non_null(cg_ngsi_attr_problem(a->string, a));
+	cJSON_Delete(cfg);
+	cfg = cJSON_Parse("{}");
+	assert_int_equal(cg_ngsi_attrs_render(cfg, &attrs), CG_OK);
+	assert_null(attrs);
+	cJSON_Delete(cfg);
 }
 
 /* An instant traffic measure (interval_s 0) has no dateObservedFrom/To. */
@@ -1306,6 +1389,7 @@ int main(void)
 	    cmocka_unit_test(test_traffic),
 	    cmocka_unit_test(test_lanes_have_own_identity),
 	    cmocka_unit_test(test_ngsi_required_attributes),
+	    cmocka_unit_test(test_ngsi_config_attributes),
 	    cmocka_unit_test(test_ngsi_no_interval),
 	    cmocka_unit_test(test_ngsi_fractions),
 	    cmocka_unit_test(test_seq_absent),
