@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -174,7 +175,21 @@ def test_ngsi_ld_and_senml_payloads(tmp):
     print("  validated %r" % counts)
 
 
+
+def test_quality_values_documented(tmp):
+    """Every quality the code can set (the table cg_quality_names in
+    base/reading.c) is in the Quality table of docs/topics.md, so a platform
+    knows what each one means."""
+    text = open(os.path.join(SRC, "base", "reading.c")).read()
+    emitted = set(re.findall(r'\[CG_QUALITY_\w+\] = "([^"]+)"', text))
+    doc = open(os.path.join(SRC, "docs", "topics.md")).read()
+    table = doc.split("\n## Quality\n", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z-]+)` \|", table, re.M))
+    check({"ok", "no-answer", "invalid"} <= emitted, "the scan finds the qualities: %r" % emitted)
+    check(emitted <= documented, "undocumented qualities: %r" % sorted(emitted - documented))
+    print("  %d qualities set by the code, all documented" % len(emitted))
+
 if __name__ == "__main__":
     main([test_schema_examples_and_encoder_samples, test_seq_required_when_published,
-          test_shipped_configs_and_profiles,
+          test_shipped_configs_and_profiles, test_quality_values_documented,
           test_ngsi_ld_and_senml_payloads])
