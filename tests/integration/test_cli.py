@@ -185,6 +185,49 @@ def test_once_traffic_counter(tmp):
     print("  " + lines[0][:160])
 
 
+
+def test_once_prints_each_sensors_format(tmp):
+    """--once prints what the daemon would publish: each sensor in its own
+    format (mqtt.format or the sensor's), with its NGSI-LD attributes and one
+    identity per lane, without seq; every line valid by reading-once."""
+    link = os.path.join(tmp.path, "tty")
+    sim = Sim(tmp, ["--rtu", link, "--slave", "1:aqt530", "--slave", "2:ld120",
+                    "--tcp", "0", "--slave", "1:traffic-counter"])
+    port = int([e for e in sim.endpoints if e[0] == "tcp"][0][2])
+    lot = "urn:ngsi-ld:OffStreetParking:gw-once:lot-1"
+    try:
+        cfg = {
+            "gateway": {"id": "gw-once", "location": {"lat": 37.75, "lon": 128.88}},
+            "mqtt": {"uri": "tcp://127.0.0.1:1", "topic_prefix": "city/x", "format": "senml"},
+            "store": {"path": os.path.join(tmp.path, "unused.db")},
+            "buses": [{"id": "rs485", "type": "modbus-rtu", "device": link, "timeout_ms": 200},
+                      {"id": "lan", "type": "modbus-tcp", "host": "127.0.0.1", "port": port}],
+            "sensors": [{"id": "aq", "bus": "rs485", "driver": "modbus", "profile": "aqt530",
+                         "unit_id": 1},
+                        {"id": "bay", "bus": "rs485", "driver": "modbus", "profile": "ld120",
+                         "unit_id": 2, "format": "ngsi-ld",
+                         "ngsi_ld": {"category": ["offStreet"], "refParkingSite": lot}},
+                        {"id": "tl", "bus": "lan", "driver": "modbus",
+                         "profile": "traffic-counter", "unit_id": 1, "interval_s": 0.5,
+                         "format": "ngsi-ld"}],
+        }
+        r = run([CITYGATE, "--once", "-c", tmp.file("formats.json", json.dumps(cfg))])
+    finally:
+        sim.stop()
+    check(r.returncode == 0, "--once exit %d: %s" % (r.returncode, r.stderr))
+    lines = r.stdout.splitlines()
+    docs = [json.loads(l, object_pairs_hook=no_duplicate_keys) for l in lines]
+    check(len(docs) == 4, "aq, bay and two lanes: %r" % lines)
+    check(isinstance(docs[0], list) and docs[0][0]["bn"] == "urn:dev:gw-once:aq:" and
+          all(rec.get("n") != "seq" for rec in docs[0]), "aq in SenML: %r" % docs[0])
+    check(docs[1]["type"] == "ParkingSpot" and docs[1]["refParkingSite"]["object"] == lot and
+          "seq" not in docs[1], "bay in NGSI-LD with its attributes: %r" % docs[1])
+    check([d["id"] for d in docs[2:]] == ["urn:ngsi-ld:TrafficFlowObserved:gw-once:tl:lane1",
+                                          "urn:ngsi-ld:TrafficFlowObserved:gw-once:tl:lane2"],
+          "one entity per lane: %r" % [d.get("id") for d in docs[2:]])
+    validate_messages(tmp, [("once", l) for l in lines], lambda topic, payload: "reading-once")
+
+
 def test_once_on_the_aqt530_example(tmp):
     """The example config as shipped, against the simulator its README names."""
     # A copy in tmp: the example's relative paths (store, serial line) then
@@ -217,4 +260,5 @@ if __name__ == "__main__":
     main([test_version_help_usage, test_check_examples_valid, test_check_reports_pointers,
           test_check_refuses_units_senml_cannot_carry,
           test_once, test_once_names_the_exception, test_once_traffic_counter,
+          test_once_prints_each_sensors_format,
           test_once_on_the_aqt530_example])
