@@ -3,6 +3,7 @@
 #define CG_DRIVER_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base/diag.h"
@@ -11,14 +12,21 @@
 #include "drivers/transport.h"
 
 /* What a driver may need besides its sensor's JSON object: where the config
- * file is (relative profile paths are resolved against its folder) and the
- * profile folders to search, a NULL-terminated list. */
+ * file is (relative profile paths are resolved against its folder), the
+ * profile folders to search, a NULL-terminated list, and which units the
+ * payload format can carry. */
 typedef struct cg_driver_env {
 	const char *config_path;
 	const char *const *profile_dirs;
 	/* The type of the sensor's bus (a CG_BUS_* flag), 0 when not known
 	 * (the bus is missing or invalid): what the driver can address on it. */
 	cg_bus_type_t bus_type;
+	/* When not NULL, whether the sensor's payload format (named by
+	 * format_name) can express a unit: check() reports every unit the
+	 * sensor would report that it cannot, so that a config whose readings
+	 * could not be published as valid payloads is refused up front. */
+	bool (*unit_ok)(const char *unit);
+	const char *format_name;
 } cg_driver_env_t;
 
 /* A driver's operations. Each says which thread calls it: the main thread

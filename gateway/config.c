@@ -173,6 +173,7 @@ static void cg_each_bus(cg_walk_t *w, const cJSON *array, const char *pointer);
 static void cg_each_sensor(cg_walk_t *w, const cJSON *array, const char *pointer);
 static void cg_each_lot(cg_walk_t *w, const cJSON *array, const char *pointer);
 static void cg_check_change(cg_walk_t *w, const cJSON *obj, void *base);
+static void cg_ngsi_ld_attrs(cg_walk_t *w, const cJSON *obj, const char *ptr, char **out);
 static void cg_check_gateway(cg_walk_t *w, const cJSON *gateway, void *base);
 static void cg_check_mqtt(cg_walk_t *w, const cJSON *mqtt, void *base);
 
@@ -338,6 +339,8 @@ static const cg_key_t cg_sensor_keys[] = {
 	 .offset = CG_SENSOR(aligned), .def = 0},
 	{.name = "report_on_change", .type = CG_J_OBJECT, .offset = 0, .sub = cg_change_keys,
 	 .post = cg_check_change},
+	/* Members checked by cg_ngsi_ld_attrs. */
+	{.name = "ngsi_ld", .type = CG_J_OBJECT},
 	{.name = NULL},
 };
 
@@ -348,6 +351,8 @@ static const cg_key_t cg_lot_keys[] = {
 	{.name = "bays", .type = CG_J_ARRAY, .flags = CG_K_REQUIRED},
 	{.name = "max_interval_s", .type = CG_J_NUMBER, .field = CG_F_DOUBLE,
 	 .offset = CG_LOT(max_interval_s), .min = 1, .max = 86400, .def = 60},
+	/* Members checked by cg_ngsi_ld_attrs. */
+	{.name = "ngsi_ld", .type = CG_J_OBJECT},
 	{.name = NULL},
 };
 
@@ -562,7 +567,7 @@ static void cg_sensor(cg_walk_t *w, const cJSON *e, size_t i, const char *ptr)
 	char key_ptr[CG_PTR_MAX];
 	char names[CG_MSG_MAX];
 	long bus;
-	int rc;
+	int rc, format;
 
 	if (cJSON_IsString(d) && d->valuestring)
 		driver = cg_driver_find(d->valuestring);
@@ -572,6 +577,7 @@ static void cg_sensor(cg_walk_t *w, const cJSON *e, size_t i, const char *ptr)
 	if (!(s->pointer = cg_strdup(w, ptr)) || !(s->json = cJSON_Duplicate(e, true)))
 		w->nomem = true;
 	s->driver = driver;
+	cg_ngsi_ld_attrs(w, e, ptr, &s->ngsi_attrs);
 
 	if (s->driver_name && !driver) {
 		cg_pointer_key(key_ptr, sizeof(key_ptr), ptr, "driver");
@@ -598,6 +604,10 @@ static void cg_sensor(cg_walk_t *w, const cJSON *e, size_t i, const char *ptr)
 		env.profile_dirs =
 		    cfg->profile_dirs ? (const char *const *)cfg->profile_dirs : no_dirs;
 		env.bus_type = bus >= 0 && s->bus && cfg->n_buses > 0 ? cfg->buses[bus].line.type : 0;
+		/* Only SenML limits units: native and NGSI-LD carry any symbol. */
+		format = s->format >= 0 ? s->format : (int)cfg->mqtt.format;
+		env.unit_ok = format == CG_FORMAT_SENML ? cg_senml_unit_ok : NULL;
+		env.format_name = cg_format_name((cg_format_t)format);
 		rc = cg_driver_options(driver, e, ptr, &env, w->diag, &s->options);
 		if (rc == CG_ENOMEM)
 			w->nomem = true;
@@ -641,6 +651,37 @@ static long cg_sensor_find(const cg_config_t *cfg, const char *id)
 	return -1;
 }
 
+/* Checks the members of obj's "ngsi_ld" object (the NGSI-LD attributes the
+ * config gives a sensor's or lot's entities) and, when all are valid, renders
+ * them into *out for the encoder; *out stays NULL without any. ptr is obj's
+ * pointer. A non-object "ngsi_ld" was reported by the walk. */
+static void cg_ngsi_ld_attrs(cg_walk_t *w, const cJSON *obj, const char *ptr, char **out)
+{
+	const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(obj, "ngsi_ld");
+	char attrs_ptr[CG_PTR_MAX], attr_ptr[CG_PTR_MAX];
+	unsigned errors = w->errors;
+	const cJSON *a;
+	const char *why;
+
+	if (!cJSON_IsObject(attrs))
+		return;
+	cg_pointer_key(attrs_ptr, sizeof(attrs_ptr), ptr, "ngsi_ld");
+	cJSON_ArrayForEach(a, attrs)
+	{
+		bool repeated = false;
+
+		for (const cJSON *o = attrs->child; o != a && !repeated; o = o->next)
+			repeated = strcmp(o->string, a->string) == 0;
+		cg_pointer_key(attr_ptr, sizeof(attr_ptr), attrs_ptr, a->string);
+		if (repeated)
+			cg_walk_problem(w, attr_ptr, "duplicate key");
+		else if ((why = cg_ngsi_attr_problem(a->string, a)))
+			cg_walk_problem(w, attr_ptr, "%s", why);
+	}
+	if (w->errors == errors && cg_ngsi_attrs_render(attrs, out) < 0)
+		w->nomem = true;
+}
+
 /* Parses one lot: its keys by table, then its bays: each the id of a sensor,
  * named once. A lot id shares the parking topics with sensor ids, so it must
  * differ from them. */
@@ -652,6 +693,7 @@ static void cg_lot(cg_walk_t *w, const cJSON *e, cg_lot_config_t *lot, const cha
 	size_t i = 0;
 
 	cg_keys_walk(w, e, ptr, cg_lot_keys, lot, NULL, NULL);
+	cg_ngsi_ld_attrs(w, e, ptr, &lot->ngsi_attrs);
 	if (lot->id && cg_sensor_find(cfg_of(w), lot->id) >= 0) {
 		cg_pointer_key(key_ptr, sizeof(key_ptr), ptr, "id");
 		cg_walk_problem(w, key_ptr, "\"%s\" is a sensor id; a lot needs its own", lot->id);
@@ -951,6 +993,7 @@ void cg_config_free(cg_config_t *cfg)
 		cJSON_Delete(cfg->sensors[i].json);
 		cg_driver_options_free(cfg->sensors[i].driver, cfg->sensors[i].options);
 		free(cfg->sensors[i].pointer);
+		free(cfg->sensors[i].ngsi_attrs);
 	}
 	free(cfg->sensors);
 	for (size_t i = 0; i < cfg->n_lots; i++) {
@@ -958,6 +1001,7 @@ void cg_config_free(cg_config_t *cfg)
 		for (size_t j = 0; j < cfg->lots[i].n_bays; j++)
 			free(cfg->lots[i].bays[j]);
 		free(cfg->lots[i].bays);
+		free(cfg->lots[i].ngsi_attrs);
 	}
 	free(cfg->lots);
 	free(cfg);

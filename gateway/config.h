@@ -32,6 +32,7 @@ typedef struct cg_sensor_config {
 	bool report_on_change;     /* publish only changes beyond the deadband ... */
 	double deadband;           /* ... of any number (absolute), */
 	double max_silence_s;      /* ... or when this long has passed since the last */
+	char *ngsi_attrs;          /* "ngsi_ld" rendered for the encoder, or NULL */
 } cg_sensor_config_t;
 
 /* A parking lot: bays (sensor ids) counted into available/occupied/total. */
@@ -40,6 +41,7 @@ typedef struct cg_lot_config {
 	char **bays;
 	size_t n_bays;
 	double max_interval_s; /* publish at least this often; default 60 */
+	char *ngsi_attrs;      /* "ngsi_ld" rendered for the encoder, or NULL */
 } cg_lot_config_t;
 
 typedef struct cg_mqtt_config {

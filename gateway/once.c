@@ -21,6 +21,7 @@ typedef struct once_sensor {
 typedef struct once_bus {
 	const cg_bus_config_t *bc;
 	const cg_encode_ctx_t *ectx;
+	cg_format_t format; /* mqtt.format, for sensors without their own */
 	cg_clock_policy_t clock_policy;
 	cg_transport_t t;
 	bool open;
@@ -29,8 +30,9 @@ typedef struct once_bus {
 } once_bus_t;
 
 /*
- * Polls sensor o once and prints its readings, one line per lane, in the
- * native format without seq, or its failure on stderr (counted). A first
+ * Polls sensor o once and prints its readings, one line per lane, as the
+ * daemon would publish them (the sensor's format, its NGSI-LD attributes)
+ * but without seq, or its failure on stderr (counted). A first
  * poll that only took a counter's baseline (CG_EAGAIN) schedules a second
  * one interval_s later, so that the count covers the interval_s the reading
  * names, as the daemon's do; a second CG_EAGAIN is a failure. An I/O error
@@ -39,6 +41,8 @@ typedef struct once_bus {
 static void once_poll(once_bus_t *ob, once_sensor_t *o)
 {
 	bool second = o->again_ms != 0;
+	cg_format_t format = o->sc->format >= 0 ? (cg_format_t)o->sc->format : ob->format;
+	cg_encode_ctx_t ectx = *ob->ectx;
 	char *json;
 	size_t len;
 	int rc;
@@ -66,7 +70,9 @@ static void once_poll(once_bus_t *ob, once_sensor_t *o)
 		if (!cg_clock_trusted(cg_clock_judge(ob->clock_policy, r->ts_ms, 0)))
 			r->ts_clock = CG_TS_UNSYNCED;
 		json = NULL;
-		rc = cg_encode(CG_FORMAT_NATIVE, ob->ectx, &ob->poll->lanes[i], -1, &json, &len);
+		if (format == CG_FORMAT_NGSI_LD)
+			ectx.ngsi_attrs = o->sc->ngsi_attrs;
+		rc = cg_encode(format, &ectx, &ob->poll->lanes[i], -1, &json, &len);
 		if (rc == CG_OK)
 			cg_out(json);
 		free(json);
@@ -92,6 +98,7 @@ static size_t once_bus(const cg_config_t *cfg, size_t bus_index, const cg_encode
 {
 	once_bus_t ob = {.bc = &cfg->buses[bus_index],
 	                 .ectx = ectx,
+	                 .format = cfg->mqtt.format,
 	                 .clock_policy = (cg_clock_policy_t)cfg->clock_policy};
 	cg_driver_env_t env = cg_config_driver_env(cfg);
 	once_sensor_t *sensors = calloc(cfg->n_sensors ? cfg->n_sensors : 1, sizeof(*sensors));

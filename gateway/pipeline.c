@@ -15,6 +15,19 @@ void gw_free_row(cg_outbox_row_t *row)
 	free(row->payload);
 }
 
+/* The NGSI-LD attributes the config gives the entity of a reading from
+ * sensor (a sensor's or a lot's id), or NULL. */
+static const char *ngsi_attrs_of(const cg_config_t *cfg, const char *sensor)
+{
+	for (size_t i = 0; i < cfg->n_sensors; i++)
+		if (strcmp(cfg->sensors[i].id, sensor) == 0)
+			return cfg->sensors[i].ngsi_attrs;
+	for (size_t i = 0; i < cfg->n_lots; i++)
+		if (strcmp(cfg->lots[i].id, sensor) == 0)
+			return cfg->lots[i].ngsi_attrs;
+	return NULL;
+}
+
 /* Encodes one reading into a pending row with the next seq: seq is
  * assigned here, in one thread, in the order readings arrive. Its ts is
  * checked against the wall clock first (wallclock.c), and the row's
@@ -23,6 +36,7 @@ void gw_free_row(cg_outbox_row_t *row)
 void gw_stage(gw_t *g, const cg_reading_t *r, int format)
 {
 	int fmt = format >= 0 ? format : (int)g->cfg->mqtt.format;
+	cg_encode_ctx_t ectx = g->ectx;
 	char topic[512];
 	cg_outbox_row_t row = {0};
 	int rc;
@@ -42,8 +56,10 @@ void gw_stage(gw_t *g, const cg_reading_t *r, int format)
 	                                              g->cfg->gateway_id, cg_kind_name(r->kind),
 	                                              r->sensor)
 	                           : CG_EINVAL;
+	if (fmt == CG_FORMAT_NGSI_LD)
+		ectx.ngsi_attrs = ngsi_attrs_of(g->cfg, r->sensor);
 	if (rc == CG_OK)
-		rc = cg_encode((cg_format_t)fmt, &g->ectx, r, g->next_seq, &row.payload, &row.len);
+		rc = cg_encode((cg_format_t)fmt, &ectx, r, g->next_seq, &row.payload, &row.len);
 	if (rc == CG_OK && !(row.topic = strdup(topic)))
 		rc = CG_ENOMEM;
 	if (rc < 0) {

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(build-essential cmake pkg-config clang libclang-rt-14-dev
 	libpaho-mqtt-dev libssl-dev libsqlite3-dev libcjson-dev libcmocka-dev libmodbus-dev
-	libsystemd-dev mosquitto mosquitto-clients python3 openssl sqlite3 systemd
+	libsystemd-dev mosquitto mosquitto-clients python3 python3-pyld openssl sqlite3 systemd
 	strace valgrind dpkg-dev file binutils procps)
 
 missing=()

@@ -59,8 +59,14 @@ checked=0
 # ajv_check SCHEMA DATA: validates one file, prints ajv's errors on failure.
 # ajv runs with its default strictness, as subscribers would run it; its
 # "strict mode" notes (loose but valid schema constructs) are shown as warnings.
+# The schemas SCHEMA refers to ("other.schema.json#...") are loaded with -r.
 ajv_check() {
-	if out=$(ajv validate --spec=draft2020 -c ajv-formats --all-errors -s "$1" -d "$2" 2>&1); then
+	refs=
+	for ref in $(grep -o '"[a-z0-9-]*\.schema\.json#' "$1" | tr -d '"#' | sort -u); do
+		refs="$refs -r $(dirname "$1")/$ref"
+	done
+	# shellcheck disable=SC2086 # $refs is a list of options
+	if out=$(ajv validate --spec=draft2020 -c ajv-formats --all-errors -s "$1" $refs -d "$2" 2>&1); then
 		checked=$((checked + 1))
 		printf '%s\n' "$out" | grep 'strict mode' | sort -u | sed "s|^|WARNING: $1: |" >&2
 	else

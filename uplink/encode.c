@@ -278,6 +278,16 @@ static void put_time(cg_buf_t *b, int64_t ms)
 	cg_buf_append(b, t, 24);
 }
 
+int cg_encode_lane(const cg_reading_t *r)
+{
+	const cg_value_t *v = cg_reading_find(r, "laneId");
+
+	if (!v || v->type != CG_VALUE_NUMBER || !(v->number >= 1 && v->number <= 1e6) ||
+	    v->number != floor(v->number))
+		return 0;
+	return (int)v->number;
+}
+
 /* Appends one value of a reading as a JSON value. */
 static void put_value(cg_buf_t *b, const cg_value_t *v)
 {

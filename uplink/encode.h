@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "base/reading.h"
 
 typedef enum cg_format {
@@ -14,11 +16,13 @@ typedef enum cg_format {
 	CG_FORMAT_SENML,
 } cg_format_t;
 
-/* What an encoder needs besides the reading: the gateway's identity. */
+/* What an encoder needs besides the reading: the gateway's identity, and
+ * for NGSI-LD the attributes the config gives the reading's entity. */
 typedef struct cg_encode_ctx {
 	const char *gateway_id;
 	bool has_location;
 	double lat, lon;
+	const char *ngsi_attrs; /* NULL, or what cg_ngsi_attrs_render() made */
 } cg_encode_ctx_t;
 
 /* Encodes r as format f. seq < 0 leaves seq out (--once has none). *out is a
@@ -50,6 +54,23 @@ int cg_topic_gateway(char *buf, size_t size, const char *prefix, const char *gat
  * for a SenML array, "application/ld+json" for an NGSI-LD entity,
  * "application/json" for the rest (native readings, status, health). */
 const char *cg_encode_content_type(const char *payload, size_t len);
+
+/* Why name and value cannot be an NGSI-LD attribute given by the config
+ * (a sensor's or lot's "ngsi_ld" object), or NULL when they can: the name is
+ * a plain term (a letter, then letters, digits, '_') that the entity does not
+ * write itself; a name "ref" + capital letter (refParkingSite, refDevice) is
+ * a Relationship whose value is a URI; any other is a Property whose value
+ * is a string, number, boolean or an array of them. */
+const char *cg_ngsi_attr_problem(const char *name, const cJSON *value);
+
+/* Renders an "ngsi_ld" object whose members cg_ngsi_attr_problem() accepted
+ * as the text cg_encode_ctx_t.ngsi_attrs holds: one ,"name":{...} per
+ * member. *out is NULL for an empty object; CG_ENOMEM. */
+int cg_ngsi_attrs_render(const cJSON *obj, char **out);
+
+/* Whether a SenML pack can carry a value in unit: an RFC 8428 unit as it is,
+ * or one of the units the SenML encoder converts to one (docs/topics.md). */
+bool cg_senml_unit_ok(const char *unit);
 
 /* Format names as in the config ("native", "ngsi-ld", "senml"), and back (-1 when unknown). */
 const char *cg_format_name(cg_format_t f);

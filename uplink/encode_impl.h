@@ -9,8 +9,11 @@
 #include "base/reading.h"
 #include "uplink/encode.h"
 
-/* The Smart Data Models context of each entity type's domain, and the NGSI-LD
- * core context; every entity's "@context" is [domain, core]. */
+/* The Smart Data Models context of each entity type's domain, citygate's own
+ * context (schemas/citygate-context.jsonld: the terms the models lack), and
+ * the NGSI-LD core context; every entity's "@context" is
+ * [domain, citygate, core]. */
+#define CG_CITYGATE_CONTEXT "https://citygate.example/schemas/citygate-context.jsonld"
 #define CG_NGSI_CORE_CONTEXT "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"
 #define CG_SDM_CONTEXT_ENVIRONMENT                                                                 \
 	"https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/"        \
@@ -26,6 +29,13 @@
  * false, appending nothing, for any other value. Every format prints exact
  * integers with it, so that no digit is lost to a double. */
 bool cg_encode_put_exact(cg_buf_t *b, const cg_value_t *v);
+
+/* The lane a reading is about: its "laneId" value when that is an integer
+ * from 1 up (the bus worker's lane split puts one first in every lane
+ * reading), else 0. Both NGSI-LD and SenML add it to the reading's identity
+ * (entity id, base name), so that the lanes of one sensor, which share a
+ * topic and a ts, are separate entities and records. */
+int cg_encode_lane(const cg_reading_t *r);
 
 /* Appends r to b as one NGSI-LD normalized entity (see docs/topics.md). seq < 0
  * leaves the seq Property out. Returns CG_OK, or CG_EINVAL for a kind that no

@@ -52,6 +52,7 @@ static const char *const reserved_names[] = {
     "dateObserved",
     "dateObservedFrom",
     "dateObservedTo",
+    "observationDateTime",
     "dataQuality",
     "clock",
     "seq",
@@ -88,6 +89,137 @@ const char *cg_ngsi_entity_type(const cg_reading_t *r)
 	case CG_KIND_TRAFFIC: return "TrafficFlowObserved";
 	default: return NULL;
 	}
+}
+
+/* The attribute that carries the time of measurement in the entity type's
+ * model: dateObserved in the Environment and Transportation models,
+ * observationDateTime for OffStreetParking; none for ParkingSpot, whose
+ * model puts the time on status (its observedAt). */
+static const char *time_attribute(const char *type)
+{
+	if (strcmp(type, "OffStreetParking") == 0)
+		return "observationDateTime";
+	if (strcmp(type, "ParkingSpot") == 0)
+		return NULL;
+	return "dateObserved";
+}
+
+/* Whether name is a plain term: a letter, then letters, digits and '_'. */
+static bool plain_term(const char *name)
+{
+	if (!((*name >= 'A' && *name <= 'Z') || (*name >= 'a' && *name <= 'z')))
+		return false;
+	for (const char *c = name; *c; c++)
+		if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+		      (*c >= '0' && *c <= '9') || *c == '_'))
+			return false;
+	return true;
+}
+
+/* Whether an attribute called name is a Relationship: "ref" + capital letter,
+ * the Smart Data Models' naming of references to other entities. */
+static bool is_relationship(const char *name)
+{
+	return strncmp(name, "ref", 3) == 0 && name[3] >= 'A' && name[3] <= 'Z';
+}
+
+/* Whether s is an absolute URI: a scheme (a letter, then letters, digits,
+ * '+', '-', '.'), ':', then at least one character and no spaces. */
+static bool is_uri(const char *s)
+{
+	const char *c = s;
+
+	if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z')))
+		return false;
+	while ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+	       *c == '+' || *c == '-' || *c == '.')
+		c++;
+	if (*c != ':' || !c[1])
+		return false;
+	for (c++; *c; c++)
+		if ((unsigned char)*c <= ' ')
+			return false;
+	return true;
+}
+
+/* Whether v is a string, number or boolean. */
+static bool is_scalar(const cJSON *v)
+{
+	return cJSON_IsString(v) || cJSON_IsNumber(v) || cJSON_IsBool(v);
+}
+
+const char *cg_ngsi_attr_problem(const char *name, const cJSON *value)
+{
+	const cJSON *e;
+
+	if (!plain_term(name))
+		return "must be a plain term: a letter, then letters, digits or _";
+	if (IN_LIST(reserved_names, name))
+		return "is an attribute the entity writes itself";
+	if (is_relationship(name))
+		return cJSON_IsString(value) && is_uri(value->valuestring)
+		           ? NULL
+		           : "a Relationship (ref...): must be the URI of the entity it refers to, "
+		             "e.g. \"urn:ngsi-ld:OffStreetParking:gw-1:lot-1\"";
+	if (is_scalar(value))
+		return NULL;
+	if (!cJSON_IsArray(value) || !value->child)
+		return "a Property: must be a string, number, boolean or a non-empty array of them";
+	cJSON_ArrayForEach(e, value)
+	{
+		if (!is_scalar(e))
+			return "a Property: must be a string, number, boolean or a non-empty array "
+			       "of them";
+	}
+	return NULL;
+}
+
+int cg_ngsi_attrs_render(const cJSON *obj, char **out)
+{
+	cg_buf_t b = {0};
+	const cJSON *a;
+	size_t len;
+
+	*out = NULL;
+	cJSON_ArrayForEach(a, obj)
+	{
+		char *value = cJSON_PrintUnformatted(a);
+
+		if (!value) {
+			cg_buf_free(&b);
+			return CG_ENOMEM;
+		}
+		cg_buf_puts(&b, ",");
+		cg_buf_json_string(&b, a->string);
+		cg_buf_printf(&b,
+		              is_relationship(a->string)
+		                  ? ":{\"type\":\"Relationship\",\"object\":%s}"
+		                  : ":{\"type\":\"Property\",\"value\":%s}",
+		              value);
+		cJSON_free(value);
+	}
+	if (cg_buf_failed(&b)) {
+		cg_buf_free(&b);
+		return CG_ENOMEM;
+	}
+	if (b.data)
+		*out = cg_buf_take(&b, &len);
+	return CG_OK;
+}
+
+/* Whether the config's attributes (rendered, see cg_ngsi_attrs_render())
+ * include one called name: a reading value of that name is then left out
+ * rather than written as a second key. ,"name":{ only occurs where a member
+ * starts: values hold no objects, and a '"' inside a string is escaped. */
+static bool attr_given(const char *attrs, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = attrs; p && (p = strstr(p, name)); p += n)
+		if (p >= attrs + 2 && p[-2] == ',' && p[-1] == '"' &&
+		    strncmp(p + n, "\":{", 3) == 0)
+			return true;
+	return false;
 }
 
 /* The Smart Data Models context of an entity type's domain. */
@@ -164,13 +296,16 @@ static void put_measure(cg_buf_t *b, const cg_value_t *v, const char *observed_a
 	cg_buf_puts(b, "}");
 }
 
-/* Writes the entity in a fixed key order: id, type, dateObserved, the
- * interval (dateObservedFrom, dateObservedTo) when the reading covers one,
- * location, the measures in reading order, dataQuality, clock (when flagged), seq,
- * @context. */
+/* Writes the entity in a fixed key order: id ("...:{gateway}:{sensor}", plus
+ * ":lane{N}" for a lane reading), type, the model's time attribute (see
+ * time_attribute()), the interval (dateObservedFrom, dateObservedTo) when the
+ * reading covers one and the model has them, location, the config's
+ * attributes, the measures in reading order, dataQuality, clock (when
+ * flagged), seq, @context. */
 int cg_encode_ngsi(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *r, int64_t seq)
 {
 	const char *type = cg_ngsi_entity_type(r);
+	const char *time_attr;
 	char ts[32];
 
 	if (!type)
@@ -181,9 +316,14 @@ int cg_encode_ngsi(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *
 	put_urn_part(b, ctx->gateway_id);
 	cg_buf_puts(b, ":");
 	put_urn_part(b, r->sensor);
+	if (cg_encode_lane(r))
+		cg_buf_printf(b, ":lane%d", cg_encode_lane(r));
 	cg_buf_printf(b, "\",\"type\":\"%s\"", type);
-	put_datetime(b, "dateObserved", r->ts_ms);
-	if (r->interval_s > 0 && isfinite(r->interval_s)) {
+	time_attr = time_attribute(type);
+	if (time_attr)
+		put_datetime(b, time_attr, r->ts_ms);
+	if (time_attr && strcmp(time_attr, "dateObserved") == 0 && r->interval_s > 0 &&
+	    isfinite(r->interval_s)) {
 		/* Rounded to the millisecond (interval_s > 0, so adding 0.5 rounds),
 		 * and bounded so that the conversion cannot overflow. */
 		double span_ms = r->interval_s * 1000.0 + 0.5;
@@ -202,10 +342,12 @@ int cg_encode_ngsi(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *
 		cg_buf_json_number(b, ctx->lat);
 		cg_buf_puts(b, "]}}");
 	}
+	if (ctx->ngsi_attrs)
+		cg_buf_puts(b, ctx->ngsi_attrs);
 	for (size_t i = 0; i < r->n_values; i++) {
 		const cg_value_t *v = &r->values[i];
 
-		if (IN_LIST(reserved_names, v->name))
+		if (IN_LIST(reserved_names, v->name) || attr_given(ctx->ngsi_attrs, v->name))
 			continue;
 		if (v->type == CG_VALUE_NUMBER && !isfinite(v->number))
 			continue;
@@ -219,7 +361,7 @@ int cg_encode_ngsi(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *
 		              cg_ts_clock_name(r->ts_clock));
 	if (seq >= 0)
 		cg_buf_printf(b, ",\"seq\":{\"type\":\"Property\",\"value\":%lld}", (long long)seq);
-	cg_buf_printf(b, ",\"@context\":[\"%s\",\"%s\"]}", domain_context(type),
-	              CG_NGSI_CORE_CONTEXT);
+	cg_buf_printf(b, ",\"@context\":[\"%s\",\"%s\",\"%s\"]}", domain_context(type),
+	              CG_CITYGATE_CONTEXT, CG_NGSI_CORE_CONTEXT);
 	return CG_OK;
 }

@@ -6,6 +6,59 @@
 
 #include "base/error.h"
 
+/*
+ * Units. A pack carries only RFC 8428's own units (its SenML Units registry,
+ * less those it marks not recommended), so that it needs no base version:
+ * RFC 8798's secondary units (ug/m3, hPa, km/h, ppm) would need the bver of
+ * RFC 9100, which RFC 8428 receivers refuse, and ppb is in no registry. A
+ * value in another unit is converted to the RFC 8428 unit of the same
+ * quantity; mole fractions (ppm, ppb) and percentages become the ratio "/".
+ */
+static const char *const rfc8428_units[] = {
+    "m",   "kg",    "s",   "A",   "K",   "cd",  "mol",  "Hz",    "rad",   "sr",   "N",    "Pa",
+    "J",   "W",     "C",   "V",   "F",   "Ohm", "S",    "Wb",    "T",     "H",    "Cel",  "lm",
+    "lx",  "Bq",    "Gy",  "Sv",  "kat", "m2",  "m3",   "m/s",   "m/s2",  "m3/s", "W/m2", "cd/m2",
+    "bit", "bit/s", "lat", "lon", "pH",  "dB",  "dBW",  "count", "/",     "%RH",  "%EL",  "EL",
+    "1/s", "S/m",   "B",   "VA",  "VAs", "var", "vars", "J/m",   "kg/m3",
+};
+
+/* value_in_to = value * mul / div; powers of ten as divisors keep the result
+ * the double nearest to the exact one (12.3 ug/m3 is 1.23e-08 kg/m3). */
+static const struct {
+	const char *from, *to;
+	double mul, div;
+} senml_conversions[] = {
+    {"ug/m3", "kg/m3", 1, 1e9}, {"mg/m3", "kg/m3", 1, 1e6}, {"ppm", "/", 1, 1e6},
+    {"ppb", "/", 1, 1e9},       {"%", "/", 1, 100},         {"hPa", "Pa", 100, 1},
+    {"kPa", "Pa", 1000, 1},     {"km/h", "m/s", 1, 3.6},    {"mm", "m", 1, 1000},
+    {"cm", "m", 1, 100},        {"km", "m", 1000, 1},       {"ms", "s", 1, 1000},
+    {"min", "s", 60, 1},        {"h", "s", 3600, 1},        {"g", "kg", 1, 1000},
+    {"mV", "V", 1, 1000},       {"mA", "A", 1, 1000},       {"kW", "W", 1000, 1},
+    {"Wh", "J", 3600, 1},       {"kWh", "J", 3.6e6, 1},     {"l", "m3", 1, 1000},
+};
+
+/* The conversion of unit, or -1 when it needs none or has none. */
+static int conversion_of(const char *unit)
+{
+	for (size_t i = 0; i < sizeof(senml_conversions) / sizeof(senml_conversions[0]); i++)
+		if (strcmp(senml_conversions[i].from, unit) == 0)
+			return (int)i;
+	return -1;
+}
+
+static bool is_rfc8428_unit(const char *unit)
+{
+	for (size_t i = 0; i < sizeof(rfc8428_units) / sizeof(rfc8428_units[0]); i++)
+		if (strcmp(rfc8428_units[i], unit) == 0)
+			return true;
+	return false;
+}
+
+bool cg_senml_unit_ok(const char *unit)
+{
+	return is_rfc8428_unit(unit) || conversion_of(unit) >= 0;
+}
+
 /* Record names the pack writes itself; a reading value with one of these
  * names is left out rather than made ambiguous. */
 static const char *const reserved_names[] = {"seq", "quality", "interval_s", "clock"};
@@ -41,7 +94,8 @@ void cg_senml_put_seconds(cg_buf_t *b, int64_t ms)
 }
 
 /* Opens a record: the first one ("[{") also carries the base name
- * "urn:dev:{gateway}:{sensor}:" and the base time, so that bn + n names each
+ * "urn:dev:{gateway}:{sensor}:" ("urn:dev:{gateway}:{sensor}:lane{N}:" for a
+ * lane reading) and the base time, so that bn + n names each
  * quantity and bt is the time of measurement of all of them. */
 static void open_record(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *r, bool *first)
 {
@@ -53,6 +107,8 @@ static void open_record(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_readin
 	}
 	*first = false;
 	cg_buf_printf(&bn, "urn:dev:%s:%s:", ctx->gateway_id, r->sensor);
+	if (cg_encode_lane(r))
+		cg_buf_printf(&bn, "lane%d:", cg_encode_lane(r));
 	if (cg_buf_failed(&bn)) {
 		b->failed = true;
 		cg_buf_free(&bn);
@@ -66,9 +122,10 @@ static void open_record(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_readin
 	cg_buf_free(&bn);
 }
 
-/* Writes the values in reading order (numbers as v, booleans as vb, strings
- * as vs; a number that is not finite is left out, since v must be a number),
- * then interval_s for interval measures (when finite), seq when seq >= 0, the
+/* Writes the values in reading order (numbers as v, in an RFC 8428 unit,
+ * converted when the reading's unit is not one; booleans as vb, strings as vs;
+ * a number that is not finite is left out, since v must be a number), then
+ * interval_s for interval measures (when finite), seq when seq >= 0, the
  * clock flag when the ts is not from a trusted clock, and quality. */
 int cg_encode_senml(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *r, int64_t seq)
 {
@@ -76,22 +133,27 @@ int cg_encode_senml(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t 
 
 	for (size_t i = 0; i < r->n_values; i++) {
 		const cg_value_t *v = &r->values[i];
+		int conv;
 
 		if (is_reserved(v->name))
 			continue;
 		if (v->type == CG_VALUE_NUMBER && !isfinite(v->number))
 			continue;
 		open_record(b, ctx, r, &first);
+		conv = v->unit[0] ? conversion_of(v->unit) : -1;
 		cg_buf_puts(b, "\"n\":");
 		cg_buf_json_string(b, v->name);
 		if (v->unit[0]) {
 			cg_buf_puts(b, ",\"u\":");
-			cg_buf_json_string(b, v->unit);
+			cg_buf_json_string(b, conv >= 0 ? senml_conversions[conv].to : v->unit);
 		}
 		switch (v->type) {
 		case CG_VALUE_NUMBER:
 			cg_buf_puts(b, ",\"v\":");
-			if (!cg_encode_put_exact(b, v))
+			if (conv >= 0)
+				cg_buf_json_number(b, v->number * senml_conversions[conv].mul /
+				                          senml_conversions[conv].div);
+			else if (!cg_encode_put_exact(b, v))
 				cg_buf_json_number(b, v->number);
 			break;
 		case CG_VALUE_BOOL:

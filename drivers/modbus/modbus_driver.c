@@ -68,10 +68,6 @@ static void move_not_found(cg_diag_t *diag, size_t from, const char *lfile, cons
 	diag->n -= end - from;
 }
 
-/* Loads the profile the keys name, and takes the sensor's interval: see
- * driver.h. Problems inside the profile are reported with the profile's own
- * file and pointers; a profile that is not found, at pointer + "/profile"
- * in the config. */
 /*
  * What is wrong with unit id for a bus of type t, or NULL. On a serial line
  * (and RTU over TCP, the same line behind a serial server) slaves are 1 to
@@ -90,6 +86,11 @@ static const char *unit_id_problem(cg_bus_type_t t, long unit)
 	return NULL;
 }
 
+/* Loads the profile the keys name, and takes the sensor's interval: see
+ * driver.h. Problems inside the profile (among them a unit that
+ * env->unit_ok refuses) are reported with the profile's own file and
+ * pointers; a profile that is not found, at pointer + "/profile" in the
+ * config. */
 static int driver_check(cg_driver_options_t *options, const cJSON *sensor, const char *pointer,
                         const cg_driver_env_t *env, cg_diag_t *diag)
 {
@@ -118,6 +119,18 @@ static int driver_check(cg_driver_options_t *options, const cJSON *sensor, const
 		move_not_found(diag, from,
 		               env && env->config_path ? env->config_path : o->profile_ref,
 		               cg_driver_env_file(env), ptr);
+	}
+	for (size_t i = 0; rc == 0 && env && env->unit_ok && i < o->profile->n_points; i++) {
+		const cg_point_t *pt = &o->profile->points[i];
+
+		if (!pt->unit || env->unit_ok(pt->unit))
+			continue;
+		snprintf(ptr, sizeof(ptr), "/points/%zu/unit", i);
+		cg_diag_add(diag, o->profile->file, ptr,
+		            "unit \"%s\" cannot be expressed in %s, the format of sensor %s%s",
+		            pt->unit, env->format_name ? env->format_name : "the payload format",
+		            pointer, " (docs/topics.md lists the units it carries)");
+		rc = CG_EINVAL;
 	}
 	if (rc == CG_ENOMEM)
 		return rc;

@@ -274,9 +274,13 @@ def validate_messages(tmp, messages, schema_for=schema_for):
         for i, p in enumerate(payloads):
             with open(os.path.join(folder, "%06d.json" % i), "w") as f:
                 f.write(p)
+        schema = os.path.join(SRC, "schemas", name + ".schema.json")
+        # The schemas this one refers to ("other.schema.json#..."), for ajv -r.
+        refs = sorted(set(re.findall(r'"([a-z0-9-]+\.schema\.json)#', open(schema).read())))
         r = subprocess.run(["ajv", "validate", "--spec=draft2020", "-c", "ajv-formats",
-                            "-s", os.path.join(SRC, "schemas", name + ".schema.json"),
-                            "-d", os.path.join(folder, "*.json")],
+                            "-s", schema] +
+                           sum((["-r", os.path.join(SRC, "schemas", f)] for f in refs), []) +
+                           ["-d", os.path.join(folder, "*.json")],
                            capture_output=True, text=True, timeout=300)
         check(r.returncode == 0, "%d %s payloads, not all valid:\n%s%s"
               % (len(payloads), name, r.stdout[-2000:], r.stderr[-2000:]))

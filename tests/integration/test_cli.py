@@ -77,6 +77,41 @@ def test_once_names_the_exception(tmp):
         sim.stop()
 
 
+def test_check_refuses_units_senml_cannot_carry(tmp):
+    """A profile unit that SenML cannot express (RFC 8428 has no such unit and
+    the encoder no conversion) is refused for a SenML sensor, at the unit's
+    place in the profile; the same profile is fine for native and NGSI-LD."""
+    profile = tmp.file("odd.json", json.dumps({
+        "name": "odd", "kind": "air-quality",
+        "points": [{"name": "pm25", "table": "holding", "address": 0, "unit": "ug/m3"},
+                   {"name": "no2", "table": "holding", "address": 1, "unit": "ppb"},
+                   {"name": "co", "table": "holding", "address": 2, "unit": "ppt"}]}))
+
+    def config(name, fmt, sensor_fmt=None):
+        sensor = {"id": "s", "bus": "b", "driver": "modbus", "profile": profile}
+        if sensor_fmt:
+            sensor["format"] = sensor_fmt
+        return tmp.file(name, json.dumps({
+            "gateway": {"id": "gw-1"},
+            "mqtt": {"uri": "tcp://127.0.0.1:1883", "topic_prefix": "city/x", "format": fmt},
+            "store": {"path": os.path.join(tmp.path, "x.db")},
+            "buses": [{"id": "b", "type": "modbus-rtu", "device": "/dev/null"}],
+            "sensors": [sensor]}))
+    for fmt, sensor_fmt in (("senml", None), ("native", "senml")):
+        path = config("senml-%s.json" % fmt, fmt, sensor_fmt)
+        r = run([CITYGATE, "--check", "-c", path])
+        check(r.returncode == 1, "%s: a unit SenML cannot carry exits 1, got %d: %s"
+              % (fmt, r.returncode, r.stdout))
+        lines = r.stdout.splitlines()
+        check(len(lines) == 1 and lines[0].startswith("%s: /points/2/unit: " % profile)
+              and '"ppt"' in lines[0] and "senml" in lines[0],
+              "one problem, at the profile's ppt unit: %r" % r.stdout)
+    for fmt in ("native", "ngsi-ld"):
+        r = run([CITYGATE, "--check", "-c", config("ok-%s.json" % fmt, fmt)])
+        check(r.returncode == 0, "%s carries any unit: %s" % (fmt, r.stdout))
+    r = run([CITYGATE, "--check", "-c", config("override.json", "senml", "native")])
+    check(r.returncode == 0, "a sensor's own format wins: %s" % r.stdout)
+
 def test_once(tmp):
     link = os.path.join(tmp.path, "tty")
     sim = Sim(tmp, ["--rtu", link, "--slave", "1:aqt530", "--slave", "2:ld120",
@@ -98,6 +133,8 @@ def test_once(tmp):
         readings = [json.loads(l) for l in r.stdout.splitlines()]
         check([x["sensor"] for x in readings] == ["aq", "bay"], "one line per sensor")
         check(all("seq" not in x for x in readings), "--once readings carry no seq")
+        validate_messages(tmp, [(None, l) for l in r.stdout.splitlines()],
+                          lambda topic, payload: "reading-once")
         check(5 <= readings[0]["values"]["pm25"] <= 35, "pm25 %r" % readings[0]["values"])
         check(not os.path.exists(cfg["store"]["path"]), "--once opens no store")
 
@@ -144,8 +181,51 @@ def test_once_traffic_counter(tmp):
         check(x["interval_s"] == 0.5, "interval_s %r" % x.get("interval_s"))
         check(sorted(x["values"]) == ["averageVehicleSpeed", "intensity", "laneId", "occupancy"],
               "values %r" % x["values"])
-    validate_messages(tmp, [("once", l) for l in lines])
+    validate_messages(tmp, [("once", l) for l in lines], lambda topic, payload: "reading-once")
     print("  " + lines[0][:160])
+
+
+
+def test_once_prints_each_sensors_format(tmp):
+    """--once prints what the daemon would publish: each sensor in its own
+    format (mqtt.format or the sensor's), with its NGSI-LD attributes and one
+    identity per lane, without seq; every line valid by reading-once."""
+    link = os.path.join(tmp.path, "tty")
+    sim = Sim(tmp, ["--rtu", link, "--slave", "1:aqt530", "--slave", "2:ld120",
+                    "--tcp", "0", "--slave", "1:traffic-counter"])
+    port = int([e for e in sim.endpoints if e[0] == "tcp"][0][2])
+    lot = "urn:ngsi-ld:OffStreetParking:gw-once:lot-1"
+    try:
+        cfg = {
+            "gateway": {"id": "gw-once", "location": {"lat": 37.75, "lon": 128.88}},
+            "mqtt": {"uri": "tcp://127.0.0.1:1", "topic_prefix": "city/x", "format": "senml"},
+            "store": {"path": os.path.join(tmp.path, "unused.db")},
+            "buses": [{"id": "rs485", "type": "modbus-rtu", "device": link, "timeout_ms": 200},
+                      {"id": "lan", "type": "modbus-tcp", "host": "127.0.0.1", "port": port}],
+            "sensors": [{"id": "aq", "bus": "rs485", "driver": "modbus", "profile": "aqt530",
+                         "unit_id": 1},
+                        {"id": "bay", "bus": "rs485", "driver": "modbus", "profile": "ld120",
+                         "unit_id": 2, "format": "ngsi-ld",
+                         "ngsi_ld": {"category": ["offStreet"], "refParkingSite": lot}},
+                        {"id": "tl", "bus": "lan", "driver": "modbus",
+                         "profile": "traffic-counter", "unit_id": 1, "interval_s": 0.5,
+                         "format": "ngsi-ld"}],
+        }
+        r = run([CITYGATE, "--once", "-c", tmp.file("formats.json", json.dumps(cfg))])
+    finally:
+        sim.stop()
+    check(r.returncode == 0, "--once exit %d: %s" % (r.returncode, r.stderr))
+    lines = r.stdout.splitlines()
+    docs = [json.loads(l, object_pairs_hook=no_duplicate_keys) for l in lines]
+    check(len(docs) == 4, "aq, bay and two lanes: %r" % lines)
+    check(isinstance(docs[0], list) and docs[0][0]["bn"] == "urn:dev:gw-once:aq:" and
+          all(rec.get("n") != "seq" for rec in docs[0]), "aq in SenML: %r" % docs[0])
+    check(docs[1]["type"] == "ParkingSpot" and docs[1]["refParkingSite"]["object"] == lot and
+          "seq" not in docs[1], "bay in NGSI-LD with its attributes: %r" % docs[1])
+    check([d["id"] for d in docs[2:]] == ["urn:ngsi-ld:TrafficFlowObserved:gw-once:tl:lane1",
+                                          "urn:ngsi-ld:TrafficFlowObserved:gw-once:tl:lane2"],
+          "one entity per lane: %r" % [d.get("id") for d in docs[2:]])
+    validate_messages(tmp, [("once", l) for l in lines], lambda topic, payload: "reading-once")
 
 
 def test_once_on_the_aqt530_example(tmp):
@@ -178,5 +258,7 @@ def test_once_on_the_aqt530_example(tmp):
 
 if __name__ == "__main__":
     main([test_version_help_usage, test_check_examples_valid, test_check_reports_pointers,
+          test_check_refuses_units_senml_cannot_carry,
           test_once, test_once_names_the_exception, test_once_traffic_counter,
+          test_once_prints_each_sensors_format,
           test_once_on_the_aqt530_example])

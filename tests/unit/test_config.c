@@ -968,6 +968,49 @@ static void test_lots_and_sensor_options(void **state)
 
 /* The driver's own keys are judged by the driver's check(), under the
  * sensor's pointer; the exact words are the driver's. */
+/* A sensor's and a lot's "ngsi_ld" attributes: rendered for the encoder when
+ * valid, each problem reported at its own member. */
+static void test_ngsi_ld_attributes(void **state)
+{
+	cg_config_t *cfg;
+	char *text =
+	    edit("/sensors/0/ngsi_ld",
+	         "{ 'category': [ 'onStreet' ], 'refParkingSite': 'urn:ngsi-ld:X:1' }", "/lots",
+	         "[ { 'id': 'lot-1', 'bays': [ 'aq-001' ], 'ngsi_ld': { 'n': 3 } } ]", NULL);
+
+	cfg = expect_valid(text);
+	free(text);
+	assert_string_equal(cfg->sensors[0].ngsi_attrs,
+	                    ",\"category\":{\"type\":\"Property\",\"value\":[\"onStreet\"]},"
+	                    "\"refParkingSite\":{\"type\":\"Relationship\",\"object\":"
+	                    "\"urn:ngsi-ld:X:1\"}");
+	assert_string_equal(cfg->lots[0].ngsi_attrs, ",\"n\":{\"type\":\"Property\",\"value\":3}");
+	cg_config_free(cfg);
+	text = cfgtext(base_config);
+	cfg = expect_valid(text);
+	free(text);
+	assert_null(cfg->sensors[0].ngsi_attrs);
+	cg_config_free(cfg);
+
+	expect_edit("/sensors/0/ngsi_ld", "[ 1 ]",
+	            "cfg.json: /sensors/0/ngsi_ld: must be an object");
+	expect_edit("/sensors/0/ngsi_ld", "{ 'refDevice': 'not a uri' }",
+	            "cfg.json: /sensors/0/ngsi_ld/refDevice: a Relationship (ref...): must be the "
+	            "URI of the entity it refers to, e.g. "
+	            "\"urn:ngsi-ld:OffStreetParking:gw-1:lot-1\"");
+	expect_edit("/sensors/0/ngsi_ld", "{ 'seq': 1 }",
+	            "cfg.json: /sensors/0/ngsi_ld/seq: is an attribute the entity writes itself");
+	expect_edit("/sensors/0/ngsi_ld", "{ 'a b': 1 }",
+	            "cfg.json: /sensors/0/ngsi_ld/a b: must be a plain term: a letter, then "
+	            "letters, digits or _");
+	expect_edit("/sensors/0/ngsi_ld", "{ 'x': { 'y': 1 } }",
+	            "cfg.json: /sensors/0/ngsi_ld/x: a Property: must be a string, number, boolean "
+	            "or a non-empty array of them");
+	expect_edit("/lots", "[ { 'id': 'l', 'bays': [ 'aq-001' ], 'ngsi_ld': { 'x': null } } ]",
+	            "cfg.json: /lots/0/ngsi_ld/x: a Property: must be a string, number, boolean "
+	            "or a non-empty array of them");
+}
+
 static void test_driver_keys(void **state)
 {
 	const char *cases[][3] = {
@@ -1363,6 +1406,7 @@ int main(void)
 	    cmocka_unit_test(test_references),
 	    cmocka_unit_test(test_lots_and_sensor_options),
 	    cmocka_unit_test(test_driver_keys),
+	    cmocka_unit_test(test_ngsi_ld_attributes),
 	    cmocka_unit_test(test_tls),
 	    cmocka_unit_test(test_reconnect_order),
 	    cmocka_unit_test(test_malformed),

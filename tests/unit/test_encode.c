@@ -30,7 +30,9 @@
 #define TRAF_CTX                                                                                   \
 	"\"https://raw.githubusercontent.com/smart-data-models/dataModel.Transportation/master/"   \
 	"context.jsonld\""
-#define CORE_CTX "\"https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld\""
+#define CORE_CTX                                                                                   \
+	"\"https://citygate.example/schemas/citygate-context.jsonld\","                            \
+	"\"https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld\""
 #define LOCATION                                                                                   \
 	"\"location\":{\"type\":\"GeoProperty\",\"value\":{\"type\":\"Point\","                    \
 	"\"coordinates\":[128.8761,37.7519]}}"
@@ -92,7 +94,7 @@ static void make_parking_lot(cg_reading_t *r)
 static void make_traffic(cg_reading_t *r)
 {
 	cg_reading_init(r);
-	strcpy(r->sensor, "tl-01-lane1");
+	strcpy(r->sensor, "tl-01");
 	r->kind = CG_KIND_TRAFFIC;
 	r->ts_ms = T0_MS + 300000;
 	r->interval_s = 300;
@@ -187,12 +189,12 @@ static void test_air_quality(void **state)
 		       "reading-ngsi-ld--aq-001");
 	check_encoding(CG_FORMAT_SENML, &ctx_loc, &r, 1042,
 		       "[{\"bn\":\"urn:dev:gw-gn-0001:aq-001:\",\"bt\":1795606800.123,"
-		       "\"n\":\"pm25\",\"u\":\"ug/m3\",\"v\":12.3},"
-		       "{\"n\":\"pm10\",\"u\":\"ug/m3\",\"v\":20},"
-		       "{\"n\":\"no2\",\"u\":\"ppb\",\"v\":41.5},"
+		       "\"n\":\"pm25\",\"u\":\"kg/m3\",\"v\":1.23e-08},"
+		       "{\"n\":\"pm10\",\"u\":\"kg/m3\",\"v\":2e-08},"
+		       "{\"n\":\"no2\",\"u\":\"/\",\"v\":4.15e-08},"
 		       "{\"n\":\"temperature\",\"u\":\"Cel\",\"v\":21.75},"
 		       "{\"n\":\"relativeHumidity\",\"u\":\"%RH\",\"v\":55.5},"
-		       "{\"n\":\"pressure\",\"u\":\"hPa\",\"v\":1013.2},"
+		       "{\"n\":\"pressure\",\"u\":\"Pa\",\"v\":101320},"
 		       "{\"n\":\"seq\",\"v\":1042},"
 		       "{\"n\":\"quality\",\"vs\":\"ok\"}]",
 		       "senml--aq-001");
@@ -214,7 +216,6 @@ static void test_parking_bay(void **state)
 	check_encoding(CG_FORMAT_NGSI_LD, &ctx_loc, &r, 1043,
 		       "{\"id\":\"urn:ngsi-ld:ParkingSpot:gw-gn-0001:pk-bay-07\","
 		       "\"type\":\"ParkingSpot\","
-		       DATETIME("dateObserved", "2026-11-25T11:40:05.000Z") ","
 		       LOCATION ","
 		       PLAIN("status", "\"occupied\"", "2026-11-25T11:40:05.000Z") ","
 		       "\"dataQuality\":{\"type\":\"Property\",\"value\":\"ok\"},"
@@ -251,7 +252,7 @@ static void test_parking_lot(void **state)
 	check_encoding(CG_FORMAT_NGSI_LD, &ctx_noloc, &r, 1044,
 		       "{\"id\":\"urn:ngsi-ld:OffStreetParking:gw-gn-0001:lot-north\","
 		       "\"type\":\"OffStreetParking\","
-		       DATETIME("dateObserved", "2026-11-25T11:40:10.500Z") ","
+		       DATETIME("observationDateTime", "2026-11-25T11:40:10.500Z") ","
 		       MEASURE("availableSpotNumber", "37", "2026-11-25T11:40:10.500Z", "C62") ","
 		       MEASURE("occupiedSpotNumber", "83", "2026-11-25T11:40:10.500Z", "C62") ","
 		       MEASURE("totalSpotNumber", "120", "2026-11-25T11:40:10.500Z", "C62") ","
@@ -280,7 +281,7 @@ static void test_traffic(void **state)
 	/* The expected payloads are laid out by hand, one part per line. */
 	// clang-format off
 	check_encoding(CG_FORMAT_NATIVE, &ctx_loc, &r, 1045,
-		       "{\"gateway\":\"gw-gn-0001\",\"sensor\":\"tl-01-lane1\",\"kind\":\"traffic\","
+		       "{\"gateway\":\"gw-gn-0001\",\"sensor\":\"tl-01\",\"kind\":\"traffic\","
 		       "\"seq\":1045,\"ts\":\"2026-11-25T11:45:00.000Z\",\"interval_s\":300,"
 		       "\"values\":{\"laneId\":1,\"intensity\":42,\"occupancy\":0.18,"
 		       "\"averageVehicleSpeed\":47.5,\"averageVehicleLength\":4.6,"
@@ -288,9 +289,9 @@ static void test_traffic(void **state)
 		       "\"units\":{\"intensity\":\"count\",\"occupancy\":\"/\","
 		       "\"averageVehicleSpeed\":\"km/h\",\"averageVehicleLength\":\"m\","
 		       "\"averageHeadwayTime\":\"s\"},\"quality\":\"ok\"}",
-		       "reading-traffic--tl-01-lane1");
+		       "reading-traffic--tl-01");
 	check_encoding(CG_FORMAT_NGSI_LD, &ctx_loc, &r, 1045,
-		       "{\"id\":\"urn:ngsi-ld:TrafficFlowObserved:gw-gn-0001:tl-01-lane1\","
+		       "{\"id\":\"urn:ngsi-ld:TrafficFlowObserved:gw-gn-0001:tl-01:lane1\","
 		       "\"type\":\"TrafficFlowObserved\","
 		       DATETIME("dateObserved", "2026-11-25T11:45:00.000Z") ","
 		       DATETIME("dateObservedFrom", "2026-11-25T11:40:00.000Z") ","
@@ -306,21 +307,98 @@ static void test_traffic(void **state)
 		       "\"dataQuality\":{\"type\":\"Property\",\"value\":\"ok\"},"
 		       "\"seq\":{\"type\":\"Property\",\"value\":1045},"
 		       "\"@context\":[" TRAF_CTX "," CORE_CTX "]}",
-		       "reading-ngsi-ld--tl-01-lane1");
+		       "reading-ngsi-ld--tl-01");
 	check_encoding(CG_FORMAT_SENML, &ctx_loc, &r, 1045,
-		       "[{\"bn\":\"urn:dev:gw-gn-0001:tl-01-lane1:\",\"bt\":1795607100,"
+		       "[{\"bn\":\"urn:dev:gw-gn-0001:tl-01:lane1:\",\"bt\":1795607100,"
 		       "\"n\":\"laneId\",\"v\":1},"
 		       "{\"n\":\"intensity\",\"u\":\"count\",\"v\":42},"
 		       "{\"n\":\"occupancy\",\"u\":\"/\",\"v\":0.18},"
-		       "{\"n\":\"averageVehicleSpeed\",\"u\":\"km/h\",\"v\":47.5},"
+		       "{\"n\":\"averageVehicleSpeed\",\"u\":\"m/s\",\"v\":13.1944444444444},"
 		       "{\"n\":\"averageVehicleLength\",\"u\":\"m\",\"v\":4.6},"
 		       "{\"n\":\"averageHeadwayTime\",\"u\":\"s\",\"v\":6.9},"
 		       "{\"n\":\"congested\",\"vb\":false},"
 		       "{\"n\":\"interval_s\",\"u\":\"s\",\"v\":300},"
 		       "{\"n\":\"seq\",\"v\":1045},"
 		       "{\"n\":\"quality\",\"vs\":\"ok\"}]",
-		       "senml--tl-01-lane1");
+		       "senml--tl-01");
 	// clang-format on
+}
+
+/* Returns the string member key of the first element of the JSON in out
+ * (an object's own key for NGSI-LD, the first record's for SenML), copied
+ * into buf. */
+static const char *first_string(const char *out, const char *key, char *buf, size_t size)
+{
+	cJSON *json = cJSON_Parse(out);
+	const cJSON *o = cJSON_IsArray(json) ? cJSON_GetArrayItem(json, 0) : json;
+
+	assert_non_null(cJSON_GetStringValue(cJSON_GetObjectItem(o, key)));
+	snprintf(buf, size, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(o, key)));
+	cJSON_Delete(json);
+	return buf;
+}
+
+/* A two-lane sensor's poll, split as the bus worker splits it, gives two
+ * readings on one topic with one ts: each must be its own NGSI-LD entity
+ * (id) and SenML record set (bn), and carry its laneId once. */
+static void test_lanes_have_own_identity(void **state)
+{
+	static const char *const ids[] = {"urn:ngsi-ld:TrafficFlowObserved:gw-gn-0001:tl-02:lane1",
+	                                  "urn:ngsi-ld:TrafficFlowObserved:gw-gn-0001:tl-02:lane2"};
+	static const char *const bns[] = {"urn:dev:gw-gn-0001:tl-02:lane1:",
+	                                  "urn:dev:gw-gn-0001:tl-02:lane2:"};
+	cg_reading_t in, lanes[4];
+	char buf[128];
+	size_t n;
+
+	cg_reading_init(&in);
+	strcpy(in.sensor, "tl-02");
+	in.kind = CG_KIND_TRAFFIC;
+	in.ts_ms = T0_MS;
+	in.interval_s = 60;
+	for (int lane = 1; lane <= 2; lane++) {
+		cg_reading_set_lane(&in, lane);
+		assert_int_equal(cg_reading_add_number(&in, "intensity", 10 * lane, "count"),
+		                 CG_OK);
+	}
+	n = cg_reading_split_lanes(&in, lanes, 4);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		char *out;
+		cJSON *json;
+
+		assert_int_equal(cg_encode_lane(&lanes[i]), (int)i + 1);
+		out = encode_ok(CG_FORMAT_NGSI_LD, &ctx_noloc, &lanes[i], 1);
+		assert_string_equal(first_string(out, "id", buf, sizeof(buf)), ids[i]);
+		free(out);
+		out = encode_ok(CG_FORMAT_SENML, &ctx_noloc, &lanes[i], 1);
+		assert_string_equal(first_string(out, "bn", buf, sizeof(buf)), bns[i]);
+		free(out);
+		/* Native: the topic's sensor, and the lane in values.laneId. */
+		out = encode_ok(CG_FORMAT_NATIVE, &ctx_noloc, &lanes[i], 1);
+		json = cJSON_Parse(out);
+		assert_int_equal(
+		    cJSON_GetObjectItem(cJSON_GetObjectItem(json, "values"), "laneId")->valueint,
+		    (int)i + 1);
+		assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(json, "sensor")),
+		                    "tl-02");
+		cJSON_Delete(json);
+		free(out);
+	}
+
+	/* A laneId that is no lane number adds nothing to the identity. */
+	cg_reading_init(&in);
+	strcpy(in.sensor, "tl-03");
+	in.kind = CG_KIND_TRAFFIC;
+	assert_int_equal(cg_reading_add_number(&in, "laneId", 1.5, NULL), CG_OK);
+	assert_int_equal(cg_encode_lane(&in), 0);
+	in.values[0].number = 0;
+	assert_int_equal(cg_encode_lane(&in), 0);
+	in.values[0].number = NAN;
+	assert_int_equal(cg_encode_lane(&in), 0);
+	cg_reading_init(&in);
+	assert_int_equal(cg_reading_add_string(&in, "laneId", "1"), CG_OK);
+	assert_int_equal(cg_encode_lane(&in), 0);
 }
 
 /* Parses an NGSI-LD encoding of r; the caller deletes the result. */
@@ -347,10 +425,11 @@ static void assert_datetime_property(const cJSON *entity, const char *attr)
 	assert_non_null(cJSON_GetStringValue(cJSON_GetObjectItem(value, "@value")));
 }
 
-/* Checks the attributes every entity has, and that each other attribute is a
- * Property, GeoProperty or the @context. */
+/* Checks the attributes every entity has (time_attr: the model's attribute
+ * for the time of measurement, NULL for none), and that each other attribute
+ * is a Property, GeoProperty, Relationship or the @context. */
 static void assert_entity_common(const cJSON *e, const char *type, const char *id,
-                                 const char *context)
+                                 const char *context, const char *time_attr)
 {
 	const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(e, "@context");
 	const cJSON *a;
@@ -358,10 +437,15 @@ static void assert_entity_common(const cJSON *e, const char *type, const char *i
 	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(e, "id")), id);
 	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(e, "type")), type);
 	assert_true(cJSON_IsArray(ctx));
-	assert_int_equal(cJSON_GetArraySize(ctx), 2);
+	assert_int_equal(cJSON_GetArraySize(ctx), 3);
 	assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(ctx, 0)), context);
-	assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(ctx, 1)), CG_NGSI_CORE_CONTEXT);
-	assert_datetime_property(e, "dateObserved");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(ctx, 1)), CG_CITYGATE_CONTEXT);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(ctx, 2)), CG_NGSI_CORE_CONTEXT);
+	if (time_attr)
+		assert_datetime_property(e, time_attr);
+	/* Parking has its own time attributes, not dateObserved. */
+	if (!time_attr || strcmp(time_attr, "dateObserved") != 0)
+		assert_null(cJSON_GetObjectItemCaseSensitive(e, "dateObserved"));
 	cJSON_ArrayForEach(a, e)
 	{
 		const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(a, "type"));
@@ -369,6 +453,11 @@ static void assert_entity_common(const cJSON *e, const char *type, const char *i
 		if (strcmp(a->string, "id") == 0 || strcmp(a->string, "type") == 0 ||
 		    strcmp(a->string, "@context") == 0)
 			continue;
+		if (t && strcmp(t, "Relationship") == 0) {
+			if (!cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "object")))
+				fail_msg("relationship %s has no object", a->string);
+			continue;
+		}
 		if (!t || (strcmp(t, "Property") != 0 && strcmp(t, "GeoProperty") != 0))
 			fail_msg("attribute %s is neither a Property nor a GeoProperty", a->string);
 		if (!cJSON_GetObjectItemCaseSensitive(a, "value"))
@@ -391,8 +480,8 @@ static void assert_location(const cJSON *e)
 }
 
 /* Each kind's entity carries what its Smart Data Model requires (or what
- * the gateway can know of it: category and refParkingSite are the
- * platform's to add, see docs/topics.md). */
+ * the gateway can know of it: category and refParkingSite come from the
+ * config, see test_ngsi_config_attributes). */
 static void test_ngsi_required_attributes(void **state)
 {
 	cg_reading_t r;
@@ -404,7 +493,7 @@ static void test_ngsi_required_attributes(void **state)
 	e = ngsi_json(&ctx_loc, &r, 1);
 	assert_entity_common(e, "AirQualityObserved",
 	                     "urn:ngsi-ld:AirQualityObserved:gw-gn-0001:aq-001",
-	                     CG_SDM_CONTEXT_ENVIRONMENT);
+	                     CG_SDM_CONTEXT_ENVIRONMENT, "dateObserved");
 	assert_location(e);
 	a = cJSON_GetObjectItemCaseSensitive(e, "pm25");
 	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(a, "observedAt")),
@@ -415,20 +504,23 @@ static void test_ngsi_required_attributes(void **state)
 	make_parking_bay(&r);
 	e = ngsi_json(&ctx_loc, &r, 2);
 	assert_entity_common(e, "ParkingSpot", "urn:ngsi-ld:ParkingSpot:gw-gn-0001:pk-bay-07",
-	                     CG_SDM_CONTEXT_PARKING);
+	                     CG_SDM_CONTEXT_PARKING, NULL);
 	assert_location(e);
 	status = cJSON_GetStringValue(
 	    cJSON_GetObjectItem(cJSON_GetObjectItemCaseSensitive(e, "status"), "value"));
 	assert_non_null(status);
 	assert_true(strcmp(status, "free") == 0 || strcmp(status, "occupied") == 0 ||
 	            strcmp(status, "closed") == 0 || strcmp(status, "unknown") == 0);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
+	                        cJSON_GetObjectItemCaseSensitive(e, "status"), "observedAt")),
+	                    "2026-11-25T11:40:05.000Z");
 	cJSON_Delete(e);
 
 	make_parking_lot(&r);
 	e = ngsi_json(&ctx_loc, &r, 3);
 	assert_entity_common(e, "OffStreetParking",
 	                     "urn:ngsi-ld:OffStreetParking:gw-gn-0001:lot-north",
-	                     CG_SDM_CONTEXT_PARKING);
+	                     CG_SDM_CONTEXT_PARKING, "observationDateTime");
 	assert_location(e);
 	assert_non_null(cJSON_GetObjectItemCaseSensitive(e, "availableSpotNumber"));
 	assert_non_null(cJSON_GetObjectItemCaseSensitive(e, "totalSpotNumber"));
@@ -437,12 +529,80 @@ static void test_ngsi_required_attributes(void **state)
 	make_traffic(&r);
 	e = ngsi_json(&ctx_loc, &r, 4);
 	assert_entity_common(e, "TrafficFlowObserved",
-	                     "urn:ngsi-ld:TrafficFlowObserved:gw-gn-0001:tl-01-lane1",
-	                     CG_SDM_CONTEXT_TRANSPORTATION);
+	                     "urn:ngsi-ld:TrafficFlowObserved:gw-gn-0001:tl-01:lane1",
+	                     CG_SDM_CONTEXT_TRANSPORTATION, "dateObserved");
 	assert_location(e);
 	assert_datetime_property(e, "dateObservedFrom");
 	assert_datetime_property(e, "dateObservedTo");
 	cJSON_Delete(e);
+}
+
+/* Attributes from the config's "ngsi_ld" object: a ref... name is a
+ * Relationship to the URI given, any other a Property; a reading value of the
+ * same name is left out rather than written twice. */
+static void test_ngsi_config_attributes(void **state)
+{
+	cJSON *cfg =
+	    cJSON_Parse("{\"category\":[\"offStreet\"],"
+	                "\"refParkingSite\":\"urn:ngsi-ld:OffStreetParking:gw-gn-0001:lot-north\","
+	                "\"status\":\"closed\"}");
+	cg_encode_ctx_t ctx = ctx_loc;
+	char *attrs = NULL;
+	cg_reading_t r;
+	cJSON *e;
+	const cJSON *a;
+
+	assert_non_null(cfg);
+	assert_int_equal(cg_ngsi_attrs_render(cfg, &attrs), CG_OK);
+	assert_string_equal(attrs,
+	                    ",\"category\":{\"type\":\"Property\",\"value\":[\"offStreet\"]},"
+	                    "\"refParkingSite\":{\"type\":\"Relationship\",\"object\":"
+	                    "\"urn:ngsi-ld:OffStreetParking:gw-gn-0001:lot-north\"},"
+	                    "\"status\":{\"type\":\"Property\",\"value\":\"closed\"}");
+	ctx.ngsi_attrs = attrs;
+	make_parking_bay(&r);
+	e = ngsi_json(&ctx, &r, 2);
+	assert_entity_common(e, "ParkingSpot", "urn:ngsi-ld:ParkingSpot:gw-gn-0001:pk-bay-07",
+	                     CG_SDM_CONTEXT_PARKING, NULL);
+	a = cJSON_GetObjectItemCaseSensitive(e, "refParkingSite");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(a, "type")), "Relationship");
+	a = cJSON_GetObjectItemCaseSensitive(e, "category");
+	assert_string_equal(
+	    cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(a, "value"), 0)),
+	    "offStreet");
+	/* The config's status wins over the reading's: one key, not two. */
+	a = cJSON_GetObjectItemCaseSensitive(e, "status");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(a, "value")), "closed");
+	cJSON_Delete(e);
+	{
+		char *out = encode_ok(CG_FORMAT_NGSI_LD, &ctx, &r, 2);
+		const char *first = strstr(out, "\"status\":");
+
+		assert_non_null(first);
+		assert_null(strstr(first + 1, "\"status\":"));
+		free(out);
+	}
+	free(attrs);
+
+	/* What the config may not give. */
+	assert_null(cg_ngsi_attr_problem("category", cJSON_GetObjectItem(cfg, "category")));
+	assert_null(
+	    cg_ngsi_attr_problem("refParkingSite", cJSON_GetObjectItem(cfg, "refParkingSite")));
+	assert_non_null(cg_ngsi_attr_problem("refDevice", cJSON_GetObjectItem(cfg, "category")));
+	assert_non_null(cg_ngsi_attr_problem("refDevice", cJSON_GetObjectItem(cfg, "status")));
+	assert_non_null(cg_ngsi_attr_problem("seq", cJSON_GetObjectItem(cfg, "status")));
+	assert_non_null(cg_ngsi_attr_problem("location", cJSON_GetObjectItem(cfg, "status")));
+	assert_non_null(cg_ngsi_attr_problem("my attr", cJSON_GetObjectItem(cfg, "status")));
+	assert_non_null(cg_ngsi_attr_problem("", cJSON_GetObjectItem(cfg, "status")));
+	cJSON_Delete(cfg);
+	cfg = cJSON_Parse("{\"o\":{\"a\":1},\"n\":null,\"e\":[],\"x\":[1,{}]}");
+	for (a = cfg->child; a; a = a->next)
+		assert_non_null(cg_ngsi_attr_problem(a->string, a));
+	cJSON_Delete(cfg);
+	cfg = cJSON_Parse("{}");
+	assert_int_equal(cg_ngsi_attrs_render(cfg, &attrs), CG_OK);
+	assert_null(attrs);
+	cJSON_Delete(cfg);
 }
 
 /* An instant traffic measure (interval_s 0) has no dateObservedFrom/To. */
@@ -495,12 +655,13 @@ static void test_ngsi_fractions(void **state)
 	cJSON_Delete(e);
 }
 
-/* seq < 0 (--once) leaves seq out of every format. */
+/* seq < 0 (--once) leaves seq out of every format; the samples are checked
+ * against reading-once.schema.json. */
 static void test_seq_absent(void **state)
 {
 	void (*makers[])(cg_reading_t *) = {make_air_quality, make_parking_bay, make_parking_lot,
 	                                    make_traffic};
-	static const char *const names[] = {"aq-001", "pk-bay-07", "lot-north", "tl-01-lane1"};
+	static const char *const names[] = {"aq-001", "pk-bay-07", "lot-north", "tl-01"};
 
 	for (size_t i = 0; i < sizeof(makers) / sizeof(makers[0]); i++) {
 		cg_reading_t r;
@@ -514,8 +675,7 @@ static void test_seq_absent(void **state)
 		json = cJSON_Parse(out);
 		assert_null(cJSON_GetObjectItemCaseSensitive(json, "seq"));
 		assert_non_null(cJSON_GetObjectItemCaseSensitive(json, "ts"));
-		snprintf(sample, sizeof(sample), "reading-%s--%s-noseq", cg_kind_name(r.kind),
-		         names[i]);
+		snprintf(sample, sizeof(sample), "reading-once--%s-native", names[i]);
 		save_sample(sample, out);
 		cJSON_Delete(json);
 		free(out);
@@ -523,7 +683,7 @@ static void test_seq_absent(void **state)
 		out = encode_ok(CG_FORMAT_NGSI_LD, &ctx_loc, &r, -1);
 		json = cJSON_Parse(out);
 		assert_null(cJSON_GetObjectItemCaseSensitive(json, "seq"));
-		snprintf(sample, sizeof(sample), "reading-ngsi-ld--%s-noseq", names[i]);
+		snprintf(sample, sizeof(sample), "reading-once--%s-ngsi-ld", names[i]);
 		save_sample(sample, out);
 		cJSON_Delete(json);
 		free(out);
@@ -537,7 +697,7 @@ static void test_seq_absent(void **state)
 			assert_non_null(n);
 			assert_string_not_equal(n, "seq");
 		}
-		snprintf(sample, sizeof(sample), "senml--%s-noseq", names[i]);
+		snprintf(sample, sizeof(sample), "reading-once--%s-senml", names[i]);
 		save_sample(sample, out);
 		cJSON_Delete(json);
 		free(out);
@@ -802,6 +962,61 @@ static void test_unit_codes(void **state)
 	assert_string_equal(cg_ngsi_unit_code("/"), "C62");
 	assert_null(cg_ngsi_unit_code("furlong"));
 	assert_null(cg_ngsi_unit_code(""));
+}
+
+/* SenML packs carry RFC 8428 units only, so that they need no bver: secondary
+ * units (RFC 8798) and ppb, which no registry has, are converted; a unit that
+ * can be neither carried nor converted is refused (config check). */
+static void test_senml_units(void **state)
+{
+	static const struct {
+		const char *unit, *senml;
+		double in, out;
+	} cases[] = {
+	    {"ug/m3", "kg/m3", 12.3, 12.3e-9},
+	    {"ppm", "/", 400, 400e-6},
+	    {"ppb", "/", 41.5, 41.5e-9},
+	    {"hPa", "Pa", 1013.25, 101325},
+	    {"km/h", "m/s", 36, 10},
+	    {"%", "/", 18, 0.18},
+	    {"mm", "m", 1500, 1.5},
+	    {"Cel", "Cel", 21.5, 21.5},
+	    {"%RH", "%RH", 55, 55},
+	    {"count", "count", 7, 7},
+	    {"/", "/", 0.5, 0.5},
+	    {"m", "m", 2, 2},
+	    {"s", "s", 6.9, 6.9},
+	    {"kg/m3", "kg/m3", 1e-8, 1e-8},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cg_reading_t r;
+		char *out;
+		cJSON *json;
+		const cJSON *rec;
+
+		assert_true(cg_senml_unit_ok(cases[i].unit));
+		cg_reading_init(&r);
+		strcpy(r.sensor, "u-1");
+		r.kind = CG_KIND_AIR_QUALITY;
+		assert_int_equal(cg_reading_add_number(&r, "x", cases[i].in, cases[i].unit), CG_OK);
+		out = encode_ok(CG_FORMAT_SENML, &ctx_noloc, &r, -1);
+		json = cJSON_Parse(out);
+		rec = cJSON_GetArrayItem(json, 0);
+		assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(rec, "u")),
+		                    cases[i].senml);
+		if (fabs(cJSON_GetObjectItem(rec, "v")->valuedouble - cases[i].out) >
+		    1e-12 * fabs(cases[i].out))
+			fail_msg("%s: %.17g, expected %.17g", cases[i].unit,
+			         cJSON_GetObjectItem(rec, "v")->valuedouble, cases[i].out);
+		/* Only the unit changes: no base version, no other field. */
+		assert_null(cJSON_GetObjectItem(rec, "bver"));
+		cJSON_Delete(json);
+		free(out);
+	}
+	assert_false(cg_senml_unit_ok("furlong"));
+	assert_false(cg_senml_unit_ok("ppt"));
+	assert_false(cg_senml_unit_ok(""));
 }
 
 /* A xorshift step: the same pseudo-random sequence on every run. */
@@ -1172,7 +1387,9 @@ int main(void)
 	    cmocka_unit_test(test_parking_bay),
 	    cmocka_unit_test(test_parking_lot),
 	    cmocka_unit_test(test_traffic),
+	    cmocka_unit_test(test_lanes_have_own_identity),
 	    cmocka_unit_test(test_ngsi_required_attributes),
+	    cmocka_unit_test(test_ngsi_config_attributes),
 	    cmocka_unit_test(test_ngsi_no_interval),
 	    cmocka_unit_test(test_ngsi_fractions),
 	    cmocka_unit_test(test_seq_absent),
@@ -1185,6 +1402,7 @@ int main(void)
 	    cmocka_unit_test(test_reserved_names),
 	    cmocka_unit_test(test_unknown_kind),
 	    cmocka_unit_test(test_unit_codes),
+	    cmocka_unit_test(test_senml_units),
 	    cmocka_unit_test(test_numbers_as_printf),
 	    cmocka_unit_test(test_short_decimals_as_printf),
 	    cmocka_unit_test(test_times_as_rfc3339),
