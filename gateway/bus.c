@@ -427,7 +427,7 @@ int cg_bus_wait(cg_bus_t *b, int64_t timeout_ms)
 {
 	struct timespec until;
 
-	if (!b->started)
+	if (!b || !b->started)
 		return CG_OK;
 	until = cg_mono_deadline(timeout_ms);
 	if (pthread_clockjoin_np(b->thread, NULL, CLOCK_MONOTONIC, &until) != 0)

@@ -46,7 +46,8 @@ int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sin
 void cg_bus_request_stop(cg_bus_t *b);
 
 /* Waits at most timeout_ms for a worker asked to stop to end: CG_OK when it
- * has (or was never started), CG_ETIMEDOUT when it is still in a request. */
+ * has (or was never started, or b is NULL: a bus whose start failed),
+ * CG_ETIMEDOUT when it is still in a request. */
 int cg_bus_wait(cg_bus_t *b, int64_t timeout_ms);
 
 /* Asks the worker to stop, waits for its current request to end, joins and

@@ -127,7 +127,6 @@ static void stop(gw_t *g)
 		gw_take_events(g);
 		gw_send_rows(g);
 		cg_outbox_stats(g->ob, &os);
-		/* Refused rows stay in the outbox and are not sent again. */
 		if (os.rows - (int64_t)g->n_acks <= 0)
 			break;
 		ping_watchdog(g, cg_mono_ms());

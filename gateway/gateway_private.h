@@ -188,7 +188,7 @@ void gw_close_publisher(gw_t *g);
 void gw_rewind_cursors(gw_t *g);
 
 /* quarantine.c */
-void gw_quarantine(gw_t *g, int64_t seq, const char *reason, bool log);
+bool gw_quarantine(gw_t *g, int64_t seq, const char *reason, bool log);
 bool gw_quarantine_bad_topic(gw_t *g, const cg_outbox_row_t *row);
 void gw_quarantine_chores(gw_t *g, int64_t now_mono_ms);
 

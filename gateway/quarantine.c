@@ -12,23 +12,23 @@
 /* Moves reading seq to quarantine with reason. Logged, when log is set (the caller
  * may log it its own way), at most once a second, with a count of the lines held back:
  * a store of readings with one bad topic would otherwise log a line per reading. A seq
- * no longer held (acknowledged meanwhile) is ignored. */
-void gw_quarantine(gw_t *g, int64_t seq, const char *reason, bool log)
+ * no longer held (acknowledged meanwhile) is ignored. Returns whether it moved. */
+bool gw_quarantine(gw_t *g, int64_t seq, const char *reason, bool log)
 {
 	int rc = cg_outbox_quarantine(g->ob, seq, reason, cg_now_ms());
 	unsigned long held;
 
 	if (rc == CG_ENOENT)
-		return;
+		return false;
 	if (rc < 0) {
 		/* It stays in the outbox and is sent again after the next rewind. */
 		if (cg_log_allow(&g->quarantine_log, cg_mono_ms(), &held))
 			cg_log(CG_LOG_ERR, "outbox: cannot move seq %lld to quarantine: %s",
 			       (long long)seq, cg_strerror(rc));
-		return;
+		return false;
 	}
 	if (!log || !cg_log_allow(&g->quarantine_log, cg_mono_ms(), &held))
-		return;
+		return true;
 	if (held)
 		cg_log(CG_LOG_WARNING,
 		       "outbox: seq %lld moved to quarantine: %s (and %lu more since the last such"
@@ -38,6 +38,7 @@ void gw_quarantine(gw_t *g, int64_t seq, const char *reason, bool log)
 		cg_log(CG_LOG_WARNING,
 		       "outbox: seq %lld moved to quarantine: %s (citygate --quarantine list)",
 		       (long long)seq, reason);
+	return true;
 }
 
 /* Checks a row's topic before it goes to the publisher, the way a broker would: one it

@@ -57,26 +57,34 @@ static gw_refusal_t *refusal_kind(gw_t *g, int reason)
  */
 void gw_refuse(gw_t *g, int64_t seq, int reason_code, const char *reason_text)
 {
-	gw_refusal_t *k = refusal_kind(g, reason_code);
+	gw_refusal_t *k;
 	cg_outbox_row_t *rows = NULL;
 	char reason[224];
 	size_t n = 0;
 
-	k->count++;
-	g->refused_total++;
-	k->last_ms = cg_mono_ms();
+	/* Another copy of it was acknowledged (a resend after a rewind): it was
+	 * delivered, and its refused duplicate is no loss. */
+	for (size_t i = 0; i < g->n_acks; i++)
+		if (g->acks[i] == seq)
+			return;
+	k = refusal_kind(g, reason_code);
 	snprintf(reason, sizeof(reason), "refused: %s (reason 0x%02x)", reason_text,
 	         (unsigned)reason_code);
-	if (k->episode++ == 0) {
+	if (k->episode == 0)
 		cg_outbox_fetch(g->ob, seq - 1, seq + 1, 1, &rows, &n);
-		cg_log(CG_LOG_WARNING,
-		       "mqtt: reading seq %lld on %s %s; not delivered, moved to quarantine "
-		       "(citygate --quarantine list); further refusals for this reason are "
-		       "counted in health",
-		       (long long)seq, n ? rows[0].topic : "(topic not found)", reason);
-		cg_outbox_rows_free(rows, n);
+	/* Not held any more (refused twice, or acknowledged meanwhile): counted once. */
+	if (gw_quarantine(g, seq, reason, false)) {
+		k->count++;
+		g->refused_total++;
+		k->last_ms = cg_mono_ms();
+		if (k->episode++ == 0)
+			cg_log(CG_LOG_WARNING,
+			       "mqtt: reading seq %lld on %s %s; not delivered, moved to quarantine "
+			       "(citygate --quarantine list); further refusals for this reason are "
+			       "counted in health",
+			       (long long)seq, n ? rows[0].topic : "(topic not found)", reason);
 	}
-	gw_quarantine(g, seq, reason, false);
+	cg_outbox_rows_free(rows, n);
 }
 
 /* Ends the refusal episodes that have been quiet for REFUSAL_QUIET_MS, each
@@ -174,6 +182,9 @@ void gw_take_events(gw_t *g)
 		char *online = status_payload(g, "online", true);
 
 		g->generation = ev.generation;
+		/* A failure on the old connection says nothing about this one. */
+		g->resend_backoff_ms = 0;
+		g->resend_at_ms = 0;
 		gw_flush_acks(g, true);
 		/* What is stored now is the backlog; with a replay rate it drains
 		 * at that rate beside live readings. */
@@ -190,8 +201,8 @@ void gw_take_events(gw_t *g)
 }
 
 /* Sends up to max rows of one stream (after *cursor, before before_seq),
- * oldest first, passing over those the broker refused; returns how many
- * went (or were passed over) and sets *all when the stream had no more.
+ * oldest first; returns how many went (a row whose topic a broker would
+ * refuse goes to quarantine instead) and sets *all when the stream had no more.
  * Stops when the publisher takes no more: a full window, or a lost
  * connection. */
 static size_t send_stream(gw_t *g, int64_t *cursor, int64_t before_seq, size_t max, bool *all)

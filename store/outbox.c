@@ -199,7 +199,7 @@ static int map_rc(int rc)
  * replace the error message. */
 static int db_fail(cg_outbox_t *ob, const char *what, int rc)
 {
-	unsigned long held;
+	unsigned long held = 0;
 	/* A malformed batch or a failed allocation of ours is found by this code, not by
 	 * SQLite, whose last message would then be about something else. */
 	const char *msg = (sqlite3_errcode(ob->db) & 0xff) == (rc & 0xff) ? sqlite3_errmsg(ob->db)
@@ -217,10 +217,12 @@ static int db_fail(cg_outbox_t *ob, const char *what, int rc)
 		ob->full.count++;
 		return CG_EFULL;
 	}
-	if (cg_log_allow(&ob->fail_limit, cg_mono_ms(), &held) && held)
+	if (!cg_log_allow(&ob->fail_limit, cg_mono_ms(), &held))
+		; /* counted into the next line that is allowed */
+	else if (held)
 		cg_log(CG_LOG_ERR, "outbox: %s: %s: %s (and %lu errors held back since the last)",
 		       ob->path, what, msg, held);
-	else if (!held)
+	else
 		cg_log(CG_LOG_ERR, "outbox: %s: %s: %s", ob->path, what, msg);
 	return map_rc(rc) == CG_ENOMEM ? CG_ENOMEM : CG_EDB;
 }
@@ -2081,7 +2083,7 @@ int cg_outbox_quarantine(cg_outbox_t *ob, int64_t seq, const char *reason, int64
  * else it goes in as a batch of its own. The caller holds the write transaction and
  * adds the reading to *rows and *bytes. */
 static int put_back(cg_outbox_t *ob, int64_t seq, int64_t created_ms, const void *topic,
-                    size_t topic_len, const void *payload, size_t len)
+                    size_t topic_len, const void *payload, size_t len, bool *held)
 {
 	sqlite3_stmt *st = ob->st[ST_FETCH];
 	struct ob_batch b = {0};
@@ -2091,9 +2093,10 @@ static int put_back(cg_outbox_t *ob, int64_t seq, int64_t created_ms, const void
 	uint64_t gone = b.gone;
 
 	sqlite3_reset(st);
+	*held = rc == SQLITE_ROW && found;
 	if (rc == SQLITE_ROW) {
 		if (found)
-			return SQLITE_DONE; /* held already */
+			return SQLITE_DONE; /* held already: a row rebuilt after damage */
 		st = ob->st[ST_SET_GONE];
 		sqlite3_bind_int64(st, 1, first);
 		sqlite3_bind_int64(st, 2, (int64_t)(gone & ~((uint64_t)1 << (seq - first))));
@@ -2111,6 +2114,7 @@ static int apply_once(cg_outbox_t *ob, int64_t *lowest, size_t *retried, size_t 
 {
 	sqlite3_stmt *q = NULL, *del = NULL, *clear = NULL;
 	int64_t rows = 0, bytes = 0, marked = 0, oldest_ms, unrecoverable = 0;
+	bool held;
 	int rc, err;
 
 	rc = query_int64(ob->db, "SELECT count(*) FROM quarantine WHERE action != 0", &marked);
@@ -2140,11 +2144,14 @@ static int apply_once(cg_outbox_t *ob, int64_t *lowest, size_t *retried, size_t 
 
 			pl = (size_t)sqlite3_column_bytes(q, 4);
 			rc = put_back(ob, seq, sqlite3_column_int64(q, 2), topic, tl,
-			              sqlite3_column_blob(q, 4), pl);
+			              sqlite3_column_blob(q, 4), pl, &held);
 			if (rc != SQLITE_DONE)
 				break;
-			rows++;
-			bytes += (int64_t)(tl + pl);
+			/* A reading held already is counted in the rows already. */
+			if (!held) {
+				rows++;
+				bytes += (int64_t)(tl + pl);
+			}
 			if (seq < *lowest)
 				*lowest = seq;
 			*retried += 1;
