@@ -137,20 +137,23 @@ const char *cg_bus_line_name(const cg_bus_line_t *line)
 	return line->type & (CG_BUS_MODBUS_TCP | CG_BUS_MODBUS_RTU_TCP) ? line->host : line->device;
 }
 
-void cg_transport_flush(cg_transport_t *t)
+int cg_transport_flush(cg_transport_t *t)
 {
 	char junk[256];
 	int fd;
 
 	if (!t->mb)
-		return;
-	if (t->type != CG_BUS_MODBUS_RTU_TCP) {
-		modbus_flush(t->mb);
-		return;
-	}
+		return CG_OK;
 	fd = modbus_get_socket(t->mb);
-	while (fd >= 0 && recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
-		;
+	if (t->type != CG_BUS_MODBUS_RTU_TCP)
+		modbus_flush(t->mb);
+	else
+		while (fd >= 0 && recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+			;
+	/* A TCP peer that closed stays readable (end of file) for ever. */
+	if (t->type != CG_BUS_MODBUS_RTU && fd >= 0 && recv(fd, junk, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+		return CG_EIO;
+	return CG_OK;
 }
 
 void cg_transport_close(cg_transport_t *t)

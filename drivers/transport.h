@@ -67,8 +67,9 @@ const char *cg_bus_line_name(const cg_bus_line_t *line);
 /* Drops whatever the device sent that nobody asked for any more (a late
  * answer after a timeout), so that it cannot pass for the next answer:
  * libmodbus's flush empties a serial port or a Modbus TCP socket, but not
- * the socket of RTU over TCP, which this reads dry. */
-void cg_transport_flush(cg_transport_t *t);
+ * the socket of RTU over TCP, which this reads dry. CG_EIO when a TCP peer
+ * has closed the connection, else CG_OK. */
+int cg_transport_flush(cg_transport_t *t);
 
 /* Closes t and marks it closed; safe on a closed transport. */
 void cg_transport_close(cg_transport_t *t);

@@ -424,6 +424,31 @@ static void *cg_array_alloc(cg_walk_t *w, const cJSON *array, const char *pointe
 	return items;
 }
 
+/* A serial server's port takes one client at a time, like the line behind
+ * it: two modbus-rtu-tcp buses on one host:port would take turns throwing
+ * each other off. */
+static void cg_check_serial_servers(cg_walk_t *w, const char *pointer, const cg_config_t *cfg)
+{
+	char ptr[CG_PTR_MAX], key_ptr[CG_PTR_MAX];
+
+	for (size_t i = 0; i < cfg->n_buses; i++) {
+		const cg_bus_line_t *a = &cfg->buses[i].line;
+
+		for (size_t j = 0; a->type == CG_BUS_MODBUS_RTU_TCP && a->host && j < i; j++) {
+			const cg_bus_line_t *b = &cfg->buses[j].line;
+
+			if (b->type != CG_BUS_MODBUS_RTU_TCP || !b->host || strcmp(a->host, b->host) ||
+			    a->port != b->port)
+				continue;
+			cg_pointer_index(ptr, sizeof(ptr), pointer, i);
+			cg_pointer_key(key_ptr, sizeof(key_ptr), ptr, "port");
+			cg_walk_problem(w, key_ptr, "%s:%d is already used by %s/%zu; a serial "
+			                "server's port is one line", a->host, a->port, pointer, j);
+			break;
+		}
+	}
+}
+
 /* Reports each of the n structs from first (stride bytes apart) whose string
  * at offset, the member key, an earlier one has: a duplicate id, or (unique
  * ids) a "value ... already used by" the earlier one. */
@@ -529,6 +554,7 @@ static void cg_each_bus(cg_walk_t *w, const cJSON *array, const char *pointer)
 	                "id");
 	cg_check_unique(w, pointer, cfg->buses, cfg->n_buses, sizeof(*cfg->buses),
 	                CG_BUS(line.device), "device");
+	cg_check_serial_servers(w, pointer, cfg);
 }
 
 /* The bus called id, or -1. */

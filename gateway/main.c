@@ -109,6 +109,18 @@ static int print_status(const cg_config_t *cfg)
 	return 0;
 }
 
+/* Whether a bus's "baud" may be v (the config's list), so that the config
+ * --scan prints passes --check. */
+static bool baud_known(long v)
+{
+	static const long bauds[] = {1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200};
+
+	for (size_t i = 0; i < sizeof(bauds) / sizeof(bauds[0]); i++)
+		if (bauds[i] == v)
+			return true;
+	return false;
+}
+
 /* Parses a comma-separated list of baud rates into out (at most max). */
 static size_t parse_bauds(const char *s, long *out, size_t max)
 {
@@ -118,7 +130,7 @@ static size_t parse_bauds(const char *s, long *out, size_t max)
 	while (*s && n < max) {
 		long v = strtol(s, &end, 10);
 
-		if (end == s || v < 50 || v > 4000000 || (*end && *end != ','))
+		if (end == s || (*end && *end != ',') || !baud_known(v))
 			return 0;
 		out[n++] = v;
 		s = *end ? end + 1 : end;
@@ -163,7 +175,8 @@ static int scan(const char *target, const char *units, const char *bauds, char *
 		return 2;
 	}
 	if (bauds && !(o.n_bauds = parse_bauds(bauds, baud_list, 16))) {
-		cg_err("citygate: --baud: \"%s\" is not a list like 9600,19200", bauds);
+		cg_err("citygate: --baud: \"%s\" is not a list of 1200, 2400, 4800, 9600, 19200, "
+		       "38400, 57600, 115200", bauds);
 		return 2;
 	}
 	if (bauds)
@@ -179,6 +192,7 @@ static int scan(const char *target, const char *units, const char *bauds, char *
 		cg_err("citygate: --timeout-ms: \"%s\" is not 10-10000", timeout);
 		return 2;
 	}
+	o.n_user_dirs = n_dirs;
 	dirs[n_dirs++] = CG_PROFILE_DIR_INSTALLED;
 	dirs[n_dirs++] = CG_PROFILE_DIR_SOURCE;
 	dirs[n_dirs] = NULL;

@@ -3,6 +3,7 @@
 #include "gateway/scan.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -36,6 +37,24 @@ typedef struct scan {
 	found_t *found;
 	size_t n_found;
 } scan_t;
+
+#define PROFILE_REF_MAX 256
+
+/* The name a config gives to find p: its file's name without ".json", which
+ * is what the daemon looks up in the profile folders (the profile's own
+ * "name" may differ). */
+static const char *profile_ref(const cg_profile_t *p, char ref[static PROFILE_REF_MAX])
+{
+	const char *base = strrchr(p->file, '/');
+	size_t len;
+
+	base = base ? base + 1 : p->file;
+	len = strlen(base);
+	if (len > 5 && strcmp(base + len - 5, ".json") == 0)
+		len -= 5;
+	snprintf(ref, PROFILE_REF_MAX, "%.*s", (int)len, base);
+	return ref;
+}
 
 /* How well a profile fits a device: see cg_scan_run(). */
 typedef struct fit {
@@ -130,6 +149,7 @@ static const cg_profile_t *best_profile(scan_t *s, modbus_t *mb, int unit)
 {
 	const cg_profile_t *best = NULL;
 	fit_t best_fit = {0};
+	char ref[PROFILE_REF_MAX];
 
 	modbus_set_slave(mb, unit);
 	for (size_t i = 0; i < s->n_profiles; i++) {
@@ -139,7 +159,7 @@ static const cg_profile_t *best_profile(scan_t *s, modbus_t *mb, int unit)
 			continue;
 		cg_err("scan:   unit %d fits profile %s: %zu points answer, %zu outside the "
 		       "profile's ranges",
-		       unit, s->profiles[i]->name, f.answered, f.out_of_range);
+		       unit, profile_ref(s->profiles[i], ref), f.answered, f.out_of_range);
 		if (!best || fits_better(&f, &best_fit)) {
 			best = s->profiles[i];
 			best_fit = f;
@@ -154,7 +174,9 @@ static bool probe(modbus_t *mb, int unit)
 {
 	uint16_t reg;
 
-	modbus_set_slave(mb, unit);
+	/* libmodbus refuses 248-255 on a serial line, where they are reserved. */
+	if (modbus_set_slave(mb, unit) < 0)
+		return false;
 	modbus_flush(mb);
 	return modbus_read_registers(mb, 0, 1, &reg) == 1 || is_exception(errno);
 }
@@ -255,7 +277,7 @@ static int scan_line(scan_t *s, long baud, const char *framing)
 	return rc;
 }
 
-/* Loads every *.json profile of the folders; a name found in an earlier
+/* Loads every *.json profile of the folders; a file name found in an earlier
  * folder hides later ones, as the daemon's look-up does. */
 static int load_profiles(scan_t *s)
 {
@@ -267,7 +289,7 @@ static int load_profiles(scan_t *s)
 			continue;
 		while ((e = readdir(dir))) {
 			size_t len = strlen(e->d_name);
-			char path[PATH_MAX];
+			char path[PATH_MAX], a[PROFILE_REF_MAX], b[PROFILE_REF_MAX];
 			cg_diag_t diag = {0};
 			cg_profile_t *p = NULL, **grown;
 			bool seen = false;
@@ -278,7 +300,8 @@ static int load_profiles(scan_t *s)
 			cg_profile_load(path, NULL, NULL, &p, &diag);
 			cg_diag_free(&diag);
 			for (size_t i = 0; p && i < s->n_profiles; i++)
-				seen = seen || strcmp(s->profiles[i]->name, p->name) == 0;
+				seen = seen || strcmp(profile_ref(s->profiles[i], a),
+				                      profile_ref(p, b)) == 0;
 			if (!p || seen) {
 				cg_profile_free(p);
 				continue;
@@ -299,7 +322,7 @@ static int load_profiles(scan_t *s)
 
 /* The target's path as the config must hold it: absolute, since a relative
  * path in a config is read against the config's folder. */
-static char *config_device(const char *target)
+static char *absolute_path(const char *target)
 {
 	char cwd[PATH_MAX], *out;
 
@@ -309,6 +332,27 @@ static char *config_device(const char *target)
 	if (out)
 		sprintf(out, "%s/%s", cwd, target);
 	return out;
+}
+
+/* Writes the --profile-dir folders the scan used (as absolute paths) as the
+ * config's profile_dirs, so that the profiles it names are found. */
+static int add_profile_dirs(cJSON *root, const cg_scan_opts_t *o)
+{
+	cJSON *dirs;
+
+	if (!o->n_user_dirs)
+		return CG_OK;
+	if (!(dirs = cJSON_AddArrayToObject(root, "profile_dirs")))
+		return CG_ENOMEM;
+	for (size_t i = 0; i < o->n_user_dirs; i++) {
+		char *abs = absolute_path(o->profile_dirs[i]);
+		cJSON *item = abs ? cJSON_CreateString(abs) : NULL;
+
+		free(abs);
+		if (!item || !cJSON_AddItemToArray(dirs, item))
+			return CG_ENOMEM;
+	}
+	return CG_OK;
 }
 
 /* Prints the config for the devices found at the line setting of the first
@@ -341,13 +385,15 @@ static int print_config(const scan_t *s)
 	cJSON_AddStringToObject(mqtt, "uri", "tcp://127.0.0.1:1883");
 	cJSON_AddStringToObject(mqtt, "topic_prefix", "city/change-me");
 	cJSON_AddStringToObject(store, "path", "outbox.db");
+	if (add_profile_dirs(root, s->o) < 0)
+		goto free_root;
 	cJSON_AddStringToObject(bus, "id", s->port ? "lan-1" : "rs485-1");
 	if (s->port) {
 		cJSON_AddStringToObject(bus, "type", "modbus-tcp");
 		cJSON_AddStringToObject(bus, "host", s->host);
 		cJSON_AddNumberToObject(bus, "port", s->port);
 	} else {
-		if (!(device = config_device(s->o->target)))
+		if (!(device = absolute_path(s->o->target)))
 			goto free_root;
 		parity[0] = line->framing[1];
 		cJSON_AddStringToObject(bus, "type", "modbus-rtu");
@@ -360,7 +406,7 @@ static int print_config(const scan_t *s)
 	for (size_t i = 0; i < s->n_found; i++) {
 		const found_t *f = &s->found[i];
 		cJSON *sensor;
-		char id[96];
+		char id[96], ref[PROFILE_REF_MAX];
 
 		if (!f->profile)
 			continue;
@@ -372,11 +418,16 @@ static int print_config(const scan_t *s)
 		}
 		if (!(sensor = cJSON_CreateObject()) || !cJSON_AddItemToArray(sensors, sensor))
 			goto free_root;
-		snprintf(id, sizeof(id), "%s-%d", f->profile->name, f->unit);
+		snprintf(id, sizeof(id), "%s-%d", profile_ref(f->profile, ref), f->unit);
+		/* An id is a topic level: 1-63 of A-Z a-z 0-9 . _ - */
+		for (char *c = id; *c; c++)
+			if (!isalnum((unsigned char)*c) && !strchr("._-", *c))
+				*c = '-';
+		id[63] = '\0';
 		cJSON_AddStringToObject(sensor, "id", id);
 		cJSON_AddStringToObject(sensor, "bus", s->port ? "lan-1" : "rs485-1");
 		cJSON_AddStringToObject(sensor, "driver", "modbus");
-		cJSON_AddStringToObject(sensor, "profile", f->profile->name);
+		cJSON_AddStringToObject(sensor, "profile", profile_ref(f->profile, ref));
 		cJSON_AddNumberToObject(sensor, "unit_id", f->unit);
 		cJSON_AddNumberToObject(sensor, "interval_s", 10);
 	}

@@ -15,6 +15,7 @@ typedef struct cg_scan_opts {
 	size_t n_framings;
 	int timeout_ms;                  /* per probe */
 	const char *const *profile_dirs; /* NULL-terminated, searched in order */
+	size_t n_user_dirs;              /* the first ones, given with --profile-dir */
 } cg_scan_opts_t;
 
 /* Probes every unit id at every line setting with one read (function 03,

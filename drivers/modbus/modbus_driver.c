@@ -97,7 +97,7 @@ static int driver_check(cg_driver_options_t *options, const cJSON *sensor, const
 	driver_options_t *o = (void *)options;
 	/* interval_s is a common sensor key, checked by the config. */
 	const cJSON *interval = cJSON_GetObjectItemCaseSensitive(sensor, "interval_s");
-	size_t from = diag->n;
+	size_t from;
 	char ptr[256];
 	bool bad_unit;
 	int rc;
@@ -112,6 +112,7 @@ static int driver_check(cg_driver_options_t *options, const cJSON *sensor, const
 	}
 	if (!o->profile_ref)
 		return CG_EINVAL; /* the walk said why */
+	from = diag->n;
 	rc = cg_profile_load(o->profile_ref, env ? env->config_path : NULL,
 	                     env ? env->profile_dirs : NULL, &o->profile, diag);
 	if (rc == CG_ENOENT) {
@@ -242,8 +243,8 @@ static void drain_line(cg_transport_t *t, int64_t started_ms)
 	while (left > 0 && fd >= 0) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 
-		if (poll(&p, 1, (int)left) > 0)
-			cg_transport_flush(t);
+		if (poll(&p, 1, (int)left) > 0 && cg_transport_flush(t) < 0)
+			return; /* closed: the next request finds out, and the bus reopens */
 		left = started_ms + t->timeout_ms - cg_mono_ms();
 	}
 	cg_transport_flush(t);

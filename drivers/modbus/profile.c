@@ -276,7 +276,7 @@ static void parse_point(cg_walk_t *w, const cJSON *obj, size_t index, point_inpu
 			                in->address + (long)regs - 1);
 		}
 	}
-	if (st[POINT_STATES] == CG_KEY_VALID)
+	if (st[POINT_STATES] == CG_KEY_VALID && st[POINT_TYPE] != CG_KEY_INVALID)
 		check_states(w, in, pointer);
 	if (st[POINT_MIN] == CG_KEY_VALID && st[POINT_MAX] == CG_KEY_VALID && in->min > in->max) {
 		cg_pointer_key(ptr, sizeof(ptr), pointer, "min");
@@ -293,14 +293,27 @@ static void parse_point(cg_walk_t *w, const cJSON *obj, size_t index, point_inpu
 		cg_walk_problem(w, ptr, "a counter cannot have states");
 	}
 	if (st[POINT_NAME] == CG_KEY_VALID) {
-		/* One name per lane: "intensity" may appear once for each lane. */
+		/* One name per lane: "intensity" may appear once for each lane. A
+		 * name without a lane is repeated in every lane's reading, so it may
+		 * not also be a lane's; and every lane's reading has laneId. */
+		if (strcmp(in->name, "laneId") == 0) {
+			cg_pointer_key(ptr, sizeof(ptr), pointer, "name");
+			cg_walk_problem(w, ptr, "laneId is the lane readings' own; give \"lane\" instead");
+		}
 		for (size_t j = 0; j < index; j++) {
 			if (names[j] && strcmp(names[j], in->name) == 0 &&
-			    pts[j].lane == in->lane) {
+			    (pts[j].lane == in->lane || !pts[j].lane || !in->lane)) {
 				cg_pointer_key(ptr, sizeof(ptr), pointer, "name");
-				cg_walk_problem(
-				    w, ptr, "duplicate point name \"%s\" (first at /points/%zu)",
-				    in->name, j);
+				if (pts[j].lane == in->lane)
+					cg_walk_problem(
+					    w, ptr, "duplicate point name \"%s\" (first at /points/%zu)",
+					    in->name, j);
+				else
+					cg_walk_problem(w, ptr,
+					                "\"%s\" is both a lane's point and one without a "
+					                "lane (/points/%zu), which every lane's reading "
+					                "carries: it would appear twice",
+					                in->name, j);
 				break;
 			}
 		}

@@ -46,6 +46,22 @@ def test_check_reports_pointers(tmp):
           "malformed JSON names line and column: %r" % r.stdout)
 
 
+def test_check_serial_server_port_once(tmp):
+    """Two modbus-rtu-tcp buses on one serial server port would throw each other off."""
+    cfg = {"gateway": {"id": "g"}, "mqtt": {"uri": "tcp://127.0.0.1:1", "topic_prefix": "c/x"},
+           "store": {"path": "o.db"},
+           "buses": [{"id": "a", "type": "modbus-rtu-tcp", "host": "192.0.2.4", "port": 4001},
+                     {"id": "b", "type": "modbus-rtu-tcp", "host": "192.0.2.4", "port": 4001},
+                     {"id": "c", "type": "modbus-rtu-tcp", "host": "192.0.2.4", "port": 4002}],
+           "sensors": [{"id": "s%d" % i, "bus": b, "driver": "modbus", "profile": "aqt530"}
+                       for i, b in enumerate("abc")]}
+    path = tmp.file("ports.json", json.dumps(cfg))
+    r = run([CITYGATE, "--check", "-c", path])
+    check(r.returncode == 1 and r.stdout.splitlines() == [
+        "%s: /buses/1/port: 192.0.2.4:4001 is already used by /buses/0; a serial server's "
+        "port is one line" % path], "one line for the shared port: %r" % r.stdout)
+
+
 def test_once_names_the_exception(tmp):
     """A device exception is named, with the request it answered: which register
     the profile asks for that the device does not have, or the device's own
@@ -259,6 +275,6 @@ def test_once_on_the_aqt530_example(tmp):
 if __name__ == "__main__":
     main([test_version_help_usage, test_check_examples_valid, test_check_reports_pointers,
           test_check_refuses_units_senml_cannot_carry,
-          test_once, test_once_names_the_exception, test_once_traffic_counter,
+          test_check_serial_server_port_once, test_once, test_once_names_the_exception, test_once_traffic_counter,
           test_once_prints_each_sensors_format,
           test_once_on_the_aqt530_example])

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import time
 
-from harness import CITYGATE, Sim, check, main, run
+from harness import CITYGATE, SRC, Sim, check, main, run
 
 
 def scan(args, **kw):
@@ -69,6 +69,36 @@ def test_scan_stop_bits_and_tcp(tmp):
         sim.stop()
 
 
+def test_scan_profile_of_ones_own(tmp):
+    """A profile from --profile-dir whose "name" differs from its file name (and is
+    no valid id): the printed config names it by file, says where it is, and passes
+    --check. Before, it named the inner name, which the daemon cannot look up."""
+    own = os.path.join(tmp.path, "own")
+    os.mkdir(own)
+    aqt = json.load(open(os.path.join(SRC, "drivers", "profiles", "aqt530.json")))
+    aqt["name"] = "Acme AQ 3"
+    aqt["points"].append({"name": "nox", "table": "holding", "address": 40, "unit": "ppb"})
+    with open(os.path.join(own, "acme-aq3.json"), "w") as f:
+        json.dump(aqt, f)
+    link = tmp.file("line4.pty")
+    sim = Sim(tmp, ["--profile-dir", own, "--rtu", link, "--baud", "9600",
+                    "--slave", "6:acme-aq3"])
+    try:
+        r = scan([link, "--units", "5-7", "--baud", "9600", "--framing", "8N1",
+                  "--timeout-ms", "100", "--profile-dir", own])
+        check(r.returncode == 0, "scan exit %d: %s" % (r.returncode, r.stderr))
+        cfg = json.loads(r.stdout)
+        check([(s["id"], s["profile"]) for s in cfg["sensors"]] == [("acme-aq3-6", "acme-aq3")],
+              "named by its file: %r" % cfg["sensors"])
+        check(cfg.get("profile_dirs") == [own], "its folder: %r" % cfg.get("profile_dirs"))
+        c = run([CITYGATE, "--check", "-c", tmp.file("own.json", r.stdout)])
+        check(c.returncode == 0, "passes --check: %s" % c.stdout)
+        r = scan([link, "--baud", "230400"])
+        check(r.returncode == 2, "a speed a bus cannot be set to: exit %d" % r.returncode)
+    finally:
+        sim.stop()
+
+
 def test_scan_interrupted_and_nothing_found(tmp):
     """Ctrl-C ends a long scan within a probe and prints what it found so far; a
     line where nothing answers exits 1, a device that cannot be opened 2."""
@@ -100,4 +130,4 @@ def test_scan_interrupted_and_nothing_found(tmp):
 
 if __name__ == "__main__":
     main([test_scan_finds_line_settings_and_profiles, test_scan_stop_bits_and_tcp,
-          test_scan_interrupted_and_nothing_found])
+          test_scan_profile_of_ones_own, test_scan_interrupted_and_nothing_found])
