@@ -147,6 +147,7 @@ struct cg_outbox {
 	struct ob_episode full;     /* puts refused because the disk or page limit is full */
 	struct ob_episode evicting; /* rows dropped by max_rows or max_bytes */
 	struct ob_episode expiring; /* rows dropped by max_age_s */
+	struct ob_episode overflowing; /* quarantined readings dropped past its bound */
 	int64_t quarantined;        /* readings in the quarantine table */
 	/* A damaged batch a scan ran into, moved to quarantine by the next call
 	 * (repair_damaged) rather than failing every call after. */
@@ -2006,12 +2007,42 @@ static int end_quarantine_tx(cg_outbox_t *ob, int rc, bool moved, int64_t *oldes
 /* Moves one reading to quarantine (outbox.h): its copy goes into the quarantine table
  * and its gone bit is set, in one transaction, and the counters follow after the
  * commit. A damaged batch holding it is moved whole by repair_damaged(). */
+/* The most readings the quarantine holds: a tenth of max_rows (at least one),
+ * so that a broker refusing everything for days cannot fill the disk through
+ * it; none when max_rows is 0 (no limit). */
+static int64_t quarantine_bound(const cg_outbox_t *ob)
+{
+	return ob->opts.max_rows > 0 ? (ob->opts.max_rows / 10 > 0 ? ob->opts.max_rows / 10 : 1)
+	                             : INT64_MAX;
+}
+
+/* Drops the oldest quarantined readings beyond the bound, within the caller's
+ * transaction, adding them to the dropped counter; *n says how many. */
+static int trim_quarantine(cg_outbox_t *ob, int64_t held, int64_t *n)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*n = held > quarantine_bound(ob) ? held - quarantine_bound(ob) : 0;
+	if (*n == 0)
+		return SQLITE_DONE;
+	rc = sqlite3_prepare_v2(ob->db,
+	                        "DELETE FROM quarantine WHERE seq IN"
+	                        " (SELECT seq FROM quarantine ORDER BY seq LIMIT ?1)",
+	                        -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, *n);
+	rc = run_once(st);
+	return rc == SQLITE_DONE ? set_meta(ob, "dropped", ob->dropped + *n) : rc;
+}
+
 static int quarantine_once(cg_outbox_t *ob, int64_t seq, const char *reason, int64_t now_ms)
 {
 	sqlite3_stmt *st = ob->st[ST_FETCH];
 	cg_outbox_row_t row = {0};
 	struct ob_batch b;
-	int64_t oldest_ms, size = 0;
+	int64_t oldest_ms, size = 0, trimmed = 0;
 	bool found;
 	int rc, err;
 
@@ -2045,6 +2076,8 @@ static int quarantine_once(cg_outbox_t *ob, int64_t seq, const char *reason, int
 	free(row.topic);
 	free(row.payload);
 	if (rc == SQLITE_DONE)
+		rc = trim_quarantine(ob, ob->quarantined + 1, &trimmed);
+	if (rc == SQLITE_DONE)
 		rc = apply_changes(ob);
 	else
 		ob->n_changes = 0;
@@ -2054,7 +2087,13 @@ static int quarantine_once(cg_outbox_t *ob, int64_t seq, const char *reason, int
 	ob->rows -= 1;
 	ob->bytes -= size;
 	ob->oldest_ms = oldest_ms;
-	ob->quarantined += 1;
+	ob->quarantined += 1 - trimmed;
+	ob->dropped += trimmed;
+	if (trimmed)
+		episode_add(&ob->overflowing, trimmed, ob->path,
+		            "the quarantine holds a tenth of max_rows at most");
+	else
+		episode_end(&ob->overflowing, ob->path, "the quarantine is within its bound");
 	return 0;
 }
 

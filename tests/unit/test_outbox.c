@@ -1130,6 +1130,38 @@ static void check_accounted(cg_outbox_t *ob, const char *path, int64_t last)
  * are fetched, it keeps its seq, topic and payload, survives a reopen, and comes back
  * when an operator asks: into its old batch while that is there, as a batch of its own
  * once that is gone. */
+/* The quarantine holds a tenth of max_rows at most: a broker refusing every
+ * reading for days cannot fill the disk through it. The oldest go, counted as
+ * dropped, and a reopen sees the same counts. */
+static void test_quarantine_bounded(void **state)
+{
+	const char *path = db_path("quarantine-bounded");
+	cg_outbox_opts_t opts = {.max_rows = 30};
+	cg_outbox_t *ob = open_ok(path, &opts);
+	cg_outbox_dead_t *d = NULL;
+	cg_outbox_stats_t st;
+	size_t n = 0;
+
+	assert_int_equal(put_range(ob, 1, 20, 20), 0);
+	for (int64_t seq = 1; seq <= 8; seq++)
+		assert_int_equal(cg_outbox_quarantine(ob, seq, "refused", T0 + 500 + seq), 0);
+	st = stats_of(ob);
+	assert_int_equal(st.quarantined, 3);
+	assert_int_equal(st.dropped, 5);
+	assert_int_equal(st.rows, 12);
+	assert_int_equal(cg_outbox_quarantine_list(path, &d, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(d[0].seq, 6);
+	assert_int_equal(d[2].seq, 8);
+	cg_outbox_dead_free(d, n);
+	cg_outbox_close(ob);
+	ob = open_ok(path, &opts);
+	st = stats_of(ob);
+	assert_int_equal(st.quarantined, 3);
+	assert_int_equal(st.dropped, 5);
+	cg_outbox_close(ob);
+}
+
 static void test_quarantine(void **state)
 {
 	const char *path = db_path("quarantine");
@@ -1421,6 +1453,7 @@ int main(void)
 	    cmocka_unit_test(test_file_modes),
 	    cmocka_unit_test(test_schema_refused),
 	    cmocka_unit_test(test_quarantine),
+	    cmocka_unit_test(test_quarantine_bounded),
 	    cmocka_unit_test(test_damaged_at_open),
 	    cmocka_unit_test(test_damaged_at_runtime),
 	    cmocka_unit_test(test_damaged_counters),
