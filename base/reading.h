@@ -111,7 +111,7 @@ int cg_reading_add_uint(cg_reading_t *r, const char *name, uint64_t v, const cha
 int cg_reading_add_bool(cg_reading_t *r, const char *name, bool v);
 int cg_reading_add_string(cg_reading_t *r, const char *name, const char *v);
 
-/* The value named name (of lane 0, or of the only lane there is), or NULL. */
+/* The first value named name, in whichever lane, or NULL. */
 const cg_value_t *cg_reading_find(const cg_reading_t *r, const char *name);
 
 /* Values added after this belong to lane (0: the whole sensor). One name

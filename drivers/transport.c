@@ -61,7 +61,6 @@ close_fd:
 	return CG_EIO;
 }
 
-/* Creates and connects a libmodbus context for an RTU or TCP bus. */
 static void set_timeout(modbus_t *mb, int timeout_ms)
 {
 	modbus_set_response_timeout(mb, (uint32_t)(timeout_ms / 1000),
@@ -88,6 +87,7 @@ static modbus_t *connect_rtu_over_tcp(const cg_bus_line_t *bc)
 	return rtu;
 }
 
+/* Creates and connects a libmodbus context for an RTU, TCP or RTU-over-TCP bus. */
 static int open_modbus(const char *bus_id, const cg_bus_line_t *bc, cg_transport_t *t)
 {
 	modbus_t *mb;

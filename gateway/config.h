@@ -99,7 +99,8 @@ typedef struct cg_config {
 int cg_config_load(const char *path, cg_config_t **out, cg_diag_t *diag);
 
 /* The same over a text already in memory; path only names it in diag lines
- * and anchors relative profile paths. */
+ * and anchors every relative path (store, bus devices, TLS and password
+ * files, profiles). */
 int cg_config_parse(const char *text, size_t len, const char *path, cg_config_t **out,
                     cg_diag_t *diag);
 
@@ -117,7 +118,7 @@ cg_driver_env_t cg_config_driver_env(const cg_config_t *cfg);
 int cg_config_read_secret(const char *path, char **out);
 
 /* The name of a bus type as in the config file ("modbus-rtu", "modbus-tcp",
- * "serial"), or "unknown". */
+ * "serial", "modbus-rtu-tcp"), or "unknown". */
 const char *cg_bus_type_name(cg_bus_type_t t);
 
 #endif

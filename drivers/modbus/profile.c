@@ -323,7 +323,6 @@ static void parse_point(cg_walk_t *w, const cJSON *obj, size_t index, point_inpu
 	in->has_max = st[POINT_MAX] == CG_KEY_VALID;
 }
 
-/* Copies a string, or NULL. Returns false when out of memory. */
 /* Each lane's reading carries laneId, the lane's values and every value
  * without a lane: refuses a profile whose lane readings would not fit in a
  * reading, rather than leave values out when it is split. */
@@ -348,6 +347,7 @@ static void check_lanes(cg_walk_t *w, const point_input_t *pts, size_t n)
 	}
 }
 
+/* Copies a string, or NULL. Returns false when out of memory. */
 static bool copy_string(char **dst, const char *src)
 {
 	*dst = NULL;
