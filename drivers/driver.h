@@ -21,12 +21,13 @@ typedef struct cg_driver_env {
 	/* The type of the sensor's bus (a CG_BUS_* flag), 0 when not known
 	 * (the bus is missing or invalid): what the driver can address on it. */
 	cg_bus_type_t bus_type;
-	/* When not NULL, whether the sensor's payload format (named by
-	 * format_name) can express a unit: check() reports every unit the
-	 * sensor would report that it cannot, so that a config whose readings
-	 * could not be published as valid payloads is refused up front. */
+	/* When not NULL, whether the payload formats can carry a unit (every
+	 * format: a config is not refused for changing its format): check()
+	 * reports every unit the sensor would report that they cannot, naming
+	 * the ones they can (units_hint), so that a config whose readings could
+	 * not be published as valid payloads is refused up front. */
 	bool (*unit_ok)(const char *unit);
-	const char *format_name;
+	const char *units_hint;
 } cg_driver_env_t;
 
 /* A driver's operations. Each says which thread calls it: the main thread

@@ -593,7 +593,7 @@ static void cg_sensor(cg_walk_t *w, const cJSON *e, size_t i, const char *ptr)
 	char key_ptr[CG_PTR_MAX];
 	char names[CG_MSG_MAX];
 	long bus;
-	int rc, format;
+	int rc;
 
 	if (cJSON_IsString(d) && d->valuestring)
 		driver = cg_driver_find(d->valuestring);
@@ -630,10 +630,10 @@ static void cg_sensor(cg_walk_t *w, const cJSON *e, size_t i, const char *ptr)
 		env.profile_dirs =
 		    cfg->profile_dirs ? (const char *const *)cfg->profile_dirs : no_dirs;
 		env.bus_type = bus >= 0 && s->bus && cfg->n_buses > 0 ? cfg->buses[bus].line.type : 0;
-		/* Only SenML limits units: native and NGSI-LD carry any symbol. */
-		format = s->format >= 0 ? s->format : (int)cfg->mqtt.format;
-		env.unit_ok = format == CG_FORMAT_SENML ? cg_senml_unit_ok : NULL;
-		env.format_name = cg_format_name((cg_format_t)format);
+		/* Every format gets the same units, so that changing mqtt.format
+		 * never makes a valid config invalid. */
+		env.unit_ok = cg_senml_unit_ok;
+		env.units_hint = cg_units_hint();
 		rc = cg_driver_options(driver, e, ptr, &env, w->diag, &s->options);
 		if (rc == CG_ENOMEM)
 			w->nomem = true;

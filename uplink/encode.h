@@ -68,9 +68,14 @@ const char *cg_ngsi_attr_problem(const char *name, const cJSON *value);
  * member. *out is NULL for an empty object; CG_ENOMEM. */
 int cg_ngsi_attrs_render(const cJSON *obj, char **out);
 
-/* Whether a SenML pack can carry a value in unit: an RFC 8428 unit as it is,
- * or one of the units the SenML encoder converts to one (docs/topics.md). */
+/* Whether the payload formats can carry a value in unit: an RFC 8428 unit as
+ * it is, or one of the units the SenML encoder converts to one (native and
+ * NGSI-LD carry them as they are; docs/topics.md). */
 bool cg_senml_unit_ok(const char *unit);
+
+/* Those units in words, for --check: "Cel, %RH, ... (RFC 8428), or ug/m3,
+ * ... (converted for SenML)". A static string. */
+const char *cg_units_hint(void);
 
 /* Format names as in the config ("native", "ngsi-ld", "senml"), and back (-1 when unknown). */
 const char *cg_format_name(cg_format_t f);

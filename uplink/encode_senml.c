@@ -2,6 +2,7 @@
 #include "uplink/encode_impl.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/error.h"
@@ -57,6 +58,25 @@ static bool is_rfc8428_unit(const char *unit)
 bool cg_senml_unit_ok(const char *unit)
 {
 	return is_rfc8428_unit(unit) || conversion_of(unit) >= 0;
+}
+
+const char *cg_units_hint(void)
+{
+	static char hint[1024];
+	size_t o;
+
+	if (hint[0])
+		return hint;
+	o = (size_t)snprintf(hint, sizeof(hint), "one of RFC 8428's units (");
+	for (size_t i = 0; i < sizeof(rfc8428_units) / sizeof(rfc8428_units[0]) && o < sizeof(hint); i++)
+		o += (size_t)snprintf(hint + o, sizeof(hint) - o, "%s%s", i ? " " : "", rfc8428_units[i]);
+	if (o < sizeof(hint))
+		o += (size_t)snprintf(hint + o, sizeof(hint) - o, "), or one converted to them (");
+	for (size_t i = 0; i < sizeof(senml_conversions) / sizeof(senml_conversions[0]) && o < sizeof(hint); i++)
+		o += (size_t)snprintf(hint + o, sizeof(hint) - o, "%s%s", i ? " " : "", senml_conversions[i].from);
+	if (o < sizeof(hint))
+		snprintf(hint + o, sizeof(hint) - o, ")");
+	return hint;
 }
 
 /* Record names the pack writes itself; a reading value with one of these

@@ -128,9 +128,9 @@ static int driver_check(cg_driver_options_t *options, const cJSON *sensor, const
 			continue;
 		snprintf(ptr, sizeof(ptr), "/points/%zu/unit", i);
 		cg_diag_add(diag, o->profile->file, ptr,
-		            "unit \"%s\" cannot be expressed in %s, the format of sensor %s%s",
-		            pt->unit, env->format_name ? env->format_name : "the payload format",
-		            pointer, " (docs/topics.md lists the units it carries)");
+		            "unit \"%s\" (sensor %s) is not one the payload formats carry: %s",
+		            pt->unit, pointer,
+		            env->units_hint ? env->units_hint : "docs/topics.md lists them");
 		rc = CG_EINVAL;
 	}
 	if (rc == CG_ENOMEM)
