@@ -1,5 +1,6 @@
 /* The outbox: readings kept in an SQLite file (WAL, batched commits) until the broker acks them. */
 #include "store/outbox.h"
+#include "store/outbox_private.h"
 
 #include "base/buf.h"
 #include "base/clock.h"
@@ -22,8 +23,6 @@
 /* The only schema this code writes. Version 1 kept a row per reading; a store of that
  * version is converted when it is opened, and a newer version is refused. */
 #define OB_SCHEMA_VERSION 2
-/* How long a statement waits for a lock held by another connection before failing. */
-#define OB_BUSY_TIMEOUT_MS 5000
 /* A WAL that grew during a burst is cut back to this size after a checkpoint. */
 #define OB_JOURNAL_SIZE_LIMIT (4 * 1024 * 1024)
 /* seqs are reserved this many at a time. With synchronous = NORMAL a power cut can take
@@ -35,22 +34,6 @@
  * unused rest of the block back, so that a clean restart leaves no gap. */
 #define OB_SEQ_BLOCK 1000
 
-/* Readings are stored in batches: a row holds up to OB_BATCH readings with consecutive
- * seqs. SQLite's cost is per row, not per byte: putting a reading and deleting it after
- * its PUBACK took about 9,500 instructions with a row per reading and 2,100 with a row
- * per 64 (callgrind), most of the gateway's main loop. `gone` has bit i set once reading
- * first_seq + i is acknowledged or dropped; a row goes when all its bits are set.
- * `idx` holds OB_IDX_SIZE bytes per reading, little-endian: created_ms (int64), the
- * topic's length and the payload's length (uint32 each); `data` holds each reading's
- * topic then payload, in order. The two are apart so that acks, limits and expiry read
- * idx only. There is no index on created_ms: readings are made in seq order, so expiry
- * finds the expired ones from the oldest seq on. */
-#define OB_BATCH    64
-#define OB_IDX_SIZE 16
-#define OB_BATCHES_SQL                                                                             \
-	"CREATE TABLE batches (first_seq INTEGER PRIMARY KEY, n INTEGER NOT NULL,"                 \
-	" gone INTEGER NOT NULL, idx BLOB NOT NULL, data BLOB NOT NULL);"
-
 /* Readings that could not be sent, moved aside with their seq (cg_outbox_quarantine);
  * topic and payload are NULL when nothing of a damaged row could be recovered. action
  * is what an operator asked for (CG_OUTBOX_RETRY, CG_OUTBOX_DROP), carried out by the
@@ -61,29 +44,12 @@
 	"CREATE TABLE IF NOT EXISTS quarantine (seq INTEGER PRIMARY KEY,"                          \
 	" created_ms INTEGER NOT NULL, quarantined_ms INTEGER NOT NULL, reason TEXT NOT NULL,"     \
 	" topic BLOB, payload BLOB, action INTEGER NOT NULL DEFAULT 0);"
-/* Damaged rows one call moves to quarantine at most, so that a store full of them
- * cannot hold a call for long; the next call goes on. */
-#define OB_REPAIR_MAX 64
 
 /* The schema, created in one transaction in an empty file. */
 static const char ob_schema_sql[] =
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;" OB_BATCHES_SQL
     "INSERT INTO meta (key, value) VALUES ('schema_version', 2), ('next_seq', 1),"
     " ('dropped', 0), ('seq_limit', 1);";
-
-/* The statements prepared once at open and kept for the connection's life. */
-enum ob_stmt {
-	ST_BEGIN,
-	ST_COMMIT,
-	ST_ROLLBACK,
-	ST_INSERT,
-	ST_SET_META,
-	ST_SCAN,
-	ST_SET_GONE,
-	ST_DELETE_RANGE,
-	ST_FETCH,
-	ST_COUNT
-};
 
 static const char *const ob_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -94,7 +60,7 @@ static const char *const ob_sql[ST_COUNT] = {
     [ST_SET_META] = ("INSERT INTO meta (key, value) VALUES (?1, ?2)"
                      " ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
     /* The batches that may hold a seq from ?1 + OB_BATCH to ?2, a batch holding at most
-     * OB_BATCH: callers pass ?1 as the lowest seq wanted minus OB_BATCH (scan_floor). */
+     * OB_BATCH: callers pass ?1 as the lowest seq wanted minus OB_BATCH (ob_scan_floor). */
     [ST_SCAN] = ("SELECT first_seq, n, gone, idx FROM batches WHERE first_seq > ?1"
                  " AND first_seq <= ?2 ORDER BY first_seq"),
     [ST_SET_GONE] = "UPDATE batches SET gone = ?2 WHERE first_seq = ?1",
@@ -103,83 +69,19 @@ static const char *const ob_sql[ST_COUNT] = {
                   " AND first_seq < ?2 ORDER BY first_seq"),
 };
 
-/* One batch row as read by a scan; idx points into the statement's row. */
-struct ob_batch {
-	int64_t first;
-	int n;
-	uint64_t gone;
-	const unsigned char *idx;
-};
-
-/* What a scan decided for a batch, applied once the scan is over. */
-enum ob_change_kind { CH_NONE, CH_UPDATE, CH_DELETE };
-
-struct ob_change {
-	int64_t first;
-	uint64_t gone;
-	enum ob_change_kind kind;
-};
-
-/* A repeating condition that is logged when it starts and, with a count, when it ends. */
-struct ob_episode {
-	bool active;
-	int64_t count;
-};
-
-struct cg_outbox {
-	sqlite3 *db;
-	char *path;
-	cg_outbox_opts_t opts;
-	/* Bus workers put while the publisher fetches and acks: one lock makes every call on
-	 * the handle atomic, transactions included, and lets the connection run without
-	 * SQLite's own mutex. */
-	pthread_mutex_t lock;
-	sqlite3_stmt *st[ST_COUNT];
-	/* The committed state, kept in memory so that stats and limits need no query. */
-	int64_t rows;
-	int64_t bytes;
-	int64_t oldest_ms;
-	int64_t newest_ms;
-	int64_t next_seq;
-	int64_t seq_limit; /* meta.seq_limit: every seq committed is below it */
-	int64_t dropped;
-	int lock_fd;                /* holds the flock on the lock file; -1 when none */
-	struct ob_episode full;     /* puts refused because the disk or page limit is full */
-	struct ob_episode evicting; /* rows dropped by max_rows or max_bytes */
-	struct ob_episode expiring; /* rows dropped by max_age_s */
-	struct ob_episode overflowing; /* quarantined readings dropped past its bound */
-	int64_t quarantined;        /* readings in the quarantine table */
-	/* A damaged batch a scan ran into, moved to quarantine by the next call
-	 * (repair_damaged) rather than failing every call after. */
-	bool damaged;
-	int64_t damaged_first;
-	cg_log_limit_t fail_limit; /* SQLite errors: at most one line a second */
-	/* The batch being built from consecutive readings (put, conversion of version 1). */
-	int64_t batch_first;
-	int batch_n;
-	cg_buf_t batch_idx;
-	cg_buf_t batch_data;
-	/* The changes a scan decided, kept between calls to save allocations. */
-	struct ob_change *changes;
-	size_t n_changes, cap_changes;
-};
-
-static int repair_damaged(cg_outbox_t *ob);
-static int open_counts(cg_outbox_t *ob, cg_outbox_stats_t *st);
-
 /* The lock is not part of the logical state, so the const accessors may take it. */
-static void ob_lock(const cg_outbox_t *ob)
+void ob_lock(const cg_outbox_t *ob)
 {
 	pthread_mutex_lock((pthread_mutex_t *)&ob->lock);
 }
 
-static void ob_unlock(const cg_outbox_t *ob)
+void ob_unlock(const cg_outbox_t *ob)
 {
 	pthread_mutex_unlock((pthread_mutex_t *)&ob->lock);
 }
 
 /* Maps an SQLite result code to a CG_E* code, for paths that have no open handle. */
-static int map_rc(int rc)
+int ob_map_rc(int rc)
 {
 	switch (rc & 0xff) {
 	case SQLITE_OK:
@@ -198,7 +100,7 @@ static int map_rc(int rc)
  * that succeeds. Other errors are logged at most once a second, since a caller may
  * retry at once (the sender does every loop). Must run before a rollback, which would
  * replace the error message. */
-static int db_fail(cg_outbox_t *ob, const char *what, int rc)
+int ob_db_fail(cg_outbox_t *ob, const char *what, int rc)
 {
 	unsigned long held = 0;
 	/* A malformed batch or a failed allocation of ours is found by this code, not by
@@ -225,12 +127,12 @@ static int db_fail(cg_outbox_t *ob, const char *what, int rc)
 		       ob->path, what, msg, held);
 	else
 		cg_log(CG_LOG_ERR, "outbox: %s: %s: %s", ob->path, what, msg);
-	return map_rc(rc) == CG_ENOMEM ? CG_ENOMEM : CG_EDB;
+	return ob_map_rc(rc) == CG_ENOMEM ? CG_ENOMEM : CG_EDB;
 }
 
 /* Steps a statement that returns no rows and resets it. Returns SQLite's code:
- * SQLITE_DONE on success. The reset keeps the error message for db_fail(). */
-static int run(sqlite3_stmt *st)
+ * SQLITE_DONE on success. The reset keeps the error message for ob_db_fail(). */
+int ob_run(sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 
@@ -240,13 +142,13 @@ static int run(sqlite3_stmt *st)
 
 /* Ends a transaction that failed. SQLite may already have rolled it back by itself
  * (it does on some SQLITE_FULL cases), so roll back only if one is still open. */
-static void rollback(cg_outbox_t *ob)
+void ob_rollback(cg_outbox_t *ob)
 {
 	int rc;
 
 	if (sqlite3_get_autocommit(ob->db))
 		return;
-	rc = run(ob->st[ST_ROLLBACK]);
+	rc = ob_run(ob->st[ST_ROLLBACK]);
 	if (rc != SQLITE_DONE)
 		cg_log(CG_LOG_ERR, "outbox: %s: rollback: %s", ob->path, sqlite3_errmsg(ob->db));
 }
@@ -254,7 +156,7 @@ static void rollback(cg_outbox_t *ob)
 /* Runs a one-value query through a transient statement (for open and peek, which run
  * rarely). Returns SQLITE_OK with *out set, SQLITE_NOTFOUND when there is no row, or
  * SQLite's error code. */
-static int query_int64(sqlite3 *db, const char *sql, int64_t *out)
+int ob_query_int64(sqlite3 *db, const char *sql, int64_t *out)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -304,34 +206,34 @@ static uint32_t get_le32(const unsigned char *p)
 }
 
 /* The bits of the first n readings of a batch. */
-static uint64_t all_bits(int n)
+uint64_t ob_all_bits(int n)
 {
 	return n >= 64 ? UINT64_MAX : ((uint64_t)1 << n) - 1;
 }
 
-static int64_t entry_created(const struct ob_batch *b, int i)
+int64_t ob_entry_created(const struct ob_batch *b, int i)
 {
 	return (int64_t)get_le64(b->idx + i * OB_IDX_SIZE);
 }
 
-static size_t entry_topic_len(const struct ob_batch *b, int i)
+size_t ob_entry_topic_len(const struct ob_batch *b, int i)
 {
 	return get_le32(b->idx + i * OB_IDX_SIZE + 8);
 }
 
-static size_t entry_payload_len(const struct ob_batch *b, int i)
+size_t ob_entry_payload_len(const struct ob_batch *b, int i)
 {
 	return get_le32(b->idx + i * OB_IDX_SIZE + 12);
 }
 
 /* What reading i counts for against max_bytes: its topic's and its payload's bytes. */
-static int64_t entry_size(const struct ob_batch *b, int i)
+int64_t ob_entry_size(const struct ob_batch *b, int i)
 {
-	return (int64_t)(entry_topic_len(b, i) + entry_payload_len(b, i));
+	return (int64_t)(ob_entry_topic_len(b, i) + ob_entry_payload_len(b, i));
 }
 
 /* The smallest seq worth scanning for batches holding seq or later ones. */
-static int64_t scan_floor(int64_t seq)
+int64_t ob_scan_floor(int64_t seq)
 {
 	return seq > INT64_MIN + OB_BATCH ? seq - OB_BATCH : INT64_MIN;
 }
@@ -347,15 +249,15 @@ static int read_batch(sqlite3_stmt *st, struct ob_batch *b)
 	b->gone = (uint64_t)sqlite3_column_int64(st, 2);
 	b->idx = sqlite3_column_blob(st, 3);
 	if (n < 1 || n > OB_BATCH || b->first > INT64_MAX - n ||
-	    sqlite3_column_bytes(st, 3) != n * OB_IDX_SIZE || (b->gone & ~all_bits((int)n)))
+	    sqlite3_column_bytes(st, 3) != n * OB_IDX_SIZE || (b->gone & ~ob_all_bits((int)n)))
 		return SQLITE_CORRUPT;
 	b->n = (int)n;
 	return SQLITE_ROW;
 }
 
 /* read_batch() for the handle's scans: a damaged batch is noted, so that the next call
- * moves it to quarantine (repair_damaged) instead of every call failing on it. */
-static int read_batch_of(cg_outbox_t *ob, sqlite3_stmt *st, struct ob_batch *b)
+ * moves it to quarantine (ob_repair_damaged) instead of every call failing on it. */
+int ob_read_batch_of(cg_outbox_t *ob, sqlite3_stmt *st, struct ob_batch *b)
 {
 	int rc = read_batch(st, b);
 
@@ -367,7 +269,7 @@ static int read_batch_of(cg_outbox_t *ob, sqlite3_stmt *st, struct ob_batch *b)
 }
 
 /* Notes what to do with a batch once the scan that read it is over. */
-static int note_change(cg_outbox_t *ob, const struct ob_batch *b, uint64_t gone)
+int ob_note_change(cg_outbox_t *ob, const struct ob_batch *b, uint64_t gone)
 {
 	struct ob_change *c;
 
@@ -383,14 +285,14 @@ static int note_change(cg_outbox_t *ob, const struct ob_batch *b, uint64_t gone)
 	c = &ob->changes[ob->n_changes++];
 	c->first = b->first;
 	c->gone = gone;
-	c->kind = gone == all_bits(b->n) ? CH_DELETE : gone != b->gone ? CH_UPDATE : CH_NONE;
+	c->kind = gone == ob_all_bits(b->n) ? CH_DELETE : gone != b->gone ? CH_UPDATE : CH_NONE;
 	return SQLITE_DONE;
 }
 
 /* Applies the noted changes: a batch that still holds readings gets its new gone bits,
  * and each run of batches with none left, consecutive in the scan, goes in one range
  * delete. The caller holds the write transaction. */
-static int apply_changes(cg_outbox_t *ob)
+int ob_apply_changes(cg_outbox_t *ob)
 {
 	sqlite3_stmt *del = ob->st[ST_DELETE_RANGE];
 	sqlite3_stmt *upd = ob->st[ST_SET_GONE];
@@ -406,14 +308,14 @@ static int apply_changes(cg_outbox_t *ob)
 				;
 			sqlite3_bind_int64(del, 1, c->first);
 			sqlite3_bind_int64(del, 2, ob->changes[j - 1].first);
-			rc = run(del);
+			rc = ob_run(del);
 			i = j;
 			continue;
 		}
 		if (c->kind == CH_UPDATE) {
 			sqlite3_bind_int64(upd, 1, c->first);
 			sqlite3_bind_int64(upd, 2, (int64_t)c->gone);
-			rc = run(upd);
+			rc = ob_run(upd);
 		}
 		i++;
 	}
@@ -430,7 +332,7 @@ static void reset_batch(cg_outbox_t *ob)
 }
 
 /* Stores the batch being built, if any, through ins and starts a new one. */
-static int flush_batch(cg_outbox_t *ob, sqlite3_stmt *ins)
+int ob_flush_batch(cg_outbox_t *ob, sqlite3_stmt *ins)
 {
 	int rc = SQLITE_DONE;
 
@@ -446,7 +348,7 @@ static int flush_batch(cg_outbox_t *ob, sqlite3_stmt *ins)
 		/* An empty buffer has no data pointer, which would bind SQL NULL. */
 		sqlite3_bind_blob64(ins, 4, ob->batch_data.len ? ob->batch_data.data : "",
 		                    ob->batch_data.len, SQLITE_STATIC);
-		rc = run(ins);
+		rc = ob_run(ins);
 		sqlite3_clear_bindings(ins);
 	}
 	reset_batch(ob);
@@ -455,14 +357,14 @@ static int flush_batch(cg_outbox_t *ob, sqlite3_stmt *ins)
 
 /* Adds a reading to the batch being built, storing that batch first if it is full or
  * the seq does not follow on. The data is copied, so the pointers may be transient. */
-static int add_to_batch(cg_outbox_t *ob, sqlite3_stmt *ins, int64_t seq, int64_t created_ms,
-                        const void *topic, size_t topic_len, const void *payload, size_t len)
+int ob_add_to_batch(cg_outbox_t *ob, sqlite3_stmt *ins, int64_t seq, int64_t created_ms,
+                    const void *topic, size_t topic_len, const void *payload, size_t len)
 {
 	unsigned char e[OB_IDX_SIZE];
 	int rc = SQLITE_DONE;
 
 	if (ob->batch_n == OB_BATCH || (ob->batch_n > 0 && seq != ob->batch_first + ob->batch_n))
-		rc = flush_batch(ob, ins);
+		rc = ob_flush_batch(ob, ins);
 	if (rc != SQLITE_DONE)
 		return rc;
 	if (ob->batch_n == 0)
@@ -487,12 +389,12 @@ static int check_schema(sqlite3 *db, const char *path, int64_t *version)
 	int rc;
 
 	*version = 0;
-	rc = query_int64(db, "SELECT count(*) FROM sqlite_master", &tables);
+	rc = ob_query_int64(db, "SELECT count(*) FROM sqlite_master", &tables);
 	if (rc != SQLITE_OK)
 		goto db_error;
 	if (tables == 0)
 		return 0;
-	rc = query_int64(
+	rc = ob_query_int64(
 	    db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
 	    &tables);
 	if (rc != SQLITE_OK)
@@ -502,7 +404,7 @@ static int check_schema(sqlite3 *db, const char *path, int64_t *version)
 		       path);
 		return CG_EDB;
 	}
-	rc = query_int64(db, "SELECT value FROM meta WHERE key = 'schema_version'", version);
+	rc = ob_query_int64(db, "SELECT value FROM meta WHERE key = 'schema_version'", version);
 	if (rc == SQLITE_NOTFOUND) {
 		cg_log(CG_LOG_ERR, "outbox: %s: not a citygate outbox (no schema version)", path);
 		return CG_EDB;
@@ -520,23 +422,17 @@ static int check_schema(sqlite3 *db, const char *path, int64_t *version)
 
 db_error:
 	cg_log(CG_LOG_ERR, "outbox: %s: reading the schema: %s", path, sqlite3_errmsg(db));
-	return map_rc(rc) == CG_ENOMEM ? CG_ENOMEM : CG_EDB;
+	return ob_map_rc(rc) == CG_ENOMEM ? CG_ENOMEM : CG_EDB;
 }
-
-/* The first seqs of damaged batches a pass over the store found (read_counts). */
-struct ob_damage {
-	int64_t first[OB_REPAIR_MAX];
-	size_t n;
-};
 
 /* Whether the batch just read (read_batch() having passed) holds as many data bytes as
  * its idx says, given the data's length. */
-static bool batch_data_fits(const struct ob_batch *b, int64_t data_len)
+bool ob_batch_data_fits(const struct ob_batch *b, int64_t data_len)
 {
 	int64_t size = 0;
 
 	for (int i = 0; i < b->n; i++)
-		size += entry_size(b, i);
+		size += ob_entry_size(b, i);
 	return size == data_len;
 }
 
@@ -546,7 +442,7 @@ static bool batch_data_fits(const struct ob_batch *b, int64_t data_len)
  * disagreeing) is not counted; its first seq goes into dmg when given, for the caller to
  * move it to quarantine. Used at open and by peek; the caller holds a read or write
  * transaction so that the values agree with each other. */
-static int read_counts(sqlite3 *db, const char *path, cg_outbox_stats_t *st, struct ob_damage *dmg)
+int ob_read_counts(sqlite3 *db, const char *path, cg_outbox_stats_t *st, struct ob_damage *dmg)
 {
 	sqlite3_stmt *q;
 	struct ob_batch b;
@@ -562,7 +458,7 @@ static int read_counts(sqlite3 *db, const char *path, cg_outbox_stats_t *st, str
 		goto db_error;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		if (read_batch(q, &b) != SQLITE_ROW ||
-		    !batch_data_fits(&b, sqlite3_column_int64(q, 4))) {
+		    !ob_batch_data_fits(&b, sqlite3_column_int64(q, 4))) {
 			if (dmg && dmg->n < OB_REPAIR_MAX)
 				dmg->first[dmg->n++] = b.first;
 			if (b.first > max_seq)
@@ -573,10 +469,10 @@ static int read_counts(sqlite3 *db, const char *path, cg_outbox_stats_t *st, str
 			if (b.gone >> i & 1)
 				continue;
 			if (st->rows++ == 0)
-				st->oldest_ms = entry_created(&b, i);
-			if (entry_created(&b, i) > st->newest_ms)
-				st->newest_ms = entry_created(&b, i);
-			st->bytes += entry_size(&b, i);
+				st->oldest_ms = ob_entry_created(&b, i);
+			if (ob_entry_created(&b, i) > st->newest_ms)
+				st->newest_ms = ob_entry_created(&b, i);
+			st->bytes += ob_entry_size(&b, i);
 		}
 		max_seq = b.first + b.n - 1;
 	}
@@ -584,21 +480,21 @@ static int read_counts(sqlite3 *db, const char *path, cg_outbox_stats_t *st, str
 	if (rc != SQLITE_DONE)
 		goto db_error;
 
-	rc = query_int64(db, "SELECT value FROM meta WHERE key = 'next_seq'", &meta_next);
+	rc = ob_query_int64(db, "SELECT value FROM meta WHERE key = 'next_seq'", &meta_next);
 	if (rc != SQLITE_OK && rc != SQLITE_NOTFOUND)
 		goto db_error;
-	rc = query_int64(db, "SELECT value FROM meta WHERE key = 'dropped'", &st->dropped);
+	rc = ob_query_int64(db, "SELECT value FROM meta WHERE key = 'dropped'", &st->dropped);
 	if (rc != SQLITE_OK && rc != SQLITE_NOTFOUND)
 		goto db_error;
 	/* A store opened only by a build without quarantine has no such table. */
-	rc = query_int64(db,
-	                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-	                 " AND name = 'quarantine'",
-	                 &has_q);
+	rc = ob_query_int64(db,
+	                    "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+	                    " AND name = 'quarantine'",
+	                    &has_q);
 	if (rc == SQLITE_OK && has_q)
-		rc = query_int64(db, "SELECT count(*) FROM quarantine", &st->quarantined);
+		rc = ob_query_int64(db, "SELECT count(*) FROM quarantine", &st->quarantined);
 	if (rc == SQLITE_OK && has_q)
-		rc = query_int64(db, "SELECT coalesce(max(seq), 0) FROM quarantine", &q_max);
+		rc = ob_query_int64(db, "SELECT coalesce(max(seq), 0) FROM quarantine", &q_max);
 	if (rc != SQLITE_OK)
 		goto db_error;
 	if (q_max > max_seq)
@@ -614,7 +510,7 @@ static int read_counts(sqlite3 *db, const char *path, cg_outbox_stats_t *st, str
 db_error:
 	cg_log(CG_LOG_ERR, "outbox: %s: reading the counters: %s", path,
 	       rc == SQLITE_CORRUPT ? sqlite3_errstr(rc) : sqlite3_errmsg(db));
-	return map_rc(rc) == CG_ENOMEM ? CG_ENOMEM : CG_EDB;
+	return ob_map_rc(rc) == CG_ENOMEM ? CG_ENOMEM : CG_EDB;
 }
 
 /* Sets the connection's pragmas; they are per connection and so set at every open. */
@@ -631,12 +527,12 @@ static int configure(cg_outbox_t *ob)
 	 * block the writer. */
 	rc = sqlite3_prepare_v2(ob->db, "PRAGMA journal_mode = WAL", -1, &q, NULL);
 	if (rc != SQLITE_OK)
-		return db_fail(ob, "journal_mode", rc);
+		return ob_db_fail(ob, "journal_mode", rc);
 	rc = sqlite3_step(q);
 	mode = rc == SQLITE_ROW ? sqlite3_column_text(q, 0) : NULL;
 	wal = mode && strcmp((const char *)mode, "wal") == 0;
 	if (rc != SQLITE_ROW) {
-		rc = db_fail(ob, "journal_mode", rc);
+		rc = ob_db_fail(ob, "journal_mode", rc);
 		sqlite3_finalize(q);
 		return rc;
 	}
@@ -651,24 +547,24 @@ static int configure(cg_outbox_t *ob)
 	         ob->opts.sync_full ? "FULL" : "NORMAL");
 	rc = sqlite3_exec(ob->db, sql, NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
-		return db_fail(ob, "synchronous", rc);
+		return ob_db_fail(ob, "synchronous", rc);
 	snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit = %d", OB_JOURNAL_SIZE_LIMIT);
 	rc = sqlite3_exec(ob->db, sql, NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
-		return db_fail(ob, "journal_size_limit", rc);
+		return ob_db_fail(ob, "journal_size_limit", rc);
 	/* Debian builds SQLite to overwrite every freed page with zeros, and an
 	 * acknowledged row frees its overflow pages: off, the outbox writes 40 % less
 	 * (50,000 readings: 62.7 to 37.1 MB) and delivers 3 % more a second
 	 * (docs/benchmarks.md). It holds only what it publishes: wiping gains nothing. */
 	rc = sqlite3_exec(ob->db, "PRAGMA secure_delete = OFF", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
-		return db_fail(ob, "secure_delete", rc);
+		return ob_db_fail(ob, "secure_delete", rc);
 	if (ob->opts.max_page_count > 0) {
 		snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld",
 		         (long long)ob->opts.max_page_count);
 		rc = sqlite3_exec(ob->db, sql, NULL, NULL, NULL);
 		if (rc != SQLITE_OK)
-			return db_fail(ob, "max_page_count", rc);
+			return ob_db_fail(ob, "max_page_count", rc);
 	}
 	return 0;
 }
@@ -695,15 +591,16 @@ static int convert_v1(cg_outbox_t *ob)
 	if (rc != SQLITE_OK)
 		goto done;
 	while ((rc = sqlite3_step(rd)) == SQLITE_ROW) {
-		rc = add_to_batch(ob, ins, sqlite3_column_int64(rd, 0), sqlite3_column_int64(rd, 3),
-		                  sqlite3_column_text(rd, 1), (size_t)sqlite3_column_bytes(rd, 1),
-		                  sqlite3_column_blob(rd, 2), (size_t)sqlite3_column_bytes(rd, 2));
+		rc = ob_add_to_batch(
+		    ob, ins, sqlite3_column_int64(rd, 0), sqlite3_column_int64(rd, 3),
+		    sqlite3_column_text(rd, 1), (size_t)sqlite3_column_bytes(rd, 1),
+		    sqlite3_column_blob(rd, 2), (size_t)sqlite3_column_bytes(rd, 2));
 		if (rc != SQLITE_DONE)
 			break;
 		n++;
 	}
 	if (rc == SQLITE_DONE)
-		rc = flush_batch(ob, ins);
+		rc = ob_flush_batch(ob, ins);
 	reset_batch(ob);
 	if (rc == SQLITE_DONE)
 		rc = sqlite3_exec(ob->db,
@@ -714,7 +611,7 @@ done:
 	sqlite3_finalize(rd);
 	sqlite3_finalize(ins);
 	if (rc != SQLITE_OK && rc != SQLITE_DONE)
-		return db_fail(ob, "converting schema version 1", rc);
+		return ob_db_fail(ob, "converting schema version 1", rc);
 	cg_log(CG_LOG_INFO, "outbox: %s: converted %lld stored readings to schema version %d",
 	       ob->path, (long long)n, OB_SCHEMA_VERSION);
 	return 0;
@@ -730,14 +627,14 @@ static int setup_schema(cg_outbox_t *ob)
 
 	rc = sqlite3_exec(ob->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
-		return db_fail(ob, "opening", rc);
+		return ob_db_fail(ob, "opening", rc);
 	err = check_schema(ob->db, ob->path, &version);
 	if (err)
 		goto rollback;
 	if (version == 0) {
 		rc = sqlite3_exec(ob->db, ob_schema_sql, NULL, NULL, NULL);
 		if (rc != SQLITE_OK) {
-			err = db_fail(ob, "creating the schema", rc);
+			err = ob_db_fail(ob, "creating the schema", rc);
 			goto rollback;
 		}
 		cg_log(CG_LOG_INFO, "outbox: %s: created a new store", ob->path);
@@ -748,12 +645,12 @@ static int setup_schema(cg_outbox_t *ob)
 	}
 	rc = sqlite3_exec(ob->db, OB_QUARANTINE_SQL, NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
-		err = db_fail(ob, "creating the quarantine table", rc);
+		err = ob_db_fail(ob, "creating the quarantine table", rc);
 		goto rollback;
 	}
 	rc = sqlite3_exec(ob->db, "COMMIT", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
-		err = db_fail(ob, "creating the schema", rc);
+		err = ob_db_fail(ob, "creating the schema", rc);
 		goto rollback;
 	}
 	return 0;
@@ -766,13 +663,13 @@ rollback:
 
 /* Writes one meta value; in the caller's write transaction, or
  * in one of its own. */
-static int set_meta(cg_outbox_t *ob, const char *key, int64_t value)
+int ob_set_meta(cg_outbox_t *ob, const char *key, int64_t value)
 {
 	sqlite3_stmt *st = ob->st[ST_SET_META];
 
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, value);
-	return run(st);
+	return ob_run(st);
 }
 
 /* Takes the store's lock, so that one process at a time writes it: an flock on
@@ -843,10 +740,10 @@ static int create_private(const char *path)
 static int read_seq_limit(cg_outbox_t *ob)
 {
 	int64_t limit = 0;
-	int rc = query_int64(ob->db, "SELECT value FROM meta WHERE key = 'seq_limit'", &limit);
+	int rc = ob_query_int64(ob->db, "SELECT value FROM meta WHERE key = 'seq_limit'", &limit);
 
 	if (rc != SQLITE_OK && rc != SQLITE_NOTFOUND)
-		return db_fail(ob, "reading seq_limit", rc);
+		return ob_db_fail(ob, "reading seq_limit", rc);
 	if (limit > ob->next_seq) {
 		cg_log(CG_LOG_NOTICE,
 		       "outbox: %s: the last stop was not clean; seq %lld to %lld are skipped "
@@ -917,17 +814,17 @@ int cg_outbox_open(const char *path, const cg_outbox_opts_t *opts, cg_outbox_t *
 		rc = sqlite3_prepare_v3(ob->db, ob_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 		                        &ob->st[i], NULL);
 		if (rc != SQLITE_OK) {
-			err = db_fail(ob, "preparing statements", rc);
+			err = ob_db_fail(ob, "preparing statements", rc);
 			goto close_ob;
 		}
 	}
 
 	rc = sqlite3_exec(ob->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
-		err = db_fail(ob, "reading the counters", rc);
+		err = ob_db_fail(ob, "reading the counters", rc);
 		goto close_ob;
 	}
-	err = open_counts(ob, &st);
+	err = ob_open_counts(ob, &st);
 	if (!err)
 		ob->quarantined = st.quarantined;
 	ob->rows = st.rows;
@@ -961,7 +858,7 @@ void cg_outbox_close(cg_outbox_t *ob)
 	/* The unused rest of the reserved block goes back, so that the next start need not
 	 * skip it. Not flushed: should a power cut take it back, the block is skipped. */
 	if (ob->st[ST_SET_META] && ob->seq_limit > ob->next_seq &&
-	    set_meta(ob, "seq_limit", ob->next_seq) != SQLITE_DONE)
+	    ob_set_meta(ob, "seq_limit", ob->next_seq) != SQLITE_DONE)
 		cg_log(CG_LOG_WARNING, "outbox: %s: cannot give back the unused seqs: %s", ob->path,
 		       sqlite3_errmsg(ob->db));
 	for (i = 0; i < ST_COUNT; i++)
@@ -997,7 +894,7 @@ static sqlite3_stmt *scan(cg_outbox_t *ob, int64_t lo, int64_t hi)
 {
 	sqlite3_stmt *st = ob->st[ST_SCAN];
 
-	sqlite3_bind_int64(st, 1, scan_floor(lo));
+	sqlite3_bind_int64(st, 1, ob_scan_floor(lo));
 	sqlite3_bind_int64(st, 2, hi);
 	return st;
 }
@@ -1005,7 +902,7 @@ static sqlite3_stmt *scan(cg_outbox_t *ob, int64_t lo, int64_t hi)
 /* Reads the created_ms of the oldest reading held: the first one not gone in the batch
  * with the smallest seq, which the primary key finds without a scan. 0 when the outbox
  * is empty. */
-static int read_oldest(cg_outbox_t *ob, int64_t *oldest_ms)
+int ob_read_oldest(cg_outbox_t *ob, int64_t *oldest_ms)
 {
 	sqlite3_stmt *st = scan(ob, INT64_MIN, INT64_MAX);
 	struct ob_batch b;
@@ -1013,13 +910,13 @@ static int read_oldest(cg_outbox_t *ob, int64_t *oldest_ms)
 
 	*oldest_ms = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW &&
-	       (rc = read_batch_of(ob, st, &b)) == SQLITE_ROW) {
+	       (rc = ob_read_batch_of(ob, st, &b)) == SQLITE_ROW) {
 		int i = 0;
 
 		while (i < b.n && (b.gone >> i & 1))
 			i++;
 		if (i < b.n) {
-			*oldest_ms = entry_created(&b, i);
+			*oldest_ms = ob_entry_created(&b, i);
 			rc = SQLITE_DONE;
 			break;
 		}
@@ -1055,22 +952,22 @@ static int drop_oldest(cg_outbox_t *ob, struct ob_drop rule, int64_t *rows, int6
 	int rc;
 
 	while (more && (rc = sqlite3_step(st)) == SQLITE_ROW &&
-	       (rc = read_batch_of(ob, st, &b)) == SQLITE_ROW) {
+	       (rc = ob_read_batch_of(ob, st, &b)) == SQLITE_ROW) {
 		uint64_t gone = b.gone;
 
 		for (int i = 0; i < b.n && more; i++) {
 			if (gone >> i & 1)
 				continue;
-			more = rule.by_age ? entry_created(&b, i) < rule.cutoff_ms
+			more = rule.by_age ? ob_entry_created(&b, i) < rule.cutoff_ms
 			                   : over_limits(ob, *rows, *bytes);
 			if (!more)
 				break;
 			gone |= (uint64_t)1 << i;
 			*rows -= 1;
-			*bytes -= entry_size(&b, i);
+			*bytes -= ob_entry_size(&b, i);
 			*dropped += 1;
 		}
-		if (gone != b.gone && (rc = note_change(ob, &b, gone)) != SQLITE_DONE)
+		if (gone != b.gone && (rc = ob_note_change(ob, &b, gone)) != SQLITE_DONE)
 			break;
 	}
 	sqlite3_reset(st);
@@ -1078,7 +975,7 @@ static int drop_oldest(cg_outbox_t *ob, struct ob_drop rule, int64_t *rows, int6
 		ob->n_changes = 0;
 		return rc;
 	}
-	return apply_changes(ob);
+	return ob_apply_changes(ob);
 }
 
 /* Validates a batch before any write: topics present, payload present unless empty,
@@ -1109,7 +1006,7 @@ static int check_batch(const cg_outbox_t *ob, const cg_outbox_row_t *rows, size_
 }
 
 /* Logs the start of a repeating condition with a warning, and adds n to its count. */
-static void episode_add(struct ob_episode *ep, int64_t n, const char *path, const char *what)
+void ob_episode_add(struct ob_episode *ep, int64_t n, const char *path, const char *what)
 {
 	if (!ep->active)
 		cg_log(CG_LOG_WARNING, "outbox: %s: %s; dropping the oldest rows", path, what);
@@ -1118,7 +1015,7 @@ static void episode_add(struct ob_episode *ep, int64_t n, const char *path, cons
 }
 
 /* Logs the end of a repeating condition, with its count, and resets it. */
-static void episode_end(struct ob_episode *ep, const char *path, const char *what)
+void ob_episode_end(struct ob_episode *ep, const char *path, const char *what)
 {
 	if (!ep->active)
 		return;
@@ -1138,12 +1035,12 @@ static int insert_rows(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n, i
 	for (size_t i = 0; i < n && rc == SQLITE_DONE; i++) {
 		size_t topic_len = strlen(rows[i].topic);
 
-		rc = add_to_batch(ob, ins, rows[i].seq, rows[i].created_ms, rows[i].topic,
-		                  topic_len, rows[i].payload, rows[i].len);
+		rc = ob_add_to_batch(ob, ins, rows[i].seq, rows[i].created_ms, rows[i].topic,
+		                     topic_len, rows[i].payload, rows[i].len);
 		*bytes += (int64_t)(topic_len + rows[i].len);
 	}
 	if (rc == SQLITE_DONE)
-		return flush_batch(ob, ins);
+		return ob_flush_batch(ob, ins);
 	reset_batch(ob);
 	return rc;
 }
@@ -1176,7 +1073,7 @@ static int put_once(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n)
 	if (n == 0)
 		return 0;
 	ob_lock(ob);
-	err = repair_damaged(ob);
+	err = ob_repair_damaged(ob);
 	if (!err)
 		err = check_batch(ob, rows, n);
 	if (err)
@@ -1190,12 +1087,12 @@ static int put_once(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n)
 		    next_seq <= INT64_MAX - OB_SEQ_BLOCK ? next_seq + OB_SEQ_BLOCK : INT64_MAX;
 		durable = !ob->opts.sync_full;
 		if (durable && (rc = set_synchronous(ob, "FULL")) != SQLITE_OK) {
-			err = db_fail(ob, "put", rc);
+			err = ob_db_fail(ob, "put", rc);
 			goto unlock;
 		}
 	}
 
-	rc = run(ob->st[ST_BEGIN]);
+	rc = ob_run(ob->st[ST_BEGIN]);
 	if (rc != SQLITE_DONE)
 		goto rollback;
 	new_rows = ob->rows + (int64_t)n;
@@ -1204,9 +1101,9 @@ static int put_once(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n)
 	if (rc != SQLITE_DONE)
 		goto rollback;
 
-	rc = set_meta(ob, "next_seq", next_seq);
+	rc = ob_set_meta(ob, "next_seq", next_seq);
 	if (rc == SQLITE_DONE && seq_limit != ob->seq_limit)
-		rc = set_meta(ob, "seq_limit", seq_limit);
+		rc = ob_set_meta(ob, "seq_limit", seq_limit);
 	if (rc != SQLITE_DONE)
 		goto rollback;
 	if (over_limits(ob, new_rows, new_bytes)) {
@@ -1215,16 +1112,16 @@ static int put_once(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n)
 			goto rollback;
 	}
 	if (evicted > 0) {
-		rc = set_meta(ob, "dropped", ob->dropped + evicted);
+		rc = ob_set_meta(ob, "dropped", ob->dropped + evicted);
 		if (rc != SQLITE_DONE)
 			goto rollback;
-		rc = read_oldest(ob, &oldest_ms);
+		rc = ob_read_oldest(ob, &oldest_ms);
 		if (rc != SQLITE_DONE)
 			goto rollback;
 	} else {
 		oldest_ms = ob->rows == 0 ? rows[0].created_ms : ob->oldest_ms;
 	}
-	rc = run(ob->st[ST_COMMIT]);
+	rc = ob_run(ob->st[ST_COMMIT]);
 	if (rc != SQLITE_DONE)
 		goto rollback;
 
@@ -1244,18 +1141,18 @@ static int put_once(cg_outbox_t *ob, const cg_outbox_row_t *rows, size_t n)
 		ob->full.count = 0;
 	}
 	if (evicted > 0)
-		episode_add(&ob->evicting, evicted, ob->path, "max_rows or max_bytes reached");
+		ob_episode_add(&ob->evicting, evicted, ob->path, "max_rows or max_bytes reached");
 	else
-		episode_end(&ob->evicting, ob->path, "back within max_rows and max_bytes");
+		ob_episode_end(&ob->evicting, ob->path, "back within max_rows and max_bytes");
 	err = 0;
 	goto unlock;
 
 rollback:
-	err = db_fail(ob, "put", rc);
-	rollback(ob);
+	err = ob_db_fail(ob, "put", rc);
+	ob_rollback(ob);
 unlock:
 	if (durable && (rc = set_synchronous(ob, "NORMAL")) != SQLITE_OK)
-		db_fail(ob, "put", rc);
+		ob_db_fail(ob, "put", rc);
 	ob_unlock(ob);
 	return err;
 }
@@ -1270,7 +1167,7 @@ static int ack_range(cg_outbox_t *ob, int64_t first, int64_t last, int64_t *rows
 	int rc;
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW &&
-	       (rc = read_batch_of(ob, st, &b)) == SQLITE_ROW) {
+	       (rc = ob_read_batch_of(ob, st, &b)) == SQLITE_ROW) {
 		int64_t end = b.first + b.n - 1;
 		int lo, hi;
 		uint64_t mask, fresh;
@@ -1279,16 +1176,16 @@ static int ack_range(cg_outbox_t *ob, int64_t first, int64_t last, int64_t *rows
 			continue;
 		lo = first > b.first ? (int)(first - b.first) : 0;
 		hi = last < end ? (int)(last - b.first) : b.n - 1;
-		mask = all_bits(hi + 1) & ~all_bits(lo);
+		mask = ob_all_bits(hi + 1) & ~ob_all_bits(lo);
 		fresh = mask & ~b.gone;
 		for (int i = lo; i <= hi; i++) {
 			if (fresh >> i & 1) {
 				*rows += 1;
-				*bytes += entry_size(&b, i);
+				*bytes += ob_entry_size(&b, i);
 			}
 		}
 		/* Noted even when nothing changes, so that a range delete never spans it. */
-		rc = note_change(ob, &b, b.gone | fresh);
+		rc = ob_note_change(ob, &b, b.gone | fresh);
 		if (rc != SQLITE_DONE)
 			break;
 	}
@@ -1297,7 +1194,7 @@ static int ack_range(cg_outbox_t *ob, int64_t first, int64_t last, int64_t *rows
 		ob->n_changes = 0;
 		return rc;
 	}
-	return apply_changes(ob);
+	return ob_apply_changes(ob);
 }
 
 /* Deletes acknowledged rows by seq in one transaction, keeping the counters exact. An
@@ -1313,12 +1210,12 @@ static int ack_once(cg_outbox_t *ob, const int64_t *seqs, size_t n)
 	if (n == 0)
 		return 0;
 	ob_lock(ob);
-	err = repair_damaged(ob);
+	err = ob_repair_damaged(ob);
 	if (err)
 		goto unlock;
-	rc = run(ob->st[ST_BEGIN]);
+	rc = ob_run(ob->st[ST_BEGIN]);
 	if (rc != SQLITE_DONE) {
-		err = db_fail(ob, "ack", rc);
+		err = ob_db_fail(ob, "ack", rc);
 		goto unlock;
 	}
 	/* Acknowledgements come in order, so the list is mostly one run of consecutive
@@ -1332,11 +1229,11 @@ static int ack_once(cg_outbox_t *ob, const int64_t *seqs, size_t n)
 	}
 	oldest_ms = ob->oldest_ms;
 	if (rows > 0) {
-		rc = read_oldest(ob, &oldest_ms);
+		rc = ob_read_oldest(ob, &oldest_ms);
 		if (rc != SQLITE_DONE)
 			goto rollback;
 	}
-	rc = run(ob->st[ST_COMMIT]);
+	rc = ob_run(ob->st[ST_COMMIT]);
 	if (rc != SQLITE_DONE)
 		goto rollback;
 	ob->rows -= rows;
@@ -1346,8 +1243,8 @@ static int ack_once(cg_outbox_t *ob, const int64_t *seqs, size_t n)
 	goto unlock;
 
 rollback:
-	err = db_fail(ob, "ack", rc);
-	rollback(ob);
+	err = ob_db_fail(ob, "ack", rc);
+	ob_rollback(ob);
 unlock:
 	ob_unlock(ob);
 	return err;
@@ -1356,14 +1253,13 @@ unlock:
 /* Copies reading i of a fetched batch into row, which owns its copies: the topic as a
  * string and the payload with a NUL after its len bytes, for callers that treat it as
  * text. On failure row holds nothing that needs freeing. */
-static int copy_row(const struct ob_batch *b, int i, const unsigned char *data,
-                    cg_outbox_row_t *row)
+int ob_copy_row(const struct ob_batch *b, int i, const unsigned char *data, cg_outbox_row_t *row)
 {
-	size_t topic_len = entry_topic_len(b, i);
-	size_t len = entry_payload_len(b, i);
+	size_t topic_len = ob_entry_topic_len(b, i);
+	size_t len = ob_entry_payload_len(b, i);
 
 	row->seq = b->first + i;
-	row->created_ms = entry_created(b, i);
+	row->created_ms = ob_entry_created(b, i);
 	row->topic = malloc(topic_len + 1);
 	row->payload = malloc(len + 1);
 	if (!row->topic || !row->payload) {
@@ -1391,7 +1287,7 @@ static int copy_batch(cg_outbox_t *ob, sqlite3_stmt *st, int64_t after_seq, int6
 	const unsigned char *data;
 	size_t size = 0, at = 0;
 	struct ob_batch b;
-	int rc = read_batch_of(ob, st, &b);
+	int rc = ob_read_batch_of(ob, st, &b);
 
 	if (rc != SQLITE_ROW)
 		return rc;
@@ -1399,7 +1295,7 @@ static int copy_batch(cg_outbox_t *ob, sqlite3_stmt *st, int64_t after_seq, int6
 	if (!data) /* an empty blob: every topic and payload empty */
 		data = (const unsigned char *)"";
 	for (int i = 0; i < b.n; i++)
-		size += (size_t)entry_size(&b, i);
+		size += (size_t)ob_entry_size(&b, i);
 	if (size != (size_t)sqlite3_column_bytes(st, 4)) {
 		if (!ob->damaged) {
 			ob->damaged = true;
@@ -1411,11 +1307,11 @@ static int copy_batch(cg_outbox_t *ob, sqlite3_stmt *st, int64_t after_seq, int6
 		int64_t seq = b.first + i;
 
 		if (!(b.gone >> i & 1) && seq > after_seq && seq < before_seq) {
-			if (copy_row(&b, i, data + at, &out[*count]))
+			if (ob_copy_row(&b, i, data + at, &out[*count]))
 				return SQLITE_NOMEM;
 			*count += 1;
 		}
-		at += (size_t)entry_size(&b, i);
+		at += (size_t)ob_entry_size(&b, i);
 	}
 	return SQLITE_ROW;
 }
@@ -1437,7 +1333,7 @@ int cg_outbox_fetch(cg_outbox_t *ob, int64_t after_seq, int64_t before_seq, size
 	if (before_seq <= 0)
 		before_seq = INT64_MAX;
 	ob_lock(ob);
-	err = repair_damaged(ob);
+	err = ob_repair_damaged(ob);
 	if (err)
 		goto unlock;
 	cap = ob->rows > 0 ? (size_t)ob->rows : 0;
@@ -1454,7 +1350,7 @@ int cg_outbox_fetch(cg_outbox_t *ob, int64_t after_seq, int64_t before_seq, size
 	/* A damaged batch met on the way goes to quarantine, and the fetch goes on after
 	 * the rows it has: the readings behind it are not held up. */
 	for (int repairs = 0;; repairs++) {
-		sqlite3_bind_int64(st, 1, scan_floor(after_seq));
+		sqlite3_bind_int64(st, 1, ob_scan_floor(after_seq));
 		sqlite3_bind_int64(st, 2, before_seq);
 		while (count < cap && (rc = sqlite3_step(st)) == SQLITE_ROW &&
 		       (rc = copy_batch(ob, st, after_seq, before_seq, out, cap, &count)) ==
@@ -1465,12 +1361,12 @@ int cg_outbox_fetch(cg_outbox_t *ob, int64_t after_seq, int64_t before_seq, size
 			break;
 		if (count > 0)
 			after_seq = out[count - 1].seq;
-		err = repair_damaged(ob);
+		err = ob_repair_damaged(ob);
 		if (err)
 			goto free_out;
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		err = rc == SQLITE_NOMEM ? CG_ENOMEM : db_fail(ob, "fetch", rc);
+		err = rc == SQLITE_NOMEM ? CG_ENOMEM : ob_db_fail(ob, "fetch", rc);
 	if (err)
 		goto free_out;
 	if (count == 0) {
@@ -1517,13 +1413,13 @@ static int expire_once(cg_outbox_t *ob, int64_t now_ms)
 	    now_ms < INT64_MIN + ob->opts.max_age_s * 1000 || ob->rows == 0)
 		goto unlock;
 	rule.cutoff_ms = now_ms - ob->opts.max_age_s * 1000;
-	err = repair_damaged(ob);
+	err = ob_repair_damaged(ob);
 	if (err)
 		goto unlock;
 
-	rc = run(ob->st[ST_BEGIN]);
+	rc = ob_run(ob->st[ST_BEGIN]);
 	if (rc != SQLITE_DONE) {
-		err = db_fail(ob, "expire", rc);
+		err = ob_db_fail(ob, "expire", rc);
 		goto unlock;
 	}
 	rows = ob->rows;
@@ -1533,14 +1429,14 @@ static int expire_once(cg_outbox_t *ob, int64_t now_ms)
 		goto rollback;
 	oldest_ms = ob->oldest_ms;
 	if (dropped > 0) {
-		rc = set_meta(ob, "dropped", ob->dropped + dropped);
+		rc = ob_set_meta(ob, "dropped", ob->dropped + dropped);
 		if (rc != SQLITE_DONE)
 			goto rollback;
-		rc = read_oldest(ob, &oldest_ms);
+		rc = ob_read_oldest(ob, &oldest_ms);
 		if (rc != SQLITE_DONE)
 			goto rollback;
 	}
-	rc = run(ob->st[ST_COMMIT]);
+	rc = ob_run(ob->st[ST_COMMIT]);
 	if (rc != SQLITE_DONE)
 		goto rollback;
 	ob->rows = rows;
@@ -1548,14 +1444,14 @@ static int expire_once(cg_outbox_t *ob, int64_t now_ms)
 	ob->dropped += dropped;
 	ob->oldest_ms = oldest_ms;
 	if (dropped > 0)
-		episode_add(&ob->expiring, dropped, ob->path, "rows older than max_age_s");
+		ob_episode_add(&ob->expiring, dropped, ob->path, "rows older than max_age_s");
 	else
-		episode_end(&ob->expiring, ob->path, "no rows older than max_age_s any more");
+		ob_episode_end(&ob->expiring, ob->path, "no rows older than max_age_s any more");
 	goto unlock;
 
 rollback:
-	err = db_fail(ob, "expire", rc);
-	rollback(ob);
+	err = ob_db_fail(ob, "expire", rc);
+	ob_rollback(ob);
 unlock:
 	ob_unlock(ob);
 	return err;
@@ -1605,7 +1501,7 @@ int cg_outbox_peek(const char *path, cg_outbox_stats_t *st)
 	rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		cg_log(CG_LOG_ERR, "outbox: %s: %s", path, sqlite3_errmsg(db));
-		err = map_rc(rc) == CG_ENOMEM ? CG_ENOMEM : CG_EDB;
+		err = ob_map_rc(rc) == CG_ENOMEM ? CG_ENOMEM : CG_EDB;
 		goto close_db;
 	}
 	err = check_schema(db, path, &version);
@@ -1619,14 +1515,12 @@ int cg_outbox_peek(const char *path, cg_outbox_stats_t *st)
 		err = CG_EDB;
 	}
 	if (!err)
-		err = read_counts(db, path, st, NULL);
+		err = ob_read_counts(db, path, st, NULL);
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 close_db:
 	sqlite3_close(db);
 	return err;
 }
-
-/* ---- damaged batches and quarantine ---- */
 
 /* Whether a call that failed with err ran into a damaged batch that could now be moved
  * to quarantine, so that the call is worth making again. */
@@ -1637,7 +1531,7 @@ static bool repaired(cg_outbox_t *ob, int err)
 	if (err != CG_EDB)
 		return false;
 	ob_lock(ob);
-	again = ob->damaged && repair_damaged(ob) == 0;
+	again = ob->damaged && ob_repair_damaged(ob) == 0;
 	ob_unlock(ob);
 	return again;
 }
@@ -1669,740 +1563,5 @@ int cg_outbox_expire(cg_outbox_t *ob, int64_t now_ms)
 
 	for (int i = 0; i < OB_REPAIR_MAX && ob && repaired(ob, err); i++)
 		err = expire_once(ob, now_ms);
-	return err;
-}
-
-/* Runs a statement prepared for one call (the rare paths: quarantine, repair) with its
- * parameters bound by the caller; returns SQLite's code, SQLITE_DONE on success. */
-static int run_once(sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_finalize(st);
-	return rc;
-}
-
-/* Inserts one reading into quarantine (a seq already there keeps its first entry); topic
- * NULL stores nothing but the seq, the time and the reason. The caller holds the write
- * transaction. */
-static int insert_dead(sqlite3 *db, int64_t seq, int64_t created_ms, int64_t now_ms,
-                       const char *reason, const void *topic, size_t topic_len, const void *payload,
-                       size_t len)
-{
-	sqlite3_stmt *st;
-	int rc =
-	    sqlite3_prepare_v2(db,
-	                       "INSERT OR IGNORE INTO quarantine (seq, created_ms, quarantined_ms,"
-	                       " reason, topic, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	                       -1, &st, NULL);
-
-	if (rc != SQLITE_OK)
-		return rc;
-	sqlite3_bind_int64(st, 1, seq);
-	sqlite3_bind_int64(st, 2, created_ms);
-	sqlite3_bind_int64(st, 3, now_ms);
-	sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
-	if (topic) {
-		sqlite3_bind_blob64(st, 5, topic_len ? topic : "", topic_len, SQLITE_STATIC);
-		sqlite3_bind_blob64(st, 6, len ? payload : "", len, SQLITE_STATIC);
-	}
-	return run_once(st);
-}
-
-/* Rewrites the counters of the batch at first, whose idx and data agree, from them: n
- * readings, the gone bits kept unless they were damaged too (then every reading of it
- * is sent again: a duplicate is recognisable by its seq, a loss is not). Logged. */
-static int rebuild_batch(cg_outbox_t *ob, int64_t first, int n, uint64_t gone, int64_t old_n)
-{
-	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(
-	    ob->db, "UPDATE batches SET n = ?2, gone = ?3 WHERE first_seq = ?1", -1, &st, NULL);
-
-	if (rc != SQLITE_OK)
-		return rc;
-	sqlite3_bind_int64(st, 1, first);
-	sqlite3_bind_int(st, 2, n);
-	sqlite3_bind_int64(st, 3, (int64_t)gone);
-	rc = run_once(st);
-	if (rc == SQLITE_DONE)
-		cg_log(
-		    CG_LOG_WARNING,
-		    "outbox: %s: the row at seq %lld said %lld readings, its index and data hold "
-		    "%d; its counters were rebuilt from them",
-		    ob->path, (long long)first, (long long)old_n, n);
-	return rc;
-}
-
-/* Moves every reading not gone of the damaged batch at first to quarantine, then deletes
- * the batch. How many readings it held: idx's size says it when it is a whole number of
- * entries, else n, else a full batch; never past the next batch or next_seq, so no seq
- * is claimed twice. A reading whose topic and payload lie within data (going by idx)
- * keeps them, for the operator to judge; the reason says the row was damaged. A batch
- * whose idx and data agree, with only n or gone wrong, is rebuilt instead
- * (rebuild_batch). The caller holds the write transaction and recounts afterwards.
- * Returns SQLITE_DONE. */
-static int quarantine_batch(cg_outbox_t *ob, int64_t first, int64_t next_seq, int64_t now_ms)
-{
-	sqlite3_stmt *st, *nx;
-	const unsigned char *idx, *data;
-	int64_t n, idx_bytes, data_bytes, want = 0, cnt, next_first = INT64_MAX, moved = 0;
-	uint64_t gone;
-	char reason[160];
-	struct ob_batch b;
-	size_t at = 0;
-	int rc;
-
-	rc = sqlite3_prepare_v2(ob->db, "SELECT min(first_seq) FROM batches WHERE first_seq > ?1",
-	                        -1, &nx, NULL);
-	if (rc != SQLITE_OK)
-		return rc;
-	sqlite3_bind_int64(nx, 1, first);
-	if (sqlite3_step(nx) == SQLITE_ROW && sqlite3_column_type(nx, 0) == SQLITE_INTEGER)
-		next_first = sqlite3_column_int64(nx, 0);
-	sqlite3_finalize(nx);
-
-	rc = sqlite3_prepare_v2(
-	    ob->db, "SELECT n, gone, idx, data FROM batches WHERE first_seq = ?1", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return rc;
-	sqlite3_bind_int64(st, 1, first);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		sqlite3_finalize(st);
-		return rc == SQLITE_DONE ? SQLITE_DONE : rc;
-	}
-	n = sqlite3_column_int64(st, 0);
-	gone = (uint64_t)sqlite3_column_int64(st, 1);
-	idx = sqlite3_column_blob(st, 2);
-	idx_bytes = sqlite3_column_bytes(st, 2);
-	data = sqlite3_column_blob(st, 3);
-	data_bytes = sqlite3_column_bytes(st, 3);
-	if (!data)
-		data = (const unsigned char *)"";
-
-	b.first = first;
-	b.idx = idx;
-	b.n = 0;
-	if (idx && idx_bytes % OB_IDX_SIZE == 0 && idx_bytes / OB_IDX_SIZE >= 1 &&
-	    idx_bytes / OB_IDX_SIZE <= OB_BATCH)
-		b.n = (int)(idx_bytes / OB_IDX_SIZE);
-	cnt = b.n ? b.n : n >= 1 && n <= OB_BATCH ? n : OB_BATCH;
-	if (next_first != INT64_MAX && next_first - first < cnt)
-		cnt = next_first - first;
-	if (next_seq > first && next_seq - first < cnt)
-		cnt = next_seq - first;
-	if (cnt < 1)
-		cnt = 1;
-	if (gone & ~all_bits((int)cnt))
-		gone = 0; /* damaged too: better a reading sent twice than lost */
-	if (b.n)
-		for (int i = 0; i < b.n; i++)
-			want += entry_size(&b, i);
-	if (b.n && want == data_bytes && b.n == cnt) {
-		/* idx and data agree: only n or gone is wrong, and is rebuilt from them. */
-		sqlite3_finalize(st);
-		return rebuild_batch(ob, first, b.n, gone, n);
-	}
-	if (b.n && want != data_bytes)
-		snprintf(reason, sizeof(reason),
-		         "damaged row: its data is %lld bytes, its index says %lld",
-		         (long long)data_bytes, (long long)want);
-	else if (b.n && b.n != n)
-		snprintf(reason, sizeof(reason),
-		         "damaged row: it says %lld readings, its index holds %d", (long long)n,
-		         b.n);
-	else
-		snprintf(reason, sizeof(reason), "damaged row: its index is %lld bytes, not %lld",
-		         (long long)idx_bytes, (long long)(n * OB_IDX_SIZE));
-
-	rc = SQLITE_DONE;
-	for (int i = 0; i < cnt && rc == SQLITE_DONE; i++) {
-		size_t tl = i < b.n ? entry_topic_len(&b, i) : 0;
-		size_t pl = i < b.n ? entry_payload_len(&b, i) : 0;
-		bool fits = i < b.n && at + tl + pl <= (size_t)data_bytes;
-
-		if (!(gone >> i & 1)) {
-			rc = insert_dead(ob->db, first + i, i < b.n ? entry_created(&b, i) : 0,
-			                 now_ms, reason, fits ? data + at : NULL, tl,
-			                 fits ? data + at + tl : NULL, pl);
-			moved++;
-		}
-		at += tl + pl;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return rc;
-	rc = sqlite3_prepare_v2(ob->db, "DELETE FROM batches WHERE first_seq = ?1", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return rc;
-	sqlite3_bind_int64(st, 1, first);
-	rc = run_once(st);
-	if (rc == SQLITE_DONE)
-		cg_log(CG_LOG_WARNING,
-		       "outbox: %s: %s (seqs %lld to %lld); moved its %lld readings to quarantine",
-		       ob->path, reason, (long long)first, (long long)(first + cnt - 1),
-		       (long long)moved);
-	return rc;
-}
-
-/* Moves the damaged batch a scan noted to quarantine, in a transaction of its own, and
- * recounts the store: what the batch counted for is not known once it is damaged. The
- * caller holds the lock and no transaction. */
-static int repair_damaged(cg_outbox_t *ob)
-{
-	cg_outbox_stats_t st;
-	int rc, err;
-
-	if (!ob->damaged)
-		return 0;
-	rc = run(ob->st[ST_BEGIN]);
-	if (rc != SQLITE_DONE)
-		return db_fail(ob, "moving a damaged row to quarantine", rc);
-	rc = quarantine_batch(ob, ob->damaged_first, ob->next_seq, cg_now_ms());
-	if (rc != SQLITE_DONE) {
-		err = db_fail(ob, "moving a damaged row to quarantine", rc);
-		rollback(ob);
-		return err;
-	}
-	err = read_counts(ob->db, ob->path, &st, NULL);
-	if (err) {
-		rollback(ob);
-		return err;
-	}
-	rc = run(ob->st[ST_COMMIT]);
-	if (rc != SQLITE_DONE) {
-		err = db_fail(ob, "moving a damaged row to quarantine", rc);
-		rollback(ob);
-		return err;
-	}
-	ob->damaged = false;
-	ob->rows = st.rows;
-	ob->bytes = st.bytes;
-	ob->oldest_ms = st.oldest_ms;
-	ob->quarantined = st.quarantined;
-	if (st.next_seq > ob->next_seq)
-		ob->next_seq = st.next_seq;
-	return 0;
-}
-
-/* Reads a meta counter; false when it is missing or not an integer (damaged). */
-static bool meta_value(sqlite3 *db, const char *key, int64_t *v)
-{
-	char sql[128];
-
-	snprintf(sql, sizeof(sql),
-	         "SELECT value FROM meta WHERE key = '%s' AND typeof(value) = 'integer'", key);
-	return query_int64(db, sql, v) == SQLITE_OK;
-}
-
-/* Rewrites a meta counter found damaged, with a log line saying so. */
-static int meta_rebuild(cg_outbox_t *ob, const char *key, int64_t v, const char *how)
-{
-	char sql[128];
-	int rc;
-
-	snprintf(sql, sizeof(sql), "INSERT OR REPLACE INTO meta (key, value) VALUES ('%s', %lld)",
-	         key, (long long)v);
-	rc = sqlite3_exec(ob->db, sql, NULL, NULL, NULL);
-	if (rc != SQLITE_OK)
-		return db_fail(ob, "rebuilding a counter", rc);
-	cg_log(CG_LOG_WARNING, "outbox: %s: the %s counter was missing or damaged; %s %lld",
-	       ob->path, key, how, (long long)v);
-	return 0;
-}
-
-/* The counters at open, in the caller's write transaction: damaged batches go to
- * quarantine (logged), then the meta counters are checked against the rows. next_seq
- * is rebuilt from the largest seq held or in quarantine when it is missing, not an
- * integer or behind them (a reused seq would be worse than a gap); dropped, which the
- * rows cannot tell, starts again from 0. A damaged store so opens with a log line
- * rather than refusing to start. */
-static int open_counts(cg_outbox_t *ob, cg_outbox_stats_t *st)
-{
-	int64_t v, last = INT64_MIN;
-	int err, rc;
-
-	for (;;) {
-		struct ob_damage dmg = {.n = 0};
-
-		err = read_counts(ob->db, ob->path, st, &dmg);
-		if (err || dmg.n == 0)
-			break;
-		/* Each pass removes or mends what the last one found; never loop on one. */
-		if (dmg.first[0] == last) {
-			cg_log(CG_LOG_ERR, "outbox: %s: the row at seq %lld cannot be repaired",
-			       ob->path, (long long)last);
-			return CG_EDB;
-		}
-		last = dmg.first[0];
-		for (size_t i = 0; i < dmg.n; i++) {
-			rc = quarantine_batch(ob, dmg.first[i], st->next_seq, cg_now_ms());
-			if (rc != SQLITE_DONE)
-				return db_fail(ob, "moving a damaged row to quarantine", rc);
-		}
-	}
-	if (err)
-		return err;
-	if (!meta_value(ob->db, "next_seq", &v) || v != st->next_seq) {
-		err = meta_rebuild(ob, "next_seq", st->next_seq, "rebuilt from the rows as");
-		if (err)
-			return err;
-	}
-	if (!meta_value(ob->db, "dropped", &v) || v < 0) {
-		st->dropped = 0;
-		err = meta_rebuild(ob, "dropped", 0, "it starts again from");
-	}
-	return err;
-}
-
-/* Finds the batch holding seq with the fetch statement, which the caller resets; *found
- * says whether reading seq is held (in a batch, not gone). Returns SQLITE_ROW with the
- * statement on that batch, SQLITE_DONE when seq is not held, or SQLite's error. */
-static int find_reading(cg_outbox_t *ob, int64_t seq, struct ob_batch *b, bool *found)
-{
-	sqlite3_stmt *st = ob->st[ST_FETCH];
-	int rc;
-
-	*found = false;
-	sqlite3_bind_int64(st, 1, scan_floor(seq));
-	sqlite3_bind_int64(st, 2, seq < INT64_MAX ? seq + 1 : seq);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((rc = read_batch_of(ob, st, b)) != SQLITE_ROW)
-			return rc;
-		if (seq >= b->first && seq < b->first + b->n) {
-			if (!batch_data_fits(b, sqlite3_column_bytes(st, 4))) {
-				if (!ob->damaged) {
-					ob->damaged = true;
-					ob->damaged_first = b->first;
-				}
-				return SQLITE_CORRUPT;
-			}
-			*found = !(b->gone >> (seq - b->first) & 1);
-			return SQLITE_ROW;
-		}
-	}
-	return rc;
-}
-
-/* Ends a quarantine transaction that got as far as rc (SQLITE_DONE: all went well): when
- * moved says readings came or went, the oldest one held is read again into *oldest_ms
- * (else it is the current one), then the transaction is committed; a failure is logged
- * and rolled back. Returns 0 or a CG_E* code. */
-static int end_quarantine_tx(cg_outbox_t *ob, int rc, bool moved, int64_t *oldest_ms)
-{
-	int err;
-
-	*oldest_ms = ob->oldest_ms;
-	if (rc == SQLITE_DONE && moved)
-		rc = read_oldest(ob, oldest_ms);
-	if (rc == SQLITE_DONE)
-		rc = run(ob->st[ST_COMMIT]);
-	if (rc == SQLITE_DONE)
-		return 0;
-	err = db_fail(ob, "quarantine", rc);
-	rollback(ob);
-	return err;
-}
-
-/* Moves one reading to quarantine (outbox.h): its copy goes into the quarantine table
- * and its gone bit is set, in one transaction, and the counters follow after the
- * commit. A damaged batch holding it is moved whole by repair_damaged(). */
-/* The most readings the quarantine holds: a tenth of max_rows (at least one),
- * so that a broker refusing everything for days cannot fill the disk through
- * it; none when max_rows is 0 (no limit). */
-static int64_t quarantine_bound(const cg_outbox_t *ob)
-{
-	return ob->opts.max_rows > 0 ? (ob->opts.max_rows / 10 > 0 ? ob->opts.max_rows / 10 : 1)
-	                             : INT64_MAX;
-}
-
-/* Drops the oldest quarantined readings beyond the bound, within the caller's
- * transaction, adding them to the dropped counter; *n says how many. */
-static int trim_quarantine(cg_outbox_t *ob, int64_t held, int64_t *n)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	*n = held > quarantine_bound(ob) ? held - quarantine_bound(ob) : 0;
-	if (*n == 0)
-		return SQLITE_DONE;
-	rc = sqlite3_prepare_v2(ob->db,
-	                        "DELETE FROM quarantine WHERE seq IN"
-	                        " (SELECT seq FROM quarantine ORDER BY seq LIMIT ?1)",
-	                        -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return rc;
-	sqlite3_bind_int64(st, 1, *n);
-	rc = run_once(st);
-	return rc == SQLITE_DONE ? set_meta(ob, "dropped", ob->dropped + *n) : rc;
-}
-
-static int quarantine_once(cg_outbox_t *ob, int64_t seq, const char *reason, int64_t now_ms)
-{
-	sqlite3_stmt *st = ob->st[ST_FETCH];
-	cg_outbox_row_t row = {0};
-	struct ob_batch b;
-	int64_t oldest_ms, size = 0, trimmed = 0;
-	bool found;
-	int rc, err;
-
-	rc = run(ob->st[ST_BEGIN]);
-	if (rc != SQLITE_DONE)
-		return db_fail(ob, "quarantine", rc);
-	rc = find_reading(ob, seq, &b, &found);
-	if (rc == SQLITE_ROW && found) {
-		const unsigned char *data = sqlite3_column_blob(st, 4);
-		size_t at = 0;
-		int i = (int)(seq - b.first);
-
-		for (int j = 0; j < i; j++)
-			at += (size_t)entry_size(&b, j);
-		size = entry_size(&b, i);
-		rc = copy_row(&b, i, data ? data + at : (const unsigned char *)"", &row)
-		         ? SQLITE_NOMEM
-		         : SQLITE_ROW;
-		if (rc == SQLITE_ROW)
-			rc = note_change(ob, &b, b.gone | (uint64_t)1 << i);
-	}
-	sqlite3_reset(st);
-	if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
-		if (!found) {
-			rollback(ob);
-			return CG_ENOENT;
-		}
-		rc = insert_dead(ob->db, seq, row.created_ms, now_ms, reason, row.topic,
-		                 strlen(row.topic), row.payload, row.len);
-	}
-	free(row.topic);
-	free(row.payload);
-	if (rc == SQLITE_DONE)
-		rc = trim_quarantine(ob, ob->quarantined + 1, &trimmed);
-	if (rc == SQLITE_DONE)
-		rc = apply_changes(ob);
-	else
-		ob->n_changes = 0;
-	err = end_quarantine_tx(ob, rc, true, &oldest_ms);
-	if (err)
-		return err;
-	ob->rows -= 1;
-	ob->bytes -= size;
-	ob->oldest_ms = oldest_ms;
-	ob->quarantined += 1 - trimmed;
-	ob->dropped += trimmed;
-	if (trimmed)
-		episode_add(&ob->overflowing, trimmed, ob->path,
-		            "the quarantine holds a tenth of max_rows at most");
-	else
-		episode_end(&ob->overflowing, ob->path, "the quarantine is within its bound");
-	return 0;
-}
-
-int cg_outbox_quarantine(cg_outbox_t *ob, int64_t seq, const char *reason, int64_t now_ms)
-{
-	int err;
-
-	if (!ob || !reason)
-		return CG_EINVAL;
-	ob_lock(ob);
-	err = repair_damaged(ob);
-	if (!err)
-		err = quarantine_once(ob, seq, reason, now_ms);
-	for (int i = 0; i < OB_REPAIR_MAX && err == CG_EDB && ob->damaged; i++) {
-		err = repair_damaged(ob);
-		if (!err)
-			err = quarantine_once(ob, seq, reason, now_ms);
-	}
-	ob_unlock(ob);
-	/* Moved with its damaged batch, or by an earlier call: in quarantine either way. */
-	return err;
-}
-
-/* Puts one reading of the quarantine back: its gone bit is cleared when the batch that
- * held it is still there (the readings of a batch are always fetched in seq order),
- * else it goes in as a batch of its own. The caller holds the write transaction and
- * adds the reading to *rows and *bytes. */
-static int put_back(cg_outbox_t *ob, int64_t seq, int64_t created_ms, const void *topic,
-                    size_t topic_len, const void *payload, size_t len, bool *held)
-{
-	sqlite3_stmt *st = ob->st[ST_FETCH];
-	struct ob_batch b = {0};
-	bool found;
-	int rc = find_reading(ob, seq, &b, &found);
-	int64_t first = b.first;
-	uint64_t gone = b.gone;
-
-	sqlite3_reset(st);
-	*held = rc == SQLITE_ROW && found;
-	if (rc == SQLITE_ROW) {
-		if (found)
-			return SQLITE_DONE; /* held already: a row rebuilt after damage */
-		st = ob->st[ST_SET_GONE];
-		sqlite3_bind_int64(st, 1, first);
-		sqlite3_bind_int64(st, 2, (int64_t)(gone & ~((uint64_t)1 << (seq - first))));
-		return run(st);
-	}
-	if (rc != SQLITE_DONE)
-		return rc;
-	rc = add_to_batch(ob, ob->st[ST_INSERT], seq, created_ms, topic, topic_len, payload, len);
-	return rc == SQLITE_DONE ? flush_batch(ob, ob->st[ST_INSERT]) : rc;
-}
-
-/* Carries out the operator's marks (outbox.h) in one transaction; a reading nothing was
- * recovered of loses its retry mark and is reported, since it cannot be sent. */
-static int apply_once(cg_outbox_t *ob, int64_t *lowest, size_t *retried, size_t *dropped)
-{
-	sqlite3_stmt *q = NULL, *del = NULL, *clear = NULL;
-	int64_t rows = 0, bytes = 0, marked = 0, oldest_ms, unrecoverable = 0;
-	bool held;
-	int rc, err;
-
-	rc = query_int64(ob->db, "SELECT count(*) FROM quarantine WHERE action != 0", &marked);
-	if (rc != SQLITE_OK || marked == 0)
-		return rc == SQLITE_OK ? 0 : db_fail(ob, "reading the quarantine", rc);
-	rc = run(ob->st[ST_BEGIN]);
-	if (rc != SQLITE_DONE)
-		return db_fail(ob, "quarantine", rc);
-	rc = sqlite3_prepare_v2(ob->db,
-	                        "SELECT seq, action, created_ms, topic, payload FROM quarantine"
-	                        " WHERE action != 0 ORDER BY seq",
-	                        -1, &q, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(ob->db, "DELETE FROM quarantine WHERE seq = ?1", -1, &del,
-		                        NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(ob->db, "UPDATE quarantine SET action = 0 WHERE seq = ?1",
-		                        -1, &clear, NULL);
-	while (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-		int64_t seq = sqlite3_column_int64(q, 0);
-		bool retry = sqlite3_column_int(q, 1) == CG_OUTBOX_RETRY;
-		bool has = sqlite3_column_type(q, 3) != SQLITE_NULL;
-		size_t tl = (size_t)sqlite3_column_bytes(q, 3), pl;
-
-		if (retry && has) {
-			const void *topic = sqlite3_column_blob(q, 3);
-
-			pl = (size_t)sqlite3_column_bytes(q, 4);
-			rc = put_back(ob, seq, sqlite3_column_int64(q, 2), topic, tl,
-			              sqlite3_column_blob(q, 4), pl, &held);
-			if (rc != SQLITE_DONE)
-				break;
-			/* A reading held already is counted in the rows already. */
-			if (!held) {
-				rows++;
-				bytes += (int64_t)(tl + pl);
-			}
-			if (seq < *lowest)
-				*lowest = seq;
-			*retried += 1;
-		} else if (!retry) {
-			*dropped += 1;
-		} else {
-			unrecoverable++;
-		}
-		sqlite3_bind_int64(retry && !has ? clear : del, 1, seq);
-		rc = run(retry && !has ? clear : del);
-		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-	}
-	sqlite3_finalize(q);
-	sqlite3_finalize(del);
-	sqlite3_finalize(clear);
-	err = end_quarantine_tx(ob, rc, rows > 0, &oldest_ms);
-	if (err) {
-		*lowest = INT64_MAX;
-		*retried = *dropped = 0;
-		return err;
-	}
-	ob->rows += rows;
-	ob->bytes += bytes;
-	ob->oldest_ms = oldest_ms;
-	ob->quarantined -= (int64_t)(*retried + *dropped);
-	cg_log(CG_LOG_NOTICE,
-	       "outbox: %s: quarantine: %zu readings put back to be sent again, %zu dropped, "
-	       "%lld cannot be retried (nothing of them could be recovered)",
-	       ob->path, *retried, *dropped, (long long)unrecoverable);
-	return 0;
-}
-
-int cg_outbox_quarantine_apply(cg_outbox_t *ob, int64_t *lowest, size_t *retried, size_t *dropped)
-{
-	size_t r = 0, d = 0;
-	int64_t low = INT64_MAX;
-	int err;
-
-	if (!ob)
-		return CG_EINVAL;
-	ob_lock(ob);
-	err = repair_damaged(ob);
-	if (!err)
-		err = apply_once(ob, &low, &r, &d);
-	ob_unlock(ob);
-	if (lowest)
-		*lowest = low;
-	if (retried)
-		*retried = r;
-	if (dropped)
-		*dropped = d;
-	return err;
-}
-
-/* Opens the store at path for the operator's commands, beside a daemon that may have it
- * open; *has_table is false when no build with quarantine opened it yet. */
-static int open_other(const char *path, bool write, sqlite3 **db, bool *has_table)
-{
-	struct stat sb;
-	int64_t n = 0;
-	int rc;
-
-	*db = NULL;
-	*has_table = false;
-	if (stat(path, &sb) != 0) {
-		cg_log(CG_LOG_ERR, "outbox: %s: %s", path, strerror(errno));
-		return errno == ENOENT ? CG_ENOENT : CG_EIO;
-	}
-	rc = sqlite3_open_v2(
-	    path, db, (write ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_NOMUTEX,
-	    NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_busy_timeout(*db, OB_BUSY_TIMEOUT_MS);
-		rc = query_int64(*db,
-		                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-		                 " AND name = 'quarantine'",
-		                 &n);
-	}
-	if (rc != SQLITE_OK) {
-		cg_log(CG_LOG_ERR, "outbox: %s: %s", path,
-		       *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
-		sqlite3_close(*db);
-		*db = NULL;
-		return map_rc(rc) == CG_ENOMEM ? CG_ENOMEM : CG_EDB;
-	}
-	*has_table = n > 0;
-	return 0;
-}
-
-/* A copy of column i of q as a string with a NUL after its bytes, and its length. */
-static char *column_copy(sqlite3_stmt *q, int i, size_t *len)
-{
-	size_t n = (size_t)sqlite3_column_bytes(q, i);
-	const void *v = sqlite3_column_blob(q, i);
-	char *s = malloc(n + 1);
-
-	if (!s)
-		return NULL;
-	if (n)
-		memcpy(s, v, n);
-	s[n] = '\0';
-	if (len)
-		*len = n;
-	return s;
-}
-
-int cg_outbox_quarantine_list(const char *path, cg_outbox_dead_t **out, size_t *n)
-{
-	cg_outbox_dead_t *v = NULL, *d;
-	size_t cap = 0, count = 0;
-	sqlite3_stmt *q = NULL;
-	sqlite3 *db;
-	bool has;
-	int rc, err;
-
-	if (!path || !out || !n)
-		return CG_EINVAL;
-	*out = NULL;
-	*n = 0;
-	err = open_other(path, false, &db, &has);
-	if (err || !has)
-		goto close_db;
-	rc = sqlite3_prepare_v2(db,
-	                        "SELECT seq, created_ms, quarantined_ms, reason, topic, payload,"
-	                        " action FROM quarantine ORDER BY seq",
-	                        -1, &q, NULL);
-	while (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-		rc = SQLITE_OK;
-		if (count == cap) {
-			cap = cap ? cap * 2 : 64;
-			d = realloc(v, cap * sizeof(*v));
-			if (!d) {
-				err = CG_ENOMEM;
-				break;
-			}
-			v = d;
-		}
-		d = &v[count++];
-		memset(d, 0, sizeof(*d));
-		d->seq = sqlite3_column_int64(q, 0);
-		d->created_ms = sqlite3_column_int64(q, 1);
-		d->quarantined_ms = sqlite3_column_int64(q, 2);
-		d->action = sqlite3_column_int(q, 6);
-		d->reason = column_copy(q, 3, NULL);
-		if (sqlite3_column_type(q, 4) != SQLITE_NULL) {
-			d->topic = column_copy(q, 4, NULL);
-			d->payload = column_copy(q, 5, &d->len);
-		}
-		if (!d->reason ||
-		    (sqlite3_column_type(q, 4) != SQLITE_NULL && (!d->topic || !d->payload))) {
-			err = CG_ENOMEM;
-			break;
-		}
-	}
-	if (!err && rc != SQLITE_DONE && rc != SQLITE_OK) {
-		cg_log(CG_LOG_ERR, "outbox: %s: reading the quarantine: %s", path,
-		       sqlite3_errmsg(db));
-		err = CG_EDB;
-	}
-	sqlite3_finalize(q);
-	if (err) {
-		cg_outbox_dead_free(v, count);
-		goto close_db;
-	}
-	*out = v;
-	*n = count;
-close_db:
-	sqlite3_close(db);
-	return err;
-}
-
-void cg_outbox_dead_free(cg_outbox_dead_t *d, size_t n)
-{
-	if (!d)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		free(d[i].reason);
-		free(d[i].topic);
-		free(d[i].payload);
-	}
-	free(d);
-}
-
-int cg_outbox_quarantine_mark(const char *path, int64_t seq, int action, size_t *marked)
-{
-	sqlite3_stmt *q;
-	sqlite3 *db;
-	bool has;
-	int rc, err;
-
-	if (!path || !marked || (action != CG_OUTBOX_RETRY && action != CG_OUTBOX_DROP))
-		return CG_EINVAL;
-	*marked = 0;
-	err = open_other(path, true, &db, &has);
-	if (err || !has)
-		goto close_db;
-	rc = sqlite3_prepare_v2(db, "UPDATE quarantine SET action = ?1 WHERE ?2 = 0 OR seq = ?2",
-	                        -1, &q, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_int(q, 1, action);
-		sqlite3_bind_int64(q, 2, seq);
-		rc = sqlite3_step(q);
-		sqlite3_finalize(q);
-	}
-	if (rc != SQLITE_DONE) {
-		cg_log(CG_LOG_ERR, "outbox: %s: marking the quarantine: %s", path,
-		       sqlite3_errmsg(db));
-		err = map_rc(rc) == CG_ENOMEM ? CG_ENOMEM : CG_EDB;
-		goto close_db;
-	}
-	*marked = (size_t)sqlite3_changes(db);
-close_db:
-	sqlite3_close(db);
 	return err;
 }
