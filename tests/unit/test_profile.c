@@ -289,16 +289,6 @@ static const struct {
      "p.json: /points/0/description: must be a string"},
     {DOC(OK_POINT ",{\"name\":\"a\",\"table\":\"input\",\"address\":1}"),
      "p.json: /points/1/name: duplicate point name \"a\" (first at /points/0)"},
-    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0},"
-         "{\"name\":\"a\",\"lane\":1,\"table\":\"holding\",\"address\":1}"),
-     "p.json: /points/1/name: \"a\" is both a lane's point and one without a lane "
-     "(/points/0), which every lane's reading carries: it would appear twice"},
-    {DOC("{\"name\":\"laneId\",\"table\":\"holding\",\"address\":0}"),
-     "p.json: /points/0/name: laneId is the lane readings' own; give \"lane\" instead"},
-    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"type\":\"u24\","
-         "\"states\":[\"x\",\"y\",\"z\"]}"),
-     "p.json: /points/0/type: must be one of \"bool\", \"u16\", \"i16\", \"u32\", \"i32\", "
-     "\"u64\", \"i64\", \"f32\", \"f64\""},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":65535,\"type\":\"u32\"}"),
      "p.json: /points/0/address: u32 at 65535 needs registers 65535 to 65536, past 65535"},
     {DOC("{\"name\":\"a\",\"table\":\"input\",\"address\":65533,\"type\":\"i64\"}"),
