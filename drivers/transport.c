@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <termios.h>
@@ -61,6 +62,14 @@ close_fd:
 	return CG_EIO;
 }
 
+modbus_t *cg_modbus_new_tcp(const char *host, int port)
+{
+	char service[8];
+
+	snprintf(service, sizeof(service), "%d", port);
+	return modbus_new_tcp_pi(host, service);
+}
+
 static void set_timeout(modbus_t *mb, int timeout_ms)
 {
 	modbus_set_response_timeout(mb, (uint32_t)(timeout_ms / 1000),
@@ -73,7 +82,7 @@ static void set_timeout(modbus_t *mb, int timeout_ms)
  * never used: the serial server keeps those of its RS-485 port. */
 static modbus_t *connect_rtu_over_tcp(const cg_bus_line_t *bc)
 {
-	modbus_t *tcp = modbus_new_tcp(bc->host, bc->port), *rtu = NULL;
+	modbus_t *tcp = cg_modbus_new_tcp(bc->host, bc->port), *rtu = NULL;
 
 	if (!tcp)
 		return NULL;
@@ -102,7 +111,7 @@ static int open_modbus(const char *bus_id, const cg_bus_line_t *bc, cg_transport
 	if (bc->type == CG_BUS_MODBUS_RTU)
 		mb = modbus_new_rtu(bc->device, bc->baud, bc->parity, bc->data_bits, bc->stop_bits);
 	else
-		mb = modbus_new_tcp(bc->host, bc->port);
+		mb = cg_modbus_new_tcp(bc->host, bc->port);
 	if (!mb)
 		return errno == ENOMEM ? CG_ENOMEM : CG_EIO;
 	set_timeout(mb, bc->timeout_ms);

@@ -61,6 +61,10 @@ typedef struct cg_bus_line {
  * CG_ENOMEM. On failure t is closed. */
 int cg_transport_open(const char *bus_id, const cg_bus_line_t *line, cg_transport_t *t);
 
+/* A libmodbus TCP context for host (a name, an IPv4 or an IPv6 address) and
+ * port, not yet connected; NULL with errno set. */
+modbus_t *cg_modbus_new_tcp(const char *host, int port);
+
 /* What the line opens, for log lines: the TCP host or the device path. */
 const char *cg_bus_line_name(const cg_bus_line_t *line);
 

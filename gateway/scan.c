@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "drivers/modbus/decode.h"
 #include "drivers/modbus/profile.h"
+#include "drivers/transport.h"
 
 /* One device that answered: where, and the profile that fits it best. */
 typedef struct found {
@@ -186,7 +187,7 @@ static modbus_t *open_line(const scan_t *s, long baud, const char *framing)
 {
 	uint32_t sec = (uint32_t)(s->o->timeout_ms / 1000);
 	uint32_t usec = (uint32_t)(s->o->timeout_ms % 1000) * 1000;
-	modbus_t *mb = s->port ? modbus_new_tcp(s->host, s->port)
+	modbus_t *mb = s->port ? cg_modbus_new_tcp(s->host, s->port)
 	                       : modbus_new_rtu(s->o->target, (int)baud, framing[1],
 	                                        framing[0] - '0', framing[2] - '0');
 
