@@ -36,6 +36,7 @@ static const struct {
     {"min", "s", 60, 1},        {"h", "s", 3600, 1},        {"g", "kg", 1, 1000},
     {"mV", "V", 1, 1000},       {"mA", "A", 1, 1000},       {"kW", "W", 1000, 1},
     {"Wh", "J", 3600, 1},       {"kWh", "J", 3.6e6, 1},     {"l", "m3", 1, 1000},
+    {"deg", "rad", 3.14159265358979323846, 180},
 };
 
 /* The conversion of unit, or -1 when it needs none or has none. */
