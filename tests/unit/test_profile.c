@@ -249,8 +249,8 @@ static const struct {
      "p.json: /name: must not be empty"},
     {"{\"name\":7,\"kind\":\"parking\",\"points\":[" OK_POINT "]}",
      "p.json: /name: must be a string"},
-    {"{\"name\":\"x\",\"kind\":\"weather\",\"points\":[" OK_POINT "]}",
-     "p.json: /kind: must be one of \"air-quality\", \"parking\", \"traffic\""},
+    {"{\"name\":\"x\",\"kind\":\"noise\",\"points\":[" OK_POINT "]}",
+     "p.json: /kind: must be one of \"air-quality\", \"parking\", \"traffic\", \"weather\""},
     {"{\"name\":\"x\",\"points\":[" OK_POINT "]}", "p.json: /kind: required key missing"},
     {"{\"name\":\"x\",\"kind\":\"parking\",\"points\":[" OK_POINT "],\"vendor\":\"v\"}",
      "p.json: /vendor: unknown key"},
@@ -339,8 +339,8 @@ static void test_several_errors_are_all_reported(void **state)
 	assert_int_equal(d.n, 5);
 	/* The keys of an object in the order of its table: name, kind, points. */
 	assert_string_equal(d.lines[0], "p.json: /name: required key missing");
-	assert_string_equal(d.lines[1],
-	                    "p.json: /kind: must be one of \"air-quality\", \"parking\", \"traffic\"");
+	assert_string_equal(d.lines[1], "p.json: /kind: must be one of \"air-quality\", \"parking\", "
+	                                "\"traffic\", \"weather\"");
 	assert_string_equal(d.lines[2],
 	                    "p.json: /points/0/address: must be an integer from 0 to 65535");
 	assert_string_equal(d.lines[3],
