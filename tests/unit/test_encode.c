@@ -1306,8 +1306,8 @@ static void test_clock_flag(void **state)
  * flag, or with a native value named "clock", is not taken for a flagged one. */
 static void test_retime(void **state)
 {
-	static void (*const make[])(cg_reading_t *) = {make_air_quality, make_parking_bay,
-	                                               make_parking_lot, make_traffic, make_weather};
+	static void (*const make[])(cg_reading_t *) = {
+	    make_air_quality, make_parking_bay, make_parking_lot, make_traffic, make_weather};
 	static const int64_t deltas[] = {T0_MS - 1000, 1, -999, 3600000, 0};
 	cg_reading_t r, fixed;
 
