@@ -12,6 +12,7 @@ const char *const cg_kind_names[CG_N_KINDS + 1] = {
     [CG_KIND_AIR_QUALITY] = "air-quality",
     [CG_KIND_PARKING] = "parking",
     [CG_KIND_TRAFFIC] = "traffic",
+    [CG_KIND_WEATHER] = "weather",
     [CG_N_KINDS] = NULL,
 };
 

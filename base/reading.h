@@ -19,6 +19,7 @@ typedef enum cg_kind {
 	CG_KIND_AIR_QUALITY, /* "air-quality" */
 	CG_KIND_PARKING,     /* "parking": a bay's status or a lot's counts */
 	CG_KIND_TRAFFIC,     /* "traffic" */
+	CG_KIND_WEATHER,     /* "weather": wind, rain, temperature, humidity, pressure */
 	CG_N_KINDS,
 } cg_kind_t;
 

@@ -227,6 +227,8 @@ static const cg_key_t cg_expiry_keys[] = {
 	 .offset = CG_MQTT(expiry_parking_s), .min = 0, .max = CG_MQTT_INTERVAL_MAX, .def = 0},
 	{.name = "traffic", .type = CG_J_INTEGER, .field = CG_F_INT64,
 	 .offset = CG_MQTT(expiry_traffic_s), .min = 0, .max = CG_MQTT_INTERVAL_MAX, .def = 0},
+	{.name = "weather", .type = CG_J_INTEGER, .field = CG_F_INT64,
+	 .offset = CG_MQTT(expiry_weather_s), .min = 0, .max = CG_MQTT_INTERVAL_MAX, .def = 0},
 	{.name = NULL},
 };
 

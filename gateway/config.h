@@ -60,7 +60,7 @@ typedef struct cg_mqtt_config {
 	int version;        /* a cg_mqtt_version_t; default auto */
 	int64_t session_expiry_s; /* MQTT 5 session expiry; default 0 */
 	/* MQTT 5 message expiry of readings per kind; 0 (default): none */
-	int64_t expiry_air_quality_s, expiry_parking_s, expiry_traffic_s;
+	int64_t expiry_air_quality_s, expiry_parking_s, expiry_traffic_s, expiry_weather_s;
 } cg_mqtt_config_t;
 
 typedef struct cg_store_config {

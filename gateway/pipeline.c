@@ -107,6 +107,8 @@ static uint32_t expiry_of(const cg_mqtt_config_t *m, const char *topic)
 		return (uint32_t)m->expiry_parking_s;
 	if (n == 7 && strncmp(kind, "traffic", n) == 0)
 		return (uint32_t)m->expiry_traffic_s;
+	if (n == 7 && strncmp(kind, "weather", n) == 0)
+		return (uint32_t)m->expiry_weather_s;
 	return 0;
 }
 

@@ -24,6 +24,9 @@
 #define CG_SDM_CONTEXT_TRANSPORTATION                                                              \
 	"https://raw.githubusercontent.com/smart-data-models/dataModel.Transportation/master/"     \
 	"context.jsonld"
+#define CG_SDM_CONTEXT_WEATHER                                                                     \
+	"https://raw.githubusercontent.com/smart-data-models/dataModel.Weather/master/"            \
+	"context.jsonld"
 
 /* Appends v's exact integer (cg_value_t.exact) in decimal and returns true;
  * false, appending nothing, for any other value. Every format prints exact
@@ -52,7 +55,8 @@ void cg_senml_put_seconds(cg_buf_t *b, int64_t ms);
 
 /* The Smart Data Models entity type for a reading: "AirQualityObserved",
  * "ParkingSpot" (a parking reading with a "status" value), "OffStreetParking"
- * (any other parking reading), "TrafficFlowObserved"; NULL for other kinds. */
+ * (any other parking reading), "TrafficFlowObserved", "WeatherObserved"; NULL
+ * for other kinds. */
 const char *cg_ngsi_entity_type(const cg_reading_t *r);
 
 /* The UN/CEFACT common code for a SenML unit symbol ("ug/m3" -> "GQ"), or

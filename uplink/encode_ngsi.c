@@ -40,6 +40,7 @@ static const struct {
     {"A", "AMP"},     /* ampere */
     {"W", "WTT"},     /* watt */
     {"Hz", "HTZ"},    /* hertz */
+    {"deg", "DD"},    /* degree of angle */
 };
 
 /* Attribute names the entity writes itself. A reading value with one of these
@@ -87,6 +88,7 @@ const char *cg_ngsi_entity_type(const cg_reading_t *r)
 	case CG_KIND_PARKING:
 		return cg_reading_find(r, "status") ? "ParkingSpot" : "OffStreetParking";
 	case CG_KIND_TRAFFIC: return "TrafficFlowObserved";
+	case CG_KIND_WEATHER: return "WeatherObserved";
 	default: return NULL;
 	}
 }
@@ -229,6 +231,8 @@ static const char *domain_context(const char *type)
 		return CG_SDM_CONTEXT_ENVIRONMENT;
 	if (strcmp(type, "TrafficFlowObserved") == 0)
 		return CG_SDM_CONTEXT_TRANSPORTATION;
+	if (strcmp(type, "WeatherObserved") == 0)
+		return CG_SDM_CONTEXT_WEATHER;
 	return CG_SDM_CONTEXT_PARKING;
 }
 

@@ -23,6 +23,9 @@ static const char *const rfc8428_units[] = {
     "1/s", "S/m",   "B",   "VA",  "VAs", "var", "vars", "J/m",   "kg/m3",
 };
 
+/* Degrees of angle have no RFC 8428 unit: they go out in rad. */
+#define PI 3.14159265358979323846
+
 /* value_in_to = value * mul / div; powers of ten as divisors keep the result
  * the double nearest to the exact one (12.3 ug/m3 is 1.23e-08 kg/m3). */
 static const struct {
@@ -36,6 +39,7 @@ static const struct {
     {"min", "s", 60, 1},        {"h", "s", 3600, 1},        {"g", "kg", 1, 1000},
     {"mV", "V", 1, 1000},       {"mA", "A", 1, 1000},       {"kW", "W", 1000, 1},
     {"Wh", "J", 3600, 1},       {"kWh", "J", 3.6e6, 1},     {"l", "m3", 1, 1000},
+    {"deg", "rad", PI, 180},
 };
 
 /* The conversion of unit, or -1 when it needs none or has none. */

@@ -105,6 +105,7 @@ int cg_order_from_name(const char *s)
 typedef struct profile_input {
 	const char *name;
 	int kind;
+	const char *description; /* for people: the device and its register map's source */
 	const cJSON *points;
 } profile_input_t;
 
@@ -114,6 +115,8 @@ static const cg_key_t profile_keys[] = {
 	 .offset = offsetof(profile_input_t, name), .min = 1},
 	{.name = "kind", .type = CG_J_STRING, .flags = CG_K_REQUIRED, .field = CG_F_INT,
 	 .offset = offsetof(profile_input_t, kind), .names = cg_kind_names},
+	{.name = "description", .type = CG_J_STRING, .field = CG_F_REF,
+	 .offset = offsetof(profile_input_t, description)},
 	{.name = "points", .type = CG_J_ARRAY, .flags = CG_K_REQUIRED, .field = CG_F_REF,
 	 .offset = offsetof(profile_input_t, points), .min = 1, .max = CG_READING_MAX_VALUES},
 	{.name = NULL},

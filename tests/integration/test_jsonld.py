@@ -20,6 +20,8 @@ CONTEXTS = {
     "context.jsonld": os.path.join(FIXTURES, "sdm-parking.jsonld"),
     "https://raw.githubusercontent.com/smart-data-models/dataModel.Transportation/master/"
     "context.jsonld": os.path.join(FIXTURES, "sdm-transportation.jsonld"),
+    "https://raw.githubusercontent.com/smart-data-models/dataModel.Weather/master/"
+    "context.jsonld": os.path.join(FIXTURES, "sdm-weather.jsonld"),
     "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld":
         os.path.join(FIXTURES, "ngsi-ld-core.jsonld"),
     "https://citygate.example/schemas/citygate-context.jsonld":
@@ -63,7 +65,8 @@ def defaulted(entity):
 def test_every_attribute_expands_to_a_model_term(tmp):
     link = os.path.join(tmp.path, "tty")
     sim = Sim(tmp, ["--rtu", link, "--slave", "1:aqt530", "--slave", "2:ld120",
-                    "--slave", "3:ld120", "--tcp", "0", "--slave", "1:traffic-counter"])
+                    "--slave", "3:ld120", "--slave", "4:metsens600",
+                    "--tcp", "0", "--slave", "1:traffic-counter"])
     port = int([e for e in sim.endpoints if e[0] == "tcp"][0][2])
     broker = Broker(tmp)
     buses = [{"id": "rs485", "type": "modbus-rtu", "device": link},
@@ -77,6 +80,8 @@ def test_every_attribute_expands_to_a_model_term(tmp):
          "interval_s": 0.5, "ngsi_ld": bay},
         {"id": "bay-2", "bus": "rs485", "driver": "modbus", "profile": "ld120", "unit_id": 3,
          "interval_s": 0.5, "ngsi_ld": bay},
+        {"id": "ws-1", "bus": "rs485", "driver": "modbus", "profile": "metsens600", "unit_id": 4,
+         "interval_s": 0.5},
         {"id": "lanes-1", "bus": "lan", "driver": "modbus", "profile": "traffic-counter",
          "unit_id": 1, "interval_s": 1, "aligned": True}]
     cfg = base_config(tmp, broker, buses, sensors)
@@ -89,7 +94,7 @@ def test_every_attribute_expands_to_a_model_term(tmp):
     def types():
         return {json.loads(p)["type"] for _, p, _ in sub.received()}
     try:
-        wait_for(lambda: len(types()) >= 4, 30, "an entity of every type")
+        wait_for(lambda: len(types()) >= 5, 30, "an entity of every type")
         check(gw.stop() == 0, "clean stop")
     finally:
         sub.stop()
@@ -106,7 +111,7 @@ def test_every_attribute_expands_to_a_model_term(tmp):
         seen.setdefault(entity["type"], entity)
         attrs += len(entity) - 3
     check(sorted(seen) == ["AirQualityObserved", "OffStreetParking", "ParkingSpot",
-                           "TrafficFlowObserved"], "types %r" % sorted(seen))
+                           "TrafficFlowObserved", "WeatherObserved"], "types %r" % sorted(seen))
     # The Parking model's time attributes, and the config's Relationship.
     spot, lot = seen["ParkingSpot"], seen["OffStreetParking"]
     check("dateObserved" not in spot and "observedAt" in spot["status"], "ParkingSpot time")

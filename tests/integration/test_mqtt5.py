@@ -310,6 +310,54 @@ def test_properties_receive_maximum_and_will(tmp):
           "will %s" % (len(sub.lines), {k: sorted(v)[0] for k, v in types.items()}, will))
 
 
+def test_weather_station(tmp):
+    """A MetSENS600 (2-register floats) publishes kind weather on its own topic
+    level, valid by reading-weather, with the weather message expiry and none
+    for the kind left out of mqtt.message_expiry_s."""
+    broker = Broker(tmp)
+    sim = Sim(tmp, ["--tcp", "0", "--slave", "1:aqt530", "--slave", "2:metsens600"])
+    port = int(sim.endpoints[0][2])
+    buses = [{"id": "lan", "type": "modbus-tcp", "host": "127.0.0.1", "port": port,
+              "timeout_ms": 300}]
+    sens = [{"id": "aq-001", "bus": "lan", "driver": "modbus", "profile": "aqt530",
+             "unit_id": 1, "interval_s": 0.2},
+            {"id": "ws-001", "bus": "lan", "driver": "modbus", "profile": "metsens600",
+             "unit_id": 2, "interval_s": 0.2}]
+    sub = PropsSubscriber(broker, "city/test/gw-test-1/+/+")
+    cfg = base_config(tmp, broker, buses, sens)
+    cfg["mqtt"]["message_expiry_s"] = {"weather": 900}
+    gw = Gateway(tmp, cfg).start()
+    try:
+        wait_for(lambda: sum(l[0].endswith("/weather/ws-001") for l in sub.lines) >= 5 and
+                 sum(l[0].endswith("/air-quality/aq-001") for l in sub.lines) >= 5, 30,
+                 "readings from both sensors")
+        check(gw.stop() == 0, "clean stop")
+    finally:
+        sub.stop()
+        sim.stop()
+        broker.stop()
+    weather = [(l[0], l[-1]) for l in sub.lines if l[0].endswith("/weather/ws-001")]
+    for topic, ctype, pfi, user, expiry, payload in sub.lines:
+        if topic.endswith("/weather/ws-001"):
+            check(expiry and 600 < int(expiry) <= 900, "weather expiry %r" % expiry)
+        else:
+            check(not expiry, "%s: no expiry configured, got %r" % (topic, expiry))
+    counts = validate_messages(tmp, weather)
+    check(counts == {"reading-weather": len(weather)}, "validated %r" % counts)
+    for _, payload in weather:
+        r = json.loads(payload)
+        v, u = r["values"], r["units"]
+        check(r["kind"] == "weather" and r["quality"] == "ok", "%r" % r)
+        check(0 <= v["windSpeed"] <= 12 and 0 <= v["windDirection"] <= 360 and
+              -10 <= v["dewPoint"] <= 15 and 990 <= v["atmosphericPressure"] <= 1030,
+              "floats decoded in the simulated ranges: %r" % v)
+        check(u == {"windSpeed": "m/s", "windDirection": "deg", "gustSpeed": "m/s",
+                    "temperature": "Cel", "relativeHumidity": "%RH", "dewPoint": "Cel",
+                    "atmosphericPressure": "hPa", "precipitationTotal": "mm"}, "units %r" % u)
+    print("  %d weather readings, expiry %s s" % (len(weather), [l[4] for l in sub.lines
+                                                         if "/weather/" in l[0]][0]))
+
+
 def test_session_kept(tmp):
     """With mqtt.session_expiry_s, an outage of the gateway's uplink shorter
     than it keeps the MQTT session (the broker says so in its CONNACK); what
@@ -348,4 +396,4 @@ def test_session_kept(tmp):
 if __name__ == "__main__":
     main([test_acl_refusal_v5, test_acl_hidden_v311, test_max_packet_size,
           test_auto_falls_back_to_311, test_properties_receive_maximum_and_will,
-          test_session_kept])
+          test_session_kept, test_weather_station])

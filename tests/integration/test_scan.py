@@ -16,11 +16,11 @@ def scan(args, **kw):
 
 def test_scan_finds_line_settings_and_profiles(tmp):
     """citygate-sim at 19200 8E1 answers only at 19200 and one stop bit (what a pty
-    can show), so the scan has to find the speed; slaves 3 and 17 are fitted to
-    aqt530 and ld120, and the config it prints runs."""
+    can show), so the scan has to find the speed; slaves 3, 9 and 17 are fitted to
+    aqt530, metsens600 and ld120, and the config it prints runs."""
     link = tmp.file("line.pty")
     sim = Sim(tmp, ["--rtu", link, "--baud", "19200", "--framing", "8E1",
-                    "--slave", "3:aqt530", "--slave", "17:ld120"])
+                    "--slave", "3:aqt530", "--slave", "9:metsens600", "--slave", "17:ld120"])
     try:
         r = scan([link, "--units", "1-20", "--baud", "9600,19200", "--framing", "8N2,8E1",
                   "--timeout-ms", "100"])
@@ -31,8 +31,9 @@ def test_scan_finds_line_settings_and_profiles(tmp):
               (19200, "E", 8, 1), "the line's settings: %r" % bus)
         check(bus["device"] == link, "the device as a config names it: %r" % bus["device"])
         found = sorted((s["unit_id"], s["profile"]) for s in cfg["sensors"])
-        check(found == [(3, "aqt530"), (17, "ld120")], "devices and profiles: %r" % found)
-        check("at 9600" in r.stderr and r.stderr.count("answers\n") == 2,
+        check(found == [(3, "aqt530"), (9, "metsens600"), (17, "ld120")],
+              "devices and profiles: %r" % found)
+        check("at 9600" in r.stderr and r.stderr.count("answers\n") == 3,
               "nobody answered at 9600 or at two stop bits: %s" % r.stderr)
         path = tmp.file("scanned.json", r.stdout)
         c = run([CITYGATE, "--check", "-c", path])
@@ -40,7 +41,8 @@ def test_scan_finds_line_settings_and_profiles(tmp):
         o = run([CITYGATE, "--once", "-c", path])
         check(o.returncode == 0, "--once on it: exit %d: %s" % (o.returncode, o.stderr))
         sensors = sorted(json.loads(line)["sensor"] for line in o.stdout.splitlines())
-        check(sensors == ["aqt530-3", "ld120-17"], "a reading from each: %r" % sensors)
+        check(sensors == ["aqt530-3", "ld120-17", "metsens600-9"],
+              "a reading from each: %r" % sensors)
     finally:
         sim.stop()
 

@@ -41,7 +41,8 @@ def ajv_verdicts(tmp, schema, docs):
         with open(paths[-1], "w") as f:
             json.dump(doc, f)
     refs = ["senml.schema.json", "reading-ngsi-ld.schema.json", "reading-air-quality.schema.json",
-            "reading-parking.schema.json", "reading-traffic.schema.json"]
+            "reading-parking.schema.json", "reading-traffic.schema.json",
+            "reading-weather.schema.json"]
     r = subprocess.run(["ajv", "validate", "--spec=draft2020", "-c", "ajv-formats", "-s",
                         os.path.join(SRC, "schemas", schema + ".schema.json")] +
                        sum((["-r", os.path.join(SRC, "schemas", f)] for f in refs
@@ -66,7 +67,8 @@ def test_seq_required_when_published(tmp):
         if name != "reading-once":
             published.setdefault(name, []).append(json.load(open(path)))
     check(sorted(published) == ["reading-air-quality", "reading-ngsi-ld", "reading-parking",
-                                "reading-traffic", "senml"], "samples %r" % sorted(published))
+                                "reading-traffic", "reading-weather", "senml"],
+          "samples %r" % sorted(published))
 
     def without_seq(doc):
         if isinstance(doc, list):
@@ -82,7 +84,7 @@ def test_seq_required_when_published(tmp):
     # reading-once lists the native fields itself: the same as the published
     # schemas', but seq.
     once_schema = json.load(open(os.path.join(SRC, "schemas", "reading-once.schema.json")))
-    for i, kind in enumerate(("air-quality", "parking", "traffic")):
+    for i, kind in enumerate(("air-quality", "parking", "traffic", "weather")):
         native = json.load(open(os.path.join(SRC, "schemas", "reading-%s.schema.json" % kind)))
         branch = once_schema["anyOf"][i]
         check(sorted(branch["properties"]) == sorted(set(native["properties"]) - {"seq"}) and

@@ -664,17 +664,20 @@ static void test_mqtt5_keys(void **state)
 	assert_int_equal(cfg->mqtt.expiry_air_quality_s, 0);
 	assert_int_equal(cfg->mqtt.expiry_parking_s, 0);
 	assert_int_equal(cfg->mqtt.expiry_traffic_s, 0);
+	assert_int_equal(cfg->mqtt.expiry_weather_s, 0);
 	cg_config_free(cfg);
 	free(text);
 
 	text = edit("/mqtt/version", "'3.1.1'", "/mqtt/session_expiry_s", "4294967295",
-	            "/mqtt/message_expiry_s", "{'parking': 60, 'traffic': 900}", NULL);
+	            "/mqtt/message_expiry_s", "{'parking': 60, 'traffic': 900, 'weather': 1800}",
+	            NULL);
 	cfg = expect_valid(text);
 	assert_int_equal(cfg->mqtt.version, CG_MQTT_311);
 	assert_int_equal(cfg->mqtt.session_expiry_s, 4294967295LL);
 	assert_int_equal(cfg->mqtt.expiry_air_quality_s, 0);
 	assert_int_equal(cfg->mqtt.expiry_parking_s, 60);
 	assert_int_equal(cfg->mqtt.expiry_traffic_s, 900);
+	assert_int_equal(cfg->mqtt.expiry_weather_s, 1800);
 	cg_config_free(cfg);
 	free(text);
 

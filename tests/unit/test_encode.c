@@ -30,6 +30,9 @@
 #define TRAF_CTX                                                                                   \
 	"\"https://raw.githubusercontent.com/smart-data-models/dataModel.Transportation/master/"   \
 	"context.jsonld\""
+#define WX_CTX                                                                                     \
+	"\"https://raw.githubusercontent.com/smart-data-models/dataModel.Weather/master/"          \
+	"context.jsonld\""
 #define CORE_CTX                                                                                   \
 	"\"https://citygate.example/schemas/citygate-context.jsonld\","                            \
 	"\"https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld\""
@@ -107,6 +110,20 @@ static void make_traffic(cg_reading_t *r)
 	assert_int_equal(cg_reading_add_bool(r, "congested", false), CG_OK);
 }
 
+static void make_weather(cg_reading_t *r)
+{
+	cg_reading_init(r);
+	strcpy(r->sensor, "ws-001");
+	r->kind = CG_KIND_WEATHER;
+	r->ts_ms = T0_MS + 123;
+	assert_int_equal(cg_reading_add_number(r, "windSpeed", 3.5, "m/s"), CG_OK);
+	assert_int_equal(cg_reading_add_number(r, "windDirection", 270, "deg"), CG_OK);
+	assert_int_equal(cg_reading_add_number(r, "temperature", 8.25, "Cel"), CG_OK);
+	assert_int_equal(cg_reading_add_number(r, "relativeHumidity", 81.5, "%RH"), CG_OK);
+	assert_int_equal(cg_reading_add_number(r, "atmosphericPressure", 1012.5, "hPa"), CG_OK);
+	assert_int_equal(cg_reading_add_number(r, "precipitationTotal", 2.5, "mm"), CG_OK);
+}
+
 /* Writes a payload to CG_BINARY_DIR/encode-samples/NAME.json, where
  * scripts/validate-schema-examples.sh --samples validates it against the
  * schema named by NAME's part before "--". A failure to write is not a test
@@ -155,6 +172,54 @@ static void check_encoding(cg_format_t f, const cg_encode_ctx_t *ctx, const cg_r
 	assert_string_equal(out, expect);
 	save_sample(sample, out);
 	free(out);
+}
+
+/* A weather station: WeatherObserved in its own context; wind direction in
+ * degrees (NGSI-LD unitCode DD), which SenML only has as rad; a total since
+ * power-up in citygate's own term, converted like any mm. */
+static void test_weather(void **state)
+{
+	cg_reading_t r;
+
+	(void)state;
+	make_weather(&r);
+	// clang-format off
+	check_encoding(CG_FORMAT_NATIVE, &ctx_noloc, &r, 2210,
+		       "{\"gateway\":\"gw-gn-0001\",\"sensor\":\"ws-001\",\"kind\":\"weather\","
+		       "\"seq\":2210,\"ts\":\"2026-11-25T11:40:00.123Z\",\"values\":{\"windSpeed\":3.5,"
+		       "\"windDirection\":270,\"temperature\":8.25,\"relativeHumidity\":81.5,"
+		       "\"atmosphericPressure\":1012.5,\"precipitationTotal\":2.5},\"units\":{"
+		       "\"windSpeed\":\"m/s\",\"windDirection\":\"deg\",\"temperature\":\"Cel\","
+		       "\"relativeHumidity\":\"%RH\",\"atmosphericPressure\":\"hPa\","
+		       "\"precipitationTotal\":\"mm\"},\"quality\":\"ok\"}",
+		       "reading-weather--ws-001");
+	check_encoding(CG_FORMAT_NGSI_LD, &ctx_noloc, &r, 2210,
+		       "{\"id\":\"urn:ngsi-ld:WeatherObserved:gw-gn-0001:ws-001\","
+		       "\"type\":\"WeatherObserved\","
+		       DATETIME("dateObserved", "2026-11-25T11:40:00.123Z") ","
+		       MEASURE("windSpeed", "3.5", "2026-11-25T11:40:00.123Z", "MTS") ","
+		       MEASURE("windDirection", "270", "2026-11-25T11:40:00.123Z", "DD") ","
+		       MEASURE("temperature", "8.25", "2026-11-25T11:40:00.123Z", "CEL") ","
+		       MEASURE("relativeHumidity", "0.815", "2026-11-25T11:40:00.123Z", "C62") ","
+		       MEASURE("atmosphericPressure", "1012.5", "2026-11-25T11:40:00.123Z", "A97") ","
+		       MEASURE("precipitationTotal", "2.5", "2026-11-25T11:40:00.123Z", "MMT") ","
+		       "\"dataQuality\":{\"type\":\"Property\",\"value\":\"ok\"},"
+		       "\"seq\":{\"type\":\"Property\",\"value\":2210},"
+		       "\"@context\":[" WX_CTX "," CORE_CTX "]}",
+		       "reading-ngsi-ld--ws-001");
+	/* 270 degrees is 3 pi / 2 rad. */
+	check_encoding(CG_FORMAT_SENML, &ctx_noloc, &r, 2210,
+		       "[{\"bn\":\"urn:dev:gw-gn-0001:ws-001:\",\"bt\":1795606800.123,"
+		       "\"n\":\"windSpeed\",\"u\":\"m/s\",\"v\":3.5},"
+		       "{\"n\":\"windDirection\",\"u\":\"rad\",\"v\":4.71238898038469},"
+		       "{\"n\":\"temperature\",\"u\":\"Cel\",\"v\":8.25},"
+		       "{\"n\":\"relativeHumidity\",\"u\":\"%RH\",\"v\":81.5},"
+		       "{\"n\":\"atmosphericPressure\",\"u\":\"Pa\",\"v\":101250},"
+		       "{\"n\":\"precipitationTotal\",\"u\":\"m\",\"v\":0.0025},"
+		       "{\"n\":\"seq\",\"v\":2210},"
+		       "{\"n\":\"quality\",\"vs\":\"ok\"}]",
+		       "senml--ws-001");
+	// clang-format on
 }
 
 static void test_air_quality(void **state)
@@ -660,8 +725,8 @@ static void test_ngsi_fractions(void **state)
 static void test_seq_absent(void **state)
 {
 	void (*makers[])(cg_reading_t *) = {make_air_quality, make_parking_bay, make_parking_lot,
-	                                    make_traffic};
-	static const char *const names[] = {"aq-001", "pk-bay-07", "lot-north", "tl-01"};
+	                                    make_traffic, make_weather};
+	static const char *const names[] = {"aq-001", "pk-bay-07", "lot-north", "tl-01", "ws-001"};
 
 	for (size_t i = 0; i < sizeof(makers) / sizeof(makers[0]); i++) {
 		cg_reading_t r;
@@ -1241,8 +1306,8 @@ static void test_clock_flag(void **state)
  * flag, or with a native value named "clock", is not taken for a flagged one. */
 static void test_retime(void **state)
 {
-	static void (*const make[])(cg_reading_t *) = {make_air_quality, make_parking_bay,
-	                                               make_parking_lot, make_traffic};
+	static void (*const make[])(cg_reading_t *) = {
+	    make_air_quality, make_parking_bay, make_parking_lot, make_traffic, make_weather};
 	static const int64_t deltas[] = {T0_MS - 1000, 1, -999, 3600000, 0};
 	cg_reading_t r, fixed;
 
@@ -1338,7 +1403,7 @@ static void test_content_types(void **state)
 	static const char *const want[] = {"application/json", "application/ld+json",
 	                                   "application/senml+json"};
 	void (*makers[])(cg_reading_t *) = {make_air_quality, make_parking_bay, make_parking_lot,
-	                                    make_traffic};
+	                                    make_traffic, make_weather};
 	const char status[] = "{\"gateway\":\"gw-1\",\"state\":\"online\"}";
 
 	for (size_t m = 0; m < sizeof(makers) / sizeof(makers[0]); m++) {
@@ -1387,6 +1452,7 @@ int main(void)
 	    cmocka_unit_test(test_parking_bay),
 	    cmocka_unit_test(test_parking_lot),
 	    cmocka_unit_test(test_traffic),
+	    cmocka_unit_test(test_weather),
 	    cmocka_unit_test(test_lanes_have_own_identity),
 	    cmocka_unit_test(test_ngsi_required_attributes),
 	    cmocka_unit_test(test_ngsi_config_attributes),

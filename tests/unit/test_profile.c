@@ -213,7 +213,8 @@ static const struct {
      "p.json: /points/0/states: a bool point has exactly 2 states (false, true)"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[\"x\",\"\"]}"),
      "p.json: /points/0/states/1: must be 1 to 15 characters"},
-    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"type\":\"f32\",\"states\":[\"x\",\"y\"]}"),
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"type\":\"f32\",\"states\":[\"x\","
+         "\"y\"]}"),
      "p.json: /points/0/states: states need a bool or integer point, not f32"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[\"x\"]}"),
      "p.json: /points/0/states: must have 2 to 64 items"},
@@ -249,8 +250,8 @@ static const struct {
      "p.json: /name: must not be empty"},
     {"{\"name\":7,\"kind\":\"parking\",\"points\":[" OK_POINT "]}",
      "p.json: /name: must be a string"},
-    {"{\"name\":\"x\",\"kind\":\"weather\",\"points\":[" OK_POINT "]}",
-     "p.json: /kind: must be one of \"air-quality\", \"parking\", \"traffic\""},
+    {"{\"name\":\"x\",\"kind\":\"noise\",\"points\":[" OK_POINT "]}",
+     "p.json: /kind: must be one of \"air-quality\", \"parking\", \"traffic\", \"weather\""},
     {"{\"name\":\"x\",\"points\":[" OK_POINT "]}", "p.json: /kind: required key missing"},
     {"{\"name\":\"x\",\"kind\":\"parking\",\"points\":[" OK_POINT "],\"vendor\":\"v\"}",
      "p.json: /vendor: unknown key"},
@@ -340,7 +341,8 @@ static void test_several_errors_are_all_reported(void **state)
 	/* The keys of an object in the order of its table: name, kind, points. */
 	assert_string_equal(d.lines[0], "p.json: /name: required key missing");
 	assert_string_equal(d.lines[1],
-	                    "p.json: /kind: must be one of \"air-quality\", \"parking\", \"traffic\"");
+	                    "p.json: /kind: must be one of \"air-quality\", \"parking\", "
+	                    "\"traffic\", \"weather\"");
 	assert_string_equal(d.lines[2],
 	                    "p.json: /points/0/address: must be an integer from 0 to 65535");
 	assert_string_equal(d.lines[3],

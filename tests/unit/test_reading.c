@@ -22,6 +22,7 @@ static void test_kind_and_quality_names(void **state)
 	assert_string_equal(cg_kind_name(CG_KIND_AIR_QUALITY), "air-quality");
 	assert_string_equal(cg_kind_name(CG_KIND_PARKING), "parking");
 	assert_string_equal(cg_kind_name(CG_KIND_TRAFFIC), "traffic");
+	assert_string_equal(cg_kind_name(CG_KIND_WEATHER), "weather");
 	assert_null(cg_kind_name(CG_N_KINDS));
 	assert_null(cg_kind_name((cg_kind_t)-1));
 	assert_null(cg_kind_names[CG_N_KINDS]);

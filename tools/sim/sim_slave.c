@@ -70,6 +70,12 @@ static const struct sim_range {
     {"averageHeadwayTime", "s", 1, 10},
     {"intensity", "count", 0, 40},
     {"laneId", NULL, 1, 1},
+    {"windSpeed", "m/s", 0, 12},
+    {"gustSpeed", "m/s", 2, 20},
+    {"windDirection", "deg", 0, 359},
+    {"atmosphericPressure", "hPa", 990, 1030},
+    {"dewPoint", "Cel", -10, 15},
+    {"precipitationTotal", "mm", 0, 40},
 };
 
 /* Factors from the unit of sim_ranges to a unit a profile may use instead. */
