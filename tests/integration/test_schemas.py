@@ -6,8 +6,8 @@ import re
 import subprocess
 import time
 
-from harness import (BIN, SRC, Broker, Gateway, Sim, Subscriber, base_config, check, main,
-                     validate_messages, wait_for)
+from harness import (BIN, EXAMPLE_PROFILES, SRC, Broker, Gateway, Sim, Subscriber, base_config,
+                     check, main, validate_messages, wait_for)
 
 
 def ajv(schema, files):
@@ -104,7 +104,8 @@ def test_seq_required_when_published(tmp):
 def test_shipped_configs_and_profiles(tmp):
     configs = sorted(glob.glob(os.path.join(SRC, "examples", "*.json")) +
                      glob.glob(os.path.join(SRC, "etc", "*.json")))
-    profiles = sorted(glob.glob(os.path.join(SRC, "drivers", "profiles", "*.json")))
+    profiles = sorted(glob.glob(os.path.join(SRC, "drivers", "profiles", "*.json")) +
+                      glob.glob(os.path.join(EXAMPLE_PROFILES, "*.json")))
     check(configs and profiles, "nothing to validate")
     ajv("config.schema.json", configs)
     ajv("profile.schema.json", profiles)
@@ -114,7 +115,8 @@ def test_shipped_configs_and_profiles(tmp):
 def test_ngsi_ld_and_senml_payloads(tmp):
     """Per-sensor formats over the broker: each payload validates as its format."""
     link = os.path.join(tmp.path, "tty")
-    sim = Sim(tmp, ["--rtu", link, "--slave", "1:aqt530", "--slave", "2:ld120",
+    sim = Sim(tmp, ["--profile-dir", EXAMPLE_PROFILES,
+                    "--rtu", link, "--slave", "1:aqt530", "--slave", "2:ld120",
                     "--tcp", "0", "--slave", "1:traffic-counter"])
     port = int([e for e in sim.endpoints if e[0] == "tcp"][0][2])
     broker = Broker(tmp)
@@ -131,6 +133,7 @@ def test_ngsi_ld_and_senml_payloads(tmp):
              "profile": "traffic-counter", "unit_id": 1, "interval_s": 1, "aligned": True,
              "format": fmt}]
     cfg = base_config(tmp, broker, buses, sensors)
+    cfg["profile_dirs"] = [EXAMPLE_PROFILES]
     cfg["gateway"]["location"] = {"lat": 37.7519, "lon": 128.8761}
     sub = Subscriber(broker, "city/test/gw-test-1/+/+", retained=False)
     gw = Gateway(tmp, cfg).start()
