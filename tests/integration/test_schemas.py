@@ -112,6 +112,29 @@ def test_shipped_configs_and_profiles(tmp):
     print("  %d configs, %d profiles valid" % (len(configs), len(profiles)))
 
 
+def test_shipped_profiles_cite_their_source(tmp):
+    """A shipped profile is a real device's map: its description names the
+    published document it comes from ("Source: ..."), and docs/drivers.md lists
+    it. A map that cannot be confirmed is not shipped; an example of the format
+    lives in examples/profiles/, which the package does not install."""
+    shipped = sorted(glob.glob(os.path.join(SRC, "drivers", "profiles", "*.json")))
+    check(shipped, "no shipped profiles")
+    names = []
+    for path in shipped:
+        with open(path) as f:
+            profile = json.load(f)
+        names.append(os.path.basename(path)[:-len(".json")])
+        source = profile.get("description", "").partition("Source:")[2].strip()
+        check(source, "%s: its description cites no \"Source:\"" % os.path.relpath(path, SRC))
+    doc = open(os.path.join(SRC, "docs", "drivers.md")).read()
+    table = doc.split("\n#### Shipped profiles\n", 1)[1].split("\n\n| profile |", 1)[1]
+    table = table.split("\n\n", 1)[0]
+    listed = sorted(re.findall(r"^\| `([^`]+)` \|", table, re.M))
+    check(listed == names, "docs/drivers.md lists %r, drivers/profiles holds %r"
+          % (listed, names))
+    print("  %d shipped profiles, each citing its source: %s" % (len(names), ", ".join(names)))
+
+
 def test_ngsi_ld_and_senml_payloads(tmp):
     """Per-sensor formats over the broker: each payload validates as its format."""
     link = os.path.join(tmp.path, "tty")
@@ -196,5 +219,6 @@ def test_quality_values_documented(tmp):
 
 if __name__ == "__main__":
     main([test_schema_examples_and_encoder_samples, test_seq_required_when_published,
-          test_shipped_configs_and_profiles, test_quality_values_documented,
+          test_shipped_configs_and_profiles, test_shipped_profiles_cite_their_source,
+          test_quality_values_documented,
           test_ngsi_ld_and_senml_payloads])
