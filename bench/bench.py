@@ -586,10 +586,13 @@ def rfc3339_s(ts):
 def bench_bus(tmp, broker):
     print("\n== 4. Bus efficiency: requests and bytes per poll (RTU framing), and polls/s at "
           "9600 baud on a pty", flush=True)
-    profiles = os.path.join(SRC, "drivers", "profiles")
-    r = subprocess.run([os.path.join(BENCH, "bench_plan"), profiles, "9600"],
-                       capture_output=True, text=True, check=True)
-    plans = [dict(kv.split("=", 1) for kv in ln.split()) for ln in r.stdout.splitlines()]
+    # The shipped profiles, and the example traffic-counter (a multi-lane map the
+    # shipped ones lack), which the simulator and the gateway find by its folder.
+    plans = []
+    for folder in (os.path.join(SRC, "drivers", "profiles"), harness.EXAMPLE_PROFILES):
+        r = subprocess.run([os.path.join(BENCH, "bench_plan"), folder, "9600"],
+                           capture_output=True, text=True, check=True)
+        plans += [dict(kv.split("=", 1) for kv in ln.split()) for ln in r.stdout.splitlines()]
     print("  %-16s %6s %9s %9s %9s %9s %11s %11s" % (
         "profile", "points", "requests", "minimum", "bytes", "minimum", "per-point",
         "ms at 9600"))
@@ -607,7 +610,8 @@ def bench_bus(tmp, broker):
         rates, req_per_poll = [], []
         for rep in range(REPS):
             link = os.path.join(tmp.path, "tty-%s-%d" % (name, rep))
-            sim = harness.Sim(tmp, ["--rtu", link, "--baud", "9600"] +
+            sim = harness.Sim(tmp, ["--profile-dir", harness.EXAMPLE_PROFILES,
+                                    "--rtu", link, "--baud", "9600"] +
                               sum((["--slave", "%d:%s" % (u, name)] for u in range(1, 5)), []))
             sub = harness.Subscriber(broker, "city/bench/+/health", client_id="bench-h-%s-%d" % (name, rep),
                                      retained=False)
@@ -619,6 +623,7 @@ def bench_bus(tmp, broker):
                      "unit_id": u, "interval_s": 0.1} for u in range(1, 5)]
             store = os.path.join(tmp.path, "bus-%s-%d.db" % (name, rep))
             cfg = gateway_config(tmp, broker.port, store, bus, sens, health=1)
+            cfg["profile_dirs"] = [harness.EXAMPLE_PROFILES]
             gw = start_citygate(tmp, cfg, "bus-%s-%d" % (name, rep))
             harness.wait_for(lambda: len(health_messages(sub)) >= 2, 20, "health messages")
             first = health_messages(sub)[-1]

@@ -10,8 +10,10 @@ bash scripts/build.sh build >/dev/null
 
 work=$(mktemp -d /tmp/citygate-demo.XXXXXX)
 chmod 755 "$work"
-# The config's relative paths (store, serial line) resolve next to the copy.
+# The config's relative paths (store, serial line, its profile_dirs) resolve
+# next to the copy: the example profiles (traffic-counter) go beside it.
 cp examples/street.json "$work/street.json"
+cp -r examples/profiles "$work/profiles"
 pids=()
 cleanup() {
 	# Stop in reverse order: the gateway first, so it can still say goodbye to the broker.
@@ -25,7 +27,8 @@ printf 'listener 18830 127.0.0.1\nallow_anonymous true\nuser root\n' >"$work/mos
 mosquitto -c "$work/mosquitto.conf" 2>"$work/mosquitto.log" &
 pids+=($!)
 
-build/citygate-sim --rtu "$work/street-rs485.pty" --slave 1:aqt530 --slave 11:ld120 \
+build/citygate-sim --profile-dir examples/profiles \
+	--rtu "$work/street-rs485.pty" --slave 1:aqt530 --slave 11:ld120 \
 	--slave 12:ld120 --slave 13:ld120 \
 	--tcp 15020 --slave 1:aqt530 --slave 2:traffic-counter >"$work/sim.out" 2>"$work/sim.log" &
 pids+=($!)

@@ -23,6 +23,10 @@ CITYGATE = os.path.join(BIN, "citygate")
 sys.path.insert(0, os.path.join(SRC, "tests", "tools"))
 from linkemu import Link  # noqa: E402
 SIM = os.path.join(BIN, "citygate-sim")
+# Profiles that are examples of the format, not devices, and so are not shipped
+# (traffic-counter): a test that uses one passes this folder to citygate-sim
+# (--profile-dir) and to the gateway (profile_dirs), as a user would.
+EXAMPLE_PROFILES = os.path.join(SRC, "examples", "profiles")
 
 
 # Every process a test starts, so that a failing test leaves none running.

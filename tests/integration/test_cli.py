@@ -3,7 +3,8 @@ import json
 import os
 import shutil
 
-from harness import CITYGATE, SRC, Sim, check, main, run, validate_messages
+from harness import (CITYGATE, EXAMPLE_PROFILES, SRC, Sim, check, main, run,
+                     validate_messages)
 
 
 def test_version_help_usage(tmp):
@@ -167,13 +168,15 @@ def no_duplicate_keys(pairs):
 def test_once_traffic_counter(tmp):
     """A counter's first poll is only its baseline: --once polls it again after
     interval_s and prints what the daemon publishes, one reading per lane."""
-    sim = Sim(tmp, ["--tcp", "0", "--slave", "1:traffic-counter"])
+    sim = Sim(tmp, ["--profile-dir", EXAMPLE_PROFILES, "--tcp", "0",
+                    "--slave", "1:traffic-counter"])
     port = int([e for e in sim.endpoints if e[0] == "tcp"][0][2])
     try:
         cfg = {
             "gateway": {"id": "gw-once"},
             "mqtt": {"uri": "tcp://127.0.0.1:1", "topic_prefix": "city/x"},
             "store": {"path": os.path.join(tmp.path, "unused.db")},
+            "profile_dirs": [EXAMPLE_PROFILES],
             "buses": [{"id": "lan", "type": "modbus-tcp", "host": "127.0.0.1", "port": port}],
             "sensors": [{"id": "tl-01", "bus": "lan", "driver": "modbus",
                          "profile": "traffic-counter", "unit_id": 1, "interval_s": 0.5}],
@@ -200,7 +203,8 @@ def test_once_prints_each_sensors_format(tmp):
     format (mqtt.format or the sensor's), with its NGSI-LD attributes and one
     identity per lane, without seq; every line valid by reading-once."""
     link = os.path.join(tmp.path, "tty")
-    sim = Sim(tmp, ["--rtu", link, "--slave", "1:aqt530", "--slave", "2:ld120",
+    sim = Sim(tmp, ["--profile-dir", EXAMPLE_PROFILES,
+                    "--rtu", link, "--slave", "1:aqt530", "--slave", "2:ld120",
                     "--tcp", "0", "--slave", "1:traffic-counter"])
     port = int([e for e in sim.endpoints if e[0] == "tcp"][0][2])
     lot = "urn:ngsi-ld:OffStreetParking:gw-once:lot-1"
@@ -209,6 +213,7 @@ def test_once_prints_each_sensors_format(tmp):
             "gateway": {"id": "gw-once", "location": {"lat": 37.75, "lon": 128.88}},
             "mqtt": {"uri": "tcp://127.0.0.1:1", "topic_prefix": "city/x", "format": "senml"},
             "store": {"path": os.path.join(tmp.path, "unused.db")},
+            "profile_dirs": [EXAMPLE_PROFILES],
             "buses": [{"id": "rs485", "type": "modbus-rtu", "device": link, "timeout_ms": 200},
                       {"id": "lan", "type": "modbus-tcp", "host": "127.0.0.1", "port": port}],
             "sensors": [{"id": "aq", "bus": "rs485", "driver": "modbus", "profile": "aqt530",

@@ -12,8 +12,8 @@ import struct
 import subprocess
 import time
 
-from harness import (BIN, CITYGATE, Broker, Gateway, Sim, Subscriber, _track, base_config,
-                     check, main, stored_readings, validate_messages, wait_for)
+from harness import (BIN, CITYGATE, EXAMPLE_PROFILES, Broker, Gateway, Sim, Subscriber, _track,
+                     base_config, check, main, stored_readings, validate_messages, wait_for)
 
 SHIM = os.path.join(BIN, "libcg_clock_shim.so")
 HOUR_MS = 3600 * 1000
@@ -264,7 +264,8 @@ def test_step_back_one_hour(tmp):
     back on its grid of the stepped clock within one interval."""
     clock = Clock(tmp)
     broker = Broker(tmp)
-    sim = Sim(tmp, ["--tcp", "0", "--slave", "1:traffic-counter", "--slave", "2:aqt530"])
+    sim = Sim(tmp, ["--profile-dir", EXAMPLE_PROFILES, "--tcp", "0",
+                    "--slave", "1:traffic-counter", "--slave", "2:aqt530"])
     port = int(sim.endpoints[0][2])
     buses = [{"id": "lan", "type": "modbus-tcp", "host": "127.0.0.1", "port": port}]
     sensors = [{"id": "lanes-1", "bus": "lan", "driver": "modbus", "profile": "traffic-counter",
@@ -276,6 +277,7 @@ def test_step_back_one_hour(tmp):
     cfg = base_config(tmp, broker, buses, sensors, health_interval_s=1,
                       mqtt={"replay_rate": 10})
     cfg["gateway"]["clock"] = "ntp"
+    cfg["profile_dirs"] = [EXAMPLE_PROFILES]
     sub = Subscriber(broker, "city/test/gw-test-1/#", client_id="cg-clock-sub2",
                      retained=False)
     gw = ShimGateway(tmp, cfg, clock).start()

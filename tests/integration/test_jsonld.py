@@ -5,8 +5,8 @@ import os
 
 from pyld import jsonld
 
-from harness import (SRC, Broker, Gateway, Sim, Subscriber, base_config, check, main,
-                     validate_messages, wait_for)
+from harness import (EXAMPLE_PROFILES, SRC, Broker, Gateway, Sim, Subscriber, base_config,
+                     check, main, validate_messages, wait_for)
 
 FIXTURES = os.path.join(SRC, "tests", "fixtures", "jsonld")
 DEFAULT_VOCAB = "https://uri.etsi.org/ngsi-ld/default-context/"
@@ -64,7 +64,8 @@ def defaulted(entity):
 
 def test_every_attribute_expands_to_a_model_term(tmp):
     link = os.path.join(tmp.path, "tty")
-    sim = Sim(tmp, ["--rtu", link, "--slave", "1:aqt530", "--slave", "2:ld120",
+    sim = Sim(tmp, ["--profile-dir", EXAMPLE_PROFILES,
+                    "--rtu", link, "--slave", "1:aqt530", "--slave", "2:ld120",
                     "--slave", "3:ld120", "--slave", "4:metsens600",
                     "--tcp", "0", "--slave", "1:traffic-counter"])
     port = int([e for e in sim.endpoints if e[0] == "tcp"][0][2])
@@ -86,6 +87,7 @@ def test_every_attribute_expands_to_a_model_term(tmp):
          "unit_id": 1, "interval_s": 1, "aligned": True}]
     cfg = base_config(tmp, broker, buses, sensors)
     cfg["mqtt"]["format"] = "ngsi-ld"
+    cfg["profile_dirs"] = [EXAMPLE_PROFILES]
     cfg["gateway"]["location"] = {"lat": 37.7519, "lon": 128.8761}
     cfg["lots"] = [{"id": "lot-1", "bays": ["bay-1", "bay-2"], "max_interval_s": 1}]
     sub = Subscriber(broker, "city/test/gw-test-1/+/+", retained=False)

@@ -58,6 +58,13 @@ def test_package(tmp):
     want += ["/usr/share/citygate/schemas/" + n for n in source_files("schemas")]
     missing = [p for p in want if p not in paths]
     check(not missing, "missing from the package: %s" % missing)
+    # Only the shipped profiles, each a device's published map: an example of the
+    # format (examples/profiles/) is not one.
+    packaged = sorted(p[len(PROFILE_DIR) + 1:] for p in paths
+                      if p.startswith(PROFILE_DIR + "/") and p != PROFILE_DIR + "/")
+    check(packaged == source_files("drivers/profiles"),
+          "packaged profiles %r, drivers/profiles holds %r"
+          % (packaged, source_files("drivers/profiles")))
     check(not any(p.startswith("/usr/local") or "/work/" in p for p in paths),
           "stray paths: %s" % sorted(p for p in paths if "/local" in p or "/work/" in p))
 

@@ -6,8 +6,8 @@ import re
 import subprocess
 import time
 
-from harness import (BIN, SRC, Broker, Gateway, Sim, Subscriber, base_config, check, main,
-                     validate_messages, wait_for)
+from harness import (BIN, EXAMPLE_PROFILES, SRC, Broker, Gateway, Sim, Subscriber, base_config,
+                     check, main, validate_messages, wait_for)
 
 
 def ajv(schema, files):
@@ -104,17 +104,42 @@ def test_seq_required_when_published(tmp):
 def test_shipped_configs_and_profiles(tmp):
     configs = sorted(glob.glob(os.path.join(SRC, "examples", "*.json")) +
                      glob.glob(os.path.join(SRC, "etc", "*.json")))
-    profiles = sorted(glob.glob(os.path.join(SRC, "drivers", "profiles", "*.json")))
+    profiles = sorted(glob.glob(os.path.join(SRC, "drivers", "profiles", "*.json")) +
+                      glob.glob(os.path.join(EXAMPLE_PROFILES, "*.json")))
     check(configs and profiles, "nothing to validate")
     ajv("config.schema.json", configs)
     ajv("profile.schema.json", profiles)
     print("  %d configs, %d profiles valid" % (len(configs), len(profiles)))
 
 
+def test_shipped_profiles_cite_their_source(tmp):
+    """A shipped profile is a real device's map: its description names the
+    published document it comes from ("Source: ..."), and docs/drivers.md lists
+    it. A map that cannot be confirmed is not shipped; an example of the format
+    lives in examples/profiles/, which the package does not install."""
+    shipped = sorted(glob.glob(os.path.join(SRC, "drivers", "profiles", "*.json")))
+    check(shipped, "no shipped profiles")
+    names = []
+    for path in shipped:
+        with open(path) as f:
+            profile = json.load(f)
+        names.append(os.path.basename(path)[:-len(".json")])
+        source = profile.get("description", "").partition("Source:")[2].strip()
+        check(source, "%s: its description cites no \"Source:\"" % os.path.relpath(path, SRC))
+    doc = open(os.path.join(SRC, "docs", "drivers.md")).read()
+    table = doc.split("\n#### Shipped profiles\n", 1)[1].split("\n\n| profile |", 1)[1]
+    table = table.split("\n\n", 1)[0]
+    listed = sorted(re.findall(r"^\| `([^`]+)` \|", table, re.M))
+    check(listed == names, "docs/drivers.md lists %r, drivers/profiles holds %r"
+          % (listed, names))
+    print("  %d shipped profiles, each citing its source: %s" % (len(names), ", ".join(names)))
+
+
 def test_ngsi_ld_and_senml_payloads(tmp):
     """Per-sensor formats over the broker: each payload validates as its format."""
     link = os.path.join(tmp.path, "tty")
-    sim = Sim(tmp, ["--rtu", link, "--slave", "1:aqt530", "--slave", "2:ld120",
+    sim = Sim(tmp, ["--profile-dir", EXAMPLE_PROFILES,
+                    "--rtu", link, "--slave", "1:aqt530", "--slave", "2:ld120",
                     "--tcp", "0", "--slave", "1:traffic-counter"])
     port = int([e for e in sim.endpoints if e[0] == "tcp"][0][2])
     broker = Broker(tmp)
@@ -131,6 +156,7 @@ def test_ngsi_ld_and_senml_payloads(tmp):
              "profile": "traffic-counter", "unit_id": 1, "interval_s": 1, "aligned": True,
              "format": fmt}]
     cfg = base_config(tmp, broker, buses, sensors)
+    cfg["profile_dirs"] = [EXAMPLE_PROFILES]
     cfg["gateway"]["location"] = {"lat": 37.7519, "lon": 128.8761}
     sub = Subscriber(broker, "city/test/gw-test-1/+/+", retained=False)
     gw = Gateway(tmp, cfg).start()
@@ -193,5 +219,6 @@ def test_quality_values_documented(tmp):
 
 if __name__ == "__main__":
     main([test_schema_examples_and_encoder_samples, test_seq_required_when_published,
-          test_shipped_configs_and_profiles, test_quality_values_documented,
+          test_shipped_configs_and_profiles, test_shipped_profiles_cite_their_source,
+          test_quality_values_documented,
           test_ngsi_ld_and_senml_payloads])

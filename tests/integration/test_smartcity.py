@@ -4,8 +4,8 @@ import os
 import time
 from datetime import datetime, timezone
 
-from harness import (Broker, Gateway, Sim, Subscriber, base_config, check, main,
-                     validate_messages, wait_for)
+from harness import (EXAMPLE_PROFILES, Broker, Gateway, Sim, Subscriber, base_config, check,
+                     main, validate_messages, wait_for)
 
 
 def epoch_ms(ts):
@@ -15,7 +15,8 @@ def epoch_ms(ts):
 
 def test_traffic_lanes_lot_and_change(tmp):
     link = os.path.join(tmp.path, "ttyRS485")
-    sim = Sim(tmp, ["--rtu", link, "--slave", "1:ld120", "--slave", "2:ld120",
+    sim = Sim(tmp, ["--profile-dir", EXAMPLE_PROFILES,
+                    "--rtu", link, "--slave", "1:ld120", "--slave", "2:ld120",
                     "--slave", "3:ld120", "--slave", "4:ld120:silent",
                     "--tcp", "0", "--slave", "1:traffic-counter", "--slave", "2:aqt530",
                     "--slave", "3:traffic-counter:restart=5"])
@@ -36,6 +37,7 @@ def test_traffic_lanes_lot_and_change(tmp):
                     "unit_id": 2, "interval_s": 0.25,
                     "report_on_change": {"deadband": 1e9, "max_silence_s": 3}})
     cfg = base_config(tmp, broker, buses, sensors)
+    cfg["profile_dirs"] = [EXAMPLE_PROFILES]
     cfg["lots"] = [{"id": "lot-1", "bays": ["bay-1", "bay-2", "bay-3", "bay-4"],
                     "max_interval_s": 5}]
     sub = Subscriber(broker, "city/test/#")

@@ -22,6 +22,8 @@
 #include "drivers/modbus/decode.h"
 
 #define PROFILES CG_SOURCE_DIR "/drivers/profiles"
+/* Examples of the format, not shipped (traffic-counter). */
+#define EXAMPLE_PROFILES CG_SOURCE_DIR "/examples/profiles"
 
 extern const cg_driver_t cg_modbus_driver;
 
@@ -122,7 +124,7 @@ typedef struct fixture {
 	char root[64];
 	char config[128];
 	char profiles[128];
-	const char *dirs[3];
+	const char *dirs[4];
 	cg_driver_env_t env;
 	cg_driver_options_t *options[16]; /* of the sensors opened: states point into them */
 	size_t n_options;
@@ -159,7 +161,8 @@ static int fixture_setup(void **state)
 		return -1;
 	f->dirs[0] = PROFILES;
 	f->dirs[1] = f->profiles;
-	f->dirs[2] = NULL;
+	f->dirs[2] = EXAMPLE_PROFILES;
+	f->dirs[3] = NULL;
 	f->env = (cg_driver_env_t){.config_path = f->config, .profile_dirs = f->dirs};
 	/* Every table, a word-swapped float, and a plausible range. */
 	write_profile(f, "custom.json",
@@ -683,8 +686,9 @@ static void test_check_reports_missing_profile_at_the_sensor(void **state)
 	snprintf(line, sizeof(line), "%s: /sensors/4/unit_id: must be an integer from 0 to 255",
 	         f->config);
 	assert_string_equal(d.lines[1], line);
-	snprintf(line, sizeof(line), "%s: /sensors/4/profile: no profile named \"nope\" in %s, %s",
-	         f->config, PROFILES, f->profiles);
+	snprintf(line, sizeof(line),
+	         "%s: /sensors/4/profile: no profile named \"nope\" in %s, %s, %s", f->config,
+	         PROFILES, f->profiles, EXAMPLE_PROFILES);
 	assert_string_equal(d.lines[2], line);
 	cg_diag_free(&d);
 	cJSON_Delete(sensor);

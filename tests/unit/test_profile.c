@@ -16,6 +16,8 @@
 #include "drivers/modbus/profile.h"
 
 #define PROFILES CG_SOURCE_DIR "/drivers/profiles"
+/* Examples of the format, not shipped (traffic-counter). */
+#define EXAMPLE_PROFILES CG_SOURCE_DIR "/examples/profiles"
 
 static int parse(const char *text, cg_profile_t **p, cg_diag_t *d)
 {
@@ -125,7 +127,7 @@ static void test_ld120_parses(void **state)
 
 static void test_traffic_counter_parses(void **state)
 {
-	const char *const dirs[] = {PROFILES, NULL};
+	const char *const dirs[] = {EXAMPLE_PROFILES, NULL};
 	cg_diag_t d = {0};
 	cg_profile_t *p = NULL;
 	const cg_point_t *pt;

@@ -27,6 +27,8 @@
 
 #define SIM_BIN  CG_BINARY_DIR "/citygate-sim"
 #define PROFILES CG_SOURCE_DIR "/drivers/profiles"
+/* Examples of the format, not shipped (traffic-counter). */
+#define EXAMPLE_PROFILES CG_SOURCE_DIR "/examples/profiles"
 
 /* A profile that uses every table, type and word order, names the simulator
  * does not know (so their range comes from min/max), a counter, and a known
@@ -196,7 +198,7 @@ static int sim_refused(const char *const *args)
 
 static cg_profile_t *load_profile(const char *ref)
 {
-	const char *const dirs[] = {PROFILES, NULL};
+	const char *const dirs[] = {PROFILES, EXAMPLE_PROFILES, NULL};
 	cg_diag_t d = {0};
 	cg_profile_t *p = NULL;
 
@@ -258,7 +260,8 @@ static int group_setup(void **state)
 	/* Units 1-9 mean the same on both endpoints where they exist. */
 	/* clang-format off */
 	const char *const args[] = {
-		"--seed", "42", "--profile-dir", PROFILES, "--rtu", f->link,
+		"--seed", "42", "--profile-dir", PROFILES, "--profile-dir", EXAMPLE_PROFILES,
+		"--rtu", f->link,
 		"--slave", "1:aqt530", "--slave", "2:aqt530:silent",
 		"--slave", "3:aqt530:exception", "--slave", "4:aqt530:crc",
 		"--slave", "5:aqt530:slow=300", "--slave", "6:ld120", "--slave", types_arg,
