@@ -356,7 +356,7 @@ static void check_rule(cg_walk_t *w, const cJSON *obj, const char *ptr, int type
 	cg_pointer_key(kptr, sizeof(kptr), ptr, "value");
 	if (m) {
 		if (st[RULE_MASK] == CG_KEY_VALID &&
-		    (in.value < 0 || in.value != floor(in.value) ||
+		    (in.value < 0 || in.value > RULE_INT_MAX || in.value != floor(in.value) ||
 		     ((uint64_t)in.value & ~(uint64_t)in.mask) != 0))
 			cg_walk_problem(
 			    w, kptr, "%g has bits outside mask 0x%llx: the rule would never match",
