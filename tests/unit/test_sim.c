@@ -27,10 +27,12 @@
 #include "tools/sim/sim_slave.h"
 
 #define SIM_BIN  CG_BINARY_DIR "/citygate-sim"
-#define CO2_STATUS CG_SOURCE_DIR "/tests/fixtures/profiles/co2-status.json"
 #define PROFILES CG_SOURCE_DIR "/drivers/profiles"
 /* Examples of the format, not shipped (traffic-counter). */
 #define EXAMPLE_PROFILES CG_SOURCE_DIR "/examples/profiles"
+
+/* A test fixture with status rules, for force=. */
+#define CO2_STATUS CG_SOURCE_DIR "/tests/fixtures/profiles/co2-status.json"
 
 /* A profile that uses every table, type and word order, names the simulator
  * does not know (so their range comes from min/max), a counter, and a known
