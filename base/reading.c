@@ -24,7 +24,16 @@ const char *const cg_quality_names[CG_N_QUALITIES + 1] = {
     [CG_QUALITY_INVALID] = "invalid",
     [CG_QUALITY_NO_ANSWER] = "no-answer",
     [CG_QUALITY_STALE] = "stale",
+    [CG_QUALITY_SENSOR_FAULT] = "sensor-fault",
+    [CG_QUALITY_MAINTENANCE] = "maintenance",
     [CG_N_QUALITIES] = NULL,
+};
+
+/* Each quality's rank, 0 the best; the order is documented in reading.h. */
+static const int quality_rank[CG_N_QUALITIES] = {
+    [CG_QUALITY_OK] = 0,        [CG_QUALITY_OUT_OF_RANGE] = 1, [CG_QUALITY_COUNTER_RESET] = 2,
+    [CG_QUALITY_STALE] = 3,     [CG_QUALITY_WARMING_UP] = 4,   [CG_QUALITY_INVALID] = 5,
+    [CG_QUALITY_NO_ANSWER] = 6, [CG_QUALITY_MAINTENANCE] = 7,  [CG_QUALITY_SENSOR_FAULT] = 8,
 };
 
 const char *cg_kind_name(cg_kind_t k)
@@ -35,6 +44,22 @@ const char *cg_kind_name(cg_kind_t k)
 const char *cg_quality_name(cg_quality_t q)
 {
 	return (unsigned)q < CG_N_QUALITIES ? cg_quality_names[q] : NULL;
+}
+
+/* The rank of q; past every quality for a value outside the enum. */
+static int rank(cg_quality_t q)
+{
+	return (unsigned)q < CG_N_QUALITIES ? quality_rank[q] : CG_N_QUALITIES;
+}
+
+cg_quality_t cg_quality_worse(cg_quality_t a, cg_quality_t b)
+{
+	return rank(b) > rank(a) ? b : a;
+}
+
+void cg_reading_worsen(cg_reading_t *r, cg_quality_t q)
+{
+	r->quality = cg_quality_worse(r->quality, q);
 }
 
 void cg_reading_init(cg_reading_t *r)

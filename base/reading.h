@@ -34,6 +34,8 @@ typedef enum cg_quality {
 	CG_QUALITY_INVALID,       /* "invalid": a value that is no finite number was left out */
 	CG_QUALITY_NO_ANSWER,     /* "no-answer": a parking bay whose sensor stopped answering */
 	CG_QUALITY_STALE,         /* "stale": data not refreshed since the previous poll */
+	CG_QUALITY_SENSOR_FAULT,  /* "sensor-fault": the sensor reports a fault of its own */
+	CG_QUALITY_MAINTENANCE,   /* "maintenance": the sensor reports calibration or service */
 	CG_N_QUALITIES,
 } cg_quality_t;
 
@@ -47,6 +49,18 @@ const char *cg_kind_name(cg_kind_t k);
 
 /* The name of quality q, or NULL for a value outside the enum. */
 const char *cg_quality_name(cg_quality_t q);
+
+/*
+ * A reading carries one quality even when several apply; the worse one wins.
+ * From worst to best: sensor-fault, maintenance, no-answer, invalid,
+ * warming-up, stale, counter-reset, out-of-range, ok. What the sensor says of
+ * itself comes first: its values may all be wrong. Then a value that is
+ * missing or left out, then values that are there but not to be relied on,
+ * and last a value that is read right but implausible.
+ * cg_quality_worse() returns the worse of a and b (a value outside the enum
+ * counts as worst, so that it is never hidden).
+ */
+cg_quality_t cg_quality_worse(cg_quality_t a, cg_quality_t b);
 
 typedef enum cg_value_type {
 	CG_VALUE_NUMBER,
@@ -94,6 +108,11 @@ typedef struct cg_reading {
 
 /* Clears r: kind air-quality, quality ok, no values. */
 void cg_reading_init(cg_reading_t *r);
+
+/* Sets r's quality to the worse of its own and q (cg_quality_worse()): the
+ * one way a driver lowers a reading's quality, so that no check undoes a
+ * worse one made before it. */
+void cg_reading_worsen(cg_reading_t *r, cg_quality_t q);
 
 /* Sets ts to wall_ms, a wall-clock time close to now, and ties it to the boot clock
  * (boot_ms), so that it can be corrected if the wall clock turns out wrong. */

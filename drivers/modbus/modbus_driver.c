@@ -15,6 +15,7 @@
 #include "drivers/modbus/decode.h"
 #include "drivers/modbus/plan.h"
 #include "drivers/modbus/profile.h"
+#include "drivers/modbus/rules.h"
 
 /* The sensor's keys, parsed; check() adds the interval and the profile. */
 typedef struct driver_options {
@@ -343,23 +344,47 @@ static uint64_t counter_increase(const cg_point_t *pt, uint64_t last, uint64_t n
 	return now;
 }
 
-/* Adds the state named by raw value raw (index into the point's states); a
- * value the profile does not name reads "unknown" and the reading's quality
- * says so. */
-static int add_state(cg_reading_t *r, const cg_point_t *pt, double raw)
+/* Adds the point's state: the name of raw value raw (index into the
+ * point's names), else the state its rules gave (rule_state, or NULL). A
+ * value that neither names reads "unknown" and the reading's quality says
+ * so. */
+static int add_state(cg_reading_t *r, const cg_point_t *pt, double raw, const char *rule_state)
 {
 	if (raw >= 0 && raw < (double)pt->n_states && raw == (double)(size_t)raw)
 		return cg_reading_add_string(r, pt->name, pt->states[(size_t)raw]);
-	r->quality = CG_QUALITY_OUT_OF_RANGE;
+	if (rule_state)
+		return cg_reading_add_string(r, pt->name, rule_state);
+	cg_reading_worsen(r, CG_QUALITY_OUT_OF_RANGE);
 	return cg_reading_add_string(r, pt->name, "unknown");
+}
+
+/* Adds a number point's value v (raw bits for an exact integer) to r,
+ * judging it against the point's min/max. A float that decodes to NaN or
+ * infinity cannot be carried in JSON: it is left out and the quality says
+ * so. */
+static int add_number(cg_reading_t *r, const cg_point_t *pt, double v, uint64_t bits)
+{
+	if (!isfinite(v)) {
+		cg_reading_worsen(r, CG_QUALITY_INVALID);
+		return 0;
+	}
+	if ((pt->has_min && v < pt->min) || (pt->has_max && v > pt->max))
+		cg_reading_worsen(r, CG_QUALITY_OUT_OF_RANGE);
+	if (cg_type_is_integer(pt->type) && pt->scale == 1 && pt->offset == 0)
+		return cg_type_is_signed(pt->type) && !pt->counter
+		           ? cg_reading_add_int(r, pt->name, (int64_t)bits, pt->unit)
+		           : cg_reading_add_uint(r, pt->name, bits, pt->unit);
+	return cg_reading_add_number(r, pt->name, v, pt->unit);
 }
 
 /*
  * Polls every request of the plan, then decodes every point into r, in the
- * profile's order: see driver.h. A value outside the point's min/max is
- * kept as it is and the reading's quality becomes "out-of-range". A float
- * that decodes to NaN or infinity cannot be carried in JSON: it is left out
- * and the quality becomes "invalid". On a read error nothing is added to r.
+ * profile's order: see driver.h. A point's status rules are matched on its
+ * raw value, before scale, and each lowers the reading's quality as it
+ * says; every quality is set with cg_reading_worsen(), so the worst one
+ * wins. A point not published (a status register) gives only its rules'
+ * quality. A value outside the point's min/max is kept as it is and the
+ * quality becomes "out-of-range". On a read error nothing is added to r.
  */
 static int driver_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 {
@@ -388,58 +413,47 @@ static int driver_poll(void *state, cg_transport_t *t, cg_reading_t *r)
 		const cg_point_t *pt = &p->points[j];
 		size_t qi = s->plan.point_request[j];
 		size_t at = s->offset[qi] + (pt->address - s->plan.requests[qi].address);
-		double raw, v;
+		const char *rule_state = NULL;
+		cg_quality_t q = CG_QUALITY_OK;
+		double raw;
 		uint64_t bits = 0;
 
 		cg_reading_set_lane(r, pt->lane);
 		if (is_bit_table(pt->table)) {
-			if (pt->n_states)
-				rc = add_state(r, pt, s->bits[at] != 0);
-			else
-				rc = cg_reading_add_bool(r, pt->name, s->bits[at] != 0);
+			bits = s->bits[at] != 0;
+			raw = (double)bits;
+		} else {
+			rc = cg_decode_registers(&s->regs[at], pt->type, pt->order, &raw);
+			/* Integers are also kept exact: past 2^53 a double drops
+			 * digits and counts lose increments. */
+			if (rc == 0 && cg_type_is_integer(pt->type))
+				rc = cg_decode_integer(&s->regs[at], pt->type, pt->order, &bits);
 			if (rc)
 				return rc;
-			continue;
 		}
-		rc = cg_decode_registers(&s->regs[at], pt->type, pt->order, &raw);
-		/* Integers are also kept exact: past 2^53 a double drops digits
-		 * and counts lose increments. */
-		if (rc == 0 && cg_type_is_integer(pt->type))
-			rc = cg_decode_integer(&s->regs[at], pt->type, pt->order, &bits);
-		if (rc)
-			return rc;
-		if (pt->n_states) {
-			rc = add_state(r, pt, raw);
-			if (rc)
-				return rc;
-			continue;
+		if (pt->n_rules) {
+			rule_state = cg_rules_apply(pt, raw, bits, &q);
+			cg_reading_worsen(r, q);
 		}
-		if (pt->counter) {
+		if (!pt->publish)
+			continue;
+		if (pt->named)
+			rc = add_state(r, pt, raw, rule_state);
+		else if (is_bit_table(pt->table))
+			rc = cg_reading_add_bool(r, pt->name, bits != 0);
+		else if (pt->counter) {
 			bool reset = false;
 			uint64_t inc = counter_increase(pt, s->last_count[j], bits,
 			                                s->last_increase[j], &reset);
 
 			s->last_count[j] = bits;
 			s->last_increase[j] = s->have_baseline ? inc : 0;
-			bits = inc;
-			raw = (double)inc;
 			if (reset)
-				r->quality = CG_QUALITY_COUNTER_RESET;
+				cg_reading_worsen(r, CG_QUALITY_COUNTER_RESET);
+			rc = add_number(r, pt, cg_point_value(pt, (double)inc), inc);
+		} else {
+			rc = add_number(r, pt, cg_point_value(pt, raw), bits);
 		}
-		v = cg_point_value(pt, raw);
-		if (!isfinite(v)) {
-			r->quality = CG_QUALITY_INVALID;
-			continue;
-		}
-		if (((pt->has_min && v < pt->min) || (pt->has_max && v > pt->max)) &&
-		    r->quality != CG_QUALITY_INVALID)
-			r->quality = CG_QUALITY_OUT_OF_RANGE;
-		if (cg_type_is_integer(pt->type) && pt->scale == 1 && pt->offset == 0)
-			rc = cg_type_is_signed(pt->type) && !pt->counter
-			         ? cg_reading_add_int(r, pt->name, (int64_t)bits, pt->unit)
-			         : cg_reading_add_uint(r, pt->name, bits, pt->unit);
-		else
-			rc = cg_reading_add_number(r, pt->name, v, pt->unit);
 		if (rc)
 			return rc;
 	}

@@ -43,7 +43,6 @@ static const char *const order_names[] = {
     NULL,
 };
 
-
 /* The index of s in the NULL-terminated list names, or -1. */
 static int name_index(const char *const *names, const char *s)
 {
@@ -131,7 +130,9 @@ typedef struct point_input {
 	const cJSON *states;
 	long lane;
 	bool counter;
+	bool publish;
 	bool has_min, has_max; /* filled from the key states after the walk */
+	size_t n_names, n_rules; /* of states, counted by check_states() */
 } point_input_t;
 
 /* The rows of point_keys, to read the state of each after a walk. */
@@ -150,6 +151,7 @@ enum {
 	POINT_STATES,
 	POINT_LANE,
 	POINT_COUNTER,
+	POINT_PUBLISH,
 	POINT_KEYS
 };
 
@@ -178,11 +180,13 @@ static const cg_key_t point_keys[POINT_KEYS + 1] = {
 	[POINT_DESCRIPTION] = {.name = "description", .type = CG_J_STRING, .field = CG_F_REF,
 	 .offset = POINT(description)},
 	[POINT_STATES] = {.name = "states", .type = CG_J_ARRAY, .field = CG_F_REF,
-	 .offset = POINT(states), .min = 2, .max = 64},
+	 .offset = POINT(states), .min = 1, .max = 64},
 	[POINT_LANE] = {.name = "lane", .type = CG_J_INTEGER, .field = CG_F_LONG,
 	 .offset = POINT(lane), .min = 1, .max = CG_READING_MAX_LANES},
 	[POINT_COUNTER] = {.name = "counter", .type = CG_J_BOOL, .field = CG_F_BOOL,
 	 .offset = POINT(counter)},
+	[POINT_PUBLISH] = {.name = "publish", .type = CG_J_BOOL, .field = CG_F_BOOL,
+	 .offset = POINT(publish)},
 	[POINT_KEYS] = {.name = NULL},
 };
 
@@ -191,14 +195,187 @@ static const cg_key_t state_key = {.name = "", .type = CG_J_STRING, .min = 1,
 				   .max = CG_STR_MAX - 1};
 /* clang-format on */
 
+/* A status rule, an object among a point's states. */
+typedef struct rule_input {
+	double value, mask, min, max;
+	const char *state, *description;
+	int quality;
+} rule_input_t;
+
+enum {
+	RULE_VALUE,
+	RULE_MASK,
+	RULE_MIN,
+	RULE_MAX,
+	RULE_STATE,
+	RULE_QUALITY,
+	RULE_DESCRIPTION,
+	RULE_KEYS
+};
+
+#define RULE(f) offsetof(rule_input_t, f)
+
+/* Masks and whole values above 2^53 would not survive a double exactly. */
+#define RULE_INT_MAX 9007199254740991.0
+
+/* clang-format off */
+static const cg_key_t rule_keys[RULE_KEYS + 1] = {
+	[RULE_VALUE] = {.name = "value", .type = CG_J_NUMBER, .field = CG_F_DOUBLE,
+	 .offset = RULE(value)},
+	[RULE_MASK] = {.name = "mask", .type = CG_J_INTEGER, .field = CG_F_DOUBLE,
+	 .offset = RULE(mask), .min = 1, .max = RULE_INT_MAX},
+	[RULE_MIN] = {.name = "min", .type = CG_J_NUMBER, .field = CG_F_DOUBLE, .offset = RULE(min)},
+	[RULE_MAX] = {.name = "max", .type = CG_J_NUMBER, .field = CG_F_DOUBLE, .offset = RULE(max)},
+	[RULE_STATE] = {.name = "state", .type = CG_J_STRING, .field = CG_F_REF,
+	 .offset = RULE(state), .min = 1, .max = CG_STR_MAX - 1},
+	[RULE_QUALITY] = {.name = "quality", .type = CG_J_STRING, .field = CG_F_INT,
+	 .offset = RULE(quality), .names = cg_quality_names},
+	[RULE_DESCRIPTION] = {.name = "description", .type = CG_J_STRING, .field = CG_F_REF,
+	 .offset = RULE(description)},
+	[RULE_KEYS] = {.name = NULL},
+};
+/* clang-format on */
+
 static bool is_bit_table(int table)
 {
 	return table == CG_TABLE_COIL || table == CG_TABLE_DISCRETE;
 }
 
-/* States name the raw values of a bool or integer point (index 0 is false
- * or 0): each a short non-empty string, on a point whose value is whole. */
-static void check_states(cg_walk_t *w, const point_input_t *in, const char *pointer)
+/* A reading with no value says nothing: refuses a profile whose every point
+ * is a status point left unpublished. */
+static void check_published(cg_walk_t *w, const point_input_t *pts, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (pts[i].publish)
+			return;
+	cg_walk_problem(w, "/points",
+	                "no point is published, so a reading would carry no value (a status "
+	                "point is published with \"publish\": true)");
+}
+
+/* Copies a string, or NULL. Returns false when out of memory. */
+static bool copy_string(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (!src)
+		return true;
+	*dst = strdup(src);
+	return *dst != NULL;
+}
+
+static bool is_float_type(int type)
+{
+	return type == CG_TYPE_F32 || type == CG_TYPE_F64;
+}
+
+/* The largest raw value, as register bits, that a bool or integer point
+ * holds: 1 for a bool, else all ones over its registers. */
+static uint64_t width_mask(int type)
+{
+	size_t regs = cg_type_registers((cg_type_t)type);
+
+	if (type == CG_TYPE_BOOL)
+		return 1;
+	return regs >= 4 ? UINT64_MAX : ((uint64_t)1 << (16 * regs)) - 1;
+}
+
+/* Whether v is a raw value an integer or bool point of type can hold. */
+static bool value_fits(int type, double v)
+{
+	double lo = 0, hi = 1;
+
+	switch (type) {
+	case CG_TYPE_BOOL: break;
+	case CG_TYPE_U16: hi = 65535; break;
+	case CG_TYPE_I16: lo = -32768, hi = 32767; break;
+	case CG_TYPE_U32: hi = 4294967295.0; break;
+	case CG_TYPE_I32: lo = -2147483648.0, hi = 2147483647.0; break;
+	case CG_TYPE_U64: hi = 0x1.0p64; break;
+	case CG_TYPE_I64: lo = -0x1.0p63, hi = 0x1.0p63; break;
+	default: return true;
+	}
+	return v == floor(v) && v >= lo && v <= hi;
+}
+
+/*
+ * Checks one status rule (an object of states, at ptr) of a point of type
+ * type. Its keys must say what matches: value alone, mask with or without
+ * value (masked equality), or min and/or max; and what a match means: a
+ * state, a quality or both. All compare the raw value, before scale, so a
+ * mask must fit the register's width and a value must be one the register
+ * can hold.
+ */
+static void check_rule(cg_walk_t *w, const cJSON *obj, const char *ptr, int type, bool type_known)
+{
+	rule_input_t in = {0};
+	cg_key_state_t st[RULE_KEYS];
+	char kptr[POINTER_MAX];
+	bool v, m, lo, hi;
+
+	cg_keys_walk(w, obj, ptr, rule_keys, &in, NULL, st);
+	if (!cJSON_IsObject(obj))
+		return;
+	v = st[RULE_VALUE] != CG_KEY_ABSENT;
+	m = st[RULE_MASK] != CG_KEY_ABSENT;
+	lo = st[RULE_MIN] != CG_KEY_ABSENT;
+	hi = st[RULE_MAX] != CG_KEY_ABSENT;
+	if (!v && !m && !lo && !hi) {
+		cg_walk_problem(w, ptr,
+		                "a rule matches by value, mask (and value) or min/max: "
+		                "give one of them");
+		return;
+	}
+	if ((lo || hi) && (v || m)) {
+		cg_pointer_key(kptr, sizeof(kptr), ptr, lo ? "min" : "max");
+		cg_walk_problem(w, kptr, "min/max is a rule of its own: not with value or mask");
+		return;
+	}
+	if (st[RULE_STATE] == CG_KEY_ABSENT && st[RULE_QUALITY] == CG_KEY_ABSENT)
+		cg_walk_problem(w, ptr, "a rule gives a state, a quality or both");
+	if (st[RULE_MIN] == CG_KEY_VALID && st[RULE_MAX] == CG_KEY_VALID && in.min > in.max) {
+		cg_pointer_key(kptr, sizeof(kptr), ptr, "min");
+		cg_walk_problem(w, kptr, "min %g is greater than max %g", in.min, in.max);
+	}
+	if (!type_known)
+		return;
+	if (m && is_float_type(type)) {
+		cg_pointer_key(kptr, sizeof(kptr), ptr, "mask");
+		cg_walk_problem(w, kptr, "a mask needs a bool or integer point, not %s",
+		                type_names[type]);
+		return;
+	}
+	if (st[RULE_MASK] == CG_KEY_VALID && (uint64_t)in.mask > width_mask(type)) {
+		cg_pointer_key(kptr, sizeof(kptr), ptr, "mask");
+		cg_walk_problem(w, kptr, "mask 0x%llx does not fit a %s point (at most 0x%llx)",
+		                (unsigned long long)in.mask, type_names[type],
+		                (unsigned long long)width_mask(type));
+		return;
+	}
+	if (st[RULE_VALUE] != CG_KEY_VALID)
+		return;
+	cg_pointer_key(kptr, sizeof(kptr), ptr, "value");
+	if (m) {
+		if (st[RULE_MASK] == CG_KEY_VALID &&
+		    (in.value < 0 || in.value > RULE_INT_MAX || in.value != floor(in.value) ||
+		     ((uint64_t)in.value & ~(uint64_t)in.mask) != 0))
+			cg_walk_problem(
+			    w, kptr, "%g has bits outside mask 0x%llx: the rule would never match",
+			    in.value, (unsigned long long)in.mask);
+	} else if (!value_fits(type, in.value)) {
+		cg_walk_problem(w, kptr,
+		                "%g is no raw value of a %s point: the rule would never "
+		                "match",
+		                in.value, type_names[type]);
+	}
+}
+
+/*
+ * A point's states: first the names of raw values 0, 1, ... (false, true),
+ * each a short non-empty string, on a point whose value is whole; then the
+ * status rules, objects (check_rule). Names come first so that a name's raw
+ * value is its position in the array. Counts both into in.
+ */
+static void check_states(cg_walk_t *w, point_input_t *in, const char *pointer, bool type_known)
 {
 	char ptr[POINTER_MAX], item_ptr[POINTER_MAX], msg[128];
 	unsigned before = w->errors;
@@ -206,22 +383,40 @@ static void check_states(cg_walk_t *w, const point_input_t *in, const char *poin
 	size_t i = 0;
 
 	cg_pointer_key(ptr, sizeof(ptr), pointer, "states");
-	if (in->type == CG_TYPE_F32 || in->type == CG_TYPE_F64) {
-		cg_walk_problem(w, ptr, "states need a bool or integer point, not %s",
-		                type_names[in->type]);
-		return;
-	}
 	cJSON_ArrayForEach(item, in->states)
 	{
 		cg_pointer_index(item_ptr, sizeof(item_ptr), ptr, i++);
-		if (cg_key_problem(&state_key, item, msg, sizeof(msg)))
-			cg_walk_problem(w, item_ptr, "%s", msg);
+		if (cJSON_IsObject(item)) {
+			in->n_rules++;
+			check_rule(w, item, item_ptr, in->type, type_known);
+		} else if (cJSON_IsString(item) && in->n_rules) {
+			cg_walk_problem(w, item_ptr,
+			                "names come before rules: a name's raw value is its "
+			                "position");
+		} else if (cJSON_IsString(item)) {
+			in->n_names++;
+			if (cg_key_problem(&state_key, item, msg, sizeof(msg)))
+				cg_walk_problem(w, item_ptr, "%s", msg);
+		} else {
+			cg_walk_problem(w, item_ptr,
+			                "must be a name (a string) or a rule (an object)");
+		}
 	}
-	if (w->errors == before && in->type == CG_TYPE_BOOL && i != 2)
+	if (!type_known || !in->n_names || w->errors != before)
+		return;
+	if (is_float_type(in->type))
+		cg_walk_problem(w, ptr, "states need a bool or integer point, not %s",
+		                type_names[in->type]);
+	else if (in->type == CG_TYPE_BOOL && in->n_names != 2)
 		cg_walk_problem(w, ptr, "a bool point has exactly 2 states (false, true)");
+	else if (in->n_names < 2)
+		cg_walk_problem(w, ptr,
+		                "names start at raw 0 and need at least 2; one state is a rule: "
+		                "{\"value\": 0, \"state\": \"...\"}");
 }
 
-/* Copies the states array; false when out of memory. */
+/* Copies the names and the rules of a states array; false when out of
+ * memory. */
 static bool copy_states(cg_point_t *pt, const cJSON *states)
 {
 	const cJSON *item;
@@ -230,15 +425,47 @@ static bool copy_states(cg_point_t *pt, const cJSON *states)
 	if (n == 0)
 		return true;
 	pt->states = calloc((size_t)n, sizeof(*pt->states));
-	if (!pt->states)
+	pt->rules = calloc((size_t)n, sizeof(*pt->rules));
+	if (!pt->states || !pt->rules)
 		return false;
 	cJSON_ArrayForEach(item, states)
 	{
-		pt->states[pt->n_states] = strdup(item->valuestring);
-		if (!pt->states[pt->n_states])
+		const cJSON *value, *mask, *min, *max, *state, *quality, *description;
+		cg_rule_t *r;
+
+		if (cJSON_IsString(item)) {
+			pt->states[pt->n_states] = strdup(item->valuestring);
+			if (!pt->states[pt->n_states])
+				return false;
+			pt->n_states++;
+			continue;
+		}
+		r = &pt->rules[pt->n_rules++];
+		value = cJSON_GetObjectItemCaseSensitive(item, "value");
+		mask = cJSON_GetObjectItemCaseSensitive(item, "mask");
+		min = cJSON_GetObjectItemCaseSensitive(item, "min");
+		max = cJSON_GetObjectItemCaseSensitive(item, "max");
+		state = cJSON_GetObjectItemCaseSensitive(item, "state");
+		quality = cJSON_GetObjectItemCaseSensitive(item, "quality");
+		description = cJSON_GetObjectItemCaseSensitive(item, "description");
+		r->match = mask ? CG_MATCH_MASK : value ? CG_MATCH_VALUE : CG_MATCH_RANGE;
+		r->has_value = value != NULL;
+		r->value = value ? value->valuedouble : 0;
+		r->mask = mask ? (uint64_t)mask->valuedouble : 0;
+		r->has_min = min != NULL;
+		r->min = min ? min->valuedouble : 0;
+		r->has_max = max != NULL;
+		r->max = max ? max->valuedouble : 0;
+		r->has_quality = quality != NULL;
+		r->quality = quality
+		                 ? (cg_quality_t)name_index(cg_quality_names, quality->valuestring)
+		                 : CG_QUALITY_OK;
+		if (!copy_string(&r->state, state ? state->valuestring : NULL) ||
+		    !copy_string(&r->description, description ? description->valuestring : NULL))
 			return false;
-		pt->n_states++;
+		pt->named |= r->state != NULL;
 	}
+	pt->named |= pt->n_states > 0;
 	return true;
 }
 
@@ -279,8 +506,13 @@ static void parse_point(cg_walk_t *w, const cJSON *obj, size_t index, point_inpu
 			                in->address + (long)regs - 1);
 		}
 	}
-	if (st[POINT_STATES] == CG_KEY_VALID && st[POINT_TYPE] != CG_KEY_INVALID)
-		check_states(w, in, pointer);
+	if (st[POINT_STATES] == CG_KEY_VALID)
+		check_states(w, in, pointer,
+		             st[POINT_TYPE] != CG_KEY_INVALID && st[POINT_TABLE] != CG_KEY_INVALID);
+	/* A status register, whose states are all rules and which has no unit,
+	 * is only there for its rules: not published unless asked. */
+	if (st[POINT_PUBLISH] != CG_KEY_VALID)
+		in->publish = !(in->n_rules && !in->n_names && !in->unit);
 	if (st[POINT_MIN] == CG_KEY_VALID && st[POINT_MAX] == CG_KEY_VALID && in->min > in->max) {
 		cg_pointer_key(ptr, sizeof(ptr), pointer, "min");
 		cg_walk_problem(w, ptr, "min %g is greater than max %g", in->min, in->max);
@@ -334,7 +566,7 @@ static void check_lanes(cg_walk_t *w, const point_input_t *pts, size_t n)
 	size_t per_lane[CG_READING_MAX_LANES + 1] = {0};
 
 	for (size_t i = 0; i < n; i++)
-		if (pts[i].lane >= 0 && pts[i].lane <= CG_READING_MAX_LANES)
+		if (pts[i].publish && pts[i].lane >= 0 && pts[i].lane <= CG_READING_MAX_LANES)
 			per_lane[pts[i].lane]++;
 	for (int lane = 1; lane <= CG_READING_MAX_LANES; lane++) {
 		size_t values = 1 + per_lane[lane] + per_lane[0];
@@ -348,16 +580,6 @@ static void check_lanes(cg_walk_t *w, const point_input_t *pts, size_t n)
 			return;
 		}
 	}
-}
-
-/* Copies a string, or NULL. Returns false when out of memory. */
-static bool copy_string(char **dst, const char *src)
-{
-	*dst = NULL;
-	if (!src)
-		return true;
-	*dst = strdup(src);
-	return *dst != NULL;
 }
 
 /* Builds the profile from parsed input, copying every string out of the
@@ -394,6 +616,8 @@ static int build_profile(const profile_input_t *pin, const point_input_t *pts, s
 		pt->counter = pts[i].counter;
 		pt->has_max = pts[i].has_max;
 		pt->max = pts[i].has_max ? pts[i].max : 0;
+		pt->status = pt->n_rules && !pt->n_states && !pt->unit;
+		pt->publish = pts[i].publish;
 	}
 	*out = p;
 	return 0;
@@ -434,6 +658,8 @@ int cg_profile_parse(const char *text, size_t len, const char *file, cg_profile_
 		cJSON_ArrayForEach(item, pin.points) parse_point(&w, item, i++, pts, names);
 		if (!w.errors)
 			check_lanes(&w, pts, n);
+		if (!w.errors)
+			check_published(&w, pts, n);
 	}
 	if (!w.errors)
 		rc = build_profile(&pin, pts, n, file, out);
@@ -543,6 +769,11 @@ void cg_profile_free(cg_profile_t *p)
 		for (size_t j = 0; j < p->points[i].n_states; j++)
 			free(p->points[i].states[j]);
 		free(p->points[i].states);
+		for (size_t j = 0; j < p->points[i].n_rules; j++) {
+			free(p->points[i].rules[j].state);
+			free(p->points[i].rules[j].description);
+		}
+		free(p->points[i].rules);
 	}
 	free(p->points);
 	free(p->name);

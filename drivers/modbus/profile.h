@@ -38,6 +38,28 @@ typedef enum cg_order {
 	CG_ORDER_DCBA,
 } cg_order_t;
 
+/* How a status rule matches a point's raw value (before scale and offset). */
+typedef enum cg_rule_match {
+	CG_MATCH_VALUE, /* raw == value */
+	CG_MATCH_MASK,  /* (bits & mask) != 0, or == value when has_value */
+	CG_MATCH_RANGE, /* min <= raw <= max, either bound optional */
+} cg_rule_match_t;
+
+/* One status rule of a point's states: when the raw value matches, the
+ * point reads state (if any) and the reading gets quality (if any). */
+typedef struct cg_rule {
+	cg_rule_match_t match;
+	bool has_value;
+	double value;  /* VALUE, and MASK with has_value */
+	uint64_t mask; /* MASK: the bits of the register, within its width */
+	bool has_min, has_max;
+	double min, max; /* RANGE */
+	char *state;     /* NULL: the rule names no state */
+	bool has_quality;
+	cg_quality_t quality;
+	char *description; /* for people; NULL when none */
+} cg_rule_t;
+
 typedef struct cg_point {
 	char *name;        /* Smart Data Models quantity name */
 	char *unit;        /* SenML unit, NULL when none */
@@ -53,6 +75,11 @@ typedef struct cg_point {
 	bool counter;      /* a cumulative count: readings give its increase per interval */
 	char **states;     /* names of raw values 0, 1, ... (false, true); NULL when none */
 	size_t n_states;   /* a point with states reads as a string, e.g. parking status */
+	cg_rule_t *rules;  /* the status rules of its states, in order; NULL when none */
+	size_t n_rules;
+	bool named;        /* reads as a string: it has names or a rule with a state */
+	bool status;       /* a pure status register: rules, no names, no unit */
+	bool publish;      /* its value is in the reading (default: not for a status point) */
 } cg_point_t;
 
 typedef struct cg_profile {

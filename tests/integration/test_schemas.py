@@ -106,6 +106,8 @@ def test_shipped_configs_and_profiles(tmp):
                      glob.glob(os.path.join(SRC, "etc", "*.json")))
     profiles = sorted(glob.glob(os.path.join(SRC, "drivers", "profiles", "*.json")) +
                       glob.glob(os.path.join(EXAMPLE_PROFILES, "*.json")))
+    # The tests' own profiles (status rules) follow the same schema.
+    profiles += sorted(glob.glob(os.path.join(SRC, "tests", "fixtures", "profiles", "*.json")))
     check(configs and profiles, "nothing to validate")
     ajv("config.schema.json", configs)
     ajv("profile.schema.json", profiles)

@@ -143,7 +143,7 @@ static void write_profile(fixture_t *f, const char *name, const char *text)
 }
 
 static const char *const fixture_files[] = {"custom.json", "faraway.json", "broken.json",
-                                            "wide.json"};
+                                            "wide.json", "status.json"};
 
 static int fixture_setup(void **state)
 {
@@ -178,6 +178,25 @@ static int fixture_setup(void **state)
 	write_profile(f, "faraway.json",
 	              "{\"name\":\"faraway\",\"kind\":\"parking\",\"points\":["
 	              "{\"name\":\"status\",\"table\":\"holding\",\"address\":500}]}");
+	/* Status rules of every kind: a raw value of a scaled point, a status
+	 * register's bits (not published), names with a rule, a coil whose
+	 * rule's point is published on request. */
+	write_profile(
+	    f, "status.json",
+	    "{\"name\":\"status\",\"kind\":\"air-quality\",\"points\":["
+	    "{\"name\":\"temperature\",\"table\":\"holding\",\"address\":0,"
+	    "\"type\":\"i16\",\"scale\":0.1,\"unit\":\"Cel\",\"min\":-40,\"max\":60,"
+	    "\"states\":[{\"value\":600,\"quality\":\"maintenance\"},"
+	    "{\"min\":-32768,\"max\":-32000,\"quality\":\"sensor-fault\"}]},"
+	    "{\"name\":\"status\",\"table\":\"holding\",\"address\":1,\"states\":["
+	    "{\"mask\":1,\"state\":\"fault\",\"quality\":\"sensor-fault\"},"
+	    "{\"mask\":2,\"state\":\"service\",\"quality\":\"maintenance\"},"
+	    "{\"mask\":12,\"value\":8,\"state\":\"warming\",\"quality\":\"warming-up\"}]},"
+	    "{\"name\":\"mode\",\"table\":\"holding\",\"address\":2,\"states\":["
+	    "\"auto\",\"manual\",{\"value\":7,\"state\":\"test\",\"quality\":"
+	    "\"maintenance\"}]},"
+	    "{\"name\":\"door\",\"table\":\"coil\",\"address\":0,\"publish\":true,"
+	    "\"states\":[{\"value\":1,\"quality\":\"maintenance\"}]}]}");
 	write_profile(f, "broken.json",
 	              "{\"name\":\"broken\",\"kind\":\"parking\",\"points\":["
 	              "{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"type\":\"u24\"}]}");
@@ -455,6 +474,89 @@ static void test_every_table_relative_path_and_range(void **state)
 	assert_string_equal(cg_quality_name(r.quality), "invalid");
 	assert_null(cg_reading_find(&r, "averageVehicleSpeed"));
 	assert_int_equal(r.n_values, 3);
+	cg_modbus_driver.close(st);
+	client_close(&t);
+	server_stop(s);
+}
+
+/* Polls st once into a fresh reading and returns its quality's name. */
+static const char *poll_quality(void *st, cg_transport_t *t, cg_reading_t *r)
+{
+	cg_reading_init(r);
+	assert_int_equal(cg_modbus_driver.poll(st, t, r), 0);
+	return cg_quality_name(r->quality);
+}
+
+/* Status rules match the raw value (before scale), each gives its quality,
+ * the worst of several wins, the first state named is the point's value, and
+ * a status register is read but not published. */
+static void test_status_rules(void **state)
+{
+	fixture_t *f = *state;
+	server_t *s = server_start(true);
+	uint16_t *h = s->map->tab_registers;
+	cg_transport_t t = client_open(s);
+	void *st = open_sensor(f, "{\"profile\":\"status\"}");
+	cg_reading_t r;
+
+	assert_string_equal(poll_quality(st, &t, &r), "ok");
+	assert_int_equal(r.n_values, 3);
+	assert_null(cg_reading_find(&r, "status"));
+	assert_number(&r, "temperature", 0, "Cel");
+	assert_string_equal(value(&r, "mode")->string, "auto");
+	assert_int_equal(value(&r, "door")->type, CG_VALUE_BOOL);
+	assert_false(value(&r, "door")->boolean);
+
+	/* Each bit rule, then two at once: the worse one wins either way. */
+	h[1] = 1;
+	assert_string_equal(poll_quality(st, &t, &r), "sensor-fault");
+	assert_null(cg_reading_find(&r, "status"));
+	h[1] = 2;
+	assert_string_equal(poll_quality(st, &t, &r), "maintenance");
+	h[1] = 3;
+	assert_string_equal(poll_quality(st, &t, &r), "sensor-fault");
+	/* Masked equality: bits 2-3 equal to 2, not any of them. */
+	h[1] = 8;
+	assert_string_equal(poll_quality(st, &t, &r), "warming-up");
+	h[1] = 12;
+	assert_string_equal(poll_quality(st, &t, &r), "ok");
+	h[1] = 4;
+	assert_string_equal(poll_quality(st, &t, &r), "ok");
+
+	/* Raw 600 is 60.0 Cel, within max: only the rule speaks. Raw 601 is
+	 * over max and matches no rule. */
+	h[0] = 600;
+	assert_string_equal(poll_quality(st, &t, &r), "maintenance");
+	assert_number(&r, "temperature", 60, "Cel");
+	h[0] = 601;
+	assert_string_equal(poll_quality(st, &t, &r), "out-of-range");
+	/* warming-up is worse than out-of-range, whichever point comes first. */
+	h[1] = 8;
+	assert_string_equal(poll_quality(st, &t, &r), "warming-up");
+	h[1] = 0;
+	/* A range rule on a signed raw value; sensor-fault beats out-of-range. */
+	h[0] = (uint16_t)-32100;
+	assert_string_equal(poll_quality(st, &t, &r), "sensor-fault");
+	assert_number(&r, "temperature", -3210, "Cel");
+	h[0] = 0;
+
+	/* Names first, then a rule's state; a value neither names is unknown. */
+	h[2] = 1;
+	assert_string_equal(poll_quality(st, &t, &r), "ok");
+	assert_string_equal(value(&r, "mode")->string, "manual");
+	h[2] = 7;
+	assert_string_equal(poll_quality(st, &t, &r), "maintenance");
+	assert_string_equal(value(&r, "mode")->string, "test");
+	h[2] = 5;
+	assert_string_equal(poll_quality(st, &t, &r), "out-of-range");
+	assert_string_equal(value(&r, "mode")->string, "unknown");
+	h[2] = 0;
+
+	/* A bit with a rule, published on request as the bool it is. */
+	s->map->tab_bits[0] = 1;
+	assert_string_equal(poll_quality(st, &t, &r), "maintenance");
+	assert_true(value(&r, "door")->boolean);
+
 	cg_modbus_driver.close(st);
 	client_close(&t);
 	server_stop(s);
@@ -780,6 +882,7 @@ int main(void)
 	    cmocka_unit_test(test_ld120_bits_and_u32),
 	    cmocka_unit_test(test_traffic_counters_per_lane),
 	    cmocka_unit_test(test_u64_exact),
+	    cmocka_unit_test(test_status_rules),
 	    cmocka_unit_test(test_unit_id_by_bus_type),
 	    cmocka_unit_test(test_every_table_relative_path_and_range),
 	    cmocka_unit_test(test_exception_then_recovery),

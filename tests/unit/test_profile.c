@@ -219,7 +219,61 @@ static const struct {
          "\"y\"]}"),
      "p.json: /points/0/states: states need a bool or integer point, not f32"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[\"x\"]}"),
-     "p.json: /points/0/states: must have 2 to 64 items"},
+     "p.json: /points/0/states: names start at raw 0 and need at least 2; one state is a "
+     "rule: {\"value\": 0, \"state\": \"...\"}"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[]}"),
+     "p.json: /points/0/states: must have 1 to 64 items"},
+    /* Status rules: what they match, what they give, and that they can match. */
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[{\"mask\":65536,"
+         "\"quality\":\"sensor-fault\"}]}"),
+     "p.json: /points/0/states/0/mask: mask 0x10000 does not fit a u16 point (at most 0xffff)"},
+    {DOC("{\"name\":\"a\",\"table\":\"coil\",\"address\":0,\"states\":[{\"mask\":2,"
+         "\"state\":\"on\"}]}"),
+     "p.json: /points/0/states/0/mask: mask 0x2 does not fit a bool point (at most 0x1)"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"type\":\"f32\",\"states\":[{"
+         "\"mask\":1,\"state\":\"x\"}]}"),
+     "p.json: /points/0/states/0/mask: a mask needs a bool or integer point, not f32"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[{\"mask\":0,"
+         "\"state\":\"x\"}]}"),
+     "p.json: /points/0/states/0/mask: must be an integer from 1 to 9007199254740991"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[{\"mask\":12,"
+         "\"value\":3,\"state\":\"x\"}]}"),
+     "p.json: /points/0/states/0/value: 3 has bits outside mask 0xc: the rule would never match"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"type\":\"i16\",\"states\":[{"
+         "\"value\":40000,\"state\":\"x\"}]}"),
+     "p.json: /points/0/states/0/value: 40000 is no raw value of a i16 point: the rule would "
+     "never match"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[{\"min\":5,"
+         "\"max\":4,\"quality\":\"maintenance\"}]}"),
+     "p.json: /points/0/states/0/min: min 5 is greater than max 4"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[{\"min\":5,"
+         "\"value\":6,\"quality\":\"maintenance\"}]}"),
+     "p.json: /points/0/states/0/min: min/max is a rule of its own: not with value or mask"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[{\"state\":"
+         "\"x\"}]}"),
+     "p.json: /points/0/states/0: a rule matches by value, mask (and value) or min/max: give "
+     "one of them"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[{\"value\":1}]}"),
+     "p.json: /points/0/states/0: a rule gives a state, a quality or both"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[{\"value\":1,"
+         "\"quality\":\"broken\"}]}"),
+     "p.json: /points/0/states/0/quality: must be one of \"ok\", \"out-of-range\", "
+     "\"warming-up\", \"counter-reset\", \"invalid\", \"no-answer\", \"stale\", "
+     "\"sensor-fault\", \"maintenance\""},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[{\"value\":1,"
+         "\"state\":\"x\",\"colour\":1}]}"),
+     "p.json: /points/0/states/0/colour: unknown key"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[\"x\",\"y\",{"
+         "\"value\":5,\"state\":\"z\"},\"w\"]}"),
+     "p.json: /points/0/states/3: names come before rules: a name's raw value is its position"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[\"x\",7]}"),
+     "p.json: /points/0/states/1: must be a name (a string) or a rule (an object)"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"publish\":\"no\"}"),
+     "p.json: /points/0/publish: must be true or false"},
+    {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"states\":[{\"mask\":1,"
+         "\"quality\":\"sensor-fault\"}]}"),
+     "p.json: /points: no point is published, so a reading would carry no value (a status "
+     "point is published with \"publish\": true)"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"type\":\"i16\",\"counter\":true}"),
      "p.json: /points/0/counter: a counter must be of type u16, u32 or u64, not i16"},
     {DOC("{\"name\":\"a\",\"table\":\"holding\",\"address\":0,\"counter\":1}"),
@@ -304,6 +358,59 @@ static const struct {
      "p.json: line 2 column 3: malformed JSON"},
     {"{\"name\": \"\xc3\xa9t\xc3\xa9\", ]", "p.json: line 1 column 17: malformed JSON"},
 };
+
+/* The test fixture's status rules: each kind of match, in order, with its
+ * state, quality and description; names, rules and publish together. */
+static void test_status_rules_parse(void **state)
+{
+	cg_diag_t d = {0};
+	cg_profile_t *p = NULL;
+	const cg_point_t *pt;
+	const cg_rule_t *r;
+
+	(void)state;
+	assert_int_equal(cg_profile_load(CG_SOURCE_DIR "/tests/fixtures/profiles/co2-status.json",
+	                                 NULL, NULL, &p, &d),
+	                 0);
+	pt = find_point(p, "meterStatus");
+	assert_int_equal(pt->n_states, 0);
+	assert_int_equal(pt->n_rules, 6);
+	assert_true(pt->status && pt->named && !pt->publish);
+	r = &pt->rules[0];
+	assert_true(r->match == CG_MATCH_VALUE && r->value == 0 && !r->has_quality);
+	assert_string_equal(r->state, "normal");
+	r = &pt->rules[1];
+	assert_true(r->match == CG_MATCH_MASK && r->mask == 1 && !r->has_value);
+	assert_true(r->has_quality && r->quality == CG_QUALITY_SENSOR_FAULT);
+	assert_string_equal(r->description, "Bit 0: fatal error");
+	r = &pt->rules[4];
+	assert_true(r->match == CG_MATCH_MASK && r->mask == 48 && r->has_value && r->value == 32);
+	assert_int_equal(r->quality, CG_QUALITY_STALE);
+	/* A measurement with a rule has a unit: still published, read as a number. */
+	pt = find_point(p, "co2");
+	assert_true(!pt->status && !pt->named && pt->publish);
+	r = &pt->rules[0];
+	assert_true(r->match == CG_MATCH_RANGE && r->has_min && !r->has_max && r->min == 32768);
+	assert_null(r->state);
+	cg_profile_free(p);
+
+	/* Names then rules; publish as given, both ways. */
+	assert_int_equal(
+	    parse(DOC("{\"name\":\"s\",\"table\":\"holding\",\"address\":0,\"states\":[\"off\","
+	              "\"on\",{\"value\":9,\"state\":\"service\",\"quality\":\"maintenance\"}]},"
+	              "{\"name\":\"t\",\"table\":\"holding\",\"address\":1,\"publish\":false},"
+	              "{\"name\":\"u\",\"table\":\"holding\",\"address\":2,\"publish\":true,"
+	              "\"states\":[{\"mask\":1,\"quality\":\"sensor-fault\"}]}"),
+	          &p, &d),
+	    0);
+	assert_int_equal(p->points[0].n_states, 2);
+	assert_int_equal(p->points[0].n_rules, 1);
+	assert_true(p->points[0].named && !p->points[0].status && p->points[0].publish);
+	assert_false(p->points[1].publish);
+	assert_true(p->points[2].status && p->points[2].publish && !p->points[2].named);
+	cg_profile_free(p);
+	cg_diag_free(&d);
+}
 
 /* Each single problem gives exactly one line, with the exact pointer. */
 static void test_each_error_gives_one_exact_line(void **state)
@@ -630,6 +737,7 @@ int main(void)
 	    cmocka_unit_test(test_aqt530_parses),
 	    cmocka_unit_test(test_ld120_parses),
 	    cmocka_unit_test(test_traffic_counter_parses),
+	    cmocka_unit_test(test_status_rules_parse),
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_each_error_gives_one_exact_line),
 	    cmocka_unit_test(test_several_errors_are_all_reported),

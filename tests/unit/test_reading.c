@@ -16,7 +16,8 @@
 static void test_kind_and_quality_names(void **state)
 {
 	static const char *const qualities[] = {
-	    "ok", "out-of-range", "warming-up", "counter-reset", "invalid", "no-answer", "stale"};
+	    "ok",        "out-of-range", "warming-up",   "counter-reset", "invalid",
+	    "no-answer", "stale",        "sensor-fault", "maintenance"};
 
 	(void)state;
 	assert_string_equal(cg_kind_name(CG_KIND_AIR_QUALITY), "air-quality");
@@ -31,6 +32,34 @@ static void test_kind_and_quality_names(void **state)
 		assert_string_equal(cg_quality_name((cg_quality_t)q), qualities[q]);
 	assert_null(cg_quality_name(CG_N_QUALITIES));
 	assert_null(cg_quality_names[CG_N_QUALITIES]);
+}
+
+/* The worst quality wins, in the documented order, whichever comes first;
+ * a value outside the enum is never hidden by a known one. */
+static void test_quality_worse_order(void **state)
+{
+	static const cg_quality_t worst_first[] = {
+	    CG_QUALITY_SENSOR_FAULT,  CG_QUALITY_MAINTENANCE,  CG_QUALITY_NO_ANSWER,
+	    CG_QUALITY_INVALID,       CG_QUALITY_WARMING_UP,   CG_QUALITY_STALE,
+	    CG_QUALITY_COUNTER_RESET, CG_QUALITY_OUT_OF_RANGE, CG_QUALITY_OK};
+	size_t n = sizeof(worst_first) / sizeof(worst_first[0]);
+	cg_reading_t r;
+
+	(void)state;
+	assert_int_equal(n, CG_N_QUALITIES);
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < n; j++) {
+			cg_quality_t want = worst_first[i < j ? i : j];
+
+			assert_int_equal(cg_quality_worse(worst_first[i], worst_first[j]), want);
+			cg_reading_init(&r);
+			cg_reading_worsen(&r, worst_first[i]);
+			cg_reading_worsen(&r, worst_first[j]);
+			assert_int_equal(r.quality, want);
+		}
+	}
+	assert_int_equal(cg_quality_worse(CG_QUALITY_SENSOR_FAULT, CG_N_QUALITIES), CG_N_QUALITIES);
+	assert_int_equal(cg_quality_worse(CG_N_QUALITIES, CG_QUALITY_OK), CG_N_QUALITIES);
 }
 
 static void test_add_and_find(void **state)
@@ -145,6 +174,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_kind_and_quality_names),
+	    cmocka_unit_test(test_quality_worse_order),
 	    cmocka_unit_test(test_add_and_find),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_split_lanes),

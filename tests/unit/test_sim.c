@@ -24,11 +24,15 @@
 #include "base/error.h"
 #include "drivers/modbus/decode.h"
 #include "drivers/modbus/profile.h"
+#include "tools/sim/sim_slave.h"
 
 #define SIM_BIN  CG_BINARY_DIR "/citygate-sim"
 #define PROFILES CG_SOURCE_DIR "/drivers/profiles"
 /* Examples of the format, not shipped (traffic-counter). */
 #define EXAMPLE_PROFILES CG_SOURCE_DIR "/examples/profiles"
+
+/* A test fixture with status rules, for force=. */
+#define CO2_STATUS CG_SOURCE_DIR "/tests/fixtures/profiles/co2-status.json"
 
 /* A profile that uses every table, type and word order, names the simulator
  * does not know (so their range comes from min/max), a counter, and a known
@@ -735,6 +739,123 @@ static void test_fault_window(void **state)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* force=POINT:VALUE parses into the slave's forces; a bad one says why. */
+static void test_force_parse(void **state)
+{
+	static const char *const bad[] = {
+	    "force=meterStatus",
+	    "force=:3",
+	    "force=meterStatus:",
+	    "force=meterStatus:x",
+	    "force=aVeryLongPointNameOfThirtyTwoChars:1",
+	    "force=meterStatus:1,after=5,until=2",
+	    "force=a:1,force=b:1,force=c:1,force=d:1,force=e:1,force=f:1,force=g:1,force=h:1,"
+	    "force=i:1"};
+	sim_fault_t f;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(sim_fault_parse("force=meterStatus:0x13,force=co2:40000,after=10,until=20",
+	                                 &f, err, sizeof(err)),
+	                 0);
+	assert_int_equal(f.n_force, 2);
+	assert_string_equal(f.force[0].point, "meterStatus");
+	assert_true(f.force[0].value == 19);
+	assert_string_equal(f.force[1].point, "co2");
+	assert_true(f.force[1].value == 40000);
+	assert_true(f.after_s == 10 && f.until_s == 20);
+	/* force alone is a fault: the window applies to it. */
+	assert_int_equal(sim_fault_parse("force=x:-1.5", &f, err, sizeof(err)), 0);
+	assert_true(f.force[0].value == -1.5);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		if (sim_fault_parse(bad[i], &f, err, sizeof(err)) != CG_EINVAL || !err[0])
+			fail_msg("accepted \"%s\"", bad[i]);
+	}
+}
+
+/* A forced point holds its raw value within the window only, and a status
+ * register is all clear (0) otherwise; a force the profile cannot take is
+ * refused before the slave is built. Time is the simulator's own t. */
+static void test_force_window(void **state)
+{
+	const char *const dirs[] = {PROFILES, NULL};
+	cg_profile_t *prof = NULL;
+	cg_diag_t d = {0};
+	sim_slave_t *s = NULL;
+	sim_fault_t f;
+	char err[256];
+	uint16_t *in;
+
+	(void)state;
+	assert_int_equal(cg_profile_load(CO2_STATUS, NULL, dirs, &prof, &d), 0);
+	assert_int_equal(sim_fault_parse("force=nope:1", &f, err, sizeof(err)), 0);
+	assert_int_equal(sim_fault_check(&f, prof, err, sizeof(err)), CG_EINVAL);
+	assert_string_equal(err, "force=nope: profile co2-status has no point \"nope\"");
+	assert_int_equal(sim_slave_new(1, prof, &f, 1, &s), CG_EINVAL);
+	assert_null(s);
+	assert_int_equal(sim_fault_parse("force=meterStatus:70000", &f, err, sizeof(err)), 0);
+	assert_int_equal(sim_fault_check(&f, prof, err, sizeof(err)), CG_EINVAL);
+	assert_string_equal(err, "force=meterStatus:70000: not a raw value of a u16 point");
+	assert_int_equal(sim_fault_parse("force=meterStatus:2.5", &f, err, sizeof(err)), 0);
+	assert_int_equal(sim_fault_check(&f, prof, err, sizeof(err)), CG_EINVAL);
+
+	assert_int_equal(sim_fault_parse("force=meterStatus:0x13,force=co2:40000,after=10,until=20",
+	                                 &f, err, sizeof(err)),
+	                 0);
+	assert_int_equal(sim_fault_check(&f, prof, err, sizeof(err)), 0);
+	assert_int_equal(sim_slave_new(1, prof, &f, 1, &s), 0);
+	in = sim_slave_mapping(s)->tab_input_registers;
+	sim_slave_update(s, 5);
+	assert_int_equal(in[0], 0);
+	assert_in_range(in[3], 400, 1200);
+	/* Requests in the window are not faulted otherwise: force is no answer fault. */
+	assert_false(sim_slave_decide(s, 15, 4).silent);
+	sim_slave_update(s, 10);
+	assert_int_equal(in[0], 0x13);
+	assert_int_equal(in[3], 40000);
+	sim_slave_update(s, 19.9);
+	assert_int_equal(in[0], 0x13);
+	sim_slave_update(s, 20);
+	assert_int_equal(in[0], 0);
+	assert_in_range(in[3], 400, 1200);
+	sim_slave_free(s);
+	cg_diag_free(&d);
+}
+
+/* citygate-sim serves a forced value, and refuses a force its profile cannot take. */
+static void test_force_served(void **state)
+{
+	const char *const args[] = {"--profile-dir",
+	                            PROFILES,
+	                            "--tcp",
+	                            "0",
+	                            "--slave",
+	                            "1:" CO2_STATUS ":force=meterStatus:6",
+	                            "--slave",
+	                            "2:" CO2_STATUS,
+	                            NULL};
+	const char *const refused[] = {"--tcp", "0", "--slave", "1:" CO2_STATUS ":force=co2x:1",
+	                               NULL};
+	sim_proc_t sim;
+	modbus_t *ctx;
+	uint16_t reg;
+	int status;
+
+	(void)state;
+	assert_int_equal(sim_start(args, &sim, &status), 0);
+	ctx = tcp_client(sim.tcp[0], 1, 500);
+	assert_int_equal(modbus_read_input_registers(ctx, 0, 1, &reg), 1);
+	assert_int_equal(reg, 6);
+	modbus_set_slave(ctx, 2);
+	assert_int_equal(modbus_read_input_registers(ctx, 0, 1, &reg), 1);
+	assert_int_equal(reg, 0);
+	client_free(ctx);
+	status = sim_stop(&sim);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(sim_refused(refused), 2);
+}
+
 /* --baud paces answers at the line rate: 13 registers at 9600 baud take
  * about 50 ms of bus time (8 + 31 bytes and two gaps, 11 bits each). */
 static void test_baud_pacing(void **state)
@@ -843,6 +964,9 @@ int main(void)
 	    cmocka_unit_test(test_flaky),
 	    cmocka_unit_test(test_sigterm),
 	    cmocka_unit_test(test_fault_window),
+	    cmocka_unit_test(test_force_parse),
+	    cmocka_unit_test(test_force_window),
+	    cmocka_unit_test(test_force_served),
 	    cmocka_unit_test(test_baud_pacing),
 	    cmocka_unit_test(test_refuses_bad_arguments),
 	};

@@ -136,8 +136,10 @@ static void sim_usage(void)
 	       "                           looked up in the profile folders, or a .json path\n"
 	       "faults (each may be combined):\n"
 	       "  silent  exception[=N]  crc  slow=MS  flaky=P  after=S  until=S\n"
+	       "  force=POINT:VALUE (the point's raw value, e.g. 0x4, within after/until)\n"
 	       "prints \"rtu LINK_OR_PTS PTS\", \"serial LINK_OR_PTS PTS\" or\n"
-	       "\"tcp 127.0.0.1 PORT\" (\"rtu-tcp ...\") per endpoint, then \"ready\"; runs until SIGTERM\n"
+	       "\"tcp 127.0.0.1 PORT\" (\"rtu-tcp ...\") per endpoint, then \"ready\"; runs until "
+	       "SIGTERM\n"
 	       "or SIGINT.");
 }
 
@@ -450,6 +452,11 @@ static int sim_build_slaves(sim_t *sim)
 			if (rc) {
 				cg_log(CG_LOG_ERR, "sim: --slave %s: %s", spec, cg_strerror(rc));
 				return SIM_EXIT_FAIL;
+			}
+			if (sim_fault_check(&fault, profile, err, sizeof(err))) {
+				cg_err("citygate-sim: --slave %s: %s", spec, err);
+				cg_profile_free(profile);
+				return SIM_EXIT_USAGE;
 			}
 			/* Each slave gets its own reproducible stream from the seed. */
 			seed = sim->seed ^ ((uint64_t)(e + 1) << 40) ^ ((uint64_t)unit << 16);

@@ -40,6 +40,7 @@ struct sim_slave {
 	modbus_mapping_t *map;
 	sim_gen_t *gens; /* one per profile point */
 	sim_fault_t fault;
+	size_t force_point[SIM_FORCE_MAX]; /* the point index of each force= item */
 	uint64_t rng;
 	sim_stats_t stats;
 };
@@ -147,6 +148,44 @@ static int sim_fault_number(const char *key, const char *value, double lo, doubl
 	return 0;
 }
 
+/* Parses the value of a force= item, "POINT:VALUE", into f's next force.
+ * VALUE is the raw value, as strtod() reads it (so 0x20 is 32). */
+static int sim_force_item(const char *value, sim_fault_t *f, char *err, size_t err_size)
+{
+	const char *colon = value ? strrchr(value, ':') : NULL;
+	sim_force_t *force;
+	size_t len;
+	char *end;
+
+	if (!colon || colon == value || !colon[1]) {
+		snprintf(err, err_size,
+		         "fault \"force\" needs a point and a raw value "
+		         "(force=POINT:VALUE)");
+		return CG_EINVAL;
+	}
+	len = (size_t)(colon - value);
+	if (len >= CG_NAME_MAX) {
+		snprintf(err, err_size, "fault \"force\": point name \"%.*s\" is too long",
+		         (int)len, value);
+		return CG_EINVAL;
+	}
+	if (f->n_force >= SIM_FORCE_MAX) {
+		snprintf(err, err_size, "fault \"force\": at most %d per slave", SIM_FORCE_MAX);
+		return CG_EINVAL;
+	}
+	force = &f->force[f->n_force];
+	memcpy(force->point, value, len);
+	force->point[len] = '\0';
+	errno = 0;
+	force->value = strtod(colon + 1, &end);
+	if (errno || *end || !isfinite(force->value)) {
+		snprintf(err, err_size, "fault \"force\": \"%s\" is not a number", colon + 1);
+		return CG_EINVAL;
+	}
+	f->n_force++;
+	return 0;
+}
+
 /* Parses one "key" or "key=value" item of a fault list into f. */
 static int sim_fault_item(char *item, sim_fault_t *f, char *err, size_t err_size)
 {
@@ -189,6 +228,8 @@ static int sim_fault_item(char *item, sim_fault_t *f, char *err, size_t err_size
 		rc = sim_fault_number(item, value, 0, 1e9, &f->until_s, err, err_size);
 		if (rc)
 			return rc;
+	} else if (strcmp(item, "force") == 0) {
+		return sim_force_item(value, f, err, err_size);
 	} else if (strcmp(item, "restart") == 0) {
 		rc = sim_fault_number(item, value, 1, 1e9, &f->restart_s, err, err_size);
 		if (rc)
@@ -196,7 +237,7 @@ static int sim_fault_item(char *item, sim_fault_t *f, char *err, size_t err_size
 	} else {
 		snprintf(err, err_size,
 		         "unknown fault \"%s\" (silent, exception[=N], crc, slow=MS, flaky=P, "
-		         "after=S, until=S, restart=S)",
+		         "after=S, until=S, restart=S, force=POINT:VALUE)",
 		         item);
 		return CG_EINVAL;
 	}
@@ -219,10 +260,10 @@ int sim_fault_parse(const char *spec, sim_fault_t *f, char *err, size_t err_size
 	free(copy);
 	if (rc)
 		return rc;
-	if (!f->silent && !f->exception && !f->crc && !f->slow_ms && !f->restart_s) {
+	if (!f->silent && !f->exception && !f->crc && !f->slow_ms && !f->restart_s && !f->n_force) {
 		snprintf(err, err_size,
-		         "\"%s\" names no fault (silent, exception, crc or slow) for flaky, "
-		         "after or until to apply to",
+		         "\"%s\" names no fault (silent, exception, crc, slow or force) for "
+		         "flaky, after or until to apply to",
 		         spec);
 		return CG_EINVAL;
 	}
@@ -230,6 +271,44 @@ int sim_fault_parse(const char *spec, sim_fault_t *f, char *err, size_t err_size
 		snprintf(err, err_size, "until=%g must be later than after=%g", f->until_s,
 		         f->after_s);
 		return CG_EINVAL;
+	}
+	return 0;
+}
+
+/* The range of raw values type t can hold, as doubles. */
+static void sim_type_range(cg_type_t t, double *lo, double *hi);
+
+/* The index of the point named name in profile, or -1. */
+static long sim_point_index(const cg_profile_t *profile, const char *name)
+{
+	for (size_t i = 0; i < profile->n_points; i++)
+		if (strcmp(profile->points[i].name, name) == 0)
+			return (long)i;
+	return -1;
+}
+
+int sim_fault_check(const sim_fault_t *f, const cg_profile_t *profile, char *err, size_t err_size)
+{
+	for (size_t i = 0; i < f->n_force; i++) {
+		const sim_force_t *force = &f->force[i];
+		long at = sim_point_index(profile, force->point);
+		const cg_point_t *p;
+		double lo, hi;
+
+		if (at < 0) {
+			snprintf(err, err_size, "force=%s: profile %s has no point \"%s\"",
+			         force->point, profile->name, force->point);
+			return CG_EINVAL;
+		}
+		p = &profile->points[at];
+		sim_type_range(p->type, &lo, &hi);
+		if (force->value < lo || force->value > hi ||
+		    (p->type != CG_TYPE_F32 && p->type != CG_TYPE_F64 &&
+		     force->value != floor(force->value))) {
+			snprintf(err, err_size, "force=%s:%g: not a raw value of a %s point",
+			         force->point, force->value, cg_type_name(p->type));
+			return CG_EINVAL;
+		}
 	}
 	return 0;
 }
@@ -375,7 +454,12 @@ static void sim_gen_init(sim_gen_t *g, const cg_point_t *p, uint64_t *rng)
 	    p->type == CG_TYPE_BOOL || p->table == CG_TABLE_COIL || p->table == CG_TABLE_DISCRETE;
 
 	memset(g, 0, sizeof(*g));
-	if (is_bool || p->n_states) {
+	if (p->status) {
+		/* A status register reads 0, all clear, unless a fault forces it. */
+		g->kind = SIM_GEN_FLIP;
+		g->n_states = 1;
+		g->next_flip_s = INFINITY;
+	} else if (is_bool || p->n_states) {
 		g->kind = SIM_GEN_FLIP;
 		g->n_states = is_bool ? 2 : (unsigned)p->n_states;
 		g->state =
@@ -496,6 +580,17 @@ int sim_slave_new(int unit, cg_profile_t *profile, const sim_fault_t *fault, uin
 		s->fault = *fault;
 	else
 		sim_fault_parse(NULL, &s->fault, NULL, 0);
+	for (size_t i = 0; i < s->fault.n_force; i++) {
+		long at = sim_point_index(profile, s->fault.force[i].point);
+		char err[128];
+
+		if (at < 0 || sim_fault_check(&s->fault, profile, err, sizeof(err))) {
+			s->profile = NULL; /* the caller keeps it on failure */
+			sim_slave_free(s);
+			return CG_EINVAL;
+		}
+		s->force_point[i] = (size_t)at;
+	}
 	s->rng = seed;
 	for (size_t i = 0; i < profile->n_points; i++)
 		sim_gen_init(&s->gens[i], &profile->points[i], &s->rng);
@@ -533,28 +628,41 @@ sim_stats_t *sim_slave_stats(sim_slave_t *s)
 	return &s->stats;
 }
 
+/* Writes raw value raw of point p into the tables. */
+static void sim_point_write(sim_slave_t *s, const cg_point_t *p, double raw)
+{
+	switch (p->table) {
+	case CG_TABLE_COIL: s->map->tab_bits[p->address] = raw != 0; break;
+	case CG_TABLE_DISCRETE: s->map->tab_input_bits[p->address] = raw != 0; break;
+	case CG_TABLE_HOLDING:
+	case CG_TABLE_INPUT: {
+		uint16_t *regs = p->table == CG_TABLE_HOLDING ? s->map->tab_registers
+		                                              : s->map->tab_input_registers;
+
+		if (p->type == CG_TYPE_BOOL)
+			regs[p->address] = raw != 0;
+		else
+			cg_encode_registers(raw, p->type, p->order, &regs[p->address]);
+		break;
+	}
+	}
+}
+
 void sim_slave_update(sim_slave_t *s, double t)
 {
+	const sim_fault_t *f = &s->fault;
+
 	for (size_t i = 0; i < s->profile->n_points; i++) {
 		const cg_point_t *p = &s->profile->points[i];
-		double raw = sim_gen_step(&s->gens[i], p, t, s->fault.restart_s, &s->rng);
 
-		switch (p->table) {
-		case CG_TABLE_COIL: s->map->tab_bits[p->address] = raw != 0; break;
-		case CG_TABLE_DISCRETE: s->map->tab_input_bits[p->address] = raw != 0; break;
-		case CG_TABLE_HOLDING:
-		case CG_TABLE_INPUT: {
-			uint16_t *regs = p->table == CG_TABLE_HOLDING ? s->map->tab_registers
-			                                              : s->map->tab_input_registers;
-
-			if (p->type == CG_TYPE_BOOL)
-				regs[p->address] = raw != 0;
-			else
-				cg_encode_registers(raw, p->type, p->order, &regs[p->address]);
-			break;
-		}
-		}
+		sim_point_write(s, p, sim_gen_step(&s->gens[i], p, t, f->restart_s, &s->rng));
 	}
+	/* Generators still step while forced, so that a run's values after
+	 * the window are those it would have had without it. */
+	if (t >= f->after_s && t < f->until_s)
+		for (size_t i = 0; i < f->n_force; i++)
+			sim_point_write(s, &s->profile->points[s->force_point[i]],
+			                f->force[i].value);
 }
 
 sim_action_t sim_slave_decide(sim_slave_t *s, double t, uint8_t function)

@@ -9,10 +9,21 @@
 
 #include "drivers/modbus/profile.h"
 
+/* At most this many force= items per slave. */
+#define SIM_FORCE_MAX 8
+
+/* A point's raw value held at value while the fault window is open. */
+typedef struct sim_force {
+	char point[CG_NAME_MAX]; /* the profile point's name */
+	double value;            /* its raw value, before scale and offset */
+} sim_force_t;
+
 /* The faults of one slave, parsed from "silent,exception=4,crc,slow=MS,
- * flaky=P,after=S,until=S,restart=S". A request is faulted when the time since start
- * lies in [after_s, until_s) and a draw with probability flaky_pct percent
- * succeeds; a faulted request then gets every fault that is set. */
+ * flaky=P,after=S,until=S,restart=S,force=POINT:VALUE". A request is faulted when
+ * the time since start lies in [after_s, until_s) and a draw with probability
+ * flaky_pct percent succeeds; a faulted request then gets every fault that is
+ * set. A forced point holds its value throughout the window, whatever the
+ * draw: it is the device's state, not a request's fate. */
 typedef struct sim_fault {
 	bool silent;      /* never answers */
 	int exception;    /* answers with this exception code, 0 for none */
@@ -23,6 +34,8 @@ typedef struct sim_fault {
 	double until_s;   /* window end; INFINITY for none */
 	double restart_s; /* the device restarts every this many seconds: its
 			     counters start again from 0; 0 for never */
+	sim_force_t force[SIM_FORCE_MAX];
+	size_t n_force;
 } sim_fault_t;
 
 /* What to do with one request, as decided by sim_slave_decide(). */
@@ -50,10 +63,16 @@ typedef struct sim_slave sim_slave_t;
  * written to err. */
 int sim_fault_parse(const char *spec, sim_fault_t *f, char *err, size_t err_size);
 
+/* Checks the force= items of f against profile: each names a point of it,
+ * with a value its registers can hold. Returns 0, or CG_EINVAL with a reason
+ * written to err. */
+int sim_fault_check(const sim_fault_t *f, const cg_profile_t *profile, char *err, size_t err_size);
+
 /* Builds a slave with unit id unit from profile, whose ownership passes to
  * the slave on success (the caller keeps it on failure). fault may be NULL.
  * seed makes its values reproducible. Returns 0, CG_ENOMEM, or CG_EINVAL
- * when a point does not fit in a Modbus table. */
+ * when a point does not fit in a Modbus table or a force= item does not fit
+ * the profile (sim_fault_check() says why). */
 int sim_slave_new(int unit, cg_profile_t *profile, const sim_fault_t *fault, uint64_t seed,
                   sim_slave_t **out);
 
@@ -67,7 +86,8 @@ modbus_mapping_t *sim_slave_mapping(sim_slave_t *s);
 sim_stats_t *sim_slave_stats(sim_slave_t *s);
 
 /* Moves every point's value to time t (seconds since start) and writes it
- * into the tables. Call it about once a second. */
+ * into the tables; a forced point gets its forced value while t is within
+ * the fault window. Call it about once a second. */
 void sim_slave_update(sim_slave_t *s, double t);
 
 /* Decides, for one request arriving at time t, which faults apply, and counts
