@@ -7,7 +7,9 @@ moment, and the figure is the median of the per-repetition ratios with their
 spread (min-max). Targets are printed as met or not met; nothing here fails.
 
 Sections: 1 durable throughput, 2 backlog drain, 3 footprint against collectd,
-4 bus efficiency, 5 profile. QUICK=1 shortens every run.
+4 bus efficiency, 5 profile; over an emulated cellular link (tests/tools/linkemu.py,
+100 ms round trip, 5 Mbit/s): 6 bytes on the wire per reading, 7 backlog drain,
+8 live latency; 9 a fleet through a broker restart. QUICK=1 shortens every run.
 """
 import argparse
 import json
@@ -30,7 +32,13 @@ SRC = os.path.dirname(HERE)
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", required=True, help="the build folder (configured with CG_BENCH=ON)")
-    ap.add_argument("--only", default="1,2,3,4,5", help="sections to run, e.g. 1,4")
+    ap.add_argument("--only", default="1,2,3,4,5,6,7,8,9", help="sections to run, e.g. 1,4")
+    ap.add_argument("--size", type=int, default=0,
+                    help="section 7: readings in the backlog (default 20,000; QUICK 5,000)")
+    ap.add_argument("--fleet", type=int, default=0,
+                    help="section 9: gateways (default $FLEET or 200; QUICK 20)")
+    ap.add_argument("--outage", type=float, default=0,
+                    help="section 9: seconds the broker is down (default $OUTAGE or 20)")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
     return ap.parse_args()
 
@@ -702,6 +710,315 @@ def bench_profile(tmp, broker):
     record("profile", tool=tool, n=n)
 
 
+# ---- 6-9. over an emulated cellular link ----
+
+# The link of issue #23: a cellular uplink, 100 ms round trip, 5 Mbit/s.
+LINK_RTT_MS = 100
+LINK_BPS = 5_000_000
+FORMATS = ("native", "senml", "ngsi-ld")
+
+
+def batching_available(tmp):
+    """Whether this citygate knows mqtt.batch (docs/topics.md, batches): --check
+    on a config with it. When not, the batched figures are not measured."""
+    cfg = gateway_config(tmp, 1883, os.path.join(tmp.path, "probe.db"), IDLE_BUS, IDLE_SENSOR)
+    cfg["mqtt"]["batch"] = {"max_readings": 100}
+    path = tmp.file("batch-probe.json", json.dumps(cfg))
+    r = subprocess.run([CITYGATE, "--check", "-c", path], capture_output=True, text=True,
+                       timeout=60)
+    return r.returncode == 0
+
+
+def readings_in(topic, payload, batched):
+    """How many readings a message on a reading or batch topic carries."""
+    if topic.endswith("/status") or topic.endswith("/health"):
+        return 0
+    if not batched or not topic.endswith("/batch"):
+        return 1
+    doc = json.loads(payload)
+    if isinstance(doc, dict):  # native: sensors[].readings[]
+        return sum(len(s["readings"]) for s in doc["sensors"])
+    if doc and isinstance(doc[0], dict) and "type" in doc[0]:  # NGSI-LD entities
+        return len(doc)
+    return sum(1 for rec in doc if "bn" in rec)  # SenML: each reading's own base name
+
+
+class Pki:
+    """A CA and a certificate for 127.0.0.1, made with openssl (test_security's)."""
+
+    def __init__(self, tmp):
+        import test_security
+        d = os.path.join(tmp.path, "pki")
+        os.makedirs(d, exist_ok=True)
+        self.ca = test_security.make_ca(d, "ca")
+        self.cert, self.key = test_security.make_cert(d, "server", "ca", "127.0.0.1",
+                                                      "IP:127.0.0.1,DNS:localhost")
+
+
+def link_broker(tmp, pki=None):
+    """A broker with a plain listener (the subscriber's) and, with pki, a TLS one
+    (the gateway's, through the link). Returns (broker, the gateway's port)."""
+    if not pki:
+        b = harness.Broker(tmp)
+        return b, b.port
+    tls_port = harness.free_port()
+    b = harness.Broker(tmp, extra="listener %d 127.0.0.1\ncafile %s\ncertfile %s\n"
+                       "keyfile %s\n" % (tls_port, pki.ca, pki.cert, pki.key))
+    return b, tls_port
+
+
+def sim_sensors(tmp, n, interval):
+    sim = harness.Sim(tmp, ["--tcp", "0"] + sum((["--slave", "%d:aqt530" % (u + 1)]
+                                                  for u in range(n)), []))
+    buses = [{"id": "lan", "type": "modbus-tcp", "host": "127.0.0.1",
+              "port": int(sim.endpoints[0][2])}]
+    sensors = [{"id": "aq-%03d" % (u + 1), "bus": "lan", "driver": "modbus",
+                "profile": "aqt530", "unit_id": u + 1, "interval_s": interval}
+               for u in range(n)]
+    return sim, buses, sensors
+
+
+def link_config(tmp, port, fmt, pki, batch, buses, sensors, store):
+    cfg = gateway_config(tmp, port, store, buses, sensors)
+    cfg["mqtt"].update({"format": fmt, "reconnect_min_s": 0.5, "reconnect_max_s": 2})
+    if pki:
+        cfg["mqtt"]["uri"] = "ssl://127.0.0.1:%d" % port
+        cfg["mqtt"]["tls"] = {"ca_file": pki.ca}
+    if batch:
+        cfg["mqtt"]["batch"] = batch
+    return cfg
+
+
+def wire_once(tmp, fmt, pki, batch, seconds):
+    """One gateway, 4 sensors every 0.1 s, over the link: the bytes it sends per
+    reading delivered, counted between two moments once connected (so the connect
+    and the TLS handshake are left out)."""
+    broker, port = link_broker(tmp, pki)
+    link = harness.Link(port, rtt_ms=LINK_RTT_MS, rate_bps=LINK_BPS)
+    sim, buses, sensors = sim_sensors(tmp, 4, 0.1)
+    sub = harness.Subscriber(broker, "city/bench/#", retained=False)
+    store = os.path.join(tmp.path, "wire-%s-%d-%d.db" % (fmt, bool(pki), bool(batch)))
+    cfg = link_config(tmp, link.port, fmt, pki, batch, buses, sensors, store)
+    gw = start_citygate(tmp, cfg, "wire-%s" % fmt)
+
+    def delivered():
+        return sum(readings_in(t, p, bool(batch)) for t, p, _ in sub.received())
+    try:
+        harness.wait_for(lambda: delivered() >= 40, 60, "readings over the link")
+        time.sleep(2)
+        b0, a0, n0 = link.bytes_sent(), link.bytes_relayed(), delivered()
+        time.sleep(seconds)
+        b1, a1, n1 = link.bytes_sent(), link.bytes_relayed(), delivered()
+    finally:
+        stop(gw)
+        sub.stop()
+        sim.stop()
+        link.close()
+        broker.stop()
+    n = n1 - n0
+    return {"readings": n, "up": (b1 - b0) / n, "both": (a1 - a0) / n}
+
+
+def bench_wire(tmp):
+    secs = 5 if QUICK else 10
+    print("\n== 6. Bytes on the wire per reading: one gateway, 4 sensors at 10 Hz, over a "
+          "%d ms, %.0f Mbit/s link, %d s counted; TCP payload (MQTT, or TLS records), "
+          "IP and TCP headers not counted" % (LINK_RTT_MS, LINK_BPS / 1e6, secs), flush=True)
+    pki = Pki(tmp)
+    can_batch = batching_available(tmp)
+    out = {}
+    for fmt in FORMATS:
+        for tls in (False, True):
+            modes = [("single", None)]
+            if can_batch:
+                modes.append(("batched", {"max_readings": 100, "max_latency_ms": 1000}))
+            for mode, batch in modes:
+                r = wire_once(tmp, fmt, pki if tls else None, batch, secs)
+                key = "%s %s %s" % (fmt, "tls" if tls else "plain", mode)
+                out[key] = r
+                print("  %-28s %7.1f B/reading sent, %7.1f both ways (%d readings)"
+                      % (key, r["up"], r["both"], r["readings"]), flush=True)
+    record("wire", link={"rtt_ms": LINK_RTT_MS, "rate_bps": LINK_BPS}, seconds=secs, runs=out)
+    if not can_batch:
+        print("  batched: not measured: batching not on main (mqtt.batch unknown to "
+              "citygate --check)", flush=True)
+        record("wire", batched="not measured: batching not on main")
+        return
+    for tls in ("plain", "tls"):
+        single = out["native %s single" % tls]["up"]
+        batched = out["native %s batched" % tls]["up"]
+        verdict("native batched / single, %s" % tls, batched / single, "<= 0.25",
+                batched / single <= 0.25)
+
+
+def drain_link_once(tmp, template, n, batch):
+    """The n-reading backlog of template drained over the link; returns rows/s, the
+    bytes sent and the time the link needs for those bytes at its rate."""
+    broker, port = link_broker(tmp)
+    link = harness.Link(port, rtt_ms=LINK_RTT_MS, rate_bps=LINK_BPS)
+    work = os.path.join(tmp.path, "drain-link-%d" % bool(batch))
+    os.makedirs(work, exist_ok=True)
+    store = os.path.join(work, "outbox.db")
+    shutil.copyfile(template, store)
+    cfg = link_config(tmp, link.port, "native", None, batch, IDLE_BUS, IDLE_SENSOR, store)
+    gw = start_citygate(tmp, cfg, "drain-link")
+    t0 = time.monotonic()
+    t_lo = t_hi = None
+    try:
+        # As in section 2: the steady drain from 10 % to 90 % of the rows delivered,
+        # leaving out the start, the connect and the last messages.
+        while True:
+            first = first_seq(store)
+            now = time.monotonic()
+            done = n if first is None else first - 1
+            if t_lo is None and done >= n // 10:
+                t_lo = now
+            if t_hi is None and done >= n - n // 10:
+                t_hi = now
+            if first is None:
+                break
+            if now - t0 > 1800:
+                raise RuntimeError("the backlog did not drain over the link in 1800 s")
+            time.sleep(0.05)
+        took = time.monotonic() - t0
+        sent = link.bytes_sent()
+    finally:
+        stop(gw)
+        link.close()
+        broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return {"rate": n / took, "seconds": took, "bytes": sent,
+            "steady": (n - 2 * (n // 10)) / (t_hi - t_lo),
+            "link_s": sent * 8 / LINK_BPS, "link_use": sent * 8 / LINK_BPS / took}
+
+
+def bench_drain_link(tmp):
+    n = ARGS.size or (5000 if QUICK else 20000)
+    ceiling = WINDOW / (LINK_RTT_MS / 1000.0)
+    print("\n== 7. Backlog drain over the link: %d native readings (bench_fill), %d ms, "
+          "%.0f Mbit/s; the ceiling of one reading per message: inflight %d per round trip "
+          "= %.0f msg/s" % (n, LINK_RTT_MS, LINK_BPS / 1e6, WINDOW, ceiling), flush=True)
+    template = os.path.join(tmp.path, "backlog-link.db")
+    run_line([os.path.join(BENCH, "bench_fill"), template, str(n)])
+    modes = [("single", None)]
+    if batching_available(tmp):
+        modes.append(("batched", {"max_readings": 1000, "max_latency_ms": 1000}))
+    out = {}
+    for mode, batch in modes:
+        runs = [drain_link_once(tmp, template, n, batch) for _ in range(REPS)]
+        out[mode] = runs
+        print("  -- %s" % mode)
+        line("drain, 10 % to 90 % of the rows", [r["steady"] for r in runs], "rows/s")
+        line("its ratio to %.0f msg/s" % ceiling, [r["steady"] / ceiling for r in runs])
+        line("whole drain (start to outbox empty)", [r["rate"] for r in runs], "rows/s")
+        line("bytes sent per reading", [r["bytes"] / n for r in runs], "B")
+        line("link use: the bytes' time at 5 Mbit/s / took", [r["link_use"] for r in runs])
+    record("drain_link", n=n, ceiling=ceiling, runs=out)
+    if "batched" not in out:
+        print("  batched: not measured: batching not on main", flush=True)
+        record("drain_link", batched="not measured: batching not on main")
+        return
+    single = statistics.median(r["steady"] for r in out["single"])
+    batched = statistics.median(r["steady"] for r in out["batched"])
+    verdict("batched drain / the one-per-message ceiling", batched / ceiling, "> 1",
+            batched > ceiling)
+    verdict("batched / single drain", batched / single, "> 1", batched > single)
+
+
+def bench_latency(tmp):
+    secs = 20 if QUICK else 60
+    print("\n== 8. Live latency at 1 Hz over the link: one sensor each second, %d s; "
+          "arrival at a subscriber beside the broker minus the reading's ts" % secs,
+          flush=True)
+    if not batching_available(tmp):
+        print("  not measured: batching not on main", flush=True)
+        record("latency", batched="not measured: batching not on main")
+        return
+    max_latency_ms = 1000
+    out = {}
+    for mode, batch in (("single", None),
+                        ("batched", {"max_readings": 100, "max_latency_ms": max_latency_ms})):
+        broker, port = link_broker(tmp)
+        link = harness.Link(port, rtt_ms=LINK_RTT_MS, rate_bps=LINK_BPS)
+        from fleet import ts_s
+        sim, buses, sensors = sim_sensors(tmp, 1, 1.0)
+        sub = harness.Subscriber(broker, "city/bench/#", retained=False)
+        store = os.path.join(tmp.path, "latency-%s.db" % mode)
+        gw = start_citygate(tmp, link_config(tmp, link.port, "native", None, batch, buses,
+                                             sensors, store), "latency-" + mode)
+        try:
+            time.sleep(secs)
+        finally:
+            stop(gw)
+            sub.stop()
+            sim.stop()
+            link.close()
+            broker.stop()
+        lat = []
+        for t, p, at in sub.received():
+            if t.endswith("/status") or t.endswith("/health"):
+                continue
+            doc = json.loads(p)
+            rs = [r for s in doc["sensors"] for r in s["readings"]] if batch else [doc]
+            lat += [(wall_of(at) - ts_s(r)) * 1000 for r in rs]
+        out[mode] = lat
+        line("%s: latency" % mode, lat, "ms")
+    record("latency", runs={k: {"median_ms": statistics.median(v), "n": len(v)}
+                            for k, v in out.items()})
+    med = statistics.median(out["batched"])
+    verdict("batched median latency (ms)", med, "<= %d" % (max_latency_ms + LINK_RTT_MS),
+            med <= max_latency_ms + LINK_RTT_MS)
+
+
+WALL_OFFSET = time.time() - time.monotonic()
+
+
+def wall_of(mono):
+    return mono + WALL_OFFSET
+
+
+def bench_fleet(tmp):
+    n = ARGS.fleet or int(os.environ.get("FLEET", "20" if QUICK else "200"))
+    outage = ARGS.outage or float(os.environ.get("OUTAGE", "20"))
+    rmin, rmax = 1.0, 8.0
+    print("\n== 9. A fleet through a broker restart: %d gateway processes (one sensor each, "
+          "every 1 s), broker down %.0f s, reconnect_min_s %g, reconnect_max_s %g" %
+          (n, outage, rmin, rmax), flush=True)
+    from fleet import Fleet
+    broker = harness.Broker(tmp)
+    fleet = Fleet(tmp, broker, n, interval_s=1.0, reconnect_min_s=rmin, reconnect_max_s=rmax,
+                  health_interval_s=3600)
+    try:
+        started = time.time()
+        fleet.start()
+        fleet.wait_connected(started, 120)
+        time.sleep(5)
+        wall, mono = fleet.restart_broker(outage)
+        fleet.wait_connected(wall, 4 * rmax + 60)
+        fleet.wait_drained(wall + 1, 600)
+        figs = fleet.figures(wall, mono)
+        rcs = fleet.stop()
+    finally:
+        fleet.close()
+        broker.stop()
+    acc = fleet.account()
+    made = sum(a["made"] for a in acc.values())
+    delivered = sum(a["delivered"] for a in acc.values())
+    kept = sum(a["kept"] for a in acc.values())
+    missing = sum(len(a["missing"]) for a in acc.values())
+    print("  connects per second after the restart (broker's log): %s" % figs["per_s"])
+    print("  all %d back within %.1f s; every backlog delivered %.1f s after the restart"
+          % (figs["connected"], figs["all_back_s"], figs["all_drained_s"]))
+    print("  made %d, delivered %d, still stored %d, missing %d; clean stops %d of %d"
+          % (made, delivered, kept, missing, rcs.count(0), n), flush=True)
+    record("fleet", n=n, outage_s=outage, reconnect_min_s=rmin, reconnect_max_s=rmax,
+           figures=figs, made=made, delivered=delivered, kept=kept, missing=missing)
+    verdict("peak / mean connects per second", figs["peak_over_mean"], "<= 2",
+            figs["peak_over_mean"] <= 2)
+    verdict("all reconnected", figs["connected"], "= %d" % n, figs["connected"] == n)
+    verdict("readings missing", missing, "= 0", missing == 0)
+
+
 # ---- main ----
 
 def machine():
@@ -743,6 +1060,14 @@ def main():
             bench_bus(tmp, broker)
         if "5" in only:
             bench_profile(tmp, broker)
+        if "6" in only:
+            bench_wire(tmp)
+        if "7" in only:
+            bench_drain_link(tmp)
+        if "8" in only:
+            bench_latency(tmp)
+        if "9" in only:
+            bench_fleet(tmp)
     finally:
         broker.stop()
         if ARGS.json:

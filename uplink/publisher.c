@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "base/secret.h"
+#include "uplink/backoff.h"
 #include "uplink/encode.h"
 
 /* Each message in flight has a slot, passed to Paho as the callback context,
@@ -63,7 +65,6 @@ struct cg_publisher {
 	int max_inflight;
 	int version_cfg; /* mqtt.version as configured */
 	uint32_t session_expiry_s;
-	double reconnect_min_s, reconnect_max_s;
 	void (*notify)(void *ctx);
 	void *notify_ctx;
 
@@ -100,8 +101,7 @@ struct cg_publisher {
 	uint64_t batched_generation; /* the connection Paho's send thread was last set for */
 	bool batch_told;             /* a failure to set it was logged */
 	int64_t next_attempt_ms;
-	double backoff_s;
-	unsigned rng;
+	cg_backoff_t backoff;
 };
 
 static char *dup_or_null(const char *s)
@@ -827,12 +827,12 @@ int cg_publisher_new(const cg_publisher_opts_t *o, cg_publisher_t **out)
 		p->free_slots[p->n_free++] = p->n_slots - 1 - i;
 	}
 	p->keepalive_s = o->keepalive_s;
-	p->reconnect_min_s = o->reconnect_min_s;
-	p->reconnect_max_s = o->reconnect_max_s;
-	p->backoff_s = o->reconnect_min_s;
 	p->notify = o->notify;
 	p->notify_ctx = o->notify_ctx;
-	p->rng = (unsigned)cg_now_ms() ^ (unsigned)(uintptr_t)p;
+	/* The pid apart from the time: a fleet started by one script starts in the same
+	 * millisecond, and must not share its phases. */
+	cg_backoff_init(&p->backoff, o->reconnect_min_s, o->reconnect_max_s,
+	                (uint64_t)cg_now_ms() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)p);
 
 	p->reserve = STATUS_RESERVE;
 	p->max_inflight = o->max_inflight;
@@ -966,7 +966,6 @@ static void fall_back(cg_publisher_t *p)
 void cg_publisher_tick(cg_publisher_t *p, int64_t now)
 {
 	bool idle, connected, to_311;
-	double jitter;
 	uint64_t generation;
 
 	pthread_mutex_lock(&p->lock);
@@ -974,7 +973,7 @@ void cg_publisher_tick(cg_publisher_t *p, int64_t now)
 	idle = !connected && !p->connecting;
 	to_311 = p->fall_back && p->version == CG_MQTT_5;
 	if (connected)
-		p->backoff_s = p->reconnect_min_s;
+		cg_backoff_reset(&p->backoff);
 	generation = p->generation;
 	pthread_mutex_unlock(&p->lock);
 	if (connected && generation != p->batched_generation) {
@@ -997,16 +996,10 @@ void cg_publisher_tick(cg_publisher_t *p, int64_t now)
 		return;
 	}
 	if (p->attempting) {
-		/* The attempt (or the connection) just ended: wait from now.
-		 * Jitter between half and the whole back-off, so that a city's
-		 * gateways do not all reconnect in the same second after an
-		 * outage. */
+		/* The attempt (or the connection) just ended: the schedule spreads a
+		 * city's gateways after a broker restart (backoff.h). */
 		p->attempting = false;
-		jitter = 0.5 + 0.5 * (double)(rand_r(&p->rng) % 1000) / 1000.0;
-		p->next_attempt_ms = now + (int64_t)(p->backoff_s * jitter * 1000.0);
-		p->backoff_s *= 2;
-		if (p->backoff_s > p->reconnect_max_s)
-			p->backoff_s = p->reconnect_max_s;
+		p->next_attempt_ms = cg_backoff_next(&p->backoff, now);
 		return;
 	}
 	if (now < p->next_attempt_ms)

@@ -106,7 +106,7 @@ int cg_publisher_batch_sender(void);
 int cg_publisher_new(const cg_publisher_opts_t *opts, cg_publisher_t **out);
 
 /* Drives connecting: starts a connect attempt when disconnected and the
- * jittered back-off has passed. Call it from the owner's loop, never from a
+ * reconnect schedule (backoff.h) says so. Call it from the owner's loop, never from a
  * callback. */
 void cg_publisher_tick(cg_publisher_t *p, int64_t now_mono_ms);
 

@@ -66,6 +66,19 @@ def test_link_limits(tmp):
     expect = size * 8 / rate
     check(expect * 0.95 <= took <= expect * 1.5,
           "%d bytes at %d bit/s took %.2f s, the cap allows %.2f s" % (size, rate, took, expect))
+    # The counters the benchmarks' bytes per reading rest on: the sink answers
+    # nothing, so every byte relayed went from the client to the server.
+    check(link.bytes_sent() == size and link.bytes_relayed() == size,
+          "counted %d sent, %d relayed of %d" % (link.bytes_sent(), link.bytes_relayed(), size))
+    s.close()
+    link.close()
+    echo = Echo()  # it serves one connection
+    link = Link(echo.port)
+    s = socket.create_connection(("127.0.0.1", link.port))
+    round_trip(s, 1000)
+    wait_for(lambda: link.bytes_relayed() == 2000, 5, "the echo counted")
+    check(link.bytes_sent() == 1000, "echoed: %d sent of %d relayed"
+          % (link.bytes_sent(), link.bytes_relayed()))
     s.close()
     link.close()
 

@@ -29,8 +29,9 @@ class _Direction:
     """One direction of one connection: a reader thread queues chunks with
     the time each may leave; a writer thread sends them then."""
 
-    def __init__(self, link, src, dst):
+    def __init__(self, link, src, dst, upstream):
         self.link = link
+        self.upstream = upstream  # client to server
         self.src, self.dst = src, dst
         self.queue = collections.deque()
         self.cond = threading.Condition()
@@ -75,7 +76,7 @@ class _Direction:
                         break
                     time.sleep(min(wait, 0.05))
                 self.dst.sendall(data)
-                self.link._count(len(data))
+                self.link._count(len(data), self.upstream)
         except OSError:
             pass
         for s in (self.src, self.dst):
@@ -98,6 +99,7 @@ class Link:
         self.lock = threading.Lock()
         self.conns = []
         self.bytes = 0
+        self.bytes_up = 0  # of self.bytes, client to server
         self.stall_until = 0.0
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -132,17 +134,26 @@ class Link:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.lock:
             self.conns += [client, server]
-        _Direction(self, client, server)
-        _Direction(self, server, client)
+        _Direction(self, client, server, True)
+        _Direction(self, server, client, False)
 
-    def _count(self, n):
+    def _count(self, n, upstream):
         with self.lock:
             self.bytes += n
+            if upstream:
+                self.bytes_up += n
 
     def bytes_relayed(self):
         """Bytes delivered in both directions since the link was made."""
         with self.lock:
             return self.bytes
+
+    def bytes_sent(self):
+        """Bytes the clients sent through the link (TCP payload: MQTT, or TLS records
+        with TLS) since it was made; the server's answers are bytes_relayed() less
+        these."""
+        with self.lock:
+            return self.bytes_up
 
     def stalled_until(self):
         """The end of the loss burst in progress, or 0."""
