@@ -609,8 +609,12 @@ static bool pump(cg_publisher_t *p, bool owner)
 					seq_push(&p->failed, seq);
 				wake_owner = true;
 			}
-			if (rc != MQTTASYNC_SUCCESS)
+			if (rc != MQTTASYNC_SUCCESS) {
+				/* The slot went back free still pointing at them. */
+				if (s->seqs == m.seqs)
+					s->seqs = NULL;
 				free(m.seqs);
+			}
 		}
 		again = owner && p->connected && p->q_len > 0 && p->n_free == p->n_slots;
 	} while (again);
