@@ -166,7 +166,7 @@ def test_outage_and_kills(tmp):
             single += publish_size(topic, len(payload), props_len("application/json", "seq",
                                                                   str(s)))
         n += len(seqs)
-    check(n >= 200, "enough outage readings batched to compare: %d" % n)
+    check(n >= 100, "enough outage readings batched to compare: %d" % n)
     print("  %d readings made, %d delivered, %d repeats after kills; %d batches of up to %d"
           % (made, len(set(got)), dups, len(sizes), max(sizes)))
     print("  bytes per reading on the wire (native, %d readings): alone %.1f, batched %.1f,"
