@@ -176,6 +176,7 @@ static void cg_check_change(cg_walk_t *w, const cJSON *obj, void *base);
 static void cg_ngsi_ld_attrs(cg_walk_t *w, const cJSON *obj, const char *ptr, char **out);
 static void cg_check_gateway(cg_walk_t *w, const cJSON *gateway, void *base);
 static void cg_check_mqtt(cg_walk_t *w, const cJSON *mqtt, void *base);
+static void cg_check_batch(cg_walk_t *w, const cJSON *batch, void *base);
 
 #define CG_CFG(f)       offsetof(cg_config_t, f)
 #define CG_MQTT(f)      offsetof(cg_mqtt_config_t, f)
@@ -232,6 +233,19 @@ static const cg_key_t cg_expiry_keys[] = {
 	{.name = NULL},
 };
 
+/* Offsets relative to cg_mqtt_config_t too. A batch's bytes are bounded by
+ * the largest MQTT packet (256 MiB) here, and by the broker's Maximum Packet
+ * Size when it connects (gateway/sender.c). */
+static const cg_key_t cg_batch_keys[] = {
+	{.name = "max_readings", .type = CG_J_INTEGER, .field = CG_F_INT,
+	 .offset = CG_MQTT(batch_max_readings), .min = 1, .max = 1000, .def = 100},
+	{.name = "max_bytes", .type = CG_J_INTEGER, .field = CG_F_INT64,
+	 .offset = CG_MQTT(batch_max_bytes), .min = 1024, .max = 268435455, .def = 65536},
+	{.name = "max_latency_ms", .type = CG_J_INTEGER, .field = CG_F_INT,
+	 .offset = CG_MQTT(batch_max_latency_ms), .min = 0, .max = 3600000, .def = 1000},
+	{.name = NULL},
+};
+
 static const cg_key_t cg_mqtt_keys[] = {
 	{.name = "uri", .type = CG_J_STRING, .flags = CG_K_REQUIRED, .field = CG_F_STR,
 	 .offset = CG_MQTT(uri), .check = cg_check_uri},
@@ -263,6 +277,8 @@ static const cg_key_t cg_mqtt_keys[] = {
 	{.name = "session_expiry_s", .type = CG_J_INTEGER, .field = CG_F_INT64,
 	 .offset = CG_MQTT(session_expiry_s), .min = 0, .max = CG_MQTT_INTERVAL_MAX, .def = 0},
 	{.name = "message_expiry_s", .type = CG_J_OBJECT, .offset = 0, .sub = cg_expiry_keys},
+	{.name = "batch", .type = CG_J_OBJECT, .offset = 0, .sub = cg_batch_keys,
+	 .post = cg_check_batch},
 	{.name = NULL},
 };
 
@@ -850,6 +866,15 @@ static void cg_check_mqtt(cg_walk_t *w, const cJSON *mqtt, void *base)
 	else if (rc != 0)
 		cg_walk_problem(w, "/mqtt/password_file", "cannot be read");
 	cg_secret_free(secret);
+}
+
+/* mqtt.batch is there: readings go out in batches, within its bounds (the
+ * walker checked them and filled in the defaults). */
+static void cg_check_batch(cg_walk_t *w, const cJSON *batch, void *base)
+{
+	(void)w;
+	(void)batch;
+	((cg_mqtt_config_t *)base)->batch = true;
 }
 
 /* ---- public functions ---- */

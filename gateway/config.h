@@ -61,6 +61,11 @@ typedef struct cg_mqtt_config {
 	int64_t session_expiry_s; /* MQTT 5 session expiry; default 0 */
 	/* MQTT 5 message expiry of readings per kind; 0 (default): none */
 	int64_t expiry_air_quality_s, expiry_parking_s, expiry_traffic_s, expiry_weather_s;
+	/* mqtt.batch: many readings per message (docs/topics.md, "Batches"); opt-in */
+	bool batch;               /* the object is there */
+	int batch_max_readings;   /* 1-1000, default 100 */
+	int64_t batch_max_bytes;  /* payload bytes, >= 1024, default 65536 */
+	int batch_max_latency_ms; /* longest the oldest reading waits, default 1000 */
 } cg_mqtt_config_t;
 
 typedef struct cg_store_config {

@@ -113,6 +113,19 @@ void gw_set_encode_ctx(gw_t *g)
  * publish for a short grace period, delete what was acknowledged, publish
  * the offline status. Whatever is still unacknowledged stays in the outbox
  * for the next start. */
+/* How long the loop may sleep when nothing wakes it: half a commit batch while
+ * rows or acknowledgements wait, else 100 ms, and no longer than until a batch
+ * being filled is due (mqtt.batch.max_latency_ms). */
+static int64_t loop_wait_ms(const gw_t *g)
+{
+	int64_t wait = g->n_pending || g->n_acks ? g->cfg->store.batch_ms / 2 + 1 : 100;
+	int64_t due = g->cfg->mqtt.batch ? gw_batch_wait_ms(g) : -1;
+
+	if (due >= 0 && due + 1 < wait)
+		wait = due + 1;
+	return wait;
+}
+
 static void stop(gw_t *g)
 {
 	int64_t deadline;
@@ -126,6 +139,9 @@ static void stop(gw_t *g)
 
 		gw_take_events(g);
 		gw_send_rows(g);
+		/* Stopping: a batch need not wait to fill. */
+		if (g->cfg->mqtt.batch)
+			gw_batch_send_due(g, true);
 		cg_outbox_stats(g->ob, &os);
 		if (os.rows - (int64_t)g->n_acks <= 0)
 			break;
@@ -205,7 +221,7 @@ int cg_gateway_run(cg_gateway_t *g, cg_signals_t *sig)
 		gw_flush_acks(g, false);
 		gw_send_rows(g);
 		chores(g);
-		gw_wait_for_work(g, g->n_pending || g->n_acks ? g->cfg->store.batch_ms / 2 + 1 : 100);
+		gw_wait_for_work(g, loop_wait_ms(g));
 	}
 	cg_notify("STOPPING=1");
 	cg_log(CG_LOG_INFO, "stopping: committing and publishing what is left");
@@ -226,6 +242,7 @@ void cg_gateway_free(cg_gateway_t *g)
 	free(g->clock_copy);
 	gw_clock_free(g);
 	cg_publisher_free(g->pub);
+	gw_batch_free(g);
 	cg_outbox_close(g->ob);
 	for (size_t i = 0; i < g->n_pending; i++)
 		gw_free_row(&g->pending[i]);

@@ -8,6 +8,7 @@
  *   pipeline.c  readings are staged, encoded, given a seq, committed;
  *               acknowledged rows are deleted
  *   sender.c    the publisher: connection events, acks, sending rows in order
+ *   batching.c  with mqtt.batch, rows gathered into batches under their bounds
  *   quarantine.c  rows that cannot be sent set aside; the operator's retry, drop
  *   health.c    the health message
  *   reload.c    SIGHUP: a new config, keeping the store and, if it can, the session
@@ -30,6 +31,7 @@
 #include "gateway/gateway.h"
 #include "gateway/lot.h"
 #include "store/outbox.h"
+#include "uplink/batch.h"
 #include "uplink/encode.h"
 #include "uplink/publisher.h"
 
@@ -80,6 +82,15 @@ struct gw_clock {
 	uint64_t flagged, corrected;
 };
 
+/* Batches (mqtt.batch) the sender is filling, one per format (batching.c). */
+#define GW_BATCH_FORMATS 3
+typedef struct gw_batch {
+	cg_batch_t *b;     /* NULL until the format's first row */
+	int64_t oldest_ms; /* created_ms of its oldest row, on the store's clock */
+	uint32_t expiry_s; /* the longest message expiry of its rows ... */
+	bool no_expiry;    /* ... unless one of them has none */
+} gw_batch_t;
+
 /* Readings the broker refused for one reason: counted for health, logged
  * once per episode (its first reading, then the count when it ends). */
 typedef struct gw_refusal {
@@ -101,6 +112,7 @@ struct cg_gateway {
 	cg_reading_t *clock_copy; /* one reading, for gw_clock_check() */
 	char status_topic[512];
 	char health_topic[512];
+	char batch_topic[512];
 
 	/* Filled by bus workers and Paho callbacks, under lock. */
 	pthread_mutex_t lock;
@@ -137,6 +149,10 @@ struct cg_gateway {
 	uint64_t generation; /* of the connection the cursors belong to */
 	bool connected;
 	uint64_t published;
+	/* With mqtt.batch: rows taken past the cursors, not yet handed to the
+	 * publisher (dropped by a rewind), and batches acknowledged. */
+	gw_batch_t batch[GW_BATCH_FORMATS];
+	uint64_t batches_acked;
 	/* Refused readings (gw_refuse), per reason; they are in quarantine. */
 	gw_refusal_t refusals[REFUSAL_KINDS];
 	size_t n_refusals;
@@ -173,6 +189,7 @@ void gw_free_row(cg_outbox_row_t *row);
 void gw_stage(gw_t *g, const cg_reading_t *r, int format);
 void gw_stage_with_lots(gw_t *g, const cg_reading_t *r, int format);
 bool gw_queue_row(gw_t *g, cg_outbox_row_t *row);
+uint32_t gw_expiry_of(const cg_mqtt_config_t *m, const char *topic);
 void gw_store_pending(gw_t *g, bool force);
 void gw_flush_acks(gw_t *g, bool force);
 void gw_add_ack(gw_t *g, int64_t seq);
@@ -186,6 +203,16 @@ uint64_t gw_secret_digest(const char *s);
 int gw_open_publisher(gw_t *g);
 void gw_close_publisher(gw_t *g);
 void gw_rewind_cursors(gw_t *g);
+
+/* batching.c: with mqtt.batch, gw_queue_row() hands rows to gw_batch_row(), which
+ * has its contract; the rest is for the loop (what is due, how long to wait) and
+ * for rewinds. */
+bool gw_batch_row(gw_t *g, cg_outbox_row_t *row);
+void gw_batch_send_due(gw_t *g, bool all);
+int64_t gw_batch_wait_ms(const gw_t *g);
+bool gw_batch_holds(const gw_t *g);
+void gw_batch_clear(gw_t *g);
+void gw_batch_free(gw_t *g);
 
 /* quarantine.c */
 bool gw_quarantine(gw_t *g, int64_t seq, const char *reason, bool log);

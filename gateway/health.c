@@ -117,6 +117,8 @@ void gw_publish_health(gw_t *g)
 	              g->connected ? "true" : "false",
 	              (unsigned long long)cg_publisher_reconnects(g->pub),
 	              cg_publisher_version(g->pub) == CG_MQTT_311 ? "3.1.1" : "5");
+	/* Batch messages acknowledged (mqtt.batch); their readings count in published. */
+	cg_buf_printf(&b, ",\"batches\":%llu", (unsigned long long)g->batches_acked);
 	health_refusals(&b, g);
 	cg_buf_puts(&b, "}");
 	cg_buf_puts(&b, ",\"buses\":[");

@@ -91,7 +91,7 @@ void gw_stage_with_lots(gw_t *g, const cg_reading_t *r, int format)
 /* The message expiry (mqtt.message_expiry_s) of a reading's topic,
  * "{prefix}/{gateway}/{kind}/{sensor}": by its kind, the level before the
  * last. 0: none. */
-static uint32_t expiry_of(const cg_mqtt_config_t *m, const char *topic)
+uint32_t gw_expiry_of(const cg_mqtt_config_t *m, const char *topic)
 {
 	const char *end = strrchr(topic, '/'), *kind = end;
 	size_t n;
@@ -115,9 +115,12 @@ static uint32_t expiry_of(const cg_mqtt_config_t *m, const char *topic)
 /* Queues one row for publishing, handing its strings to the publisher, or
  * moves it to quarantine when its topic is one a broker refuses (its strings
  * are freed then). Returns false when the publisher cannot take it now (the
- * row keeps its strings). */
+ * row keeps its strings). With mqtt.batch the row goes into a batch instead
+ * (batching.c). */
 bool gw_queue_row(gw_t *g, cg_outbox_row_t *row)
 {
+	if (g->cfg->mqtt.batch)
+		return gw_batch_row(g, row);
 	if (gw_quarantine_bad_topic(g, row)) {
 		gw_free_row(row);
 		row->topic = NULL;
@@ -126,7 +129,7 @@ bool gw_queue_row(gw_t *g, cg_outbox_row_t *row)
 	}
 	gw_clock_fix_row(g, row);
 	if (cg_publisher_queue(g->pub, row->seq, row->topic, row->payload, row->len,
-	                       g->cfg->mqtt.qos, expiry_of(&g->cfg->mqtt, row->topic)) < 0)
+	                       g->cfg->mqtt.qos, gw_expiry_of(&g->cfg->mqtt, row->topic)) < 0)
 		return false;
 	gw_clock_sent(g, row->seq);
 	row->topic = NULL;

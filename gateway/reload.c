@@ -62,7 +62,7 @@ void gw_reload(gw_t *g)
 {
 	cg_diag_t diag = {0};
 	cg_config_t *next = NULL;
-	bool keep_session, reopen_store;
+	bool keep_session, reopen_store, rebatch;
 	int rc;
 
 	cg_notify("RELOADING=1");
@@ -101,12 +101,22 @@ void gw_reload(gw_t *g)
 		cg_outbox_close(g->ob);
 		g->ob = NULL;
 	}
+	/* Batches being filled follow the old bounds and gateway id: their rows
+	 * are read back and batched again under the new ones. */
+	rebatch = g->cfg->mqtt.batch != next->mqtt.batch ||
+	          g->cfg->mqtt.batch_max_readings != next->mqtt.batch_max_readings ||
+	          g->cfg->mqtt.batch_max_bytes != next->mqtt.batch_max_bytes ||
+	          strcmp(g->cfg->gateway_id, next->gateway_id) != 0;
 	cg_config_free(g->cfg);
 	g->cfg = next;
+	if (rebatch)
+		gw_batch_free(g);
 	gw_set_encode_ctx(g);
 	rc = reopen_store ? gw_open_outbox(g) : CG_OK;
 	if (rc == CG_OK && !keep_session)
 		rc = gw_open_publisher(g);
+	else if (rc == CG_OK && rebatch)
+		gw_rewind_cursors(g);
 	if (rc == CG_OK)
 		rc = gw_start_buses(g);
 	if (rc < 0) {

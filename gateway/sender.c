@@ -131,6 +131,8 @@ static void take_refusals(gw_t *g, const cg_publisher_events_t *ev)
 /* Starts sending again from the oldest unacknowledged row of each stream. */
 void gw_rewind_cursors(gw_t *g)
 {
+	/* Rows in a batch not yet handed over are still in the outbox. */
+	gw_batch_clear(g);
 	cg_publisher_discard(g->pub);
 	g->cursor_live = g->live_from - 1;
 	g->cursor_back = 0;
@@ -171,6 +173,7 @@ void gw_take_events(gw_t *g)
 	for (size_t i = 0; i < ev.n_acked; i++)
 		gw_add_ack(g, ev.acked[i]);
 	g->published += ev.n_acked;
+	g->batches_acked += ev.n_batches;
 	if (ev.n_acked && !ev.n_failed)
 		g->resend_backoff_ms = 0;
 	take_refusals(g, &ev);
@@ -230,10 +233,10 @@ static size_t send_stream(gw_t *g, int64_t *cursor, int64_t before_seq, size_t m
  * fresh readings. Rows committed while the live stream was caught up went
  * to the publisher at the commit (hand_over), so the outbox is only read
  * when the stream is behind what is stored. */
-void gw_send_rows(gw_t *g)
+static void send_streams(gw_t *g)
 {
 	double rate = g->cfg->mqtt.replay_rate;
-	size_t room;
+	size_t room, per;
 	bool all;
 
 	if (g->resend_at_ms && cg_mono_ms() < g->resend_at_ms)
@@ -262,15 +265,35 @@ void gw_send_rows(gw_t *g)
 			g->tokens = cap;
 		g->tokens_ms = now;
 	}
+	/* The rate is in messages: with mqtt.batch a token is a whole batch, so
+	 * that the backlog still goes in full batches. */
+	per = g->cfg->mqtt.batch ? (size_t)g->cfg->mqtt.batch_max_readings : 1;
 	room = cg_publisher_room(g->pub);
 	if (room > (size_t)g->tokens)
 		room = (size_t)g->tokens;
 	if (room == 0)
 		return;
-	g->tokens -= (double)send_stream(g, &g->cursor_back, g->live_from, room, &all);
+	g->tokens -=
+	    (double)send_stream(g, &g->cursor_back, g->live_from, room * per, &all) / (double)per;
 	/* Nothing more below live_from: the backlog has drained. */
 	if (all)
 		g->cursor_back = g->live_from - 1;
+}
+
+/* With mqtt.batch: the batches whose oldest reading has waited long enough go,
+ * however full. */
+static void send_due(gw_t *g)
+{
+	if (g->cfg->mqtt.batch && g->connected)
+		gw_batch_send_due(g, false);
+}
+
+void gw_send_rows(gw_t *g)
+{
+	if (g->resend_at_ms && cg_mono_ms() < g->resend_at_ms)
+		return;
+	send_streams(g);
+	send_due(g);
 }
 
 /* A digest of the password, so that a reload can tell a changed password

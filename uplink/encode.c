@@ -421,6 +421,10 @@ const char *cg_encode_content_type(const char *payload, size_t len)
 {
 	static const char ngsi[] = "{\"id\":\"urn:ngsi-ld:";
 
+	/* A batch of NGSI-LD entities is an array of them (uplink/batch.h). */
+	if (len > sizeof(ngsi) - 1 && payload[0] == '[' &&
+	    memcmp(payload + 1, ngsi, sizeof(ngsi) - 1) == 0)
+		return "application/ld+json";
 	if (len > 0 && payload[0] == '[')
 		return "application/senml+json";
 	if (len >= sizeof(ngsi) - 1 && memcmp(payload, ngsi, sizeof(ngsi) - 1) == 0)

@@ -51,7 +51,8 @@ int cg_topic_gateway(char *buf, size_t size, const char *prefix, const char *gat
 
 /* The MQTT 5 content type of a payload an encoder made, told by its first
  * bytes as docs/topics.md says a consumer can: "application/senml+json"
- * for a SenML array, "application/ld+json" for an NGSI-LD entity,
+ * for a SenML array, "application/ld+json" for an NGSI-LD entity or an
+ * array of them (a batch),
  * "application/json" for the rest (native readings, status, health). */
 const char *cg_encode_content_type(const char *payload, size_t len);
 

@@ -30,6 +30,10 @@ typedef struct pub_slot {
 	bool used;
 	bool v5;             /* the connection it goes on speaks MQTT 5 */
 	uint32_t max_packet; /* that connection's Maximum Packet Size, 0: none */
+	/* A batch (cg_publisher_queue_batch): the seqs of its readings, from
+	 * malloc, each reported as seq is for one; NULL for one reading. */
+	int64_t *seqs;
+	size_t n_seqs;
 } pub_slot_t;
 
 /* Slots kept free beyond the readings' window for status and health. */
@@ -44,6 +48,8 @@ typedef struct pub_msg {
 	size_t len;
 	int qos;
 	uint32_t expiry_s;
+	int64_t *seqs; /* a batch's, as in pub_slot_t; NULL for one reading */
+	size_t n_seqs;
 } pub_msg_t;
 
 typedef struct seq_list {
@@ -93,6 +99,7 @@ struct cg_publisher {
 	int status_refused;    /* the last reason a status or health message was refused */
 	uint64_t generation;
 	uint64_t reconnects;
+	size_t batches_acked; /* batches acknowledged since the last cg_publisher_take */
 	int last_failure;    /* last connect failure code, to log each kind once */
 	char tls_error[128]; /* OpenSSL's reason for the last failed handshake */
 
@@ -156,6 +163,7 @@ static void queue_clear(cg_publisher_t *p)
 		pub_msg_t *m = &p->queue[p->q_head];
 		free(m->topic);
 		free(m->payload);
+		free(m->seqs);
 		p->q_head = (p->q_head + 1) % p->q_cap;
 	}
 }
@@ -198,6 +206,8 @@ static void mark_connected(cg_publisher_t *p, uint32_t max_packet, int receive_m
 		for (size_t i = 0; i < p->n_slots && !session_present; i++) {
 			if (p->slots[i].used && p->slots[i].generation < p->generation) {
 				p->slots[i].used = false;
+				free(p->slots[i].seqs);
+				p->slots[i].seqs = NULL;
 				p->free_slots[p->n_free++] = i;
 			}
 		}
@@ -387,6 +397,8 @@ static pub_slot_t *slot_take(cg_publisher_t *p, int64_t seq)
 	pub_slot_t *s = &p->slots[p->free_slots[--p->n_free]];
 
 	s->seq = seq;
+	s->seqs = NULL;
+	s->n_seqs = 0;
 	s->generation = p->generation;
 	s->used = true;
 	s->v5 = p->version == CG_MQTT_5;
@@ -453,6 +465,29 @@ static int add_props(MQTTProperties *props, const char *payload, size_t len, int
 	return rc ? MQTTASYNC_FAILURE : MQTTASYNC_SUCCESS;
 }
 
+/* Adds a batch's user property "seqs", "first-last": the lowest and highest of
+ * its seqs, so that a platform can tell the readings a batch holds without
+ * parsing it. MQTTASYNC_FAILURE when out of memory. */
+static int add_seqs_prop(MQTTProperties *props, const int64_t *seqs, size_t n)
+{
+	MQTTProperty pr = {.identifier = MQTTPROPERTY_CODE_USER_PROPERTY};
+	int64_t lo = seqs[0], hi = seqs[0];
+	char text[48];
+
+	for (size_t i = 1; i < n; i++) {
+		if (seqs[i] < lo)
+			lo = seqs[i];
+		if (seqs[i] > hi)
+			hi = seqs[i];
+	}
+	pr.value.data.data = "seqs";
+	pr.value.data.len = 4;
+	pr.value.value.len =
+	    snprintf(text, sizeof(text), "%lld-%lld", (long long)lo, (long long)hi);
+	pr.value.value.data = text;
+	return MQTTProperties_add(props, &pr) ? MQTTASYNC_FAILURE : MQTTASYNC_SUCCESS;
+}
+
 /* Hands one message in slot s to Paho, which copies it, with the MQTT 5
  * properties when the connection speaks MQTT 5. A message larger than the
  * broker's Maximum Packet Size is not handed over (SEND_TOO_LARGE): the
@@ -469,7 +504,9 @@ static int paho_send(cg_publisher_t *p, pub_slot_t *s, const char *topic, const 
 	if (s->v5) {
 		ro.onSuccess5 = on_send_success5;
 		ro.onFailure5 = on_send_failure5;
-		rc = add_props(&ro.properties, payload, len, s->seq, expiry_s);
+		rc = add_props(&ro.properties, payload, len, s->n_seqs ? -1 : s->seq, expiry_s);
+		if (rc == MQTTASYNC_SUCCESS && s->n_seqs)
+			rc = add_seqs_prop(&ro.properties, s->seqs, s->n_seqs);
 	} else {
 		ro.onSuccess = on_send_success;
 		ro.onFailure = on_send_failure;
@@ -546,6 +583,10 @@ static bool pump(cg_publisher_t *p, bool owner)
 			pub_slot_t *s = slot_take(p, m.seq);
 			int rc;
 
+			/* The slot reports the batch's seqs from now on; should Paho
+			 * refuse it, they are reported from m below and freed here. */
+			s->seqs = m.seqs;
+			s->n_seqs = m.n_seqs;
 			p->q_head = (p->q_head + 1) % p->q_cap;
 			if (p->q_len-- == low)
 				wake_owner = true;
@@ -554,15 +595,25 @@ static bool pump(cg_publisher_t *p, bool owner)
 			free(m.topic);
 			free(m.payload);
 			pthread_mutex_lock(&p->lock);
-			if (rc == SEND_TOO_LARGE) {
-				refusal_push(&p->refused, m.seq, CG_MQTT_RC_PACKET_TOO_LARGE, true, 0);
+			for (size_t i = 0; i < (m.seqs ? m.n_seqs : 1) && rc != MQTTASYNC_SUCCESS;
+			     i++) {
+				int64_t seq = m.seqs ? m.seqs[i] : m.seq;
+
+				if (rc == SEND_TOO_LARGE)
+					refusal_push(&p->refused, seq, CG_MQTT_RC_PACKET_TOO_LARGE,
+					             true, 0);
+				else if (refused_for_good(rc))
+					refusal_push(&p->refused, seq, CG_MQTT_RC_TOPIC_INVALID,
+					             true, rc);
+				else
+					seq_push(&p->failed, seq);
 				wake_owner = true;
-			} else if (rc != MQTTASYNC_SUCCESS && refused_for_good(rc)) {
-				refusal_push(&p->refused, m.seq, CG_MQTT_RC_TOPIC_INVALID, true, rc);
-				wake_owner = true;
-			} else if (rc != MQTTASYNC_SUCCESS) {
-				seq_push(&p->failed, m.seq);
-				wake_owner = true;
+			}
+			if (rc != MQTTASYNC_SUCCESS) {
+				/* The slot went back free still pointing at them. */
+				if (s->seqs == m.seqs)
+					s->seqs = NULL;
+				free(m.seqs);
 			}
 		}
 		again = owner && p->connected && p->q_len > 0 && p->n_free == p->n_slots;
@@ -593,7 +644,25 @@ static void settle(pub_slot_t *s, int outcome, int reason)
 	bool wake_owner = false, queued, log_status = false;
 
 	pthread_mutex_lock(&p->lock);
-	if (s->used) {
+	if (s->used && s->seqs) {
+		/* A batch: every reading in it ends as the message did. */
+		for (size_t i = 0; i < s->n_seqs; i++) {
+			if (outcome == SENT_OK)
+				seq_push(&p->acked, s->seqs[i]);
+			else if (outcome == SENT_REFUSED)
+				refusal_push(&p->refused, s->seqs[i], reason, false, 0);
+			else
+				seq_push(&p->failed, s->seqs[i]);
+		}
+		if (outcome == SENT_OK)
+			p->batches_acked++;
+		wake_owner = outcome != SENT_OK || p->acked.n >= p->ack_batch;
+		free(s->seqs);
+		s->seqs = NULL;
+		slot_release(p, s);
+		if (p->n_free == p->n_slots && p->q_len == 0)
+			wake_owner = true;
+	} else if (s->used) {
 		if (s->seq >= 0 && outcome == SENT_OK) {
 			seq_push(&p->acked, s->seq);
 			wake_owner = p->acked.n == p->ack_batch;
@@ -1071,6 +1140,42 @@ int cg_publisher_queue(cg_publisher_t *p, int64_t seq, char *topic, char *payloa
 	return CG_OK;
 }
 
+int cg_publisher_queue_batch(cg_publisher_t *p, const int64_t *seqs, size_t n, char *topic,
+                             char *payload, size_t len, int qos, uint32_t expiry_s)
+{
+	int64_t *copy;
+	pub_msg_t *m;
+
+	if (n == 0)
+		return CG_EINVAL;
+	copy = malloc(n * sizeof(*copy));
+	if (!copy)
+		return CG_ENOMEM;
+	memcpy(copy, seqs, n * sizeof(*copy));
+	pthread_mutex_lock(&p->lock);
+	if (!p->connected || room_locked(p) == 0 || p->q_len == p->q_cap) {
+		int rc = p->connected ? CG_EAGAIN : CG_ESTATE;
+
+		pthread_mutex_unlock(&p->lock);
+		free(copy);
+		return rc;
+	}
+	m = &p->queue[(p->q_head + p->q_len) % p->q_cap];
+	*m = (pub_msg_t){.seq = seqs[0],
+	                 .topic = topic,
+	                 .payload = payload,
+	                 .len = len,
+	                 .qos = qos,
+	                 .expiry_s = expiry_s,
+	                 .seqs = copy,
+	                 .n_seqs = n};
+	p->q_len++;
+	pthread_mutex_unlock(&p->lock);
+	if (pump(p, true))
+		wake(p);
+	return CG_OK;
+}
+
 void cg_publisher_discard(cg_publisher_t *p)
 {
 	pthread_mutex_lock(&p->lock);
@@ -1113,6 +1218,8 @@ void cg_publisher_take(cg_publisher_t *p, cg_publisher_events_t *ev)
 	p->refused.n = 0;
 	ev->generation = p->generation;
 	ev->connected = p->connected;
+	ev->n_batches = p->batches_acked;
+	p->batches_acked = 0;
 	pthread_mutex_unlock(&p->lock);
 	ev->acked = p->out_acked.v;
 	ev->n_acked = p->out_acked.n;
@@ -1222,6 +1329,8 @@ void cg_publisher_free(cg_publisher_t *p)
 	if (p->queue)
 		queue_clear(p);
 	free(p->queue);
+	for (size_t i = 0; p->slots && i < p->n_slots; i++)
+		free(p->slots[i].seqs);
 	free(p->slots);
 	free(p->free_slots);
 	free(p->acked.v);

@@ -74,6 +74,7 @@ typedef struct cg_publisher_events {
 	size_t n_refused;
 	uint64_t generation; /* increments on every new connection: resend from the oldest row */
 	bool connected;
+	size_t n_batches; /* batches (cg_publisher_queue_batch) acknowledged, their seqs in acked */
 } cg_publisher_events_t;
 
 /* Sets Paho up for this process (no OpenSSL initialisation of its own, its
@@ -130,6 +131,16 @@ int cg_publisher_send(cg_publisher_t *p, int64_t seq, const char *topic, const v
  * the caller). A lost connection drops the queue without reporting it. */
 int cg_publisher_queue(cg_publisher_t *p, int64_t seq, char *topic, char *payload, size_t len,
                        int qos, uint32_t expiry_s);
+
+/* Queues one message holding the n readings seqs (a batch, uplink/batch.h),
+ * as cg_publisher_queue() does one: it takes one place in the window, carries
+ * the user property "seqs" ("first-last") instead of "seq", and when it ends
+ * every one of its seqs comes back in an event as acked, failed or refused,
+ * as it would alone. seqs is copied; topic and payload are taken on success.
+ * CG_ESTATE, CG_EAGAIN as cg_publisher_queue(); CG_EINVAL for n = 0,
+ * CG_ENOMEM. */
+int cg_publisher_queue_batch(cg_publisher_t *p, const int64_t *seqs, size_t n, char *topic,
+                             char *payload, size_t len, int qos, uint32_t expiry_s);
 
 /* Drops every queued message not yet sent, without reporting their seqs:
  * the owner is about to send again from an older row. */

@@ -460,6 +460,45 @@ static void test_full(void **state)
 
 /* The example in schemas/config.schema.json is a config the parser accepts,
  * and the schema's defaults are the parser's. */
+/* mqtt.batch: absent, one reading per message; present, its defaults and bounds,
+ * refusals named by file and JSON pointer. */
+static void test_batch_keys(void **state)
+{
+	char *text = cfgtext(base_config);
+	cg_config_t *cfg = expect_valid(text);
+
+	assert_false(cfg->mqtt.batch);
+	cg_config_free(cfg);
+	free(text);
+
+	text = edit("/mqtt/batch", "{}", NULL);
+	cfg = expect_valid(text);
+	assert_true(cfg->mqtt.batch);
+	assert_int_equal(cfg->mqtt.batch_max_readings, 100);
+	assert_int_equal(cfg->mqtt.batch_max_bytes, 65536);
+	assert_int_equal(cfg->mqtt.batch_max_latency_ms, 1000);
+	cg_config_free(cfg);
+	free(text);
+
+	text = edit("/mqtt/batch", "{'max_readings': 1000, 'max_bytes': 1024, 'max_latency_ms': 0}",
+	            NULL);
+	cfg = expect_valid(text);
+	assert_int_equal(cfg->mqtt.batch_max_readings, 1000);
+	assert_int_equal(cfg->mqtt.batch_max_bytes, 1024);
+	assert_int_equal(cfg->mqtt.batch_max_latency_ms, 0);
+	cg_config_free(cfg);
+	free(text);
+
+	expect_edit("/mqtt/batch", "{'max_readings': 1001}",
+	            "cfg.json: /mqtt/batch/max_readings: must be an integer from 1 to 1000");
+	expect_edit("/mqtt/batch", "{'max_bytes': 1023}",
+	            "cfg.json: /mqtt/batch/max_bytes: must be an integer from 1024 to 268435455");
+	expect_edit("/mqtt/batch", "{'max_latency_ms': -1}",
+	            "cfg.json: /mqtt/batch/max_latency_ms: must be an integer from 0 to 3600000");
+	expect_edit("/mqtt/batch", "{'size': 5}", "cfg.json: /mqtt/batch/size: unknown key");
+	expect_edit("/mqtt/batch", "true", "cfg.json: /mqtt/batch: must be an object");
+}
+
 static void test_schema(void **state)
 {
 	char path[4096];
@@ -1400,6 +1439,7 @@ int main(void)
 	    cmocka_unit_test(test_out_of_bounds),
 	    cmocka_unit_test(test_enums),
 	    cmocka_unit_test(test_mqtt5_keys),
+	    cmocka_unit_test(test_batch_keys),
 	    cmocka_unit_test(test_strings),
 	    cmocka_unit_test(test_mqtt_strings),
 	    cmocka_unit_test(test_unknown_keys),
