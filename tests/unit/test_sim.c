@@ -749,8 +749,8 @@ static void test_force_parse(void **state)
 	    "force=meterStatus:x",
 	    "force=aVeryLongPointNameOfThirtyTwoChars:1",
 	    "force=meterStatus:1,after=5,until=2",
-	    "force=a:1,force=b:1,force=c:1,force=d:1,force=e:1,force=f:1,force=g:1,force=h:1,"
-	    "force=i:1"};
+	    ("force=a:1,force=b:1,force=c:1,force=d:1,force=e:1,force=f:1,force=g:1,force=h:1,"
+	     "force=i:1")};
 	sim_fault_t f;
 	char err[256];
 
