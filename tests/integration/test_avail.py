@@ -5,8 +5,8 @@ import os
 import signal
 import time
 
-from harness import (Broker, Gateway, Sim, Subscriber, base_config, check, main,
-                     validate_messages, wait_for)
+from harness import (EXAMPLE_PROFILES, Broker, Gateway, Sim, Subscriber, base_config, check,
+                     main, validate_messages, wait_for)
 
 INTERVAL = 1.0       # every sensor's interval_s
 TIMEOUT = 0.2        # the bus's timeout_ms, in s
@@ -59,7 +59,7 @@ def test_offline_online_degraded_and_late_subscribers(tmp):
     lost its retained messages comes back: the gateway sends them all on reconnect."""
     silent_from, silent_until = 5.0, 13.0
     start = time.monotonic()
-    sim = Sim(tmp, ["--tcp", "0", "--slave", "1:aqt530",
+    sim = Sim(tmp, ["--profile-dir", EXAMPLE_PROFILES, "--tcp", "0", "--slave", "1:aqt530",
                     "--slave", "2:aqt530:silent,after=%g,until=%g" % (silent_from, silent_until),
                     "--slave", "3:traffic-counter:restart=4"])
     ready = time.monotonic()
@@ -74,8 +74,10 @@ def test_offline_online_degraded_and_late_subscribers(tmp):
          "interval_s": INTERVAL},
         {"id": "tc-1", "bus": "lan", "driver": "modbus", "profile": "traffic-counter",
          "unit_id": 3, "interval_s": INTERVAL, "format": "senml"}]
+    cfg = base_config(tmp, broker, buses, sensors)
+    cfg["profile_dirs"] = [EXAMPLE_PROFILES]  # traffic-counter is an example, not shipped
     sub = Subscriber(broker, STATE, retained=False)
-    gw = Gateway(tmp, base_config(tmp, broker, buses, sensors)).start()
+    gw = Gateway(tmp, cfg).start()
     try:
         wait_for(lambda: first(sub, "aq-2", "offline"), silent_from + DEADLINE + 10,
                  "aq-2 offline")
