@@ -42,6 +42,7 @@ struct cg_bus {
 	const cg_bus_config_t *bc;
 	cg_driver_env_t env;
 	cg_reading_sink_t sink;
+	cg_outcome_sink_t outcome;
 	void *sink_ctx;
 	bus_sensor_t *sensors;
 	size_t n_sensors;
@@ -152,6 +153,20 @@ static void hand_on(cg_bus_t *b, bus_sensor_t *s, const cg_reading_t *r, const c
 		b->sink(b->sink_ctx, &lanes[i], s->cfg->format);
 }
 
+/* Reports what a poll came to: answered (quality of its reading, -1 when it had none
+ * to report yet) or failed with error. */
+static void report(cg_bus_t *b, const bus_sensor_t *s, bool answered, int quality, int64_t ts_ms,
+                   int error)
+{
+	cg_poll_outcome_t o = {
+	    .answered = answered, .quality = quality, .ts_ms = ts_ms, .error = error};
+
+	if (!b->outcome)
+		return;
+	snprintf(o.sensor, sizeof(o.sensor), "%s", s->cfg->id);
+	b->outcome(b->sink_ctx, &o);
+}
+
 /* Records a failed poll: logs the first failure of a streak (and a change of
  * kind), then backs the sensor off: the delay doubles from the sensor's
  * interval up to the bus's backoff_max_s, so a silent sensor costs the bus
@@ -206,6 +221,7 @@ static void poll_failed(cg_bus_t *b, bus_sensor_t *s, int rc, double now)
 	s->last_error = rc;
 	if (failing == PERSISTENT_AFTER && cg_bay_lost(&s->bay, s->cfg->id, cg_now_ms(), &r))
 		hand_on(b, s, &r, &r, 1, (int64_t)now);
+	report(b, s, false, -1, 0, rc);
 	if (failing == 1)
 		advance(s, now);
 	else
@@ -266,6 +282,8 @@ static void poll_sensor(cg_bus_t *b, bus_sensor_t *s)
 		cg_bay_seen(&s->bay, &p->whole);
 		hand_on(b, s, &p->whole, p->lanes, p->n, (int64_t)now);
 	}
+	/* Also when report_on_change held the reading back: the sensor answered. */
+	report(b, s, true, p->n ? (int)p->whole.quality : -1, p->n ? p->whole.ts_ms : 0, 0);
 	pthread_mutex_lock(&b->lock);
 	s->st.ok++;
 	s->st.last_success_ms = p->whole.ts_ms;
@@ -343,8 +361,8 @@ static void *bus_main(void *arg)
 	return NULL;
 }
 
-int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sink, void *ctx,
-                 cg_bus_t **out)
+int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sink,
+                 cg_outcome_sink_t outcome, void *ctx, cg_bus_t **out)
 {
 	pthread_condattr_t ca;
 	cg_bus_t *b;
@@ -359,6 +377,7 @@ int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sin
 	b->bc = &cfg->buses[bus_index];
 	b->env = cg_config_driver_env(cfg);
 	b->sink = sink;
+	b->outcome = outcome;
 	b->sink_ctx = ctx;
 	b->t.fd = -1;
 	pthread_mutex_init(&b->lock, NULL);

@@ -15,6 +15,21 @@ typedef struct cg_bus cg_bus_t;
  * cg_format_t or -1 for the gateway's. */
 typedef void (*cg_reading_sink_t)(void *ctx, const cg_reading_t *r, int format);
 
+/* What one poll of a sensor came to, readings or not: what the main loop decides a
+ * sensor's availability from (gateway/avail.h). */
+typedef struct cg_poll_outcome {
+	char sensor[CG_ID_MAX];
+	bool answered; /* the sensor answered (with or without a reading to report) */
+	int quality;   /* answered with a reading: its cg_quality_t; else -1 */
+	int64_t ts_ms; /* the reading's ts, when there is one */
+	int error;     /* not answered: the CG_E* code of the failure */
+} cg_poll_outcome_t;
+
+/* Where a worker reports the outcome of every poll; called from the worker's thread
+ * after the poll's readings went to the reading sink, so the two arrive in order when
+ * both sinks feed one queue. Thread safe and quick, like the reading sink. */
+typedef void (*cg_outcome_sink_t)(void *ctx, const cg_poll_outcome_t *o);
+
 typedef struct cg_sensor_stats {
 	char id[CG_ID_MAX];
 	uint64_t polls, ok, timeouts, crc_errors, exceptions, frame_errors, io_errors;
@@ -36,9 +51,10 @@ typedef struct cg_bus_stats {
 
 /* Starts the worker of cfg->buses[bus_index] with the sensors that name it.
  * cfg must outlive the worker. The transport is opened by the worker (and
- * reopened after I/O errors), so a missing device does not stop start-up. */
-int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sink, void *ctx,
-                 cg_bus_t **out);
+ * reopened after I/O errors), so a missing device does not stop start-up.
+ * outcome may be NULL; both sinks get ctx. */
+int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sink,
+                 cg_outcome_sink_t outcome, void *ctx, cg_bus_t **out);
 
 /* Asks the worker to stop after its current request, without waiting; a
  * caller stopping several buses asks them all first, so that the stall is

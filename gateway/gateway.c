@@ -34,13 +34,20 @@ static int64_t expire_every_ms(const gw_t *g)
 	return ms < 1000 ? 1000 : ms > 60000 ? 60000 : ms;
 }
 
-/* Periodic chores: the wall clock's state, age limit, health, systemd watchdog and
- * status. */
+/* Periodic chores: the wall clock's state, sensor availability, age limit, health,
+ * systemd watchdog and status. */
 static void chores(gw_t *g)
 {
 	int64_t now = cg_mono_ms();
 
 	gw_clock_judge(g);
+	/* The offline timer runs here, not in the bus workers, so that a bus stuck in a
+	 * request makes its sensors offline too. */
+	if (g->avail) {
+		cg_avail_tick(g->avail, now, cg_now_ms());
+		if (g->connected)
+			cg_avail_publish(g->avail, g->pub, &g->ectx);
+	}
 	if (g->lots) {
 		size_t n = cg_lots_due(g->lots, now, g->lot_out, LOTS_OUT_MAX);
 		for (size_t i = 0; i < n; i++)
@@ -58,18 +65,25 @@ static void chores(gw_t *g)
 	ping_watchdog(g, now);
 }
 
-/* Starts the lots and one worker per bus of the config. */
+/* Starts the lots, the availability of the config's sensors (keeping the state of
+ * those that remain after a reload) and one worker per bus of the config. */
 int gw_start_buses(gw_t *g)
 {
+	cg_avail_t *avail = NULL;
 	int rc = cg_lots_new(g->cfg, &g->lots);
 
 	if (rc < 0)
 		return rc;
+	rc = cg_avail_new(g->cfg, g->avail, cg_mono_ms(), &avail);
+	if (rc < 0)
+		return rc;
+	cg_avail_free(g->avail);
+	g->avail = avail;
 	g->buses = calloc(g->cfg->n_buses ? g->cfg->n_buses : 1, sizeof(*g->buses));
 	if (!g->buses)
 		return CG_ENOMEM;
 	for (size_t i = 0; i < g->cfg->n_buses; i++) {
-		rc = cg_bus_start(g->cfg, i, gw_sink, g, &g->buses[i]);
+		rc = cg_bus_start(g->cfg, i, gw_sink, gw_outcome_sink, g, &g->buses[i]);
 		if (rc < 0)
 			return rc;
 	}
@@ -238,6 +252,7 @@ void cg_gateway_free(cg_gateway_t *g)
 		cg_bus_stop(g->buses[i]);
 	free(g->buses);
 	cg_lots_free(g->lots);
+	cg_avail_free(g->avail);
 	free(g->lot_out);
 	free(g->clock_copy);
 	gw_clock_free(g);

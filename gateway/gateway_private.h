@@ -4,7 +4,8 @@
  * pipeline.c, sender.c, quarantine.c, health.c and reload.c includes it, but
  * for tests/unit/test_powercut.c, which drives the pipeline through power cuts.
  *
- *   ingest.c    bus workers hand readings over (any thread, under lock)
+ *   ingest.c    bus workers hand readings and poll outcomes over (any thread,
+ *               under lock)
  *   pipeline.c  readings are staged, encoded, given a seq, committed;
  *               acknowledged rows are deleted
  *   sender.c    the publisher: connection events, acks, sending rows in order
@@ -14,6 +15,7 @@
  *   reload.c    SIGHUP: a new config, keeping the store and, if it can, the session
  *   wallclock.c whether the wall clock is trusted; flagging and correcting ts
  *   gateway.c   start, the main loop, periodic chores, stop
+ *   (avail.c, with its own header: each sensor's online/offline/degraded state)
  */
 #ifndef CG_GATEWAY_PRIVATE_H
 #define CG_GATEWAY_PRIVATE_H
@@ -26,6 +28,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/reading.h"
+#include "gateway/avail.h"
 #include "gateway/bus.h"
 #include "gateway/config.h"
 #include "gateway/gateway.h"
@@ -108,6 +111,7 @@ struct cg_gateway {
 	cg_publisher_t *pub;
 	cg_bus_t **buses;
 	cg_lots_t *lots;
+	cg_avail_t *avail;        /* the main loop's; replaced by a reload */
 	cg_reading_t *lot_out;    /* LOTS_OUT_MAX readings */
 	cg_reading_t *clock_copy; /* one reading, for gw_clock_check() */
 	char status_topic[512];
@@ -179,6 +183,7 @@ typedef struct cg_gateway gw_t;
 /* ingest.c: the only functions called by other threads (wake: Paho's). */
 void gw_wake(void *ctx);
 void gw_sink(void *ctx, const cg_reading_t *r, int format);
+void gw_outcome_sink(void *ctx, const cg_poll_outcome_t *o);
 /* Waits for a wake-up or until timeout_ms has passed. */
 void gw_wait_for_work(gw_t *g, int64_t timeout_ms);
 /* Encodes the queued readings into pending rows. */

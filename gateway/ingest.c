@@ -1,5 +1,7 @@
-/* Readings in: bus workers hand them over under lock; the main loop takes
- * them in one swap and stages them. */
+/* Readings in: bus workers hand them over under lock, with the outcome of every
+ * poll; the main loop takes them in one swap, stages the readings and gives the
+ * outcomes to the sensor availability (gateway/avail.c). One queue for both, so
+ * that the main loop sees a poll's readings and its outcome in the order made. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -19,16 +21,18 @@ void gw_wake(void *ctx)
 	pthread_mutex_unlock(&g->lock);
 }
 
-/* A queued reading: this header, then the reading up to its last value in
+/* A queued entry: this header, then either a reading up to its last value in
  * use (a whole cg_reading_t is about 3 KB, mostly room for values few
- * sensors have), padded so that the next header is aligned. */
+ * sensors have) or a poll's outcome, padded so that the next header is aligned. */
 typedef struct entry {
-	size_t size; /* of the whole entry, header and padding included */
-	int format;
+	size_t size;  /* of the whole entry, header and padding included */
+	int format;   /* a reading's */
+	bool outcome; /* a cg_poll_outcome_t follows, not a reading */
 } entry_t;
 
 #define ENTRY_ALIGN _Alignof(max_align_t)
 _Static_assert(sizeof(entry_t) % _Alignof(cg_reading_t) == 0, "a reading follows its header");
+_Static_assert(sizeof(entry_t) % _Alignof(cg_poll_outcome_t) == 0, "an outcome follows its header");
 
 static size_t entry_size(const cg_reading_t *r)
 {
@@ -70,6 +74,7 @@ void cg_gateway_submit(cg_gateway_t *g, const cg_reading_t *r, int format)
 
 		e->size = size;
 		e->format = format;
+		e->outcome = false;
 		memcpy(e + 1, r, offsetof(cg_reading_t, values) + r->n_values * sizeof(r->values[0]));
 		g->queue_len += size;
 		g->made++;
@@ -85,6 +90,29 @@ void cg_gateway_submit(cg_gateway_t *g, const cg_reading_t *r, int format)
 void gw_sink(void *ctx, const cg_reading_t *r, int format)
 {
 	cg_gateway_submit(ctx, r, format);
+}
+
+/* The bus workers' outcome sink: queued like a reading, behind the poll's readings.
+ * Past QUEUE_MAX_BYTES it is dropped uncounted: the main loop is stuck, and its
+ * timer judges the sensor when it runs again. */
+void gw_outcome_sink(void *ctx, const cg_poll_outcome_t *o)
+{
+	gw_t *g = ctx;
+	size_t size = (sizeof(entry_t) + sizeof(*o) + ENTRY_ALIGN - 1) / ENTRY_ALIGN * ENTRY_ALIGN;
+
+	pthread_mutex_lock(&g->lock);
+	if (queue_reserve(g, size)) {
+		entry_t *e = (entry_t *)(g->queue + g->queue_len);
+
+		e->size = size;
+		e->format = -1;
+		e->outcome = true;
+		memcpy(e + 1, o, sizeof(*o));
+		g->queue_len += size;
+	}
+	g->woken = true;
+	pthread_cond_signal(&g->cond);
+	pthread_mutex_unlock(&g->lock);
 }
 
 /* Waits for a wake-up or until timeout_ms has passed. */
@@ -125,6 +153,13 @@ void gw_take_readings(gw_t *g)
 		const entry_t *e = (const entry_t *)(g->work + at);
 		const cg_reading_t *q = (const cg_reading_t *)(e + 1);
 
+		if (e->outcome) {
+			if (g->avail)
+				cg_avail_outcome(g->avail, (const cg_poll_outcome_t *)(e + 1),
+				                 cg_mono_ms(), cg_now_ms());
+			at += e->size;
+			continue;
+		}
 		memcpy(r, q, offsetof(cg_reading_t, values) + q->n_values * sizeof(q->values[0]));
 		gw_stage_with_lots(g, r, e->format);
 		at += e->size;

@@ -195,6 +195,10 @@ void gw_take_events(gw_t *g)
 		g->tokens = 0;
 		g->tokens_ms = cg_mono_ms();
 		gw_rewind_cursors(g);
+		/* The retained sensor states too: what changed while the link was down
+		 * goes now, and a state lost with the old connection is sent again. */
+		if (g->avail)
+			cg_avail_resend_all(g->avail);
 		if (online) {
 			cg_publisher_send(g->pub, -1, g->status_topic, online, strlen(online), 1,
 			                  true);

@@ -417,6 +417,14 @@ int cg_topic_gateway(char *buf, size_t size, const char *prefix, const char *gat
 	return join_topic(buf, size, parts, 3);
 }
 
+int cg_topic_sensor_state(char *buf, size_t size, const char *prefix, const char *gateway,
+                          const char *sensor)
+{
+	const char *parts[] = {prefix, gateway, "sensor", sensor, "state"};
+
+	return join_topic(buf, size, parts, 5);
+}
+
 const char *cg_encode_content_type(const char *payload, size_t len)
 {
 	static const char ngsi[] = "{\"id\":\"urn:ngsi-ld:";

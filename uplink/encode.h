@@ -48,6 +48,27 @@ int cg_topic_reading(char *buf, size_t size, const char *prefix, const char *gat
 /* Writes "{prefix}/{gateway}/{leaf}" ("status", "health"); CG_ERANGE if it does not fit. */
 int cg_topic_gateway(char *buf, size_t size, const char *prefix, const char *gateway,
                      const char *leaf);
+/* Writes "{prefix}/{gateway}/sensor/{sensor}/state"; CG_ERANGE if it does not fit. Four
+ * levels after the prefix, so that "{prefix}/+/+/+" still matches readings only. */
+int cg_topic_sensor_state(char *buf, size_t size, const char *prefix, const char *gateway,
+                          const char *sensor);
+
+/* A sensor's availability as its retained state topic carries it (gateway/avail.c
+ * decides it; docs/topics.md, "Sensor state"). */
+typedef struct cg_state_msg {
+	const char *sensor;
+	const char *state;  /* "online", "offline" or "degraded" */
+	const char *reason; /* in words, for an operator */
+	int64_t since_ms;   /* epoch ms the sensor took this state */
+	int64_t last_ts_ms; /* ts of its last reading of quality ok; 0: none yet */
+} cg_state_msg_t;
+
+/* Encodes a sensor's state: an NGSI-LD Device entity for CG_FORMAT_NGSI_LD, the native
+ * object (schemas/sensor-state.schema.json) for the others, since SenML has no record
+ * for a state. *out is a NUL-terminated string the caller frees, *len its length;
+ * CG_ENOMEM. */
+int cg_encode_state(cg_format_t f, const cg_encode_ctx_t *ctx, const cg_state_msg_t *s, char **out,
+                    size_t *len);
 
 /* The MQTT 5 content type of a payload an encoder made, told by its first
  * bytes as docs/topics.md says a consumer can: "application/senml+json"

@@ -27,6 +27,13 @@
 #define CG_SDM_CONTEXT_WEATHER                                                                     \
 	"https://raw.githubusercontent.com/smart-data-models/dataModel.Weather/master/"            \
 	"context.jsonld"
+#define CG_SDM_CONTEXT_DEVICE                                                                      \
+	"https://raw.githubusercontent.com/smart-data-models/dataModel.Device/master/"             \
+	"context.jsonld"
+
+/* Appends s percent-encoded so that only RFC 3986 unreserved characters stay as they
+ * are, for one part of an NGSI-LD entity id (a URN whose parts ':' separates). */
+void cg_ngsi_put_urn_part(cg_buf_t *b, const char *s);
 
 /* Appends v's exact integer (cg_value_t.exact) in decimal and returns true;
  * false, appending nothing, for any other value. Every format prints exact

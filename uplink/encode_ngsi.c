@@ -236,10 +236,9 @@ static const char *domain_context(const char *type)
 	return CG_SDM_CONTEXT_PARKING;
 }
 
-/* Appends s percent-encoded so that only RFC 3986 unreserved characters stay
- * as they are: ids are free text in the config, but an entity id must be a
- * valid URI, and ':' must keep separating the URN's parts. */
-static void put_urn_part(cg_buf_t *b, const char *s)
+/* Ids are free text in the config, but an entity id must be a valid URI, and
+ * ':' must keep separating the URN's parts. */
+void cg_ngsi_put_urn_part(cg_buf_t *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
 
@@ -317,9 +316,9 @@ int cg_encode_ngsi(cg_buf_t *b, const cg_encode_ctx_t *ctx, const cg_reading_t *
 	cg_rfc3339(r->ts_ms, ts, sizeof(ts));
 
 	cg_buf_printf(b, "{\"id\":\"urn:ngsi-ld:%s:", type);
-	put_urn_part(b, ctx->gateway_id);
+	cg_ngsi_put_urn_part(b, ctx->gateway_id);
 	cg_buf_puts(b, ":");
-	put_urn_part(b, r->sensor);
+	cg_ngsi_put_urn_part(b, r->sensor);
 	if (cg_encode_lane(r))
 		cg_buf_printf(b, ":lane%d", cg_encode_lane(r));
 	cg_buf_printf(b, "\",\"type\":\"%s\"", type);

@@ -160,10 +160,10 @@ class Subscriber:
                     if suffix is None or t.endswith(suffix)]
 
     def readings(self):
-        """Parsed native readings (topics other than status and health)."""
+        """Parsed native readings (topics other than status, health and sensor state)."""
         out = []
         for t, p, at in self.received():
-            if t.endswith("/status") or t.endswith("/health"):
+            if t.endswith("/status") or t.endswith("/health") or t.endswith("/state"):
                 continue
             out.append((t, json.loads(p), at))
         return out
@@ -236,6 +236,8 @@ def schema_for(topic, payload):
         return "status"
     if topic.endswith("/health"):
         return "health"
+    if topic.endswith("/state"):
+        return "sensor-state"
     return "reading-" + json.loads(payload)["kind"]
 
 

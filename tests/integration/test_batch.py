@@ -12,7 +12,8 @@ import threading
 import time
 
 from harness import (CITYGATE, Broker, Gateway, Sim, Subscriber, _track, base_config, check,
-                     main, run, skipped_seqs, stored_readings, validate_messages, wait_for)
+                     main, run, schema_for, skipped_seqs, stored_readings, validate_messages,
+                     wait_for)
 
 BATCH_TOPIC = "city/test/gw-test-1/batch"
 
@@ -240,7 +241,7 @@ def batch_schema(topic, payload):
         if payload.startswith("{"):
             return "batch-native"
         return "batch-ngsi-ld" if payload.startswith('[{"id"') else "batch-senml"
-    return "health" if topic.endswith("/health") else "status"
+    return schema_for(topic, payload)
 
 
 def test_formats_and_packet_size(tmp):

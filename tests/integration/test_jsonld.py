@@ -22,6 +22,8 @@ CONTEXTS = {
     "context.jsonld": os.path.join(FIXTURES, "sdm-transportation.jsonld"),
     "https://raw.githubusercontent.com/smart-data-models/dataModel.Weather/master/"
     "context.jsonld": os.path.join(FIXTURES, "sdm-weather.jsonld"),
+    "https://raw.githubusercontent.com/smart-data-models/dataModel.Device/master/"
+    "context.jsonld": os.path.join(FIXTURES, "sdm-device.jsonld"),
     "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld":
         os.path.join(FIXTURES, "ngsi-ld-core.jsonld"),
     "https://citygate.example/schemas/citygate-context.jsonld":
@@ -91,20 +93,25 @@ def test_every_attribute_expands_to_a_model_term(tmp):
     cfg["gateway"]["location"] = {"lat": 37.7519, "lon": 128.8761}
     cfg["lots"] = [{"id": "lot-1", "bays": ["bay-1", "bay-2"], "max_interval_s": 1}]
     sub = Subscriber(broker, "city/test/gw-test-1/+/+", retained=False)
+    states = Subscriber(broker, "city/test/gw-test-1/sensor/+/state", client_id="cg-states")
     gw = Gateway(tmp, cfg).start()
 
     def types():
         return {json.loads(p)["type"] for _, p, _ in sub.received()}
     try:
         wait_for(lambda: len(types()) >= 5, 30, "an entity of every type")
+        wait_for(lambda: len({t for t, _, _ in states.received()}) == len(sensors), 30,
+                 "a Device state of every sensor")
         check(gw.stop() == 0, "clean stop")
     finally:
         sub.stop()
+        states.stop()
         sim.stop()
         broker.stop()
 
-    messages = sub.received()
-    validate_messages(tmp, messages, lambda topic, payload: "reading-ngsi-ld")
+    validate_messages(tmp, sub.received(), lambda topic, payload: "reading-ngsi-ld")
+    validate_messages(tmp, states.received(), lambda topic, payload: "sensor-state")
+    messages = sub.received() + states.received()
     seen, attrs = {}, 0
     for topic, payload, _ in messages:
         entity = json.loads(payload)
@@ -112,8 +119,10 @@ def test_every_attribute_expands_to_a_model_term(tmp):
         check(not bad, "%s: %s fall to the default vocabulary" % (entity["id"], bad))
         seen.setdefault(entity["type"], entity)
         attrs += len(entity) - 3
-    check(sorted(seen) == ["AirQualityObserved", "OffStreetParking", "ParkingSpot",
+    check(sorted(seen) == ["AirQualityObserved", "Device", "OffStreetParking", "ParkingSpot",
                            "TrafficFlowObserved", "WeatherObserved"], "types %r" % sorted(seen))
+    check("stateReason" in seen["Device"] and "deviceState" in seen["Device"],
+          "Device %r" % seen["Device"])
     # The Parking model's time attributes, and the config's Relationship.
     spot, lot = seen["ParkingSpot"], seen["OffStreetParking"]
     check("dateObserved" not in spot and "observedAt" in spot["status"], "ParkingSpot time")

@@ -48,8 +48,8 @@ def test_readings_arrive(tmp):
         broker.stop()
 
     counts = validate_messages(tmp, sub.received())
-    check(set(counts) == {"reading-air-quality", "reading-parking", "status", "health"},
-          "validated %r" % counts)
+    check(set(counts) == {"reading-air-quality", "reading-parking", "status", "health",
+                          "sensor-state"}, "validated %r" % counts)
     readings = sub.readings()
     for topic, r, _ in readings:
         check(topic == "city/test/gw-test-1/%s/%s" % (r["kind"], r["sensor"]),

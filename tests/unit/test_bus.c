@@ -80,7 +80,7 @@ static void test_failed_open_is_retried(void **state)
 	bus.line = (cg_bus_line_t){.type = CG_BUS_SERIAL, .device = path, .baud = 9600,
 	                           .parity = 'N', .data_bits = 8, .stop_bits = 1,
 	                           .timeout_ms = 100};
-	assert_int_equal(cg_bus_start(&cfg, 0, sink, NULL, &b), 0);
+	assert_int_equal(cg_bus_start(&cfg, 0, sink, NULL, NULL, &b), 0);
 	deadline = cg_mono_ms() + 10000;
 	while (n < 3 && cg_mono_ms() < deadline) {
 		cg_sleep_ms(20);
