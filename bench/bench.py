@@ -546,7 +546,7 @@ def footprint_shape(tmp, broker, counter, shape, points, profile_dir, endpoints_
             cg_rss.append(rss)
 
             before = counter.get("collectd")
-            log = open(tmp.file("collectd-%s%d.log" % (shape, rep)), "w")
+            log = open(tmp.file("collectd-%s-rep%d.log" % (shape, rep)), "w")
             cd = subprocess.Popen(["collectd", "-f", "-C", conf], stdout=log,
                                   stderr=subprocess.STDOUT)
             cd.log_file = log
