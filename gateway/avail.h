@@ -44,7 +44,8 @@ void cg_avail_outcome(cg_avail_t *a, const cg_poll_outcome_t *o, int64_t now_mon
 
 /* The timer: a sensor that has not answered for its deadline (cg_avail_deadline_s)
  * goes offline, whether its polls failed or none finished (a stuck bus). The main loop
- * calls it every turn (at most 100 ms apart), which is the timer's resolution. */
+ * calls it every turn (100 ms apart at most, half of store.batch_ms while rows wait for
+ * their commit), which is the timer's resolution. */
 void cg_avail_tick(cg_avail_t *a, int64_t now_mono_ms, int64_t now_wall_ms);
 
 /* A new connection: every known state goes again, so that the broker's retained

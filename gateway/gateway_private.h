@@ -124,13 +124,15 @@ struct cg_gateway {
 	bool woken;
 	unsigned char *queue; /* packed entries: see ingest.c */
 	size_t queue_len, queue_cap;
+	size_t queued;  /* readings handed over since the loop last took the queue */
+	size_t wake_at; /* how many make a submit wake the loop (gw_wait_for_work) */
 	uint64_t queue_dropped;
 	uint64_t made;
 
 	/* The main loop's own. */
 	unsigned char *work; /* the queue swapped out */
 	size_t work_cap;
-	cg_reading_t scratch; /* the reading being staged */
+	cg_reading_t scratch;     /* the reading being staged */
 	cg_outbox_row_t *pending; /* encoded, seq assigned, not yet committed */
 	size_t n_pending, cap_pending;
 	int64_t pending_since;

@@ -36,7 +36,8 @@ _Static_assert(sizeof(entry_t) % _Alignof(cg_poll_outcome_t) == 0, "an outcome f
 
 static size_t entry_size(const cg_reading_t *r)
 {
-	size_t n = sizeof(entry_t) + offsetof(cg_reading_t, values) + r->n_values * sizeof(r->values[0]);
+	size_t n =
+	    sizeof(entry_t) + offsetof(cg_reading_t, values) + r->n_values * sizeof(r->values[0]);
 
 	return (n + ENTRY_ALIGN - 1) / ENTRY_ALIGN * ENTRY_ALIGN;
 }
@@ -75,14 +76,20 @@ void cg_gateway_submit(cg_gateway_t *g, const cg_reading_t *r, int format)
 		e->size = size;
 		e->format = format;
 		e->outcome = false;
-		memcpy(e + 1, r, offsetof(cg_reading_t, values) + r->n_values * sizeof(r->values[0]));
+		memcpy(e + 1, r,
+		       offsetof(cg_reading_t, values) + r->n_values * sizeof(r->values[0]));
 		g->queue_len += size;
 		g->made++;
 	} else {
 		g->queue_dropped++;
 	}
-	g->woken = true;
-	pthread_cond_signal(&g->cond);
+	/* Only the reading the loop waits for wakes it: a poll's own cost is
+	 * small next to waking a thread, and readings that find rows already
+	 * waiting for their commit would find the loop with nothing to do. */
+	if (++g->queued >= g->wake_at && !g->woken) {
+		g->woken = true;
+		pthread_cond_signal(&g->cond);
+	}
 	pthread_mutex_unlock(&g->lock);
 }
 
@@ -94,7 +101,9 @@ void gw_sink(void *ctx, const cg_reading_t *r, int format)
 
 /* The bus workers' outcome sink: queued like a reading, behind the poll's readings.
  * Past QUEUE_MAX_BYTES it is dropped uncounted: the main loop is stuck, and its
- * timer judges the sensor when it runs again. */
+ * timer judges the sensor when it runs again. It does not wake the loop: every poll
+ * has an outcome, and the loop takes them on its next turn anyway (within
+ * loop_wait_ms(), 100 ms at most by default), which a state change can wait for. */
 void gw_outcome_sink(void *ctx, const cg_poll_outcome_t *o)
 {
 	gw_t *g = ctx;
@@ -110,8 +119,6 @@ void gw_outcome_sink(void *ctx, const cg_poll_outcome_t *o)
 		memcpy(e + 1, o, sizeof(*o));
 		g->queue_len += size;
 	}
-	g->woken = true;
-	pthread_cond_signal(&g->cond);
 	pthread_mutex_unlock(&g->lock);
 }
 
@@ -123,6 +130,17 @@ void gw_wait_for_work(gw_t *g, int64_t timeout_ms)
 	/* A stop request does not end the wait: the main loop's waits are short
 	 * (100 ms at most), and the stop sequence waits here for acks. */
 	pthread_mutex_lock(&g->lock);
+	/* Readings are committed a batch at a time (gw_store_pending): by
+	 * PUT_BATCH rows or after batch_ms, and the loop's wait is timed to the
+	 * second while rows are pending. So a reading must wake the loop only
+	 * when nothing is pending (the first starts the batch's clock) or when it
+	 * completes a batch; with 200 sensors at 1 Hz that is a few wake-ups a
+	 * second instead of 200. */
+	g->wake_at = g->n_pending == 0          ? 1
+	             : g->n_pending < PUT_BATCH ? PUT_BATCH - g->n_pending
+	                                        : 1;
+	if (g->queued >= g->wake_at)
+		g->woken = true;
 	while (!g->woken && pthread_cond_timedwait(&g->cond, &g->lock, &ts) != ETIMEDOUT)
 		;
 	g->woken = false;
@@ -144,6 +162,7 @@ void gw_take_readings(gw_t *g)
 	g->work = t;
 	len = g->queue_len;
 	g->queue_len = 0;
+	g->queued = 0;
 	cap = g->queue_cap;
 	g->queue_cap = g->work_cap;
 	g->work_cap = cap;

@@ -1,7 +1,6 @@
 /* The publisher: Paho MQTTAsync (MQTT 5 or 3.1.1), our own jittered reconnect, a status topic. */
 #include "uplink/publisher.h"
 
-#include <MQTTAsync.h>
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
@@ -17,6 +16,7 @@
 #include "base/secret.h"
 #include "uplink/backoff.h"
 #include "uplink/encode.h"
+#include "uplink/paho.h"
 
 /* Each message in flight has a slot, passed to Paho as the callback context,
  * that says which seq it carries. Paho calls back with its own lock held, so
@@ -63,6 +63,7 @@ typedef struct refusal_list {
 } refusal_list_t;
 
 struct cg_publisher {
+	const cg_paho_t *paho; /* the Paho that made client */
 	MQTTAsync client;
 	char *uri, *client_id, *username, *password;
 	char *ca_file, *cert_file, *key_file;
@@ -249,14 +250,14 @@ static void on_connect_success5(void *ctx, MQTTAsync_successData5 *resp)
 	bool session_present = resp && resp->alt.connect.sessionPresent;
 
 	if (resp) {
-		if (MQTTProperties_hasProperty(&resp->properties,
-		                               MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE))
-			max_packet = (uint32_t)MQTTProperties_getNumericValue(
+		const cg_paho_t *ph = ((cg_publisher_t *)ctx)->paho;
+
+		if (ph->hasProperty(&resp->properties, MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE))
+			max_packet = (uint32_t)ph->getNumericValue(
 			    &resp->properties, MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE);
-		if (MQTTProperties_hasProperty(&resp->properties,
-		                               MQTTPROPERTY_CODE_RECEIVE_MAXIMUM))
-			receive_max = MQTTProperties_getNumericValue(
-			    &resp->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
+		if (ph->hasProperty(&resp->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM))
+			receive_max = ph->getNumericValue(&resp->properties,
+			                                  MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
 	}
 	mark_connected(ctx, max_packet, receive_max, session_present);
 }
@@ -435,8 +436,8 @@ static size_t publish_size(size_t topic_len, size_t len, int qos, bool v5, size_
  * indicator (UTF-8: every payload is JSON), the content type, seq as the
  * user property "seq" (seq >= 0) and the message expiry (expiry_s > 0).
  * Paho copies the strings. MQTTASYNC_FAILURE when out of memory. */
-static int add_props(MQTTProperties *props, const char *payload, size_t len, int64_t seq,
-                     uint32_t expiry_s)
+static int add_props(const cg_paho_t *ph, MQTTProperties *props, const char *payload, size_t len,
+                     int64_t seq, uint32_t expiry_s)
 {
 	const char *type = cg_encode_content_type(payload, len);
 	char seq_text[24];
@@ -444,23 +445,23 @@ static int add_props(MQTTProperties *props, const char *payload, size_t len, int
 	int rc;
 
 	pr.value.byte = 1;
-	rc = MQTTProperties_add(props, &pr);
+	rc = ph->propertiesAdd(props, &pr);
 	pr = (MQTTProperty){.identifier = MQTTPROPERTY_CODE_CONTENT_TYPE};
 	pr.value.data.data = (char *)type;
 	pr.value.data.len = (int)strlen(type);
-	rc |= MQTTProperties_add(props, &pr);
+	rc |= ph->propertiesAdd(props, &pr);
 	if (seq >= 0) {
 		pr = (MQTTProperty){.identifier = MQTTPROPERTY_CODE_USER_PROPERTY};
 		pr.value.data.data = "seq";
 		pr.value.data.len = 3;
 		pr.value.value.len = snprintf(seq_text, sizeof(seq_text), "%lld", (long long)seq);
 		pr.value.value.data = seq_text;
-		rc |= MQTTProperties_add(props, &pr);
+		rc |= ph->propertiesAdd(props, &pr);
 	}
 	if (expiry_s > 0) {
 		pr = (MQTTProperty){.identifier = MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL};
 		pr.value.integer4 = expiry_s;
-		rc |= MQTTProperties_add(props, &pr);
+		rc |= ph->propertiesAdd(props, &pr);
 	}
 	return rc ? MQTTASYNC_FAILURE : MQTTASYNC_SUCCESS;
 }
@@ -468,7 +469,8 @@ static int add_props(MQTTProperties *props, const char *payload, size_t len, int
 /* Adds a batch's user property "seqs", "first-last": the lowest and highest of
  * its seqs, so that a platform can tell the readings a batch holds without
  * parsing it. MQTTASYNC_FAILURE when out of memory. */
-static int add_seqs_prop(MQTTProperties *props, const int64_t *seqs, size_t n)
+static int add_seqs_prop(const cg_paho_t *ph, MQTTProperties *props, const int64_t *seqs,
+                         size_t n)
 {
 	MQTTProperty pr = {.identifier = MQTTPROPERTY_CODE_USER_PROPERTY};
 	int64_t lo = seqs[0], hi = seqs[0];
@@ -485,7 +487,7 @@ static int add_seqs_prop(MQTTProperties *props, const int64_t *seqs, size_t n)
 	pr.value.value.len =
 	    snprintf(text, sizeof(text), "%lld-%lld", (long long)lo, (long long)hi);
 	pr.value.value.data = text;
-	return MQTTProperties_add(props, &pr) ? MQTTASYNC_FAILURE : MQTTASYNC_SUCCESS;
+	return ph->propertiesAdd(props, &pr) ? MQTTASYNC_FAILURE : MQTTASYNC_SUCCESS;
 }
 
 /* Hands one message in slot s to Paho, which copies it, with the MQTT 5
@@ -504,9 +506,10 @@ static int paho_send(cg_publisher_t *p, pub_slot_t *s, const char *topic, const 
 	if (s->v5) {
 		ro.onSuccess5 = on_send_success5;
 		ro.onFailure5 = on_send_failure5;
-		rc = add_props(&ro.properties, payload, len, s->n_seqs ? -1 : s->seq, expiry_s);
+		rc = add_props(p->paho, &ro.properties, payload, len, s->n_seqs ? -1 : s->seq,
+		               expiry_s);
 		if (rc == MQTTASYNC_SUCCESS && s->n_seqs)
-			rc = add_seqs_prop(&ro.properties, s->seqs, s->n_seqs);
+			rc = add_seqs_prop(p->paho, &ro.properties, s->seqs, s->n_seqs);
 	} else {
 		ro.onSuccess = on_send_success;
 		ro.onFailure = on_send_failure;
@@ -516,8 +519,8 @@ static int paho_send(cg_publisher_t *p, pub_slot_t *s, const char *topic, const 
 	        s->max_packet)
 		rc = SEND_TOO_LARGE;
 	if (rc == MQTTASYNC_SUCCESS)
-		rc = MQTTAsync_send(p->client, topic, (int)len, payload, qos, retained, &ro);
-	MQTTProperties_free(&ro.properties);
+		rc = p->paho->send(p->client, topic, (int)len, payload, qos, retained, &ro);
+	p->paho->propertiesFree(&ro.properties);
 	if (rc != MQTTASYNC_SUCCESS) {
 		pthread_mutex_lock(&p->lock);
 		if (s->used)
@@ -725,8 +728,10 @@ static void on_send_failure5(void *ctx, MQTTAsync_failureData5 *resp)
 /* citygate subscribes to nothing; Paho still wants a message callback. */
 static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
 {
-	MQTTAsync_freeMessage(&msg);
-	MQTTAsync_free(topic);
+	cg_publisher_t *p = ctx;
+
+	p->paho->freeMessage(&msg);
+	p->paho->free(topic);
 	return 1;
 }
 
@@ -750,38 +755,14 @@ static char *paho_uri(const char *uri)
 	return out;
 }
 
-/*
- * Once per process, before the first client: Paho is told not to initialise
- * OpenSSL itself. Its own initialisation (for OpenSSL before 1.1) loads every
- * algorithm and error string up front, about 1.6 MB of resident memory, even
- * for a plain tcp:// broker; OpenSSL 1.1 and later initialise themselves at
- * the first TLS connection, so ssl:// brokers work the same.
- *
- * And its trace is set to errors only. Paho keeps a ring of recent trace
- * entries in memory whether or not anyone reads them: at its default level
- * (minimum) it formats four with vsnprintf per message and records its
- * function entries under a lock. At ERROR (not SEVERE or FATAL: above ERROR
- * Paho keeps its default trace settings, measured) a message costs Paho a
- * third fewer instructions (callgrind, bench_throughput limit: 88,900 to
- * 59,500) and a fifth more messages get through the same window. Someone
- * debugging Paho who sets MQTT_C_CLIENT_TRACE or MQTT_C_CLIENT_TRACE_LEVEL
- * gets its trace as before.
- */
-static void paho_init_once(void)
-{
-	MQTTAsync_init_options io = MQTTAsync_init_options_initializer;
-
-	io.do_openssl_init = 0;
-	MQTTAsync_global_init(&io);
-	if (!getenv("MQTT_C_CLIENT_TRACE") && !getenv("MQTT_C_CLIENT_TRACE_LEVEL"))
-		MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_ERROR);
-}
-
 void cg_publisher_init_paho(void)
 {
-	static pthread_once_t paho_once = PTHREAD_ONCE_INIT;
+	char err[256];
 
-	pthread_once(&paho_once, paho_init_once);
+	/* Set up as the publisher's (uplink/paho.c): for a program that links
+	 * Paho itself, the Paho it linked. */
+	if (!cg_paho_load(false, err, sizeof(err)))
+		cg_log(CG_LOG_ERR, "mqtt: %s", err);
 }
 
 /* The name Paho (1.3) gives the thread that writes its packets. */
@@ -838,18 +819,18 @@ static int client_create(cg_publisher_t *p)
 	 * may be queued at once. */
 	copts.maxBufferedMessages = (int)p->n_slots;
 	copts.MQTTVersion = p->version == CG_MQTT_5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
-	rc = MQTTAsync_createWithOptions(&p->client, p->uri, p->client_id,
-	                                 MQTTCLIENT_PERSISTENCE_NONE, NULL, &copts);
+	rc = p->paho->createWithOptions(&p->client, p->uri, p->client_id,
+	                                MQTTCLIENT_PERSISTENCE_NONE, NULL, &copts);
 	if (rc != MQTTASYNC_SUCCESS) {
 		cg_log(CG_LOG_ERR, "mqtt: cannot create a client for %s (Paho code %d)", p->uri,
 		       rc);
 		p->client = NULL;
 		return CG_EMQTT;
 	}
-	if (MQTTAsync_setCallbacks(p->client, p, on_connection_lost, on_message, NULL) !=
+	if (p->paho->setCallbacks(p->client, p, on_connection_lost, on_message, NULL) !=
 	        MQTTASYNC_SUCCESS ||
 	    (p->version == CG_MQTT_5 &&
-	     MQTTAsync_setDisconnected(p->client, p, on_disconnected) != MQTTASYNC_SUCCESS))
+	     p->paho->setDisconnected(p->client, p, on_disconnected) != MQTTASYNC_SUCCESS))
 		return CG_EMQTT;
 	return CG_OK;
 }
@@ -860,12 +841,23 @@ int cg_publisher_new(const cg_publisher_opts_t *o, cg_publisher_t **out)
 	int rc;
 
 	*out = NULL;
-	cg_publisher_init_paho();
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return CG_ENOMEM;
 	pthread_mutex_init(&p->lock, NULL);
 	p->uri = paho_uri(o->uri);
+	if (p->uri) {
+		char err[256];
+
+		/* The TLS library only for a TLS broker: a plain-text box never
+		 * maps libssl and libcrypto. */
+		p->paho = cg_paho_load(strncmp(p->uri, "ssl://", 6) == 0, err, sizeof(err));
+		if (!p->paho) {
+			cg_log(CG_LOG_ERR, "mqtt: %s", err);
+			rc = CG_EMQTT;
+			goto free_p;
+		}
+	}
 	p->client_id = strdup(o->client_id);
 	p->username = dup_or_null(o->username);
 	/* Kept for every connect: in pages left out of core dumps, wiped on free. */
@@ -971,9 +963,10 @@ static void start_connect(cg_publisher_t *p)
 		c.onFailure5 = on_connect_failure5;
 		pr.value.integer4 = p->session_expiry_s;
 		if (p->session_expiry_s > 0)
-			MQTTProperties_add(&props, &pr);
+			p->paho->propertiesAdd(&props, &pr);
 		c.connectProperties = &props;
-		add_props(&will_props, p->offline_payload, strlen(p->offline_payload), -1, 0);
+		add_props(p->paho, &will_props, p->offline_payload, strlen(p->offline_payload), -1,
+		          0);
 		c.willProperties = &will_props;
 	} else {
 		/* Without a version Paho retries a refused 3.1.1 connect as 3.1:
@@ -1007,9 +1000,9 @@ static void start_connect(cg_publisher_t *p)
 	pthread_mutex_lock(&p->lock);
 	p->connecting = true;
 	pthread_mutex_unlock(&p->lock);
-	rc = MQTTAsync_connect(p->client, &c);
-	MQTTProperties_free(&props);
-	MQTTProperties_free(&will_props);
+	rc = p->paho->connect(p->client, &c);
+	p->paho->propertiesFree(&props);
+	p->paho->propertiesFree(&will_props);
 	if (rc != MQTTASYNC_SUCCESS) {
 		pthread_mutex_lock(&p->lock);
 		p->connecting = false;
@@ -1023,7 +1016,7 @@ static void start_connect(cg_publisher_t *p)
  * (the refusal was an answer, not an outage). */
 static void fall_back(cg_publisher_t *p)
 {
-	MQTTAsync_destroy(&p->client);
+	p->paho->destroy(&p->client);
 	pthread_mutex_lock(&p->lock);
 	p->version = CG_MQTT_311;
 	pthread_mutex_unlock(&p->lock);
@@ -1259,16 +1252,31 @@ uint32_t cg_publisher_max_packet(const cg_publisher_t *p)
 	return n;
 }
 
+/* The Paho to name codes with: whichever is loaded (a publisher has made
+ * one), else the plain one. */
+static const cg_paho_t *any_paho(void)
+{
+	const cg_paho_t *ph = cg_paho_loaded();
+	char err[256];
+
+	return ph ? ph : cg_paho_load(false, err, sizeof(err));
+}
+
 const char *cg_publisher_reason_name(int reason)
 {
-	const char *s = MQTTReasonCode_toString((enum MQTTReasonCodes)reason);
+	const cg_paho_t *ph = any_paho();
+	const char *s = ph ? ph->reasonCodeToString((enum MQTTReasonCodes)reason) : NULL;
 
 	return s ? s : "unknown reason";
 }
 
 const char *cg_publisher_refusal_text(const cg_publisher_refusal_t *r)
 {
-	return r->client_code ? MQTTAsync_strerror(r->client_code) : cg_publisher_reason_name(r->reason);
+	const cg_paho_t *ph = any_paho();
+
+	if (!r->client_code)
+		return cg_publisher_reason_name(r->reason);
+	return ph ? ph->strerror(r->client_code) : "a Paho error";
 }
 
 /* Counts messages still waiting for an acknowledgement. */
@@ -1302,9 +1310,9 @@ void cg_publisher_stop(cg_publisher_t *p, const char *offline, int timeout_ms)
 	while (outstanding(p) > 0 && cg_mono_ms() < deadline)
 		cg_sleep_ms(10);
 	d.timeout = 1000;
-	MQTTAsync_disconnect(p->client, &d);
+	p->paho->disconnect(p->client, &d);
 	/* Let the DISCONNECT leave before the client is destroyed. */
-	for (int i = 0; i < 50 && MQTTAsync_isConnected(p->client); i++)
+	for (int i = 0; i < 50 && p->paho->isConnected(p->client); i++)
 		cg_sleep_ms(10);
 	pthread_mutex_lock(&p->lock);
 	p->connected = false;
@@ -1316,7 +1324,7 @@ void cg_publisher_free(cg_publisher_t *p)
 	if (!p)
 		return;
 	if (p->client)
-		MQTTAsync_destroy(&p->client);
+		p->paho->destroy(&p->client);
 	free(p->uri);
 	free(p->client_id);
 	free(p->username);

@@ -409,6 +409,36 @@ def test_no_listening_socket(tmp):
     check(not in_ss, "ss -l lists the daemon: %r" % in_ss)
 
 
+def mapped_libraries(pid):
+    """The file names of the shared objects mapped into a process."""
+    with open("/proc/%d/maps" % pid) as f:
+        return sorted({os.path.basename(ln.split()[5]) for ln in f
+                       if len(ln.split()) > 5 and ".so" in ln.split()[5]})
+
+
+def test_plain_tcp_maps_no_tls(tmp):
+    """A gateway on a tcp:// broker, connected and publishing, has loaded the
+    plain Paho and not mapped libssl or libcrypto: TLS code is loaded only
+    for an ssl:// broker (test_tls shows that one works)."""
+    sim, buses, sensors = tcp_load(tmp)
+    broker = Broker(tmp)
+    sub = Subscriber(broker, "city/test/#", retained=False)
+    gw = Gateway(tmp, base_config(tmp, broker, buses, sensors), name="plain-maps").start()
+    try:
+        wait_for(lambda: sub.readings(), 20, "readings over tcp://")
+        libs = mapped_libraries(gw.proc.pid)
+        check(gw.stop() == 0, "clean stop")
+    finally:
+        sub.stop()
+        sim.stop()
+        broker.stop()
+    print("  tcp:// gateway maps: %s" % ", ".join(libs), flush=True)
+    check(any(l.startswith("libpaho-mqtt3a.so") for l in libs),
+          "the plain Paho is not among the mapped libraries: %r" % libs)
+    tls = [l for l in libs if l.startswith(("libssl", "libcrypto", "libpaho-mqtt3as"))]
+    check(not tls, "a tcp:// gateway maps TLS libraries: %r" % tls)
+
+
 if __name__ == "__main__":
     main([test_tls, test_password_file_private, test_secrets_not_logged,
-          test_no_listening_socket])
+          test_no_listening_socket, test_plain_tcp_maps_no_tls])
