@@ -528,6 +528,7 @@ def footprint_shape(tmp, broker, counter, shape, points, profile_dir, endpoints_
     conf = collectd_config(tmp, broker, ports, per, shape, points)
     n_polls = len(sensors) * seconds  # what both were asked to do
     cg_cpu, cg_rss, cd_cpu, cd_rss, cg_rate, cd_rate, idle = [], [], [], [], [], [], []
+    cb_cpu, cb_rss = [], []  # citygate with mqtt.batch, its defaults (1 s)
     try:
         for rep in range(REPS):
             # Idle: one sensor polled once a minute, connected, empty store.
@@ -553,6 +554,17 @@ def footprint_shape(tmp, broker, counter, shape, points, profile_dir, endpoints_
             cg_cpu.append(cpu)
             cg_rss.append(rss)
 
+            store = os.path.join(tmp.path, "footprint-batch-%s%d.db" % (shape, rep))
+            cfg = gateway_config(tmp, broker.port, store, buses, sensors)
+            cfg["mqtt"]["batch"] = {}
+            if profile_dir:
+                cfg["profile_dirs"] = [profile_dir]
+            gw = start_citygate(tmp, cfg, "footprint-batch-%s%d" % (shape, rep))
+            cpu, rss = measure(gw, seconds)
+            stop(gw)
+            cb_cpu.append(cpu)
+            cb_rss.append(rss)
+
             before = counter.get("collectd")
             log = open(tmp.file("collectd-%s-rep%d.log" % (shape, rep)), "w")
             cd = subprocess.Popen(["collectd", "-f", "-C", conf], stdout=log,
@@ -576,6 +588,12 @@ def footprint_shape(tmp, broker, counter, shape, points, profile_dir, endpoints_
     rss_ratio = [a / b for a, b in zip(cg_rss, cd_rss)]
     line("RSS ratio citygate / collectd", rss_ratio)
     line("citygate idle RSS (1 sensor, connected)", idle, "MB")
+    line("batched: citygate CPU per poll", [c / n_polls * 1e6 for c in cb_cpu], "us")
+    cb_ratio = [a / b for a, b in zip(cb_cpu, cd_cpu)]
+    line("batched: CPU per poll ratio to collectd", cb_ratio)
+    cb_rss_ratio = [a / b for a, b in zip(cb_rss, cd_rss)]
+    line("batched: citygate peak RSS (VmHWM)", cb_rss, "MB")
+    line("batched: RSS ratio to collectd", cb_rss_ratio)
     line("citygate messages/s (one per reading)", cg_rate, "msg/s")
     line("collectd messages/s (one per value)", cd_rate, "msg/s")
     ok1 = verdict("%s CPU per poll ratio" % shape, statistics.median(cpu_ratio), "<= 0.50",
@@ -584,10 +602,15 @@ def footprint_shape(tmp, broker, counter, shape, points, profile_dir, endpoints_
                   statistics.median(rss_ratio) <= 1.0)
     ok3 = verdict("%s idle RSS (MB)" % shape, statistics.median(idle), "< 8",
                   statistics.median(idle) < 8)
+    verdict("%s batched CPU per poll ratio" % shape, statistics.median(cb_ratio), "<= 0.50",
+            statistics.median(cb_ratio) <= 0.5)
+    verdict("%s batched RSS ratio" % shape, statistics.median(cb_rss_ratio), "<= 1.00",
+            statistics.median(cb_rss_ratio) <= 1.0)
     return dict(seconds=seconds, sensors=len(sensors), registers=len(points),
                 citygate_cpu_s=cg_cpu, collectd_cpu_s=cd_cpu, cpu_ratio=cpu_ratio,
                 citygate_hwm_mb=cg_rss, collectd_hwm_mb=cd_rss, rss_ratio=rss_ratio,
-                idle_rss_mb=idle, citygate_msg_s=cg_rate, collectd_msg_s=cd_rate,
+                idle_rss_mb=idle, batched_cpu_s=cb_cpu, batched_cpu_ratio=cb_ratio,
+                batched_hwm_mb=cb_rss, batched_rss_ratio=cb_rss_ratio, citygate_msg_s=cg_rate, collectd_msg_s=cd_rate,
                 met=[ok1, ok2, ok3])
 
 

@@ -417,9 +417,16 @@ int cg_bus_start(const cg_config_t *cfg, size_t bus_index, cg_reading_sink_t sin
 			b->n_sensors++;
 			goto free_bus;
 		}
-		/* Spread the first polls so sensors with equal intervals do not
-		 * queue up behind each other at every tick. */
-		s->next_due_ms = now + 20.0 * (double)b->n_sensors;
+		/* On a line, spread the first polls so sensors with equal intervals
+		 * do not queue up behind each other at every tick. Over Modbus TCP
+		 * a request costs a round trip, not the line's time: sensors with
+		 * equal intervals are polled back to back, one wake-up of the worker
+		 * for all of them, since waking a thread costs more CPU than the
+		 * poll it starts (docs/benchmarks.md, section 3); it is the buses
+		 * that are spread, so that their bursts do not meet. */
+		s->next_due_ms =
+		    now + 20.0 * (double)(b->bc->line.type == CG_BUS_MODBUS_TCP ? bus_index
+		                                                                 : b->n_sensors);
 		if (sc->aligned)
 			schedule_aligned(s, now);
 		b->n_sensors++;

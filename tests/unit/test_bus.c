@@ -1,12 +1,16 @@
 /* Unit tests of the bus worker (gateway/bus.c) with a driver of the test's own. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <pty.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -95,10 +99,110 @@ static void test_failed_open_is_retried(void **state)
 	close(slave);
 }
 
+/* A driver that notes when each of its sensors was first polled. */
+#define N_TIMED 5
+static int64_t polled_at[N_TIMED];
+static int n_polled;
+
+static int timed_open(const cg_driver_options_t *options, const cg_driver_env_t *env, void **state)
+{
+	static int tokens[N_TIMED];
+	static int next;
+
+	*state = &tokens[next++ % N_TIMED];
+	return CG_OK;
+}
+
+static int timed_poll(void *state, cg_transport_t *t, cg_reading_t *r)
+{
+	pthread_mutex_lock(&got_lock);
+	if (n_polled < N_TIMED)
+		polled_at[n_polled++] = cg_mono_ms();
+	pthread_mutex_unlock(&got_lock);
+	r->kind = CG_KIND_AIR_QUALITY;
+	return cg_reading_add_number(r, "pm25", 12.5, "ug/m3");
+}
+
+static const cg_driver_t timed_driver = {
+    .name = "timed",
+    .bus_types = CG_BUS_SERIAL | CG_BUS_MODBUS_TCP,
+    .open = timed_open,
+    .poll = timed_poll,
+    .close = flaky_close,
+};
+
+/* The first polls of N_TIMED sensors with equal intervals on a bus of line: from
+ * the first to the last, in ms. */
+static int64_t first_polls_span(cg_bus_line_t line)
+{
+	char *dirs[] = {NULL};
+	cg_bus_config_t bus = {.id = "bus-1", .backoff_max_s = 1, .line = line};
+	cg_sensor_config_t sensors[N_TIMED];
+	cg_config_t cfg = {.path = "/nonexistent/citygate.json", .profile_dirs = dirs,
+	                   .buses = &bus, .n_buses = 1, .sensors = sensors, .n_sensors = N_TIMED};
+	char ids[N_TIMED][8];
+	cg_bus_t *b;
+	int64_t deadline = cg_mono_ms() + 10000;
+	int n = 0;
+
+	for (int i = 0; i < N_TIMED; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "s-%d", i);
+		sensors[i] = (cg_sensor_config_t){.id = ids[i], .driver = &timed_driver,
+		                                  .interval_s = 60, .format = -1};
+	}
+	n_polled = 0;
+	assert_int_equal(cg_bus_start(&cfg, 0, sink, NULL, NULL, &b), 0);
+	while (n < N_TIMED && cg_mono_ms() < deadline) {
+		cg_sleep_ms(5);
+		pthread_mutex_lock(&got_lock);
+		n = n_polled;
+		pthread_mutex_unlock(&got_lock);
+	}
+	cg_bus_stop(b);
+	assert_int_equal(n, N_TIMED);
+	return polled_at[N_TIMED - 1] - polled_at[0];
+}
+
+/* On a line the first polls are spread 20 ms apart; on a Modbus TCP bus they
+ * go back to back, one wake-up of the worker for all of them. */
+static void test_first_polls_spread_on_a_line_only(void **state)
+{
+	int master, slave, listener;
+	char path[64];
+	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(addr);
+	int64_t line_span, tcp_span;
+
+	assert_int_equal(openpty(&master, &slave, path, NULL, NULL), 0);
+	line_span = first_polls_span((cg_bus_line_t){
+	    .type = CG_BUS_SERIAL, .device = path, .baud = 9600, .parity = 'N', .data_bits = 8,
+	    .stop_bits = 1, .timeout_ms = 100});
+	close(master);
+	close(slave);
+
+	/* A listening socket takes the connection into its backlog: enough for the
+	 * transport to open, and this driver sends nothing. */
+	listener = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(listener >= 0);
+	assert_int_equal(bind(listener, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	assert_int_equal(listen(listener, 4), 0);
+	assert_int_equal(getsockname(listener, (struct sockaddr *)&addr, &len), 0);
+	tcp_span = first_polls_span((cg_bus_line_t){.type = CG_BUS_MODBUS_TCP, .host = "127.0.0.1",
+	                                            .port = ntohs(addr.sin_port),
+	                                            .timeout_ms = 100});
+	close(listener);
+
+	print_message("first polls of %d sensors: line %lld ms, modbus-tcp %lld ms\n", N_TIMED,
+	              (long long)line_span, (long long)tcp_span);
+	assert_true(line_span >= 20 * (N_TIMED - 1) - 1);
+	assert_true(tcp_span < 20);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_failed_open_is_retried),
+	    cmocka_unit_test(test_first_polls_spread_on_a_line_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
