@@ -12,7 +12,7 @@
 
 typedef struct avail_sensor {
 	char id[CG_ID_MAX];
-	char topic[CG_TOPIC_SIZE];
+	char *topic;         /* its own copy: most topics are far shorter than CG_TOPIC_SIZE */
 	int format;          /* the cg_format_t its readings are published in */
 	int64_t deadline_ms; /* cg_avail_deadline_s */
 	cg_avail_state_t state;
@@ -96,7 +96,11 @@ int cg_avail_new(const cg_config_t *cfg, const cg_avail_t *old, int64_t now_mono
 			snprintf(s->id, sizeof(s->id), "%s", sc->id);
 			s->heard_ms = now_mono_ms;
 		}
-		memcpy(s->topic, topic, sizeof(topic));
+		s->topic = strdup(topic);
+		if (!s->topic) {
+			cg_avail_free(a);
+			return CG_ENOMEM;
+		}
 		s->format = format;
 		s->deadline_ms = (int64_t)(cg_avail_deadline_s(cfg, sc) * 1000.0 + 0.5);
 	}
@@ -272,6 +276,8 @@ void cg_avail_free(cg_avail_t *a)
 {
 	if (!a)
 		return;
+	for (size_t i = 0; a->s && i < a->n; i++)
+		free(a->s[i].topic);
 	free(a->s);
 	free(a->clears);
 	free(a);

@@ -42,6 +42,13 @@
  * 150 bytes plus about 80 per value); beyond, new ones are dropped and
  * counted: it only happens when the store itself is stuck. */
 #define QUEUE_MAX_BYTES (8u << 20)
+/* Bytes of queued readings that wake the main loop to take them, whatever
+ * its commit batch waits for: a bus of 200 sensors polled back to back hands
+ * over 90 KB in 40 ms, and the two buffers that the loop swaps would each
+ * grow to hold all of it (docs/benchmarks.md, section 3). Taken at this
+ * mark, they stay at their first size, QUEUE_START_BYTES. */
+#define QUEUE_WAKE_BYTES  (8u << 10)
+#define QUEUE_START_BYTES (16u << 10)
 /* Encoded readings kept in memory while the disk is full. */
 #define PENDING_MAX 100000
 /* Rows per outbox transaction at most. */

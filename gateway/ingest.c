@@ -46,7 +46,7 @@ static size_t entry_size(const cg_reading_t *r)
  * QUEUE_MAX_BYTES; false when the bound (or memory) does not allow it. */
 static bool queue_reserve(gw_t *g, size_t size)
 {
-	size_t cap = g->queue_cap ? g->queue_cap : 64 * 1024;
+	size_t cap = g->queue_cap ? g->queue_cap : QUEUE_START_BYTES;
 	unsigned char *q;
 
 	if (g->queue_len + size <= g->queue_cap)
@@ -85,8 +85,9 @@ void cg_gateway_submit(cg_gateway_t *g, const cg_reading_t *r, int format)
 	}
 	/* Only the reading the loop waits for wakes it: a poll's own cost is
 	 * small next to waking a thread, and readings that find rows already
-	 * waiting for their commit would find the loop with nothing to do. */
-	if (++g->queued >= g->wake_at && !g->woken) {
+	 * waiting for their commit would find the loop with nothing to do;
+	 * and a burst, before the queue has to grow. */
+	if ((++g->queued >= g->wake_at || g->queue_len >= QUEUE_WAKE_BYTES) && !g->woken) {
 		g->woken = true;
 		pthread_cond_signal(&g->cond);
 	}
@@ -139,7 +140,7 @@ void gw_wait_for_work(gw_t *g, int64_t timeout_ms)
 	g->wake_at = g->n_pending == 0          ? 1
 	             : g->n_pending < PUT_BATCH ? PUT_BATCH - g->n_pending
 	                                        : 1;
-	if (g->queued >= g->wake_at)
+	if (g->queued >= g->wake_at || g->queue_len >= QUEUE_WAKE_BYTES)
 		g->woken = true;
 	while (!g->woken && pthread_cond_timedwait(&g->cond, &g->lock, &ts) != ETIMEDOUT)
 		;

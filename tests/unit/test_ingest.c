@@ -1,4 +1,5 @@
-/* Unit tests of the daemon's ingest queue: bounded in bytes, given back after a burst. */
+/* Unit tests of the daemon's ingest queue: bounded in bytes, given back after a burst,
+ * taken before a burst makes it grow. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -113,11 +114,56 @@ static void test_queue_given_back_after_burst(void **state)
 	remove_dir(dir);
 }
 
+/* A two-value reading, as a temperature and humidity transmitter gives. */
+static void small_reading(cg_reading_t *r, int i)
+{
+	cg_reading_init(r);
+	snprintf(r->sensor, sizeof(r->sensor), "th-%03d", i);
+	r->ts_ms = 1764071200000 + i;
+	assert_int_equal(cg_reading_add_number(r, "temperature", 21.5, "Cel"), 0);
+	assert_int_equal(cg_reading_add_number(r, "relativeHumidity", 40, "%RH"), 0);
+}
+
+/* A bus of 200 sensors polled back to back, while rows wait for their commit
+ * (so no reading count wakes the loop): the queue's bytes wake it, and the
+ * loop, taking the queue each time it is woken, keeps both buffers at their
+ * first size. Before, they grew to hold the whole burst (128 KB each). */
+static void test_burst_wakes_the_loop_before_the_queue_grows(void **state)
+{
+	char dir[] = "/tmp/cg-ingest-XXXXXX";
+	gw_t *g = new_gateway(dir);
+	cg_reading_t r;
+	int wakes = 0;
+
+	g->wake_at = PUT_BATCH; /* what gw_wait_for_work() sets with rows pending */
+	for (int i = 0; i < 200; i++) {
+		size_t before = g->queue_len;
+
+		small_reading(&r, i);
+		cg_gateway_submit(g, &r, -1);
+		assert_true(g->woken == (g->queue_len >= QUEUE_WAKE_BYTES));
+		assert_true(before < QUEUE_WAKE_BYTES);
+		if (g->woken) {
+			wakes++;
+			g->woken = false;
+			gw_take_readings(g);
+			g->wake_at = PUT_BATCH - g->n_pending;
+		}
+		assert_true(g->queue_cap <= QUEUE_START_BYTES);
+		assert_true(g->work_cap <= QUEUE_START_BYTES);
+	}
+	assert_true(wakes >= 2);
+	assert_true(wakes < 200 / 4);
+	cg_gateway_free(g);
+	remove_dir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_queue_bounded_in_bytes),
 	    cmocka_unit_test(test_queue_given_back_after_burst),
+	    cmocka_unit_test(test_burst_wakes_the_loop_before_the_queue_grows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
