@@ -1,6 +1,7 @@
 """Status rules end to end: citygate-sim forces a CO2 sensor's meter-status register (or its
 concentration) to each rule's value; the readings mosquitto delivers carry each rule's quality,
-the worst when several match, and the status register only when the profile publishes it."""
+the worst when several match, and the status register only when the profile publishes it. The
+same for the shipped gmp252 profile's two status registers."""
 import json
 import os
 
@@ -83,6 +84,32 @@ def test_each_rule_gives_its_quality(tmp):
     print("  %d sensors, each with its rule's quality" % len(CASES))
 
 
+# The shipped Vaisala GMP252: device status and CO2 status as its user guide gives them.
+GMP252_CASES = {
+    1: (None, "ok", "both status registers 0"),
+    2: ("force=deviceStatus:1", "sensor-fault", "device status 1: critical error"),
+    3: ("force=deviceStatus:2", "sensor-fault", "device status 2: error"),
+    4: ("force=deviceStatus:4", "ok", "device status 4: a warning only"),
+    5: ("force=co2Status:2", "warming-up", "CO2 status 2: reading not reliable"),
+    6: ("force=co2Status:256", "warming-up", "CO2 status 256: measurement not ready"),
+    7: ("force=deviceStatus:6", "sensor-fault", "error and warning together"),
+}
+
+
+def test_gmp252_status_registers(tmp):
+    readings = collect(tmp, "gmp252", GMP252_CASES)
+    for unit, (fault, quality, what) in sorted(GMP252_CASES.items()):
+        rs = readings["co2-%d" % unit]
+        qualities = {r["quality"] for r in rs}
+        check(qualities == {quality}, "gmp252 unit %d (%s, %s): qualities %r, expected %r"
+              % (unit, fault, what, sorted(qualities), quality))
+        for r in rs:
+            check(set(r["values"]) == {"co2"} and r["units"] == {"co2": "ppm"},
+                  "gmp252 unit %d: %r; only the concentration is published" % (unit, r))
+            check(r["kind"] == "air-quality", "gmp252 kind %r" % r["kind"])
+    print("  gmp252: %d sensors, each with its status register's quality" % len(GMP252_CASES))
+
+
 def test_published_status_point(tmp):
     """With publish: true the status register is a value: the state of the first rule that
     matches and names one."""
@@ -126,5 +153,6 @@ def test_check_names_a_bad_rule(tmp):
 
 
 if __name__ == "__main__":
-    main([test_each_rule_gives_its_quality, test_published_status_point,
+    main([test_each_rule_gives_its_quality, test_gmp252_status_registers,
+          test_published_status_point,
           test_check_names_a_bad_rule])

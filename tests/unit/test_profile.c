@@ -125,6 +125,41 @@ static void test_ld120_parses(void **state)
 	cg_profile_free(p);
 }
 
+/* The GMP252's map as its user guide gives it: the CO2 float low word first,
+ * decoded here from the guide's own example (registers D47Ah, 43E8h read
+ * 465.66 ppm), and its two status registers as unpublished status points. */
+static void test_gmp252_parses(void **state)
+{
+	const char *const dirs[] = {PROFILES, NULL};
+	const uint16_t example[] = {0xD47A, 0x43E8};
+	cg_diag_t d = {0};
+	cg_profile_t *p = NULL;
+	const cg_point_t *pt;
+	double raw;
+
+	(void)state;
+	assert_int_equal(cg_profile_load("gmp252", NULL, dirs, &p, &d), 0);
+	assert_string_equal(cg_kind_name(p->kind), "air-quality");
+	pt = find_point(p, "co2");
+	assert_int_equal(pt->table, CG_TABLE_HOLDING);
+	assert_int_equal(pt->address, 0);
+	assert_int_equal(pt->type, CG_TYPE_F32);
+	assert_int_equal(cg_decode_registers(example, pt->type, pt->order, &raw), 0);
+	assert_float_equal(raw, 465.66, 0.001);
+	assert_string_equal(pt->unit, "ppm");
+	pt = find_point(p, "deviceStatus");
+	assert_int_equal(pt->address, 0x800);
+	assert_true(pt->status && !pt->publish);
+	assert_true(pt->rules[1].match == CG_MATCH_MASK && pt->rules[1].mask == 1 &&
+	            pt->rules[1].quality == CG_QUALITY_SENSOR_FAULT);
+	assert_false(pt->rules[3].has_quality); /* a warning keeps the reading as it is */
+	pt = find_point(p, "co2Status");
+	assert_int_equal(pt->address, 0x801);
+	assert_true(pt->status && !pt->publish);
+	assert_true(pt->rules[2].mask == 256 && pt->rules[2].quality == CG_QUALITY_WARMING_UP);
+	cg_profile_free(p);
+}
+
 static void test_traffic_counter_parses(void **state)
 {
 	const char *const dirs[] = {EXAMPLE_PROFILES, NULL};
@@ -738,6 +773,7 @@ int main(void)
 	    cmocka_unit_test(test_ld120_parses),
 	    cmocka_unit_test(test_traffic_counter_parses),
 	    cmocka_unit_test(test_status_rules_parse),
+	    cmocka_unit_test(test_gmp252_parses),
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_each_error_gives_one_exact_line),
 	    cmocka_unit_test(test_several_errors_are_all_reported),
