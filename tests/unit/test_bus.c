@@ -131,28 +131,31 @@ static const cg_driver_t timed_driver = {
     .close = flaky_close,
 };
 
-/* The first polls of N_TIMED sensors with equal intervals on a bus of line:
- * *span from the first to the last, *last from before the bus started to the
- * last, in ms. */
-static void first_polls(cg_bus_line_t line, int64_t *span, int64_t *last)
+/* The first polls of N_TIMED sensors with equal intervals on a bus of line, the
+ * bus_index-th of the config's buses: from before the bus started to the first
+ * and to the last poll, in ms. */
+static void first_polls(cg_bus_line_t line, size_t bus_index, int64_t *first, int64_t *last)
 {
 	char *dirs[] = {NULL};
-	cg_bus_config_t bus = {.id = "bus-1", .backoff_max_s = 1, .line = line};
+	cg_bus_config_t buses[3];
 	cg_sensor_config_t sensors[N_TIMED];
 	cg_config_t cfg = {.path = "/nonexistent/citygate.json", .profile_dirs = dirs,
-	                   .buses = &bus, .n_buses = 1, .sensors = sensors, .n_sensors = N_TIMED};
+	                   .buses = buses, .n_buses = 3, .sensors = sensors, .n_sensors = N_TIMED};
 	char ids[N_TIMED][8];
 	cg_bus_t *b;
 	int64_t started = cg_mono_ms(), deadline = started + 10000;
 	int n = 0;
 
+	for (size_t i = 0; i < 3; i++)
+		buses[i] = (cg_bus_config_t){.id = "bus-1", .backoff_max_s = 1, .line = line};
 	for (int i = 0; i < N_TIMED; i++) {
 		snprintf(ids[i], sizeof(ids[i]), "s-%d", i);
 		sensors[i] = (cg_sensor_config_t){.id = ids[i], .driver = &timed_driver,
-		                                  .interval_s = 60, .format = -1};
+		                                  .bus_index = bus_index, .interval_s = 60,
+		                                  .format = -1};
 	}
 	n_polled = 0;
-	assert_int_equal(cg_bus_start(&cfg, 0, sink, NULL, NULL, &b), 0);
+	assert_int_equal(cg_bus_start(&cfg, bus_index, sink, NULL, NULL, &b), 0);
 	while (n < N_TIMED && cg_mono_ms() < deadline) {
 		cg_sleep_ms(5);
 		pthread_mutex_lock(&got_lock);
@@ -161,7 +164,7 @@ static void first_polls(cg_bus_line_t line, int64_t *span, int64_t *last)
 	}
 	cg_bus_stop(b);
 	assert_int_equal(n, N_TIMED);
-	*span = polled_at[N_TIMED - 1] - polled_at[0];
+	*first = polled_at[0] - started;
 	*last = polled_at[N_TIMED - 1] - started;
 }
 
@@ -175,34 +178,40 @@ static void test_first_polls_spread_on_a_line_only(void **state)
 	char path[64];
 	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(addr);
-	int64_t line_span, line_last, tcp_span, tcp_last;
+	int64_t line_first, line_last, tcp_first, tcp_last, third_first, third_last;
+	cg_bus_line_t tcp;
 
 	assert_int_equal(openpty(&master, &slave, path, NULL, NULL), 0);
 	first_polls((cg_bus_line_t){.type = CG_BUS_SERIAL, .device = path, .baud = 9600,
 	                            .parity = 'N', .data_bits = 8, .stop_bits = 1,
 	                            .timeout_ms = 100},
-	            &line_span, &line_last);
+	            0, &line_first, &line_last);
 	close(master);
 	close(slave);
 
-	/* A listening socket takes the connection into its backlog: enough for the
+	/* A listening socket takes the connections into its backlog: enough for the
 	 * transport to open, and this driver sends nothing. */
 	listener = socket(AF_INET, SOCK_STREAM, 0);
 	assert_true(listener >= 0);
 	assert_int_equal(bind(listener, (struct sockaddr *)&addr, sizeof(addr)), 0);
 	assert_int_equal(listen(listener, 4), 0);
 	assert_int_equal(getsockname(listener, (struct sockaddr *)&addr, &len), 0);
-	first_polls((cg_bus_line_t){.type = CG_BUS_MODBUS_TCP, .host = "127.0.0.1",
-	                            .port = ntohs(addr.sin_port), .timeout_ms = 100},
-	            &tcp_span, &tcp_last);
+	tcp = (cg_bus_line_t){.type = CG_BUS_MODBUS_TCP, .host = "127.0.0.1",
+	                      .port = ntohs(addr.sin_port), .timeout_ms = 100};
+	first_polls(tcp, 0, &tcp_first, &tcp_last);
+	first_polls(tcp, 2, &third_first, &third_last);
 	close(listener);
 
-	print_message("first polls of %d sensors: line %lld ms apart (last %lld ms after the "
-	              "start), modbus-tcp %lld ms apart\n",
-	              N_TIMED, (long long)line_span, (long long)line_last, (long long)tcp_span);
+	print_message("first polls of %d sensors after the start: line %lld-%lld ms, modbus-tcp "
+	              "%lld-%lld ms, the third modbus-tcp bus %lld-%lld ms\n",
+	              N_TIMED, (long long)line_first, (long long)line_last, (long long)tcp_first,
+	              (long long)tcp_last, (long long)third_first, (long long)third_last);
 	assert_true(line_last >= 20 * (N_TIMED - 1));
 	/* Back to back, they are microseconds apart; spread, they would be 80 ms. */
-	assert_true(tcp_span < 10 * (N_TIMED - 1));
+	assert_true(tcp_last - tcp_first < 10 * (N_TIMED - 1));
+	/* The third bus starts its burst 40 ms after the start, still back to back. */
+	assert_true(third_first >= 2 * 20);
+	assert_true(third_last - third_first < 10 * (N_TIMED - 1));
 }
 
 int main(void)
