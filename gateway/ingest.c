@@ -65,6 +65,14 @@ static bool queue_reserve(gw_t *g, size_t size)
 	return true;
 }
 
+/* Whether the queue holds what the loop must take now: the readings it waits
+ * for (wake_at, set by gw_wait_for_work()), or a burst before the queue has to
+ * grow. Under the gateway's lock. */
+static bool loop_must_take(const gw_t *g)
+{
+	return g->queued >= g->wake_at || g->queue_len >= QUEUE_WAKE_BYTES;
+}
+
 void cg_gateway_submit(cg_gateway_t *g, const cg_reading_t *r, int format)
 {
 	size_t size = entry_size(r);
@@ -87,7 +95,8 @@ void cg_gateway_submit(cg_gateway_t *g, const cg_reading_t *r, int format)
 	 * small next to waking a thread, and readings that find rows already
 	 * waiting for their commit would find the loop with nothing to do;
 	 * and a burst, before the queue has to grow. */
-	if ((++g->queued >= g->wake_at || g->queue_len >= QUEUE_WAKE_BYTES) && !g->woken) {
+	g->queued++;
+	if (loop_must_take(g) && !g->woken) {
 		g->woken = true;
 		pthread_cond_signal(&g->cond);
 	}
@@ -140,7 +149,7 @@ void gw_wait_for_work(gw_t *g, int64_t timeout_ms)
 	g->wake_at = g->n_pending == 0          ? 1
 	             : g->n_pending < PUT_BATCH ? PUT_BATCH - g->n_pending
 	                                        : 1;
-	if (g->queued >= g->wake_at || g->queue_len >= QUEUE_WAKE_BYTES)
+	if (loop_must_take(g))
 		g->woken = true;
 	while (!g->woken && pthread_cond_timedwait(&g->cond, &g->lock, &ts) != ETIMEDOUT)
 		;

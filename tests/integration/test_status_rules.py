@@ -65,17 +65,23 @@ def collect(tmp, profile, cases, per_sensor=3):
     return by_sensor()
 
 
-def test_each_rule_gives_its_quality(tmp):
-    readings = collect(tmp, FIXTURE, CASES)
-    for unit, (fault, quality, what) in sorted(CASES.items()):
+def check_each_case(readings, cases, label):
+    """Every reading of each case's sensor has the case's quality, and only the
+    concentration is published: the status registers are not."""
+    for unit, (fault, quality, what) in sorted(cases.items()):
         rs = readings["co2-%d" % unit]
         qualities = {r["quality"] for r in rs}
-        check(qualities == {quality}, "unit %d (%s, %s): qualities %r, expected %r"
-              % (unit, fault, what, sorted(qualities), quality))
+        check(qualities == {quality}, "%s unit %d (%s, %s): qualities %r, expected %r"
+              % (label, unit, fault, what, sorted(qualities), quality))
         for r in rs:
-            check(set(r["values"]) == {"co2"},
-                  "unit %d: values %r; the status register is not published" % (unit, r["values"]))
-            check(r["units"] == {"co2": "ppm"}, "unit %d: units %r" % (unit, r["units"]))
+            check(set(r["values"]) == {"co2"} and r["units"] == {"co2": "ppm"},
+                  "%s unit %d: %r; only the concentration is published" % (label, unit, r))
+            check(r["kind"] == "air-quality", "%s unit %d: kind %r" % (label, unit, r["kind"]))
+
+
+def test_each_rule_gives_its_quality(tmp):
+    readings = collect(tmp, FIXTURE, CASES)
+    check_each_case(readings, CASES, "fixture")
     # The forced concentration is published as read, whatever its quality.
     check({r["values"]["co2"] for r in readings["co2-10"]} == {40000},
           "forced co2 %r" % readings["co2-10"])
@@ -98,15 +104,7 @@ GMP252_CASES = {
 
 def test_gmp252_status_registers(tmp):
     readings = collect(tmp, "gmp252", GMP252_CASES)
-    for unit, (fault, quality, what) in sorted(GMP252_CASES.items()):
-        rs = readings["co2-%d" % unit]
-        qualities = {r["quality"] for r in rs}
-        check(qualities == {quality}, "gmp252 unit %d (%s, %s): qualities %r, expected %r"
-              % (unit, fault, what, sorted(qualities), quality))
-        for r in rs:
-            check(set(r["values"]) == {"co2"} and r["units"] == {"co2": "ppm"},
-                  "gmp252 unit %d: %r; only the concentration is published" % (unit, r))
-            check(r["kind"] == "air-quality", "gmp252 kind %r" % r["kind"])
+    check_each_case(readings, GMP252_CASES, "gmp252")
     print("  gmp252: %d sensors, each with its status register's quality" % len(GMP252_CASES))
 
 
