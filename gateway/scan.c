@@ -151,7 +151,7 @@ static bool fits_better(const fit_t *a, const fit_t *b)
 }
 
 /* The profile that fits unit best, logging every profile whose points all
- * answered; NULL when none. */
+ * answered with its score, and then the one chosen; NULL when none. */
 static const cg_profile_t *best_profile(scan_t *s, modbus_t *mb, int unit)
 {
 	const cg_profile_t *best = NULL;
@@ -164,14 +164,18 @@ static const cg_profile_t *best_profile(scan_t *s, modbus_t *mb, int unit)
 
 		if (!f.all_answer)
 			continue;
-		cg_err("scan:   unit %d fits profile %s: %zu points answer, %zu outside the "
-		       "profile's ranges",
-		       unit, profile_ref(s->profiles[i], ref), f.answered, f.out_of_range);
+		/* Only a score: a profile whose points all answer need not be the
+		 * device's, so the choice gets a line of its own below. */
+		cg_err("scan:   unit %d: profile %s: %zu point%s answer%s, %zu outside its ranges",
+		       unit, profile_ref(s->profiles[i], ref), f.answered, plural(f.answered),
+		       f.answered == 1 ? "s" : "", f.out_of_range);
 		if (!best || fits_better(&f, &best_fit)) {
 			best = s->profiles[i];
 			best_fit = f;
 		}
 	}
+	if (best)
+		cg_err("scan:   unit %d: chosen profile %s", unit, profile_ref(best, ref));
 	return best;
 }
 
@@ -278,7 +282,8 @@ static int scan_line(scan_t *s, long baud, const char *framing, bool *answered)
 		const cg_profile_t *p = best_profile(s, mb, units[i]);
 
 		if (!p)
-			cg_err("scan:   unit %d fits no shipped profile: write one (docs/drivers.md)",
+			cg_err("scan:   unit %d: no shipped profile fits: write one "
+			       "(docs/drivers.md)",
 			       units[i]);
 		rc = add_found(s, baud, framing, units[i], p);
 	}
@@ -483,7 +488,7 @@ int cg_scan_run(const cg_scan_opts_t *o, volatile sig_atomic_t *stop)
 		return 2;
 	}
 	rc = load_profiles(&s);
-	cg_err("scan: %zu profiles to fit", s.n_profiles);
+	cg_err("scan: %zu profile%s to fit", s.n_profiles, plural(s.n_profiles));
 	if (s.port) {
 		rc = scan_line(&s, 0, NULL, &answered);
 	} else {
@@ -514,7 +519,8 @@ int cg_scan_run(const cg_scan_opts_t *o, volatile sig_atomic_t *stop)
 		cg_err("scan: interrupted; what was found so far follows");
 	if (fitted)
 		print_config(&s);
-	cg_err("scan: %zu devices answered, %zu fit a shipped profile", s.n_found, fitted);
+	cg_err("scan: %zu device%s answered, %zu fit%s a shipped profile", s.n_found,
+	       plural(s.n_found), fitted, fitted == 1 ? "s" : "");
 	status = rc == CG_EIO && !s.n_found ? 2 : (s.n_found && !*stop ? 0 : 1);
 	for (size_t i = 0; i < s.n_profiles; i++)
 		cg_profile_free(s.profiles[i]);

@@ -176,7 +176,33 @@ def test_scan_stops_at_the_lines_setting(tmp):
     check(every == early, "the same config: %r" % every)
 
 
+def test_scan_wording(tmp):
+    """Each profile whose points all answer gets its score, the one chosen a line of
+    its own; counts agree with their nouns ("1 device answered")."""
+    link = tmp.file("line6.pty")
+    sim = Sim(tmp, ["--rtu", link, "--baud", "9600", "--slave", "5:ld120", "--slave", "6:ld120"])
+    try:
+        r = scan([link, "--units", "4-5", "--baud", "9600", "--framing", "8N1",
+                  "--timeout-ms", "100"])
+        check(r.returncode == 0, "scan exit %d: %s" % (r.returncode, r.stderr))
+        scores = [line for line in r.stderr.splitlines()
+                  if line.startswith("scan:   unit 5: profile ")]
+        check(scores and all(re.search(r": \d+ points? answers?, \d+ outside its ranges$", line)
+                             for line in scores), "a score per candidate: %s" % r.stderr)
+        check(" fits profile " not in r.stderr, "no candidate is said to fit: %s" % r.stderr)
+        check(r.stderr.count("scan:   unit 5: chosen profile ld120\n") == 1,
+              "the choice is named: %s" % r.stderr)
+        check("scan: 1 device answered, 1 fits a shipped profile\n" in r.stderr,
+              "singular: %s" % r.stderr)
+        r = scan([link, "--units", "4-6", "--baud", "9600", "--framing", "8N1",
+                  "--timeout-ms", "100"])
+        check("scan: 2 devices answered, 2 fit a shipped profile\n" in r.stderr,
+              "plural: %s" % r.stderr)
+    finally:
+        sim.stop()
+
+
 if __name__ == "__main__":
     main([test_scan_finds_line_settings_and_profiles, test_scan_stop_bits_and_tcp,
           test_scan_profile_of_ones_own, test_scan_interrupted_and_nothing_found,
-          test_scan_stops_at_the_lines_setting])
+          test_scan_stops_at_the_lines_setting, test_scan_wording])
