@@ -44,8 +44,11 @@ static void usage(bool to_stdout)
 		"                                   readings set aside: list them (NDJSON),",
 		"                                   or have the gateway resend or drop them",
 		"       citygate --scan DEVICE|HOST:PORT [--units A-B] [--baud LIST]",
-		"                [--framing LIST] [--timeout-ms MS] [--profile-dir DIR]...",
+		"                [--framing LIST] [--all-settings] [--timeout-ms MS]",
+		"                [--profile-dir DIR]...",
 		"                                   find the Modbus devices on a line, print a config",
+		"                                   (stops at the first line setting that answers;",
+		"                                   --all-settings tries every one)",
 		"       citygate --version | --help",
 		"Options: -v, --verbose  also log debug messages",
 		"Exit status: 0 ok, 1 invalid config or failure, 2 usage error,",
@@ -157,7 +160,7 @@ static size_t parse_framings(char *s, const char **out, size_t max)
  * others it allows (8O1, and 8N2: no parity takes two stop bits), then 8N1,
  * which many devices use all the same. */
 static int scan(const char *target, const char *units, const char *bauds, char *framings,
-                const char *timeout, const char **dirs, size_t n_dirs)
+                bool all_settings, const char *timeout, const char **dirs, size_t n_dirs)
 {
 	static const long default_bauds[] = {9600, 19200, 38400, 115200, 4800};
 	static const char *const default_framings[] = {"8E1", "8O1", "8N2", "8N1"};
@@ -165,7 +168,7 @@ static int scan(const char *target, const char *units, const char *bauds, char *
 	const char *framing_list[8];
 	cg_scan_opts_t o = {.target = target, .unit_lo = 1, .unit_hi = 247, .timeout_ms = 200,
 	                    .bauds = default_bauds, .n_bauds = 5, .framings = default_framings,
-	                    .n_framings = 4, .profile_dirs = dirs};
+	                    .n_framings = 4, .all_settings = all_settings, .profile_dirs = dirs};
 	struct sigaction sa = {.sa_handler = on_stop};
 	char end;
 
@@ -331,6 +334,7 @@ typedef struct cli {
 	/* --scan and its options */
 	const char *scan_target, *units, *bauds, *timeout;
 	char *framings;
+	bool all_settings;
 	const char *dirs[19]; /* --profile-dir ones, room for the two defaults and NULL */
 	size_t n_dirs;
 } cli_t;
@@ -354,6 +358,7 @@ static int parse_args(int argc, char **argv, cli_t *c)
 	    {"help", no_argument, NULL, 'h'},         {"scan", required_argument, NULL, 'S'},
 	    {"units", required_argument, NULL, 'u'},  {"baud", required_argument, NULL, 'b'},
 	    {"framing", required_argument, NULL, 'f'}, {"timeout-ms", required_argument, NULL, 't'},
+	    {"all-settings", no_argument, NULL, 'a'},
 	    {"profile-dir", required_argument, NULL, 'p'},
 	    {"quarantine", required_argument, NULL, 'q'}, {"seq", required_argument, NULL, 'n'},
 	    {NULL, 0, NULL, 0},
@@ -383,6 +388,7 @@ static int parse_args(int argc, char **argv, cli_t *c)
 		case 'u': c->units = optarg; break;
 		case 'b': c->bauds = optarg; break;
 		case 'f': c->framings = optarg; break;
+		case 'a': c->all_settings = true; break;
 		case 't': c->timeout = optarg; break;
 		case 'p':
 			if (c->n_dirs < 16)
@@ -399,9 +405,10 @@ static int parse_args(int argc, char **argv, cli_t *c)
 /* The rules between options that getopt cannot see. -1 when they hold. */
 static int check_args(const cli_t *c)
 {
-	if (c->scan_target || c->units || c->bauds || c->framings || c->timeout || c->n_dirs)
-		return usage_error("--units, --baud, --framing, --timeout-ms and --profile-dir go "
-		                   "with --scan, and --scan takes no -c");
+	if (c->scan_target || c->units || c->bauds || c->framings || c->all_settings ||
+	    c->timeout || c->n_dirs)
+		return usage_error("--units, --baud, --framing, --all-settings, --timeout-ms and "
+		                   "--profile-dir go with --scan, and --scan takes no -c");
 	if (!c->path)
 		return usage_error("-c FILE is required");
 	if (c->mode == MODE_QUARANTINE && strcmp(c->what, "list") != 0 &&
@@ -421,8 +428,8 @@ int main(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	if (c.scan_target && !c.path)
-		return scan(c.scan_target, c.units, c.bauds, c.framings, c.timeout, c.dirs,
-		            c.n_dirs);
+		return scan(c.scan_target, c.units, c.bauds, c.framings, c.all_settings, c.timeout,
+		            c.dirs, c.n_dirs);
 	rc = check_args(&c);
 	if (rc >= 0)
 		return rc;

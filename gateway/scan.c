@@ -41,6 +41,12 @@ typedef struct scan {
 
 #define PROFILE_REF_MAX 256
 
+/* The ending that makes a count's noun agree with it: "1 device", "2 devices". */
+static const char *plural(size_t n)
+{
+	return n == 1 ? "" : "s";
+}
+
 /* The name a config gives to find p: its file's name without ".json", which
  * is what the daemon looks up in the profile folders (the profile's own
  * "name" may differ). */
@@ -145,7 +151,7 @@ static bool fits_better(const fit_t *a, const fit_t *b)
 }
 
 /* The profile that fits unit best, logging every profile whose points all
- * answered; NULL when none. */
+ * answered with its score, and then the one chosen; NULL when none. */
 static const cg_profile_t *best_profile(scan_t *s, modbus_t *mb, int unit)
 {
 	const cg_profile_t *best = NULL;
@@ -158,14 +164,18 @@ static const cg_profile_t *best_profile(scan_t *s, modbus_t *mb, int unit)
 
 		if (!f.all_answer)
 			continue;
-		cg_err("scan:   unit %d fits profile %s: %zu points answer, %zu outside the "
-		       "profile's ranges",
-		       unit, profile_ref(s->profiles[i], ref), f.answered, f.out_of_range);
+		/* Only a score: a profile whose points all answer need not be the
+		 * device's, so the choice gets a line of its own below. */
+		cg_err("scan:   unit %d: profile %s: %zu point%s answer%s, %zu outside its ranges",
+		       unit, profile_ref(s->profiles[i], ref), f.answered, plural(f.answered),
+		       f.answered == 1 ? "s" : "", f.out_of_range);
 		if (!best || fits_better(&f, &best_fit)) {
 			best = s->profiles[i];
 			best_fit = f;
 		}
 	}
+	if (best)
+		cg_err("scan:   unit %d: chosen profile %s", unit, profile_ref(best, ref));
 	return best;
 }
 
@@ -233,8 +243,9 @@ static const found_t *found_at_baud(const scan_t *s, long baud, int unit)
 	return NULL;
 }
 
-/* Probes every unit at one line setting, then fits profiles to those found. */
-static int scan_line(scan_t *s, long baud, const char *framing)
+/* Probes every unit at one line setting, then fits profiles to those found;
+ * *answered tells whether any unit answered, one found before included. */
+static int scan_line(scan_t *s, long baud, const char *framing, bool *answered)
 {
 	modbus_t *mb = open_line(s, baud, framing);
 	int units[256], n = 0, rc = CG_OK;
@@ -253,6 +264,7 @@ static int scan_line(scan_t *s, long baud, const char *framing)
 
 		if (!probe(mb, u))
 			continue;
+		*answered = true;
 		if (seen) {
 			/* A real device does not answer a frame with the wrong parity
 			 * or data bits; a pty, or a converter that does not check
@@ -270,7 +282,8 @@ static int scan_line(scan_t *s, long baud, const char *framing)
 		const cg_profile_t *p = best_profile(s, mb, units[i]);
 
 		if (!p)
-			cg_err("scan:   unit %d fits no shipped profile: write one (docs/drivers.md)",
+			cg_err("scan:   unit %d: no shipped profile fits: write one "
+			       "(docs/drivers.md)",
 			       units[i]);
 		rc = add_found(s, baud, framing, units[i], p);
 	}
@@ -467,6 +480,7 @@ int cg_scan_run(const cg_scan_opts_t *o, volatile sig_atomic_t *stop)
 	scan_t s = {.o = o, .stop = stop};
 	int rc = CG_OK, status;
 	size_t fitted = 0;
+	bool answered = false;
 
 	parse_tcp_target(&s, o->target);
 	if (!s.port && access(o->target, R_OK | W_OK) != 0) {
@@ -474,13 +488,30 @@ int cg_scan_run(const cg_scan_opts_t *o, volatile sig_atomic_t *stop)
 		return 2;
 	}
 	rc = load_profiles(&s);
-	cg_err("scan: %zu profiles to fit", s.n_profiles);
+	cg_err("scan: %zu profile%s to fit", s.n_profiles, plural(s.n_profiles));
 	if (s.port) {
-		rc = scan_line(&s, 0, NULL);
+		rc = scan_line(&s, 0, NULL, &answered);
 	} else {
-		for (size_t b = 0; b < o->n_bauds && rc == CG_OK && !*stop; b++)
-			for (size_t f = 0; f < o->n_framings && rc == CG_OK && !*stop; f++)
-				rc = scan_line(&s, o->bauds[b], o->framings[f]);
+		size_t n_settings = o->n_bauds * o->n_framings;
+
+		/* Every baud at every framing, bauds outermost. The devices of an
+		 * RS-485 line share one setting, so the first where any unit
+		 * answered is the line's: the rest would only add minutes of
+		 * timeouts. --all-settings goes on, for a line of mixed settings. */
+		for (size_t i = 0; i < n_settings && rc == CG_OK && !*stop; i++) {
+			long baud = o->bauds[i / o->n_framings];
+			const char *framing = o->framings[i % o->n_framings];
+			size_t left = n_settings - i - 1;
+
+			answered = false;
+			rc = scan_line(&s, baud, framing, &answered);
+			if (!answered || o->all_settings || !left || rc != CG_OK || *stop)
+				continue;
+			cg_err("scan: answers at %ld %s, the line's setting: skipping the %zu "
+			       "setting%s left (--all-settings tries them too)",
+			       baud, framing, left, plural(left));
+			break;
+		}
 	}
 	for (size_t i = 0; i < s.n_found; i++)
 		fitted += s.found[i].profile != NULL;
@@ -488,7 +519,8 @@ int cg_scan_run(const cg_scan_opts_t *o, volatile sig_atomic_t *stop)
 		cg_err("scan: interrupted; what was found so far follows");
 	if (fitted)
 		print_config(&s);
-	cg_err("scan: %zu devices answered, %zu fit a shipped profile", s.n_found, fitted);
+	cg_err("scan: %zu device%s answered, %zu fit%s a shipped profile", s.n_found,
+	       plural(s.n_found), fitted, fitted == 1 ? "s" : "");
 	status = rc == CG_EIO && !s.n_found ? 2 : (s.n_found && !*stop ? 0 : 1);
 	for (size_t i = 0; i < s.n_profiles; i++)
 		cg_profile_free(s.profiles[i]);

@@ -4,6 +4,7 @@
 #define CG_SCAN_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct cg_scan_opts {
@@ -13,13 +14,17 @@ typedef struct cg_scan_opts {
 	size_t n_bauds;
 	const char *const *framings; /* "8N1", "8E1", ... to try (serial only) */
 	size_t n_framings;
+	bool all_settings;               /* go on past the first setting where any unit answered */
 	int timeout_ms;                  /* per probe */
 	const char *const *profile_dirs; /* NULL-terminated, searched in order */
 	size_t n_user_dirs;              /* the first ones, given with --profile-dir */
 } cg_scan_opts_t;
 
-/* Probes every unit id at every line setting with one read (function 03,
- * register 0; an exception answer counts as present), then reads each
+/* Probes every unit id at one line setting after the other with one read
+ * (function 03, register 0; an exception answer counts as present), and
+ * stops after the first setting where any unit answered, since the devices
+ * of an RS-485 line share one setting; with all_settings it tries every
+ * setting, to find the odd device of a mixed line. It then reads each
  * shipped profile's points from every device found and ranks the profiles
  * whose points all answer: fewest values outside the profile's ranges, then
  * most tables read (coils, discrete inputs, holding, input registers), most

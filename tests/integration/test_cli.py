@@ -1,9 +1,10 @@
 """The command line: exit codes, --check messages, --once against citygate-sim."""
 import json
 import os
+import re
 import shutil
 
-from harness import (CITYGATE, EXAMPLE_PROFILES, SRC, Sim, check, main, run,
+from harness import (CITYGATE, EXAMPLE_PROFILES, SIM, SRC, Sim, check, main, run,
                      validate_messages)
 
 
@@ -15,6 +16,25 @@ def test_version_help_usage(tmp):
     for args in ([], ["--bogus"], ["-c"], ["-c", "a.json", "extra"]):
         r = run([CITYGATE] + args)
         check(r.returncode == 2, "usage error %r exits 2, got %d" % (args, r.returncode))
+
+
+def test_sim_help_lists_the_readme_faults(tmp):
+    """citygate-sim --help names every slave fault the README lists, with the
+    README's meaning of restart=S; it lacked restart=S."""
+    readme = open(os.path.join(SRC, "README.md")).read()
+    faults = re.search(r"Faults\s+per slave \(comma-separated\):(.*?`force=POINT:VALUE`)",
+                       readme, re.S)
+    check(faults, "the README lists the slave faults")
+    names = re.findall(r"`([^`]+)`", faults.group(1))
+    check(len(names) == 9 and "restart=S" in names, "the README's faults: %r" % names)
+    r = run([SIM, "--help"])
+    help_text = " ".join((r.stdout + r.stderr).split())
+    check(r.returncode == 0, "citygate-sim --help exits 0, got %d" % r.returncode)
+    for name in names:
+        check(re.search(r"(^|\s)%s(\s|$)" % re.escape(name), help_text),
+              "citygate-sim --help names %s: %s" % (name, help_text))
+    check("restart=S (counters start again from 0 every S seconds)" in help_text,
+          "restart=S means what the README says: %s" % help_text)
 
 
 def test_check_examples_valid(tmp):
@@ -271,7 +291,8 @@ def test_once_on_the_aqt530_example(tmp):
 
 
 if __name__ == "__main__":
-    main([test_version_help_usage, test_check_examples_valid, test_check_reports_pointers,
+    main([test_version_help_usage, test_sim_help_lists_the_readme_faults,
+          test_check_examples_valid, test_check_reports_pointers,
           test_check_refuses_units_no_format_carries,
           test_check_serial_server_port_once, test_once, test_once_names_the_exception, test_once_traffic_counter,
           test_once_prints_each_sensors_format,

@@ -2,6 +2,7 @@
 shipped profiles, and prints a config that passes --check and --once."""
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -130,6 +131,78 @@ def test_scan_interrupted_and_nothing_found(tmp):
         sim.stop()
 
 
+def test_scan_stops_at_the_lines_setting(tmp):
+    """The devices of an RS-485 line share one setting: once units answered at
+    19200 8E1 the scan says so and tries neither 19200 8O1 (where the pty, which
+    cannot show parity, would answer too) nor 9600: the simulated line, which
+    counts the bytes sent at another speed, got none. Before, it went on through
+    every setting, some 16 minutes with the defaults. With --all-settings it does
+    try them, and finds the unit at 8O1 as well, as on a line that does not check
+    parity; the config is the same."""
+    args = ["--units", "2-4", "--baud", "19200,9600", "--framing", "8E1,8O1",
+            "--timeout-ms", "100"]
+    runs = {}
+    for name, extra in (("early", []), ("all", ["--all-settings"])):
+        link = tmp.file("line-%s.pty" % name)
+        sim = Sim(tmp, ["--rtu", link, "--baud", "19200", "--framing", "8E1",
+                        "--slave", "3:aqt530", "--slave", "17:ld120"])
+        try:
+            r = scan([link] + args + extra)
+        finally:
+            sim.stop()
+        check(r.returncode == 0, "%s: scan exit %d: %s" % (name, r.returncode, r.stderr))
+        # The simulator's statistics at its stop; the count is left out when 0.
+        log = open(sim.log.name).read()
+        check("unit 3 (aqt530): " in log, "the simulator's statistics: %s" % log)
+        other = re.search(r"(\d+) bytes at other line settings", log)
+        runs[name] = (r, json.loads(r.stdout), int(other.group(1)) if other else 0)
+    r, early, other = runs["early"]
+    check("at 19200 8E1: unit ids 2-4" in r.stderr, "the first setting: %s" % r.stderr)
+    check("answers at 19200 8E1, the line's setting: skipping the 3 settings left "
+          "(--all-settings tries them too)" in r.stderr, "the skip is told: %s" % r.stderr)
+    check("19200 8O1" not in r.stderr and "at 9600" not in r.stderr and other == 0,
+          "no later setting was opened (%d bytes at 9600): %s" % (other, r.stderr))
+    check([(s["unit_id"], s["profile"]) for s in early["sensors"]] == [(3, "aqt530")],
+          "unit 3: %r" % early["sensors"])
+    r, every, other = runs["all"]
+    for setting in ("19200 8E1", "19200 8O1", "9600 8E1", "9600 8O1"):
+        check("at %s: unit ids 2-4" % setting in r.stderr,
+              "--all-settings tries %s: %s" % (setting, r.stderr))
+    check("unit 3 answers at 8O1 too" in r.stderr and "skipping" not in r.stderr,
+          "8O1 was probed, nothing skipped: %s" % r.stderr)
+    check(other > 0, "9600 was probed: the simulator got bytes at it")
+    for cfg in (early, every):  # each on its own simulated line
+        del cfg["buses"][0]["device"]
+    check(every == early, "the same config: %r" % every)
+
+
+def test_scan_wording(tmp):
+    """Each profile whose points all answer gets its score, the one chosen a line of
+    its own; counts agree with their nouns ("1 device answered")."""
+    link = tmp.file("line6.pty")
+    sim = Sim(tmp, ["--rtu", link, "--baud", "9600", "--slave", "5:ld120", "--slave", "6:ld120"])
+    try:
+        r = scan([link, "--units", "4-5", "--baud", "9600", "--framing", "8N1",
+                  "--timeout-ms", "100"])
+        check(r.returncode == 0, "scan exit %d: %s" % (r.returncode, r.stderr))
+        scores = [line for line in r.stderr.splitlines()
+                  if line.startswith("scan:   unit 5: profile ")]
+        check(scores and all(re.search(r": \d+ points? answers?, \d+ outside its ranges$", line)
+                             for line in scores), "a score per candidate: %s" % r.stderr)
+        check(" fits profile " not in r.stderr, "no candidate is said to fit: %s" % r.stderr)
+        check(r.stderr.count("scan:   unit 5: chosen profile ld120\n") == 1,
+              "the choice is named: %s" % r.stderr)
+        check("scan: 1 device answered, 1 fits a shipped profile\n" in r.stderr,
+              "singular: %s" % r.stderr)
+        r = scan([link, "--units", "4-6", "--baud", "9600", "--framing", "8N1",
+                  "--timeout-ms", "100"])
+        check("scan: 2 devices answered, 2 fit a shipped profile\n" in r.stderr,
+              "plural: %s" % r.stderr)
+    finally:
+        sim.stop()
+
+
 if __name__ == "__main__":
     main([test_scan_finds_line_settings_and_profiles, test_scan_stop_bits_and_tcp,
-          test_scan_profile_of_ones_own, test_scan_interrupted_and_nothing_found])
+          test_scan_profile_of_ones_own, test_scan_interrupted_and_nothing_found,
+          test_scan_stops_at_the_lines_setting, test_scan_wording])

@@ -136,6 +136,7 @@ static void sim_usage(void)
 	       "                           looked up in the profile folders, or a .json path\n"
 	       "faults (each may be combined):\n"
 	       "  silent  exception[=N]  crc  slow=MS  flaky=P  after=S  until=S\n"
+	       "  restart=S (counters start again from 0 every S seconds)\n"
 	       "  force=POINT:VALUE (the point's raw value, e.g. 0x4, within after/until)\n"
 	       "prints \"rtu LINK_OR_PTS PTS\", \"serial LINK_OR_PTS PTS\" or\n"
 	       "\"tcp 127.0.0.1 PORT\" (\"rtu-tcp ...\") per endpoint, then \"ready\"; runs until "
