@@ -1,6 +1,7 @@
 /* The config file: JSON checked by one key table per object; the tables also word each problem. */
 #include "gateway/config.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -618,7 +619,7 @@ static void cg_sensor(cg_walk_t *w, const cJSON *e, size_t i, const char *ptr)
 	if (driver)
 		scope = (cg_keys_scope_t){.also = driver->keys};
 	cg_keys_walk(w, e, ptr, cg_sensor_keys, s, &scope, NULL);
-	if (!(s->pointer = cg_strdup(w, ptr)) || !(s->json = cJSON_Duplicate(e, true)))
+	if (!(s->pointer = cg_strdup(w, ptr)))
 		w->nomem = true;
 	s->driver = driver;
 	cg_ngsi_ld_attrs(w, e, ptr, &s->ngsi_attrs);
@@ -1043,7 +1044,6 @@ void cg_config_free(cg_config_t *cfg)
 		free(cfg->sensors[i].id);
 		free(cfg->sensors[i].bus);
 		free(cfg->sensors[i].driver_name);
-		cJSON_Delete(cfg->sensors[i].json);
 		cg_driver_options_free(cfg->sensors[i].driver, cfg->sensors[i].options);
 		free(cfg->sensors[i].pointer);
 		free(cfg->sensors[i].ngsi_attrs);

@@ -2,7 +2,6 @@
 #ifndef CG_CONFIG_H
 #define CG_CONFIG_H
 
-#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,7 +24,6 @@ typedef struct cg_sensor_config {
 	int format;                /* a cg_format_t, or -1 to use mqtt.format */
 	const cg_driver_t *driver; /* resolved */
 	size_t bus_index;          /* index into cg_config_t.buses */
-	cJSON *json;               /* a copy of the sensor object */
 	cg_driver_options_t *options; /* the driver's keys, parsed: what driver->open() takes */
 	char *pointer;             /* "/sensors/N" */
 	bool aligned;              /* polls at wall-clock multiples of interval_s */
