@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -679,11 +680,46 @@ static bool ref_is_path(const char *ref)
 	return strchr(ref, '/') || (len >= 5 && strcmp(ref + len - 5, ".json") == 0);
 }
 
-/* Reads path and parses it, turning read failures into one diag line
- * (file: "": message) naming ref. */
+/* The profiles cg_profile_load() gave out and that are still held: two
+ * hundred sensors of one model hold one copy, not two hundred (th2 x 200:
+ * 48 KB, aqt530 x 200 far more), and the file is parsed once. */
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static cg_profile_t *shared;
+
+/* FNV-1a, 64 bits: with the path and the length, what tells that a file's
+ * text is the one a shared profile was parsed from. */
+static uint64_t text_hash(const char *text, size_t len)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)text[i]) * 1099511628211ULL;
+	return h;
+}
+
+/* A held profile parsed from this very text of path, with one more holder;
+ * NULL when none. */
+static cg_profile_t *take_shared(const char *path, uint64_t hash, size_t len)
+{
+	cg_profile_t *p;
+
+	pthread_mutex_lock(&shared_lock);
+	for (p = shared; p; p = p->next_shared)
+		if (p->text_hash == hash && p->text_len == len && strcmp(p->file, path) == 0) {
+			p->refs++;
+			break;
+		}
+	pthread_mutex_unlock(&shared_lock);
+	return p;
+}
+
+/* Reads path and parses it, or takes the profile already parsed from the
+ * same text, turning read failures into one diag line (file: "": message)
+ * naming ref. */
 static int load_path(const char *ref, const char *path, const char *file, cg_profile_t **out,
                      cg_diag_t *diag)
 {
+	uint64_t hash;
 	char *text;
 	size_t len;
 	int rc;
@@ -694,8 +730,23 @@ static int load_path(const char *ref, const char *path, const char *file, cg_pro
 		            strerror(errno));
 	if (rc)
 		return rc;
+	hash = text_hash(text, len);
+	*out = take_shared(path, hash, len);
+	if (*out) {
+		free(text);
+		return 0;
+	}
 	rc = cg_profile_parse(text, len, path, out, diag);
 	free(text);
+	if (rc == 0) {
+		(*out)->refs = 1;
+		(*out)->text_hash = hash;
+		(*out)->text_len = len;
+		pthread_mutex_lock(&shared_lock);
+		(*out)->next_shared = shared;
+		shared = *out;
+		pthread_mutex_unlock(&shared_lock);
+	}
 	return rc;
 }
 
@@ -759,9 +810,32 @@ int cg_profile_load(const char *ref, const char *config_path, const char *const 
 	return CG_ENOENT;
 }
 
+/* False while others still hold p; otherwise takes p out of the shared
+ * list, for it to be freed. */
+static bool drop_holder(cg_profile_t *p)
+{
+	bool last = true;
+
+	if (!p->refs)
+		return true;
+	pthread_mutex_lock(&shared_lock);
+	if (--p->refs) {
+		last = false;
+	} else {
+		cg_profile_t **at = &shared;
+
+		while (*at && *at != p)
+			at = &(*at)->next_shared;
+		if (*at)
+			*at = p->next_shared;
+	}
+	pthread_mutex_unlock(&shared_lock);
+	return last;
+}
+
 void cg_profile_free(cg_profile_t *p)
 {
-	if (!p)
+	if (!p || !drop_holder(p))
 		return;
 	for (size_t i = 0; p->points && i < p->n_points; i++) {
 		free(p->points[i].name);

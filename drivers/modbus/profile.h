@@ -88,6 +88,12 @@ typedef struct cg_profile {
 	char *file;        /* the file it was read from */
 	cg_point_t *points;
 	size_t n_points;
+	/* cg_profile_load(): the holders of this copy, and what identifies the
+	 * text it was parsed from (see load_path()). 0 refs: not shared. */
+	size_t refs;
+	uint64_t text_hash;
+	size_t text_len;
+	struct cg_profile *next_shared;
 } cg_profile_t;
 
 /* Parses a profile document. file names it in diag lines. On error returns
@@ -99,7 +105,9 @@ int cg_profile_parse(const char *text, size_t len, const char *file, cg_profile_
 /* Finds and parses a profile. ref is a name ("aqt530", looked up as
  * DIR/aqt530.json in dirs, a NULL-terminated list, in order) or a path to a
  * .json file (relative paths resolved against config_path's folder).
- * CG_ENOENT with a diag line when not found. */
+ * CG_ENOENT with a diag line when not found. A file whose text has not
+ * changed since a profile still held was loaded from it gives that same
+ * profile: read-only, shared by every holder, each of whom frees it. */
 int cg_profile_load(const char *ref, const char *config_path, const char *const *dirs,
 		    cg_profile_t **out, cg_diag_t *diag);
 

@@ -703,6 +703,51 @@ static void test_lookup_by_relative_and_absolute_path(void **state)
 	assert_int_equal(d.n, 0);
 }
 
+/* Sensors of one model hold one copy of its profile, until the file's text
+ * changes; each holder frees it, in any order (ASan tells a double free). */
+static void test_one_copy_per_unchanged_file(void **state)
+{
+	tree_t *t = *state;
+	const char *const ab[] = {t->a, t->b, NULL};
+	cg_diag_t d = {0};
+	cg_profile_t *first = NULL, *again = NULL, *by_path = NULL, *changed = NULL, *other = NULL;
+	char path[256];
+
+	assert_int_equal(cg_profile_load("only-b", t->config, ab, &first, &d), 0);
+	assert_int_equal(cg_profile_load("only-b", t->config, ab, &again, &d), 0);
+	assert_ptr_equal(again, first);
+	snprintf(path, sizeof(path), "%s/only-b.json", t->b);
+	assert_int_equal(cg_profile_load(path, t->config, NULL, &by_path, &d), 0);
+	assert_ptr_equal(by_path, first);
+	/* Another file is another profile. */
+	assert_int_equal(cg_profile_load("both", t->config, ab, &other, &d), 0);
+	assert_ptr_not_equal(other, first);
+	assert_string_equal(other->name, "both-in-a");
+
+	/* An edited file (a reload after a fix) is parsed again; those who
+	 * hold the old text keep it. */
+	write_file(t->b, "only-b.json", PROFILE_NAMED("only-b-v2"));
+	assert_int_equal(cg_profile_load("only-b", t->config, ab, &changed, &d), 0);
+	assert_ptr_not_equal(changed, first);
+	assert_string_equal(changed->name, "only-b-v2");
+	assert_string_equal(first->name, "only-b");
+
+	cg_profile_free(again);
+	cg_profile_free(first);
+	assert_string_equal(by_path->name, "only-b");
+	cg_profile_free(by_path);
+	/* The last holder of the old text is gone: loading the old text again
+	 * parses it anew, into a profile of its own. */
+	write_file(t->b, "only-b.json", PROFILE_NAMED("only-b"));
+	assert_int_equal(cg_profile_load("only-b", t->config, ab, &first, &d), 0);
+	assert_ptr_not_equal(first, changed);
+	assert_string_equal(first->name, "only-b");
+	cg_profile_free(first);
+	cg_profile_free(changed);
+	cg_profile_free(other);
+	assert_int_equal(d.n, 0);
+}
+
 static void test_missing_path_names_the_file(void **state)
 {
 	tree_t *t = *state;
@@ -784,6 +829,7 @@ int main(void)
 	    cmocka_unit_test(test_lookup_by_name_in_order),
 	    cmocka_unit_test(test_lookup_by_name_not_found),
 	    cmocka_unit_test(test_lookup_by_relative_and_absolute_path),
+	    cmocka_unit_test(test_one_copy_per_unchanged_file),
 	    cmocka_unit_test(test_missing_path_names_the_file),
 	    cmocka_unit_test(test_oversized_profile_cannot_be_read),
 	    cmocka_unit_test(test_found_profile_errors_carry_its_file),
