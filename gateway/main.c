@@ -298,9 +298,9 @@ static int quarantine_mark(const cg_config_t *cfg, int action, int64_t seq)
 		cg_err("citygate: seq %lld is not in quarantine", (long long)seq);
 		return 1;
 	}
-	cg_err("citygate: %zu readings marked to %s; the running gateway does it within a "
+	cg_err("citygate: %zu reading%s marked to %s; the running gateway does it within a "
 	       "second (or at its next start)",
-	       marked, action == CG_OUTBOX_RETRY ? "send again" : "drop");
+	       marked, marked == 1 ? "" : "s", action == CG_OUTBOX_RETRY ? "send again" : "drop");
 	return 0;
 }
 

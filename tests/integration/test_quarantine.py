@@ -146,7 +146,9 @@ def test_damaged_row_and_poison(tmp):
                 all(d["action"] is None for d in left.values())
         wait_for(resent, 20, "the retried readings resent")
         for p in poisons:
-            quarantine(gw.config_path, "drop", "--seq", str(p))
+            r = run([CITYGATE, "--quarantine", "drop", "--seq", str(p), "-c", gw.config_path])
+            check(r.returncode == 0 and "citygate: 1 reading marked to drop;" in r.stderr,
+                  "one poison marked to drop, said in the singular: %r" % r.stderr)
         wait_for(lambda: len(quarantine(gw.config_path, "list")) == 1, 10, "the poisons dropped")
         check(gw.stop() == 0, "clean stop")
     finally:
