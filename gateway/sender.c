@@ -77,12 +77,16 @@ void gw_refuse(gw_t *g, int64_t seq, int reason_code, const char *reason_text)
 		k->count++;
 		g->refused_total++;
 		k->last_ms = cg_mono_ms();
+		/* With mqtt.batch the broker refused the batch topic, which is the
+		 * one an ACL must allow; the reading's own topic says which sensor. */
 		if (k->episode++ == 0)
 			cg_log(CG_LOG_WARNING,
-			       "mqtt: reading seq %lld on %s %s; not delivered, moved to quarantine "
-			       "(citygate --quarantine list); further refusals for this reason are "
-			       "counted in health",
-			       (long long)seq, n ? rows[0].topic : "(topic not found)", reason);
+			       "mqtt: reading seq %lld on %s%s%s %s; not delivered, moved to "
+			       "quarantine (citygate --quarantine list); further refusals for this "
+			       "reason are counted in health",
+			       (long long)seq, n ? rows[0].topic : "(topic not found)",
+			       g->cfg->mqtt.batch ? ", sent in a batch on " : "",
+			       g->cfg->mqtt.batch ? g->batch_topic : "", reason);
 	}
 	cg_outbox_rows_free(rows, n);
 }

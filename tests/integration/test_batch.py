@@ -421,6 +421,9 @@ def test_refused_batch(tmp):
     kept = {d["seq"] for d in dead} | {s for s, *_ in stored_readings(cfg["store"]["path"])}
     check(set(range(1, made + 1)) <= kept, "every reading kept: in quarantine or stored")
     check("lost" not in gw.log_text(), "the connection stayed up")
+    refusals = [ln for ln in gw.log_text().splitlines() if "moved to quarantine" in ln]
+    check(len(refusals) == 1 and ", sent in a batch on city/test/gw-test-1/batch refused" in
+          refusals[0], "one refusal line naming the batch topic the ACL denies: %r" % refusals)
     print("  %d readings refused in batches, in quarantine" % len(dead))
 
 
