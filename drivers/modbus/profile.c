@@ -816,10 +816,10 @@ static bool drop_holder(cg_profile_t *p)
 {
 	bool last = true;
 
-	if (!p->refs)
-		return true;
 	pthread_mutex_lock(&shared_lock);
-	if (--p->refs) {
+	if (!p->refs) {
+		/* never shared: from cg_profile_parse() */
+	} else if (--p->refs) {
 		last = false;
 	} else {
 		cg_profile_t **at = &shared;

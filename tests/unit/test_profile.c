@@ -710,7 +710,8 @@ static void test_one_copy_per_unchanged_file(void **state)
 	tree_t *t = *state;
 	const char *const ab[] = {t->a, t->b, NULL};
 	cg_diag_t d = {0};
-	cg_profile_t *first = NULL, *again = NULL, *by_path = NULL, *changed = NULL, *other = NULL;
+	cg_profile_t *first = NULL, *again = NULL, *by_path = NULL, *changed = NULL, *other = NULL,
+	             *same_len = NULL;
 	char path[256];
 
 	assert_int_equal(cg_profile_load("only-b", t->config, ab, &first, &d), 0);
@@ -731,6 +732,13 @@ static void test_one_copy_per_unchanged_file(void **state)
 	assert_ptr_not_equal(changed, first);
 	assert_string_equal(changed->name, "only-b-v2");
 	assert_string_equal(first->name, "only-b");
+
+	/* An edit that keeps the length is told by the text's hash. */
+	write_file(t->b, "only-b.json", PROFILE_NAMED("only-c"));
+	assert_int_equal(cg_profile_load("only-b", t->config, ab, &same_len, &d), 0);
+	assert_ptr_not_equal(same_len, first);
+	assert_string_equal(same_len->name, "only-c");
+	cg_profile_free(same_len);
 
 	cg_profile_free(again);
 	cg_profile_free(first);
