@@ -1,7 +1,6 @@
 /* citygate's command line: run, --check, --once, --status, --quarantine, --scan, --version,
  * --help. */
 #include <getopt.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -319,13 +318,6 @@ static int run(cg_config_t *cfg)
 	sigaction(SIGHUP, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
-	/* One malloc arena for all threads: glibc gives each thread that
-	 * allocates an arena of its own, and each keeps the pages it freed. The
-	 * bus workers, the main loop and Paho's two threads then held 0.4 MB of
-	 * arenas beside the main heap; in one arena the memory one thread frees
-	 * serves the next, and small blocks still come from each thread's cache
-	 * without the arena's lock (docs/benchmarks.md, section 3). */
-	mallopt(M_ARENA_MAX, 1);
 	if (cg_gateway_new(cfg, &g) < 0)
 		return 1;
 	rc = cg_gateway_run(g, &signals_seen);
