@@ -703,6 +703,20 @@ static void test_lookup_by_relative_and_absolute_path(void **state)
 	assert_int_equal(d.n, 0);
 }
 
+/* Writes text into b/only-b.json, loads "only-b" and checks that the profile
+ * read is the one named name. */
+static cg_profile_t *edit_and_load(const tree_t *t, const char *text, const char *name,
+                                   cg_diag_t *d)
+{
+	const char *const ab[] = {t->a, t->b, NULL};
+	cg_profile_t *p = NULL;
+
+	write_file(t->b, "only-b.json", text);
+	assert_int_equal(cg_profile_load("only-b", t->config, ab, &p, d), 0);
+	assert_string_equal(p->name, name);
+	return p;
+}
+
 /* Sensors of one model hold one copy of its profile, until the file's text
  * changes; each holder frees it, in any order (ASan tells a double free). */
 static void test_one_copy_per_unchanged_file(void **state)
@@ -710,8 +724,8 @@ static void test_one_copy_per_unchanged_file(void **state)
 	tree_t *t = *state;
 	const char *const ab[] = {t->a, t->b, NULL};
 	cg_diag_t d = {0};
-	cg_profile_t *first = NULL, *again = NULL, *by_path = NULL, *changed = NULL, *other = NULL,
-	             *same_len = NULL;
+	cg_profile_t *first = NULL, *again = NULL, *by_path = NULL, *changed, *other = NULL,
+	             *same_len;
 	char path[256];
 
 	assert_int_equal(cg_profile_load("only-b", t->config, ab, &first, &d), 0);
@@ -727,17 +741,13 @@ static void test_one_copy_per_unchanged_file(void **state)
 
 	/* An edited file (a reload after a fix) is parsed again; those who
 	 * hold the old text keep it. */
-	write_file(t->b, "only-b.json", PROFILE_NAMED("only-b-v2"));
-	assert_int_equal(cg_profile_load("only-b", t->config, ab, &changed, &d), 0);
+	changed = edit_and_load(t, PROFILE_NAMED("only-b-v2"), "only-b-v2", &d);
 	assert_ptr_not_equal(changed, first);
-	assert_string_equal(changed->name, "only-b-v2");
 	assert_string_equal(first->name, "only-b");
 
 	/* An edit that keeps the length is told by the text's hash. */
-	write_file(t->b, "only-b.json", PROFILE_NAMED("only-c"));
-	assert_int_equal(cg_profile_load("only-b", t->config, ab, &same_len, &d), 0);
+	same_len = edit_and_load(t, PROFILE_NAMED("only-c"), "only-c", &d);
 	assert_ptr_not_equal(same_len, first);
-	assert_string_equal(same_len->name, "only-c");
 	cg_profile_free(same_len);
 
 	cg_profile_free(again);
@@ -746,10 +756,8 @@ static void test_one_copy_per_unchanged_file(void **state)
 	cg_profile_free(by_path);
 	/* The last holder of the old text is gone: loading the old text again
 	 * parses it anew, into a profile of its own. */
-	write_file(t->b, "only-b.json", PROFILE_NAMED("only-b"));
-	assert_int_equal(cg_profile_load("only-b", t->config, ab, &first, &d), 0);
+	first = edit_and_load(t, PROFILE_NAMED("only-b"), "only-b", &d);
 	assert_ptr_not_equal(first, changed);
-	assert_string_equal(first->name, "only-b");
 	cg_profile_free(first);
 	cg_profile_free(changed);
 	cg_profile_free(other);
