@@ -84,7 +84,9 @@ struct cg_publisher {
 	seq_list_t acked, failed; /* filled by callbacks */
 	refusal_list_t refused, out_refused;
 	pub_msg_t *queue; /* a ring of messages waiting for a slot */
-	size_t q_cap, q_head, q_len;
+	/* A ring of q_cap, grown on demand up to q_max: a live box queues a
+	 * second's readings, a backlog's drain up to the whole send-ahead. */
+	size_t q_cap, q_max, q_head, q_len;
 	size_t max_queued;                /* the owner's send-ahead beyond the window */
 	size_t ack_batch;                 /* acknowledgements that wake the owner */
 	bool pumping;                     /* one thread sends from the queue at a time */
@@ -873,9 +875,10 @@ int cg_publisher_new(const cg_publisher_opts_t *o, cg_publisher_t **out)
 	p->slots = calloc(p->n_slots, sizeof(*p->slots));
 	p->max_queued = o->max_queued;
 	p->ack_batch = o->ack_batch > 0 ? o->ack_batch : 1;
-	/* Whatever cg_publisher_room() allows fits in the ring. */
-	p->q_cap = p->n_slots + p->max_queued;
-	p->queue = calloc(p->q_cap, sizeof(*p->queue));
+	/* Whatever cg_publisher_room() allows fits in the ring at its largest. */
+	p->q_max = p->n_slots + p->max_queued;
+	p->q_cap = p->n_slots < p->q_max ? p->n_slots : p->q_max;
+	p->queue = malloc(p->q_cap * sizeof(*p->queue));
 	p->free_slots = calloc(p->n_slots, sizeof(*p->free_slots));
 	if (!p->uri || !p->client_id || !p->status_topic || !p->offline_payload || !p->slots ||
 	    !p->free_slots || !p->queue || (o->username && !p->username) ||
@@ -1105,28 +1108,45 @@ static size_t room_locked(const cg_publisher_t *p)
 	return total > p->q_len ? total - p->q_len : 0;
 }
 
+/* Appends m to the queue, growing the ring (doubled, up to q_max) when it
+ * is full; false when it cannot take m now. The lock is held. */
+static bool queue_push(cg_publisher_t *p, const pub_msg_t *m)
+{
+	if (p->q_len == p->q_cap) {
+		size_t cap = p->q_cap * 2 < p->q_max ? p->q_cap * 2 : p->q_max;
+		pub_msg_t *ring;
+
+		if (cap == p->q_cap || !(ring = malloc(cap * sizeof(*ring))))
+			return false;
+		/* In order from the head, so that the grown ring starts at 0. */
+		for (size_t i = 0; i < p->q_len; i++)
+			ring[i] = p->queue[(p->q_head + i) % p->q_cap];
+		free(p->queue);
+		p->queue = ring;
+		p->q_cap = cap;
+		p->q_head = 0;
+	}
+	p->queue[(p->q_head + p->q_len++) % p->q_cap] = *m;
+	return true;
+}
+
 int cg_publisher_queue(cg_publisher_t *p, int64_t seq, char *topic, char *payload, size_t len,
                        int qos, uint32_t expiry_s)
 {
-	pub_msg_t *m;
-
 	pthread_mutex_lock(&p->lock);
 	if (!p->connected) {
 		pthread_mutex_unlock(&p->lock);
 		return CG_ESTATE;
 	}
-	if (room_locked(p) == 0 || p->q_len == p->q_cap) {
+	if (room_locked(p) == 0 || !queue_push(p, &(pub_msg_t){.seq = seq,
+	                                                       .topic = topic,
+	                                                       .payload = payload,
+	                                                       .len = len,
+	                                                       .qos = qos,
+	                                                       .expiry_s = expiry_s})) {
 		pthread_mutex_unlock(&p->lock);
 		return CG_EAGAIN;
 	}
-	m = &p->queue[(p->q_head + p->q_len) % p->q_cap];
-	*m = (pub_msg_t){.seq = seq,
-	                 .topic = topic,
-	                 .payload = payload,
-	                 .len = len,
-	                 .qos = qos,
-	                 .expiry_s = expiry_s};
-	p->q_len++;
 	pthread_mutex_unlock(&p->lock);
 	if (pump(p, true))
 		wake(p);
@@ -1137,7 +1157,6 @@ int cg_publisher_queue_batch(cg_publisher_t *p, const int64_t *seqs, size_t n, c
                              char *payload, size_t len, int qos, uint32_t expiry_s)
 {
 	int64_t *copy;
-	pub_msg_t *m;
 
 	if (n == 0)
 		return CG_EINVAL;
@@ -1146,23 +1165,21 @@ int cg_publisher_queue_batch(cg_publisher_t *p, const int64_t *seqs, size_t n, c
 		return CG_ENOMEM;
 	memcpy(copy, seqs, n * sizeof(*copy));
 	pthread_mutex_lock(&p->lock);
-	if (!p->connected || room_locked(p) == 0 || p->q_len == p->q_cap) {
+	if (!p->connected || room_locked(p) == 0 ||
+	    !queue_push(p, &(pub_msg_t){.seq = seqs[0],
+	                                .topic = topic,
+	                                .payload = payload,
+	                                .len = len,
+	                                .qos = qos,
+	                                .expiry_s = expiry_s,
+	                                .seqs = copy,
+	                                .n_seqs = n})) {
 		int rc = p->connected ? CG_EAGAIN : CG_ESTATE;
 
 		pthread_mutex_unlock(&p->lock);
 		free(copy);
 		return rc;
 	}
-	m = &p->queue[(p->q_head + p->q_len) % p->q_cap];
-	*m = (pub_msg_t){.seq = seqs[0],
-	                 .topic = topic,
-	                 .payload = payload,
-	                 .len = len,
-	                 .qos = qos,
-	                 .expiry_s = expiry_s,
-	                 .seqs = copy,
-	                 .n_seqs = n};
-	p->q_len++;
 	pthread_mutex_unlock(&p->lock);
 	if (pump(p, true))
 		wake(p);
