@@ -16,7 +16,7 @@ typedef struct avail_sensor {
 	int format;          /* the cg_format_t its readings are published in */
 	int64_t deadline_ms; /* cg_avail_deadline_s */
 	cg_avail_state_t state;
-	char reason[192];
+	char *reason;       /* from malloc; NULL: none (most sensors, most of the time) */
 	int64_t since_ms;   /* epoch ms of the last change of state */
 	int64_t last_ts_ms; /* ts of the last reading of quality ok; 0: none */
 	int64_t heard_ms;   /* monotonic: the last answer, or when the watch began */
@@ -89,6 +89,7 @@ int cg_avail_new(const cg_config_t *cfg, const cg_avail_t *old, int64_t now_mono
 		}
 		if (was) {
 			*s = *was;
+			s->reason = was->reason ? strdup(was->reason) : NULL;
 			/* A topic that moved (a new prefix or gateway id) or a new format is
 			 * published anew. */
 			s->due = s->due || strcmp(topic, was->topic) != 0 || format != was->format;
@@ -117,14 +118,15 @@ int cg_avail_new(const cg_config_t *cfg, const cg_avail_t *old, int64_t now_mono
 static void set_state(avail_sensor_t *s, cg_avail_state_t state, const char *reason,
                       int64_t now_wall_ms)
 {
-	if (s->state == state && strcmp(s->reason, reason) == 0)
+	if (s->state == state && strcmp(s->reason ? s->reason : "", reason) == 0)
 		return;
 	if (state == CG_AVAIL_OFFLINE || s->state == CG_AVAIL_OFFLINE)
 		cg_log(state == CG_AVAIL_OFFLINE ? CG_LOG_WARNING : CG_LOG_INFO,
 		       "sensor %s: %s (%s)", s->id, state == CG_AVAIL_OFFLINE ? "offline" : "back",
 		       reason);
 	s->state = state;
-	snprintf(s->reason, sizeof(s->reason), "%s", reason);
+	free(s->reason);
+	s->reason = reason[0] ? strdup(reason) : NULL;
 	s->since_ms = now_wall_ms;
 	s->due = true;
 }
@@ -204,7 +206,7 @@ static void fill_msg(const avail_sensor_t *s, cg_state_msg_t *msg)
 {
 	msg->sensor = s->id;
 	msg->state = state_name(s->state);
-	msg->reason = s->reason;
+	msg->reason = s->reason ? s->reason : "";
 	msg->since_ms = s->since_ms;
 	msg->last_ts_ms = s->last_ts_ms;
 }
@@ -276,8 +278,10 @@ void cg_avail_free(cg_avail_t *a)
 {
 	if (!a)
 		return;
-	for (size_t i = 0; a->s && i < a->n; i++)
+	for (size_t i = 0; a->s && i < a->n; i++) {
 		free(a->s[i].topic);
+		free(a->s[i].reason);
+	}
 	free(a->s);
 	free(a->clears);
 	free(a);
