@@ -16,7 +16,7 @@ typedef struct avail_sensor {
 	int format;          /* the cg_format_t its readings are published in */
 	int64_t deadline_ms; /* cg_avail_deadline_s */
 	cg_avail_state_t state;
-	char *reason;       /* from malloc; NULL: none (most sensors, most of the time) */
+	char *reason;       /* from malloc, e.g. "answering"; NULL: none */
 	int64_t since_ms;   /* epoch ms of the last change of state */
 	int64_t last_ts_ms; /* ts of the last reading of quality ok; 0: none */
 	int64_t heard_ms;   /* monotonic: the last answer, or when the watch began */

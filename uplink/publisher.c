@@ -26,7 +26,6 @@
 typedef struct pub_slot {
 	struct cg_publisher *p;
 	int64_t seq;
-	uint64_t generation;
 	bool used;
 	bool v5;             /* the connection it goes on speaks MQTT 5 */
 	uint32_t max_packet; /* that connection's Maximum Packet Size, 0: none */
@@ -201,19 +200,14 @@ static void mark_connected(cg_publisher_t *p, uint32_t max_packet, int receive_m
 	if (!p->connected) {
 		p->connected = true;
 		p->generation++;
-		/* A clean start: Paho dropped the previous session's messages,
-		 * so their slots will never be called back; take them back. A
-		 * session kept: Paho sends them again and calls back as usual,
-		 * and a slot taken back too early could be acknowledged for
-		 * another reading. */
-		for (size_t i = 0; i < p->n_slots && !session_present; i++) {
-			if (p->slots[i].used && p->slots[i].generation < p->generation) {
-				p->slots[i].used = false;
-				free(p->slots[i].seqs);
-				p->slots[i].seqs = NULL;
-				p->free_slots[p->n_free++] = i;
-			}
-		}
+		/* Slots still in use from the last connection are not taken
+		 * back: Paho calls back for every message it was given. Those
+		 * in flight were failed when the session was cleaned (on the
+		 * loss, or at this CONNACK); those it had queued and not yet
+		 * written go out on this connection and are acknowledged here.
+		 * Taken back and given to another reading, such a slot was
+		 * acknowledged for that reading when the old message's PUBACK
+		 * came: counted as delivered before it was. */
 		if (p->ever_connected)
 			p->reconnects++;
 		p->ever_connected = true;
@@ -402,7 +396,6 @@ static pub_slot_t *slot_take(cg_publisher_t *p, int64_t seq)
 	s->seq = seq;
 	s->seqs = NULL;
 	s->n_seqs = 0;
-	s->generation = p->generation;
 	s->used = true;
 	s->v5 = p->version == CG_MQTT_5;
 	s->max_packet = p->max_packet;
